@@ -1,0 +1,1 @@
+"""Issuer-side stamping engine: PDF inspection, stamp rendering, signing and verification."""
