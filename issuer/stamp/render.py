@@ -1,0 +1,140 @@
+"""The e-Meterai stamp as a vector Form XObject.
+
+The design lives in a 100 x 100 unit box: an opaque white square with a thin border, a dark title
+band reading METERAI ELEKTRONIK, a QR code with the public verification URL, the face value and
+the serial number.  The form's ``/BBox`` is that box; a widget annotation scales it to whatever
+``/Rect`` the caller chose (54 pt and 100 pt are the usual sizes), so the result is crisp at any
+size.  Text uses the standard Type 1 fonts Helvetica and Helvetica-Bold without embedding (every
+PDF viewer has them; PDF/A would require embedded fonts, see docs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import zxingcpp
+
+from issuer.stamp.fonts import HELVETICA, HELVETICA_BOLD, text_width
+
+BOX = 100.0
+TITLE = "METERAI ELEKTRONIK"
+FACE_VALUE = "10000"
+FACE_VALUE_WORDS = "SEPULUH RIBU RUPIAH"
+
+_INK = "0.11 0.13 0.16"  # near-black for text and QR: maximum contrast for scanners
+_BAND = "0.07 0.23 0.42"  # deep blue title band
+_BORDER_WIDTH = 1.4
+_BAND_BOTTOM = 88.6
+_QR_TOP = 84.6
+_QR_BOTTOM = 27.4
+_QR_QUIET_MODULES = 1
+
+RESOURCES = (
+    b"<< /Font << /FH << /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+    b" /FB << /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >> >>"
+    b" /ProcSet [/PDF /Text] >>"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StampAppearance:
+    """Content stream and resources of the stamp form, drawn in ``(0, 0, 100, 100)``."""
+
+    content: bytes
+    resources: bytes
+    url: str
+    bbox: tuple[float, float, float, float] = (0.0, 0.0, BOX, BOX)
+
+
+def verification_url(base_url: str, serial: str) -> str:
+    return f"{base_url.rstrip('/')}/{serial}"
+
+
+def _num(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def _centered_text(text: str, font: str, widths: dict[str, int], size: float, baseline: float) -> str:
+    x = (BOX - text_width(text, widths, size)) / 2
+    return f"BT /{font} {_num(size)} Tf {_num(x)} {_num(baseline)} Td ({text}) Tj ET\n"
+
+
+def qr_matrix(text: str) -> list[bytes]:
+    """Rows (top first) of the QR symbol for ``text``; a byte 0 is a dark module."""
+    barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+    image = barcode.to_image(scale=1, add_quiet_zones=False)
+    rows, columns = image.shape
+    pixels = bytes(memoryview(image))
+    return [pixels[row * columns : (row + 1) * columns] for row in range(rows)]
+
+
+def qr_rectangles(rows: list[bytes]) -> list[tuple[int, int, int, int]]:
+    """Cover the dark modules with rectangles (x, y, width, height) in module units, y upwards.
+
+    Horizontal runs are merged per row, and identical runs in consecutive rows are merged into one
+    taller rectangle, which keeps the stream short and avoids hairline seams between rows.
+    """
+    size = len(rows)
+    open_runs: dict[tuple[int, int], int] = {}  # (x, width) -> top row index
+    rectangles: list[tuple[int, int, int, int]] = []
+
+    def close(run: tuple[int, int], top: int, bottom_exclusive: int) -> None:
+        x, width = run
+        rectangles.append((x, size - bottom_exclusive, width, bottom_exclusive - top))
+
+    for row_index, row in enumerate(rows):
+        runs: list[tuple[int, int]] = []
+        column = 0
+        while column < size:
+            if row[column] == 0:
+                start = column
+                while column < size and row[column] == 0:
+                    column += 1
+                runs.append((start, column - start))
+            else:
+                column += 1
+        current = set(runs)
+        for run in [run for run in open_runs if run not in current]:
+            close(run, open_runs.pop(run), row_index)
+        for run in runs:
+            open_runs.setdefault(run, row_index)
+    for run, top in open_runs.items():
+        close(run, top, size)
+    return rectangles
+
+
+class StampRenderer:
+    """Builds stamp appearances; the static parts are prepared once per verification base URL."""
+
+    def __init__(self, verify_base_url: str) -> None:
+        self.verify_base_url = verify_base_url
+        inset = _BORDER_WIDTH / 2
+        self._head = (
+            "q 1 g 0 0 100 100 re f\n"
+            f"{_BAND} rg 0 {_num(_BAND_BOTTOM)} 100 {_num(BOX - _BAND_BOTTOM)} re f\n"
+            f"{_INK} RG {_num(_BORDER_WIDTH)} w {_num(inset)} {_num(inset)} "
+            f"{_num(BOX - _BORDER_WIDTH)} {_num(BOX - _BORDER_WIDTH)} re S\n"
+            "1 g " + _centered_text(TITLE, "FB", HELVETICA_BOLD, 7.4, 91.6) + f"{_INK} rg "
+            + _centered_text(FACE_VALUE, "FB", HELVETICA_BOLD, 10.5, 16.8)
+            + _centered_text(FACE_VALUE_WORDS, "FH", HELVETICA, 5.6, 10.2)
+        ).encode("ascii")
+
+    def render(self, serial: str) -> StampAppearance:
+        url = verification_url(self.verify_base_url, serial)
+        rows = qr_matrix(url)
+        modules = len(rows) + 2 * _QR_QUIET_MODULES
+        module = (_QR_TOP - _QR_BOTTOM) / modules
+        origin_x = (BOX - len(rows) * module) / 2
+        origin_y = _QR_BOTTOM + _QR_QUIET_MODULES * module
+        parts = [f"q {_num(module)} 0 0 {_num(module)} {_num(origin_x)} {_num(origin_y)} cm\n"]
+        parts.extend(f"{x} {y} {w} {h} re\n" for x, y, w, h in qr_rectangles(rows))
+        parts.append("f Q\n")
+        parts.append(_centered_text(serial, "FH", HELVETICA, 5.5, 3.9))
+        parts.append("Q\n")
+        return StampAppearance(content=self._head + "".join(parts).encode("ascii"), resources=RESOURCES, url=url)
+
+
+def render_stamp(serial: str, verify_base_url: str) -> StampAppearance:
+    """Convenience wrapper around :class:`StampRenderer` for one-off use."""
+    return StampRenderer(verify_base_url).render(serial)
