@@ -13,6 +13,14 @@ def home(request):
 
 
 def status_page(request):
-    return render(request, "issuer/status.html", {"components": [("Storefront API", "operational"),
-                                                                 ("Stamping", "operational"),
-                                                                 ("Verification", "operational")]})
+    return render(
+        request,
+        "issuer/status.html",
+        {
+            "components": [
+                ("Storefront API", "operational"),
+                ("Stamping", "operational"),
+                ("Verification", "operational"),
+            ]
+        },
+    )

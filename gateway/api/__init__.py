@@ -1,0 +1,1 @@
+"""The HTTP edge: error envelope and the storefront REST API."""

@@ -1,0 +1,46 @@
+"""DRF authentication and permissions for the storefront API."""
+
+from __future__ import annotations
+
+from rest_framework import authentication, permissions
+
+from gateway.apikeys import InvalidApiKey, authenticate_api_key
+
+
+class ApiKeyPrincipal:
+    """What ``request.user`` is on the storefront API: the key, and through it the channel."""
+
+    is_authenticated = True
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.channel_id = api_key.channel_id
+        self.scopes = frozenset(api_key.scopes)
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise InvalidApiKey("Send the key as `Authorization: Bearer <key>`.")
+        api_key = authenticate_api_key(presented=presented.strip(), channel=request.tenant)
+        return ApiKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="storefront"'
+
+
+class HasScope(permissions.BasePermission):
+    """``required_scope`` on the view names the scope; ``admin`` implies every scope."""
+
+    message = "This API key lacks the scope this endpoint needs."
+
+    def has_permission(self, request, view):
+        principal = request.user
+        if not isinstance(principal, ApiKeyPrincipal):
+            return False
+        needed = getattr(view, "required_scope", "read")
+        return needed in principal.scopes or "admin" in principal.scopes

@@ -1,0 +1,42 @@
+"""Domain errors.
+
+Services raise subclasses of :class:`ApplicationError`; the API layer turns each into an
+``application/problem+json`` answer (see ``gateway.api.problems``).  ``code`` is stable and
+documented in ``docs/errors.md``; ``message`` is written for a person who has to act on it.
+"""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    code = "application_error"
+    http_status = 400
+    title = "The request could not be carried out"
+
+    def __init__(self, message: str, *, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+    def as_problem(self) -> dict:
+        body = {
+            "type": f"https://errors.e-meterai.example/{self.code}",
+            "title": self.title,
+            "status": self.http_status,
+            "detail": self.message,
+            "code": self.code,
+        }
+        body.update(self.extra)
+        return body
+
+
+class NotFound(ApplicationError):
+    code = "not_found"
+    http_status = 404
+    title = "Not found"
+
+
+class ServiceUnavailable(ApplicationError):
+    code = "service_unavailable"
+    http_status = 503
+    title = "Temporarily unavailable"

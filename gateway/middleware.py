@@ -1,0 +1,88 @@
+"""Edge middleware: request ids, and channel (tenant) resolution by host."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from django.db import connection
+from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import get_tenant_domain_model
+
+from gateway.context import channel_var, request_id_var
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+class RequestIdMiddleware:
+    """Takes a well-formed ``X-Request-Id`` from the caller or makes one; echoes it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else f"req_{secrets.token_hex(12)}"
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        channel_token = channel_var.set(None)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+            channel_var.reset(channel_token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class TenantMiddleware(TenantMainMiddleware):
+    """django-tenants' host -> schema routing with three changes:
+
+    - probes (``/healthz``, ``/readyz``) answer on any host without touching tenants;
+    - an unknown host gets a clear 404 (problem+json or a page), never an exception;
+    - host -> channel lookups are cached in-process for a few seconds (one less query per request).
+    """
+
+    PROBE_PATHS = ("/healthz", "/readyz")
+    CACHE_SECONDS = 10.0
+    _cache: dict[str, tuple[float, object]] = {}
+
+    def process_request(self, request):
+        if request.path in self.PROBE_PATHS:
+            connection.set_schema_to_public()
+            request.urlconf = "gateway.urls_probes"
+            return None
+        response = super().process_request(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None:
+            channel_var.set(tenant.schema_name)
+        return response
+
+    def get_tenant(self, domain_model, hostname):
+        now = time.monotonic()
+        hit = self._cache.get(hostname)
+        if hit and hit[0] > now:
+            return hit[1]
+        tenant = super().get_tenant(domain_model, hostname)
+        self._cache[hostname] = (now + self.CACHE_SECONDS, tenant)
+        return tenant
+
+    @classmethod
+    def forget(cls) -> None:
+        cls._cache.clear()
+
+    def no_tenant_found(self, request, hostname):
+        from gateway.api.problems import problem_response
+
+        return problem_response(
+            request,
+            status=404,
+            code="unknown_host",
+            title="Unknown host",
+            detail=f"No channel is served at {hostname!r}. Check the address you were given by your channel.",
+        )
+
+
+__all__ = ["RequestIdMiddleware", "TenantMiddleware", "get_tenant_domain_model"]

@@ -1,0 +1,24 @@
+"""Development and demo settings: embedded services, debug toolbar-free, a local secret."""
+
+from .base import *  # noqa: F403
+from .base import DATA_DIR, env_bool
+
+# Off unless asked for: the demo shows the same error pages a user would see.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+WHITENOISE_USE_FINDERS = True  # serve static files straight from the source folders
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise expects it to exist
+
+
+def _local_secret() -> str:
+    """A per-checkout secret under .data/, so no secret is ever committed."""
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        import secrets
+
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = SECRET_KEY or _local_secret()  # noqa: F405

@@ -1,0 +1,10 @@
+"""A channel's host: the storefront API and the channel's admin portal."""
+
+from django.urls import include, path
+
+from gateway.urls_common import handler400, handler403, handler404, handler500  # noqa: F401
+
+urlpatterns = [
+    path("api/v1/", include("gateway.api.urls_channel")),
+    path("", include("tenants.portal.urls")),
+]

@@ -1,0 +1,80 @@
+"""Seed the demo: the issuer with its staff user, channels ``pos`` and ``retail``, a few customers.
+
+Idempotent: running it again changes nothing and prints the same credentials (kept in
+``.data/demo-credentials.json``, outside the repository, because API keys are shown only once).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django_tenants.utils import schema_context
+
+from gateway.apikeys import issue_api_key
+from tenants.models import Channel
+from tenants.portal.models import Customer
+from tenants.services import ensure_issuer, provision_channel
+
+DEMO_CHANNELS = [
+    ("pos", "Pos Indonesia", "pos.localhost"),
+    ("retail", "Retail Meterai", "retail.localhost"),
+]
+DEMO_CUSTOMERS = [
+    ("Siti Rahmawati", "siti@example.id"),
+    ("Budi Santoso", "budi@example.id"),
+    ("Dewi Lestari", "dewi@example.id"),
+]
+STAFF_USER = "issuer"
+STAFF_PASSWORD = "issuer-demo-pass"  # noqa: S105 - a demo credential, printed on purpose
+PORTAL_PASSWORD = "portal-demo-pass"  # noqa: S105
+
+
+class Command(BaseCommand):
+    help = "Seed the demo data (idempotent) and print the demo credentials as JSON."
+
+    def handle(self, *args, **options):
+        path = settings.DATA_DIR / "demo-credentials.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+
+        ensure_issuer(domains=["localhost", "127.0.0.1"])
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=STAFF_USER).exists():
+            user_model.objects.create_superuser(STAFF_USER, "issuer@example.id", STAFF_PASSWORD)
+
+        channels = saved.get("channels", {})
+        for code, name, domain in DEMO_CHANNELS:
+            channel = Channel.objects.filter(code=code).first()
+            if channel is None:
+                result = provision_channel(code=code, name=name, domain=domain, admin_password=PORTAL_PASSWORD)
+                api_key = result.api_key.plaintext
+            elif code not in channels:
+                # The channel exists but its demo credentials were lost: issue a fresh demo key.
+                api_key = issue_api_key(channel=channel, name="Demo key").plaintext
+                with schema_context(code):
+                    admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True})
+                    admin.set_password(PORTAL_PASSWORD)
+                    admin.save()
+            else:
+                api_key = channels[code]["api_key"]
+            channels[code] = {
+                "url": f"http://{domain}:8000/",
+                "portal_user": "admin",
+                "portal_password": PORTAL_PASSWORD,
+                "api_key": api_key,
+            }
+            with schema_context(code):
+                for index, (customer_name, email) in enumerate(DEMO_CUSTOMERS, start=1):
+                    Customer.objects.get_or_create(
+                        external_ref=f"{code}-{index:04d}", defaults={"name": customer_name, "email": email}
+                    )
+        saved = {
+            "issuer": {"url": "http://localhost:8000/", "staff_user": STAFF_USER, "staff_password": STAFF_PASSWORD},
+            "channels": channels,
+        }
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved, indent=2))
+        path.chmod(0o600)
+        self.stdout.write(json.dumps(saved))

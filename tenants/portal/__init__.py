@@ -1,0 +1,1 @@
+"""The reseller admin portal: served on each channel's own host, data in the channel's schema."""

@@ -1,0 +1,97 @@
+"""Provisioning channels (every write to the Channel/Domain tables goes through here)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_tenants.utils import schema_context
+
+from gateway.apikeys import IssuedKey, issue_api_key
+from gateway.errors import ApplicationError
+from tenants.models import Channel, Domain, channel_code_validator
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+RESERVED_CODES = frozenset({"public", "issuer", "information_schema", "admin", "api", "www"})
+
+
+class ChannelAlreadyExists(ApplicationError):
+    code = "channel_exists"
+    http_status = 409
+
+
+class InvalidChannel(ApplicationError):
+    code = "invalid_channel"
+
+
+@dataclass(frozen=True)
+class ProvisionedChannel:
+    channel: Channel
+    domain: Domain
+    admin_username: str
+    api_key: IssuedKey
+
+
+def ensure_issuer(*, domains: list[str] | None = None) -> Channel:
+    """The public tenant (the issuer), with ``domains`` as its hosts. Safe to run any number of times.
+
+    Without ``domains``, a new issuer gets ``settings.ISSUER_HOST`` and an existing one is left as is.
+    """
+    issuer, created = Channel.objects.get_or_create(
+        schema_name=settings.PUBLIC_SCHEMA_NAME,
+        defaults={"code": "issuer", "name": "e-Meterai Issuer", "kind": Channel.Kind.ISSUER},
+    )
+    if domains is None:
+        domains = [settings.ISSUER_HOST] if created else []
+    for index, host in enumerate(domains):
+        Domain.objects.get_or_create(domain=host, defaults={"tenant": issuer, "is_primary": index == 0})
+    return issuer
+
+
+def provision_channel(
+    *, code: str, name: str, domain: str, admin_username: str = "admin", admin_password: str | None = None
+) -> ProvisionedChannel:
+    """Create a channel: its schema (migrated), its host, a first portal admin and a first API key.
+
+    Schema creation is DDL and cannot share a transaction with the rows; if anything after the
+    schema fails, the channel row and schema are removed again so a retry starts clean.
+    """
+    code = code.strip().lower()
+    domain = domain.strip().lower()
+    try:
+        channel_code_validator(code)
+    except ValidationError as exc:
+        raise InvalidChannel(exc.messages[0]) from exc
+    if code in RESERVED_CODES or code.startswith("pg_"):
+        raise InvalidChannel(f"{code!r} is reserved; choose another channel code.")
+    if not _DOMAIN.match(domain):
+        raise InvalidChannel(f"{domain!r} is not a valid host name.")
+    if Channel.objects.filter(code=code).exists() or Channel.objects.filter(schema_name=code).exists():
+        raise ChannelAlreadyExists(f"A channel with code {code!r} already exists.")
+    if Domain.objects.filter(domain=domain).exists():
+        raise ChannelAlreadyExists(f"The host {domain!r} is already in use.")
+
+    channel = Channel(schema_name=code, code=code, name=name.strip(), kind=Channel.Kind.CHANNEL)
+    channel.save(verbosity=0)  # creates and migrates the schema
+    try:
+        with transaction.atomic():
+            domain_row = Domain.objects.create(domain=domain, tenant=channel, is_primary=True)
+            issued = issue_api_key(channel=channel, name="First key")
+            with schema_context(channel.schema_name):
+                user_model = get_user_model()
+                user = user_model(username=admin_username, is_staff=True)
+                if admin_password:
+                    user.set_password(admin_password)
+                else:
+                    user.set_unusable_password()
+                user.save()
+    except Exception:
+        channel.delete(force_drop=True)
+        raise
+    return ProvisionedChannel(channel=channel, domain=domain_row, admin_username=admin_username, api_key=issued)
