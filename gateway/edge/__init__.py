@@ -1,0 +1,1 @@
+"""Per-channel edge data: idempotency records, webhook endpoints and deliveries."""
