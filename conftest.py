@@ -82,3 +82,17 @@ def client_for(channel_keys):
         return host_client(host, key, **extra)
 
     return make
+
+
+@pytest.fixture
+def live_db(django_db_setup, django_db_blocker):
+    """Committed data, visible to other connections (threads, processes). No rollback at the end:
+    tests using it make their own unique rows (random customer ids, unique references)."""
+    from django.db import connections
+
+    from billing.ledger.services import forget_cached_accounts
+
+    with django_db_blocker.unblock():
+        forget_cached_accounts()
+        yield
+        connections.close_all()

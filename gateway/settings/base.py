@@ -39,6 +39,7 @@ SHARED_APPS = [
     "rest_framework",
     "gateway",
     "issuer",
+    "billing.ledger",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+
+class Account(models.Model):
+    """One ledger account. Balances are running totals maintained by the ledger functions only."""
+
+    class Kind(models.TextChoices):
+        MINT = "mint", "Issuer mint (source of all units)"
+        STOCK = "stock", "Channel stock (one of several shards)"
+        WALLET = "wallet", "Customer wallet"
+        USED = "used", "Units used by stamps (one of several shards)"
+
+    code = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    channel = models.ForeignKey("tenants.Channel", null=True, blank=True, on_delete=models.PROTECT)
+    customer_id = models.BigIntegerField(null=True, blank=True)
+    shard = models.PositiveSmallIntegerField(null=True, blank=True)
+    debits_pending = models.BigIntegerField(default=0)
+    debits_posted = models.BigIntegerField(default=0)
+    credits_pending = models.BigIntegerField(default=0)
+    credits_posted = models.BigIntegerField(default=0)
+    # The account may never pay out more than it has received (posted), counting pending holds.
+    no_overdraft = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="ledger_account_no_overdraft",
+                condition=Q(no_overdraft=False) | Q(debits_posted__lte=F("credits_posted") - F("debits_pending")),
+            ),
+            models.CheckConstraint(
+                name="ledger_account_totals_non_negative",
+                condition=Q(debits_pending__gte=0, debits_posted__gte=0, credits_pending__gte=0, credits_posted__gte=0),
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "kind"])]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def available(self) -> int:
+        """What can still be debited: posted credits less posted and pending debits."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+class Transfer(models.Model):
+    """An immutable movement of ``amount`` units, except for the ``state`` of a pending transfer."""
+
+    class State(models.TextChoices):
+        POSTED = "posted"  # a single-phase transfer, or the posting of a pending one
+        PENDING = "pending"  # a hold, awaiting post or void
+        PENDING_POSTED = "pending_posted"  # a hold that was posted (see the row with pending_id)
+        PENDING_VOIDED = "pending_voided"  # a hold that was voided or expired
+        VOIDED = "voided"  # the voiding of a pending transfer
+
+    id = models.CharField(max_length=200, primary_key=True)  # the caller's idempotency key
+    debit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    credit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    kind = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=State.choices)
+    pending = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resolution", db_column="pending_id"
+    )
+    timeout_at = models.DateTimeField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="ledger_transfer_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(
+                name="ledger_transfer_distinct_accounts", condition=~Q(debit_account=F("credit_account"))
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["timeout_at"], name="ledger_pending_timeout", condition=Q(state="pending")),
+            models.Index(fields=["kind", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id}: {self.amount} {self.kind} ({self.state})"
+
+
+class Deposit(models.Model):
+    """A channel's prepayment of stamp duty for ``units``; confirmed, it allocates the units."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"
+
+    channel = models.ForeignKey("tenants.Channel", on_delete=models.PROTECT, related_name="deposits")
+    reference = models.CharField(max_length=100, unique=True, help_text="The billing reference of the payment.")
+    units = models.PositiveIntegerField()
+    amount_rupiah = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [models.CheckConstraint(name="deposit_units_positive", condition=Q(units__gt=0))]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.units} units"

@@ -1,0 +1,218 @@
+"""Ledger operations. Every write goes through here; see ``billing.ledger.sql`` for the semantics.
+
+All functions are keyword-only. Outside a transaction each call is its own short transaction (one
+round trip); inside ``transaction.atomic`` it joins the caller's transaction, so a ledger movement
+and the rows that explain it (an order, a stamp) commit or fail together.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import DatabaseError, connection, transaction
+
+from billing.ledger.errors import SQLSTATE_ERRORS, LedgerError
+from billing.ledger.models import Account, Transfer
+
+STOCK_SHARDS = 8  # a channel's stock and used-units are spread over this many rows (hot-row relief)
+USED_SHARDS = 8
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    id: str
+    created: bool  # False: the same transfer had already been made (an idempotent replay)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None)
+
+
+def _call(sql: str, params: list) -> str:
+    try:
+        if connection.in_atomic_block:
+            # A failed ledger call must not poison the caller's transaction: isolate it.
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return cursor.fetchone()[0]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()[0]
+    except DatabaseError as exc:
+        error = SQLSTATE_ERRORS.get(_sqlstate(exc) or "")
+        if error is None:
+            raise
+        raise error(_MESSAGES[error.code], extra={"ledger_detail": str(exc.__cause__ or exc).splitlines()[0]}) from exc
+
+
+_MESSAGES = {
+    "idempotency_key_reused": "This id was already used for a different movement of units.",
+    "insufficient_balance": "There are not enough units available for this.",
+    "hold_not_found": "There is no such hold.",
+    "hold_already_committed": "This hold was already committed.",
+    "hold_already_released": "This hold was already released.",
+    "hold_expired": "This hold timed out and can no longer be committed.",
+    "account_not_found": "There is no such ledger account.",
+}
+
+
+def create_transfer(
+    *,
+    id: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    kind: str,
+    pending: bool = False,
+    timeout: timedelta | None = None,
+    data: dict | None = None,
+) -> TransferResult:
+    if amount <= 0:
+        raise LedgerError("A transfer moves a positive whole number of units.")
+    outcome = _call(
+        "SELECT ledger_create_transfer(%s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+        [
+            id,
+            debit_account_id,
+            credit_account_id,
+            amount,
+            kind,
+            pending,
+            int(timeout.total_seconds()) if timeout is not None else None,
+            json.dumps(data or {}),
+        ],
+    )
+    return TransferResult(id=id, created=outcome == "created")
+
+
+def post_pending(*, id: str, pending_id: str, kind: str = "post", data: dict | None = None) -> TransferResult:
+    outcome = _call(
+        "SELECT ledger_resolve_pending(%s, %s, true, false, %s, %s::jsonb)",
+        [id, pending_id, kind, json.dumps(data or {})],
+    )
+    return TransferResult(id=id, created=outcome != "exists")
+
+
+def void_pending(*, id: str, pending_id: str, kind: str = "void", data: dict | None = None) -> TransferResult:
+    outcome = _call(
+        "SELECT ledger_resolve_pending(%s, %s, false, true, %s, %s::jsonb)",
+        [id, pending_id, kind, json.dumps(data or {})],
+    )
+    return TransferResult(id=id, created=outcome != "exists")
+
+
+# --------------------------------------------------------------------------- accounts
+
+_account_ids: dict[str, int] = {}  # code -> id; account ids never change once created
+
+
+def account_id(
+    *,
+    code: str,
+    kind: str,
+    channel_id: int | None = None,
+    customer_id: int | None = None,
+    shard: int | None = None,
+    no_overdraft: bool = True,
+) -> int:
+    """The id of the account ``code``, created on first use (concurrency-safe)."""
+    cached = _account_ids.get(code)
+    if cached is not None:
+        return cached
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO ledger_account (code, kind, channel_id, customer_id, shard, no_overdraft,
+                                        debits_pending, debits_posted, credits_pending, credits_posted, created_at)
+            VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, now())
+            ON CONFLICT (code) DO NOTHING
+            """,
+            [code, kind, channel_id, customer_id, shard, no_overdraft],
+        )
+        cursor.execute("SELECT id FROM ledger_account WHERE code = %s", [code])
+        found = cursor.fetchone()[0]
+    if not connection.in_atomic_block:
+        _account_ids[code] = found  # only cache what is committed
+    return found
+
+
+def forget_cached_accounts() -> None:
+    _account_ids.clear()
+
+
+def mint_account_id() -> int:
+    return account_id(code="mint", kind=Account.Kind.MINT, no_overdraft=False)
+
+
+def stock_account_id(*, channel_id: int, shard: int) -> int:
+    return account_id(code=f"stock:{channel_id}:{shard}", kind=Account.Kind.STOCK, channel_id=channel_id, shard=shard)
+
+
+def used_account_id(*, channel_id: int, shard: int) -> int:
+    return account_id(code=f"used:{channel_id}:{shard}", kind=Account.Kind.USED, channel_id=channel_id, shard=shard)
+
+
+def wallet_account_id(*, channel_id: int, customer_id: int) -> int:
+    return account_id(
+        code=f"wallet:{channel_id}:{customer_id}",
+        kind=Account.Kind.WALLET,
+        channel_id=channel_id,
+        customer_id=customer_id,
+    )
+
+
+def random_shards(count: int) -> list[int]:
+    """Shard numbers in a random order, so concurrent takers start at different rows."""
+    start = secrets.randbelow(count)
+    return [(start + i) % count for i in range(count)]
+
+
+@dataclass(frozen=True)
+class ChannelBalance:
+    allocated: int  # every unit ever allocated to the channel
+    available: int  # in stock and free to sell
+    reserved: int  # held by unpaid orders
+    sold: int  # moved to customer wallets (net of refunds)
+    held: int  # held in wallets by stamps in progress
+    used: int  # spent on stamps
+
+
+def channel_balance(*, channel_id: int) -> ChannelBalance:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT kind,
+                   coalesce(sum(credits_posted), 0)::bigint, coalesce(sum(debits_posted), 0)::bigint,
+                   coalesce(sum(debits_pending), 0)::bigint, coalesce(sum(credits_pending), 0)::bigint
+              FROM ledger_account WHERE channel_id = %s GROUP BY kind
+            """,
+            [channel_id],
+        )
+        totals = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM ledger_transfer t"
+            " JOIN ledger_account a ON a.id = t.credit_account_id"
+            " WHERE a.channel_id = %s AND a.kind = 'stock' AND t.kind = 'allocate' AND t.state = 'posted'",
+            [channel_id],
+        )
+        allocated = cursor.fetchone()[0]
+    stock = totals.get("stock", (0, 0, 0, 0))
+    wallet = totals.get("wallet", (0, 0, 0, 0))
+    used = totals.get("used", (0, 0, 0, 0))
+    return ChannelBalance(
+        allocated=allocated,
+        available=stock[0] - stock[1] - stock[2],
+        reserved=stock[2],
+        sold=wallet[0],
+        held=wallet[2],
+        used=used[0],
+    )
+
+
+def get_transfer(transfer_id: str) -> Transfer | None:
+    return Transfer.objects.filter(pk=transfer_id).first()
