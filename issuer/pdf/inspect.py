@@ -36,6 +36,8 @@ from issuer.pdf.geometry import Rect, displayed_size
 HEADER_RE = re.compile(rb"%PDF-(\d)\.(\d)")
 _STARTXREF_RE = re.compile(rb"startxref\s+(\d+)\s*(?:%%EOF)?\s*$")
 _OBJ_HEADER_RE = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj\b")
+# qpdf warnings about things every viewer tolerates and that do not affect an incremental update
+_BENIGN_WARNINGS = ("Resources is missing or invalid",)
 _MAX_FIELD_DEPTH = 32
 _MAX_PARENT_DEPTH = 64
 _SUPPORTED_ENCRYPTION = {
@@ -433,7 +435,7 @@ def _describe(
     for index, page in enumerate(pdf.pages):
         pages.append(page_geometry(index, page.obj))
         page_ids[page.obj.objgen] = index
-    warnings = pdf.get_warnings()
+    warnings = [text for text in map(str, pdf.get_warnings()) if not any(b in text for b in _BENIGN_WARNINGS)]
     if warnings:
         raise DocumentUnreadable(
             "The PDF has structural errors and would need repair. "

@@ -1,0 +1,1 @@
+"""Tests of the stamping engine (plain pytest, no database)."""
