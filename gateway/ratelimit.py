@@ -1,0 +1,320 @@
+"""Per API key and per channel rate limits: GCRA in one Redis Lua script.
+
+Each channel has two kinds of bucket, both configured on its ``Channel`` row (public schema):
+
+- one per API key: ``rate_limit_per_key`` requests per second sustained, ``rate_limit_burst`` at once;
+- one for the whole channel: ``rate_limit_per_channel`` per second, burst ``max(rate_limit_burst,
+  rate_limit_per_channel)`` (at least one second of its rate, so one key's burst cannot drain it).
+
+A request must pass both. The check is one ``EVALSHA`` (redis-py's ``register_script`` falls back to
+loading the script on ``NOSCRIPT``): the script reads both buckets, and charges both only if both pass,
+so a refused request costs nothing. Time comes from the Redis server (``TIME``), so every web process
+agrees on it; both keys share one hash tag, so the script also runs unchanged on Redis Cluster.
+
+GCRA keeps one number per bucket, the *theoretical arrival time* (TAT): the moment the bucket would be
+full again. With emission interval ``T = 1/rate`` and tolerance ``tau = burst * T``, a request is
+allowed when ``max(TAT, now) + T - now <= tau``; it then moves TAT forward by ``T``.
+
+When Redis cannot be reached the limiter does not take the API down, and does not give up limiting
+either: each process falls back to an in-memory GCRA with the same limits (so the effective limit is at
+most the number of web processes times the configured one), logs one warning per outage, and tries
+Redis again after :data:`REDIS_RETRY_SECONDS`. See ``docs/rate-limits.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+from django.conf import settings
+from django.db import connection
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from gateway.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+MICROS = 1_000_000
+REDIS_TIMEOUT_SECONDS = 0.25  # connect and read; a healthy Redis answers in well under 1 ms
+REDIS_RETRY_SECONDS = 1.0  # after a failure, use the in-process limiter this long before trying again
+LOCAL_MAX_BUCKETS = 50_000  # the fallback limiter's memory bound
+
+# One round trip, atomic: read both buckets, charge both only if both pass.
+# KEYS[1] the API key's bucket, KEYS[2] the channel's bucket.
+# ARGV[1], ARGV[2]: emission interval and tolerance (microseconds) of the key bucket;
+# ARGV[3], ARGV[4]: the same for the channel bucket; ARGV[5]: cost of this request.
+# Returns {allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us}.
+GCRA_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local cost = tonumber(ARGV[5])
+local allowed = 1
+local retry_after = 0
+local tats, new_tats, intervals, tolerances = {}, {}, {}, {}
+for i = 1, 2 do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local over = new_tat - now - tolerance
+  if over > 0 then
+    allowed = 0
+    if over > retry_after then retry_after = over end
+  end
+  tats[i], new_tats[i], intervals[i], tolerances[i] = tat, new_tat, interval, tolerance
+end
+local out = {allowed}
+for i = 1, 2 do
+  local tat = tats[i]
+  if allowed == 1 then
+    tat = new_tats[i]
+    redis.call('SET', KEYS[i], tat, 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+  local remaining = math.floor((tolerances[i] - (tat - now)) / intervals[i])
+  if remaining < 0 then remaining = 0 end
+  out[#out + 1] = remaining
+  out[#out + 1] = tat - now
+end
+out[#out + 1] = retry_after
+return out
+"""
+
+
+# --------------------------------------------------------------------------- policies and decisions
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A sustained ``rate`` (requests per second) with a bucket of ``burst`` requests."""
+
+    name: str
+    rate: int
+    burst: int
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(MICROS / self.rate))
+
+    @property
+    def tolerance_us(self) -> int:
+        return self.burst * self.interval_us
+
+    @property
+    def window(self) -> int:
+        """Seconds an empty bucket takes to fill: ``q / w`` is the sustained rate (rounded down)."""
+        return max(1, math.ceil(self.burst / self.rate))
+
+
+def policies_for(channel) -> tuple[Policy, Policy]:
+    """The (per key, per channel) policies from the channel row. A 0 in the row counts as 1."""
+    burst = max(1, channel.rate_limit_burst)
+    per_key = Policy("key", rate=max(1, channel.rate_limit_per_key), burst=burst)
+    per_channel_rate = max(1, channel.rate_limit_per_channel)
+    per_channel = Policy("channel", rate=per_channel_rate, burst=max(burst, per_channel_rate))
+    return per_key, per_channel
+
+
+@dataclass(frozen=True)
+class BucketState:
+    policy: Policy
+    remaining: int  # requests that would pass right now
+    reset: float  # seconds until the bucket is full again
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    buckets: tuple[BucketState, BucketState]  # (key, channel)
+    retry_after: float  # seconds until a refused request could pass; 0.0 when allowed
+    source: Literal["redis", "local"]
+
+    @property
+    def remaining(self) -> int:
+        return min(b.remaining for b in self.buckets)
+
+    @property
+    def reset(self) -> float:
+        return max(b.reset for b in self.buckets)
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-10), plus
+        ``Retry-After`` when refused."""
+        headers = {
+            "RateLimit-Policy": ", ".join(
+                f'"{b.policy.name}";q={b.policy.burst};w={b.policy.window}' for b in self.buckets
+            ),
+            "RateLimit": ", ".join(f'"{b.policy.name}";r={b.remaining};t={math.ceil(b.reset)}' for b in self.buckets),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+class RateLimited(ApplicationError):
+    code = "rate_limited"
+    http_status = 429
+    title = "Too many requests"
+
+    def __init__(self, decision: Decision):
+        super().__init__(
+            f"This API key or channel sent more requests than its limit allows. "
+            f"Retry after {max(1, math.ceil(decision.retry_after))} s; the RateLimit header shows what is left."
+        )
+        self.decision = decision
+        self.headers = decision.headers()
+
+
+# --------------------------------------------------------------------------- the Redis side
+
+_clients: dict[str, tuple[redis.Redis, object]] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_and_script(url: str):
+    """A client on a module-level pool for ``url`` (one per URL, made once) and the registered script."""
+    hit = _clients.get(url)
+    if hit is None:
+        with _clients_lock:
+            hit = _clients.get(url)
+            if hit is None:
+                pool = redis.ConnectionPool.from_url(
+                    url,
+                    socket_timeout=REDIS_TIMEOUT_SECONDS,
+                    socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                    retry=Retry(NoBackoff(), 0),  # the fallback below is the retry policy
+                )
+                client = redis.Redis(connection_pool=pool)
+                hit = (client, client.register_script(GCRA_LUA))
+                _clients[url] = hit
+    return hit
+
+
+def _namespace() -> str:
+    """Keeps deployments (databases) that share one Redis apart; tests set ``RATE_LIMIT_NAMESPACE``."""
+    return getattr(settings, "RATE_LIMIT_NAMESPACE", None) or connection.settings_dict["NAME"]
+
+
+def bucket_keys(*, channel, api_key_id: int) -> tuple[str, str]:
+    tag = f"{{{_namespace()}:{channel.pk}}}"  # one hash tag: both keys live in one cluster slot
+    return f"rl:{tag}:key:{api_key_id}", f"rl:{tag}:channel"
+
+
+def _decide(policies, raw, source) -> Decision:
+    allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us = (int(v) for v in raw)
+    return Decision(
+        allowed=bool(allowed),
+        buckets=(
+            BucketState(policies[0], key_remaining, key_reset_us / MICROS),
+            BucketState(policies[1], channel_remaining, channel_reset_us / MICROS),
+        ),
+        retry_after=retry_after_us / MICROS,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------- the fallback
+
+
+class LocalLimiter:
+    """The same GCRA in process memory, for when Redis is unreachable. Thread-safe, bounded in size."""
+
+    def __init__(self, max_buckets: int = LOCAL_MAX_BUCKETS):
+        self._tats: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._max = max_buckets
+
+    def check(self, keys: tuple[str, str], policies: tuple[Policy, Policy], cost: int = 1) -> list[int]:
+        now = time.monotonic_ns() // 1000
+        with self._lock:
+            if len(self._tats) >= self._max:
+                self._tats = {k: v for k, v in self._tats.items() if v > now}
+                if len(self._tats) >= self._max:  # still full of live buckets: start over, never grow
+                    self._tats.clear()
+            tats, new_tats, retry_after, allowed = [], [], 0, 1
+            for key, policy in zip(keys, policies, strict=True):
+                tat = max(self._tats.get(key, now), now)
+                new_tat = tat + policy.interval_us * cost
+                over = new_tat - now - policy.tolerance_us
+                if over > 0:
+                    allowed = 0
+                    retry_after = max(retry_after, over)
+                tats.append(tat)
+                new_tats.append(new_tat)
+            out = [allowed]
+            for key, policy, tat, new_tat in zip(keys, policies, tats, new_tats, strict=True):
+                if allowed:
+                    tat = self._tats[key] = new_tat
+                out += [max(0, (policy.tolerance_us - (tat - now)) // policy.interval_us), tat - now]
+            out.append(retry_after)
+            return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tats.clear()
+
+
+local_limiter = LocalLimiter()
+_redis_retry_at = 0.0  # monotonic time before which Redis is not tried again
+
+
+def _note_redis_failure(exc: Exception) -> None:
+    global _redis_retry_at
+    first = _redis_retry_at == 0.0
+    _redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+    if first:
+        logger.warning(
+            "rate limiter: Redis unreachable, using the per-process fallback limiter",
+            extra={"error": type(exc).__name__},
+        )
+
+
+def _note_redis_recovered() -> None:
+    global _redis_retry_at
+    if _redis_retry_at:
+        _redis_retry_at = 0.0
+        logger.warning("rate limiter: Redis reachable again, fallback limiter off")
+
+
+def reset_fallback_state() -> None:
+    """Forget the outage state and the in-process buckets (tests, and after reconfiguration)."""
+    global _redis_retry_at
+    _redis_retry_at = 0.0
+    local_limiter.clear()
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def check_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
+    """Charge one request (``cost``) to the key's and the channel's buckets if both have room.
+
+    Never raises for an unreachable Redis: the in-process fallback answers instead.
+    """
+    policies = policies_for(channel)
+    keys = bucket_keys(channel=channel, api_key_id=api_key_id)
+    if time.monotonic() >= _redis_retry_at:
+        client, script = _client_and_script(settings.REDIS_URL)
+        args = (policies[0].interval_us, policies[0].tolerance_us, policies[1].interval_us, policies[1].tolerance_us)
+        try:
+            raw = script(keys=keys, args=(*args, cost), client=client)
+        except redis.RedisError as exc:
+            _note_redis_failure(exc)
+        else:
+            _note_redis_recovered()
+            return _decide(policies, raw, "redis")
+    return _decide(policies, local_limiter.check(keys, policies, cost), "local")
+
+
+def enforce_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
+    """:func:`check_rate_limit`, raising :class:`RateLimited` (429, with headers) when refused."""
+    decision = check_rate_limit(channel=channel, api_key_id=api_key_id, cost=cost)
+    if not decision.allowed:
+        raise RateLimited(decision)
+    return decision
