@@ -10,6 +10,7 @@ PDF viewer has them; PDF/A would require embedded fonts, see docs).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import zxingcpp
@@ -28,6 +29,7 @@ _BAND_BOTTOM = 88.6
 _QR_TOP = 84.6
 _QR_BOTTOM = 27.4
 _QR_QUIET_MODULES = 1
+_DARK_RUN = re.compile(rb"\x00+")
 
 RESOURCES = (
     b"<< /Font << /FH << /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
@@ -84,16 +86,7 @@ def qr_rectangles(rows: list[bytes]) -> list[tuple[int, int, int, int]]:
         rectangles.append((x, size - bottom_exclusive, width, bottom_exclusive - top))
 
     for row_index, row in enumerate(rows):
-        runs: list[tuple[int, int]] = []
-        column = 0
-        while column < size:
-            if row[column] == 0:
-                start = column
-                while column < size and row[column] == 0:
-                    column += 1
-                runs.append((start, column - start))
-            else:
-                column += 1
+        runs = [(match.start(), match.end() - match.start()) for match in _DARK_RUN.finditer(row)]
         current = set(runs)
         for run in [run for run in open_runs if run not in current]:
             close(run, open_runs.pop(run), row_index)
