@@ -1,0 +1,178 @@
+"""DRF glue for the storefront edge: rate limits on every request, idempotency keys on POST.
+
+``EdgeMixin`` goes first in a storefront view's bases (``class ChannelApiView(EdgeMixin, APIView)``).
+For each request, in this order:
+
+1. authentication (the view's ``authentication_classes``);
+2. rate limit, per API key and per channel (:mod:`gateway.ratelimit`): a refusal is ``429 rate_limited``
+   with ``Retry-After``; every response to an authenticated request carries ``RateLimit`` and
+   ``RateLimit-Policy``;
+3. permissions and DRF throttles, as usual;
+4. on POST with ``Idempotency-Key`` (:mod:`gateway.idempotency`): claim the key, or replay the stored
+   answer, or refuse with 409;
+5. the handler. With a claimed key the handler runs inside a transaction that also stores its answer,
+   so the work and the answer commit together, or neither does (a 5xx rolls the work back and releases
+   the key). The handler sees the key as ``request.idempotency_key`` (``None`` without one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import transaction
+from django.http import HttpResponse
+
+from gateway.idempotency import (
+    IDEMPOTENCY_HEADER,
+    Claimed,
+    Replay,
+    begin_idempotent_request,
+    complete_idempotent_request,
+    is_final_answer,
+    release_idempotency_key,
+    request_fingerprint,
+    validate_idempotency_key,
+)
+from gateway.ratelimit import RateLimited, check_rate_limit
+
+
+def body_sha256(request) -> str:
+    """Digest of what the request asks for. Raw bytes, except multipart: its boundary changes on every
+    retry, so the parsed fields and files (name, file name, content) are hashed instead."""
+    digest = hashlib.sha256()
+    if request.content_type.startswith("multipart/"):
+        data = request.data
+        for name in sorted(data.keys()):
+            for value in data.getlist(name):
+                digest.update(f"\0{name}\0".encode())
+                if hasattr(value, "chunks"):
+                    digest.update(f"file:{value.name}:{value.size}\0".encode())
+                    for chunk in value.chunks():
+                        digest.update(chunk)
+                    value.seek(0)
+                else:
+                    digest.update(str(value).encode())
+    else:
+        digest.update(request.body)
+    return digest.hexdigest()
+
+
+def _replay_response(replay: Replay) -> HttpResponse:
+    response = HttpResponse(replay.body, status=replay.status_code)
+    for name, value in replay.headers.items():
+        response[name] = value
+    return response
+
+
+class EdgeMixin:
+    """Rate limits and idempotency for an ``APIView`` (see the module docstring)."""
+
+    rate_limit_cost = 1
+    idempotent_methods = frozenset({"POST"})
+
+    # ------------------------------------------------------------------ rate limit
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        self.apply_rate_limit(request)
+
+    def apply_rate_limit(self, request) -> None:
+        api_key = request.auth
+        channel = getattr(request, "tenant", None)
+        if api_key is None or channel is None:
+            return  # anonymous: the permission check refuses it next
+        decision = check_rate_limit(channel=channel, api_key_id=api_key.pk, cost=self.rate_limit_cost)
+        request.rate_limit = decision
+        if not decision.allowed:
+            raise RateLimited(decision)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response[name] = value
+        return response
+
+    # ------------------------------------------------------------------ idempotency
+
+    def begin_idempotency(self, request) -> Claimed | Replay | None:
+        request.idempotency_key = None
+        if request.method not in self.idempotent_methods:
+            return None
+        raw = request.headers.get(IDEMPOTENCY_HEADER)
+        if raw is None or request.auth is None:
+            return None
+        key = validate_idempotency_key(raw)
+        fingerprint = request_fingerprint(
+            method=request.method,
+            path=request.get_full_path(),
+            api_key_id=request.auth.pk,
+            body_sha256=body_sha256(request),
+        )
+        outcome = begin_idempotent_request(
+            api_key_id=request.auth.pk,
+            key=key,
+            fingerprint=fingerprint,
+            method=request.method,
+            path=request.get_full_path(),
+        )
+        if isinstance(outcome, Claimed):
+            request.idempotency_key = key
+        return outcome
+
+    def run_with_idempotency(self, claim: Claimed, request, handler, *args, **kwargs):
+        """Run the handler; store its answer in the same transaction, or roll back and release the key."""
+        stored = False
+        try:
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():  # a refused request leaves nothing of its own behind
+                        response = handler(request, *args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - handle_exception re-raises what is not an API error
+                    response = self.handle_exception(exc)
+                response = self.finalize_response(request, response, *args, **kwargs)
+                data = getattr(response, "data", None)
+                error_code = data.get("code") if isinstance(data, dict) and response.status_code >= 400 else None
+                if is_final_answer(response.status_code, error_code=error_code):
+                    if hasattr(response, "render"):
+                        response.render()
+                    stored = complete_idempotent_request(
+                        record=claim.record,
+                        status_code=response.status_code,
+                        body=response.content,
+                        headers=dict(response.items()),
+                    )
+                if not stored:
+                    transaction.set_rollback(True)  # a retry will do the work; this attempt leaves nothing
+        finally:
+            if not stored:
+                release_idempotency_key(record=claim.record)
+        return response
+
+    # ------------------------------------------------------------------ dispatch
+
+    def dispatch(self, request, *args, **kwargs):
+        """DRF's ``APIView.dispatch``, with the idempotency step between ``initial`` and the handler."""
+        self.args = args
+        self.kwargs = kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            if request.method.lower() in self.http_method_names:
+                handler = getattr(self, request.method.lower(), self.http_method_not_allowed)
+            else:
+                handler = self.http_method_not_allowed
+            outcome = self.begin_idempotency(request)
+            if isinstance(outcome, Replay):
+                response = _replay_response(outcome)
+            elif isinstance(outcome, Claimed):
+                response = self.run_with_idempotency(outcome, request, handler, *args, **kwargs)
+            else:
+                response = handler(request, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - as DRF's dispatch: unexpected errors are re-raised
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
