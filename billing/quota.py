@@ -72,11 +72,10 @@ def _take_from_stock(
 
     Idempotent: a retry with the same ``id_prefix`` finds the transfers it made before.
     """
-    existing = list(
-        Transfer.objects.filter(id__startswith=f"{id_prefix}:", kind=kind).order_by("id").values_list("id", "amount")
-    )
+    candidates = [f"{id_prefix}:{shard}" for shard in range(ledger.STOCK_SHARDS)]
+    existing = sorted(Transfer.objects.filter(id__in=candidates, kind=kind).values_list("id", flat=True))
     if existing:
-        return [tid for tid, _ in existing]
+        return existing
     shards = ledger.random_shards(ledger.STOCK_SHARDS)
     with transaction.atomic():
         for shard in shards:  # the common case: one shard covers the whole order

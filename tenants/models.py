@@ -29,6 +29,11 @@ class Channel(TenantMixin):
     rate_limit_burst = models.PositiveIntegerField(default=100)
     stamping_concurrency = models.PositiveIntegerField(default=4)
     low_stock_threshold = models.PositiveIntegerField(default=100)
+    # Retail price of one unit = the stamp duty (face value) + this channel's service fee.
+    service_fee_rupiah = models.PositiveIntegerField(default=1_000)
+    order_ttl_minutes = models.PositiveIntegerField(default=30)
+    refund_window_days = models.PositiveIntegerField(default=45)
+    refund_fee_rupiah = models.PositiveIntegerField(default=2_500)
     created_at = models.DateTimeField(auto_now_add=True)
 
     auto_create_schema = True

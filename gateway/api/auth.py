@@ -42,5 +42,6 @@ class HasScope(permissions.BasePermission):
         principal = request.user
         if not isinstance(principal, ApiKeyPrincipal):
             return False
-        needed = getattr(view, "required_scope", "read")
+        getter = getattr(view, "get_required_scope", None)
+        needed = getter() if getter else getattr(view, "required_scope", "read")
         return needed in principal.scopes or "admin" in principal.scopes

@@ -47,6 +47,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "tenants.portal",
     "gateway.edge",
+    "billing.retail",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -235,3 +236,15 @@ LOGGING = {
 ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
 VERIFY_BASE_URL = os.environ.get("VERIFY_BASE_URL", "http://localhost:8000/v/")
 ISSUER_KEY_DIR = Path(os.environ.get("ISSUER_KEY_DIR", DATA_DIR / "issuer-keys"))
+
+
+def derived_secret(secret_key: str, purpose: str) -> str:
+    """A separate secret per purpose, derived from the project secret (HMAC-SHA256)."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+# The simulator payment provider's webhook secret (a real provider's comes from its dashboard).
+PAYMENT_SIMULATOR_SECRET = os.environ.get("PAYMENT_SIMULATOR_SECRET", "")

@@ -22,3 +22,4 @@ def _local_secret() -> str:
 
 
 SECRET_KEY = SECRET_KEY or _local_secret()  # noqa: F405
+PAYMENT_SIMULATOR_SECRET = PAYMENT_SIMULATOR_SECRET or derived_secret(SECRET_KEY, "payment-simulator")  # noqa: F405

@@ -1,0 +1,65 @@
+"""Payment providers: a small adapter interface, one module per provider.
+
+A provider turns an order into payment instructions, verifies and parses its webhooks (HMAC over
+the raw body), and sends money back. Everything else - what a payment means for quota - is ours,
+in ``billing.retail.services``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.errors import ApplicationError
+
+
+class InvalidWebhookSignature(ApplicationError):
+    code = "invalid_signature"
+    http_status = 401
+    title = "Invalid webhook signature"
+
+
+class MalformedWebhook(ApplicationError):
+    code = "malformed_webhook"
+    title = "Malformed webhook"
+
+
+class UnknownProvider(ApplicationError):
+    code = "unknown_provider"
+    http_status = 404
+    title = "Unknown payment provider"
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    provider_ref: str  # the provider's id of the payment: the idempotency key of the webhook
+    order_id: str
+    succeeded: bool
+    amount_rupiah: int
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    reference: str
+    succeeded: bool
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def payment_instructions(self, *, order, base_url: str) -> dict: ...
+
+    def parse_webhook(self, *, body: bytes, headers) -> PaymentEvent: ...
+
+    def refund(self, *, provider_ref: str, amount_rupiah: int, reference: str) -> ProviderRefund: ...
+
+
+def get_provider(name: str) -> PaymentProvider:
+    from billing.providers.simulator import SimulatorProvider
+
+    providers: dict[str, PaymentProvider] = {"simulator": SimulatorProvider()}
+    try:
+        return providers[name]
+    except KeyError:
+        raise UnknownProvider(f"There is no payment provider called {name!r}.") from None

@@ -1,0 +1,251 @@
+"""Retail writes: orders, payment webhooks, sweepers, refunds.
+
+These run in the channel's schema (the order, payment and refund rows) and move units through the
+ledger in the public schema in the SAME transaction: an order is paid and its customer credited
+together, or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import quota
+from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlreadyPosted
+from billing.providers import PaymentEvent, get_provider
+from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
+from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
+
+logger = logging.getLogger(__name__)
+
+MAX_UNITS_PER_ORDER = 1_000
+
+
+@transaction.atomic
+def create_order(*, channel, customer, quantity: int, provider: str = "simulator") -> Order:
+    """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires."""
+    if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
+        raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER} units.")
+    get_provider(provider)  # refuses an unknown provider before anything is written
+    order = Order(
+        customer=customer,
+        quantity=quantity,
+        unit_price_rupiah=FACE_VALUE_RUPIAH,
+        fee_per_unit_rupiah=channel.service_fee_rupiah,
+        total_rupiah=quantity * (FACE_VALUE_RUPIAH + channel.service_fee_rupiah),
+        provider=provider,
+        expires_at=timezone.now() + timedelta(minutes=channel.order_ttl_minutes),
+    )
+    try:
+        order.reservation_ids = quota.reserve_stock(
+            channel_id=channel.pk,
+            customer_id=customer.pk,
+            order_ref=f"{channel.pk}:{order.id}",
+            quantity=quantity,
+            timeout=timedelta(minutes=channel.order_ttl_minutes),
+        )
+    except InsufficientBalance as exc:
+        raise InsufficientStock(
+            "This channel has not enough e-Meterai in stock for this order right now. "
+            "Try a smaller quantity or try again later."
+        ) from exc
+    order.save(force_insert=True)
+    return order
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    order_id: str
+    status: str
+    replayed: bool
+    note: str = ""
+
+
+def handle_payment_webhook(*, channel, provider_name: str, body: bytes, headers) -> WebhookOutcome:
+    """Verify, record and act on a provider's webhook. Idempotent by the provider's payment reference."""
+    provider = get_provider(provider_name)
+    event = provider.parse_webhook(body=body, headers=headers)
+    return apply_payment_event(channel=channel, provider_name=provider_name, event=event)
+
+
+@transaction.atomic
+def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> WebhookOutcome:
+    order = Order.objects.select_for_update().filter(pk=event.order_id).first()
+    if order is None:
+        raise OrderNotFound(f"No order {event.order_id!r} in this channel.")
+    payment, created = Payment.objects.get_or_create(
+        provider=provider_name,
+        provider_ref=event.provider_ref,
+        defaults={
+            "order": order,
+            "amount_rupiah": event.amount_rupiah,
+            "status": Payment.Status.SUCCEEDED if event.succeeded else Payment.Status.FAILED,
+            "event": event.raw,
+        },
+    )
+    if not created:
+        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=True)
+    if not event.succeeded:
+        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note="payment failed")
+
+    if order.status in (Order.Status.CREDITED, Order.Status.PAID, Order.Status.REFUNDED) or (
+        event.amount_rupiah != order.total_rupiah
+    ):
+        # A second payment for an order already paid, or a wrong amount: the money goes back.
+        reason = "duplicate payment" if event.amount_rupiah == order.total_rupiah else "amount does not match the order"
+        _refund_payment(payment=payment, provider_name=provider_name, reason=reason)
+        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=f"refunded: {reason}")
+
+    order.status = Order.Status.PAID
+    order.paid_at = timezone.now()
+    order.save(update_fields=["status", "paid_at"])
+    _credit(channel=channel, order=order, payment=payment, provider_name=provider_name)
+    return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=order.status_reason)
+
+
+def _credit(*, channel, order: Order, payment: Payment | None, provider_name: str) -> None:
+    """Move a paid order's units into the wallet: settle the reservation, or sell afresh if it lapsed."""
+    try:
+        quota.settle_reservation(reservation_ids=order.reservation_ids)
+    except PendingAlreadyPosted:
+        # Posted under another id: never happens with our deterministic ids. Crediting again from
+        # stock would double-credit, so fail loudly; reconciliation reports the order.
+        raise
+    except LedgerError:
+        # The reservation lapsed (expired or swept). Credit from stock if the channel still has it.
+        try:
+            order.credit_ids = quota.sell_from_stock(
+                channel_id=channel.pk,
+                customer_id=order.customer_id,
+                order_ref=f"{channel.pk}:{order.pk}",
+                quantity=order.quantity,
+            )
+        except InsufficientBalance:
+            if payment is None:
+                payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
+            if payment is not None:
+                _refund_payment(
+                    payment=payment, provider_name=provider_name, reason="no stock left after the order expired"
+                )
+            order.status = Order.Status.REFUNDED
+            order.status_reason = (
+                "Paid after the order expired and the channel had no stock left; the money was refunded."
+            )
+            order.save(update_fields=["status", "status_reason"])
+            return
+        order.status_reason = "Paid after the order expired; credited from stock."
+    order.status = Order.Status.CREDITED
+    order.credited_at = timezone.now()
+    order.save(update_fields=["status", "credited_at", "credit_ids", "status_reason"])
+
+
+def _refund_payment(*, payment: Payment, provider_name: str, reason: str) -> None:
+    provider = get_provider(provider_name)
+    result = provider.refund(
+        provider_ref=payment.provider_ref, amount_rupiah=payment.amount_rupiah, reference=f"payment:{payment.pk}"
+    )
+    if result.succeeded:
+        payment.status = Payment.Status.REFUNDED
+    payment.refund_reason = reason
+    payment.save(update_fields=["status", "refund_reason"])
+
+
+# --------------------------------------------------------------------------- sweepers
+
+
+def expire_orders(*, channel, now=None) -> int:
+    """Unpaid orders past their expiry give their reserved stock back."""
+    now = now or timezone.now()
+    expired = 0
+    for order_id in Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, expires_at__lt=now).values_list(
+        "pk", flat=True
+    )[:500]:
+        with transaction.atomic():
+            order = (
+                Order.objects.select_for_update(skip_locked=True)
+                .filter(pk=order_id, status=Order.Status.AWAITING_PAYMENT)
+                .first()
+            )
+            if order is None:
+                continue  # another sweeper or a webhook has it
+            for rid in order.reservation_ids:
+                try:
+                    quota.release_reservation(reservation_ids=[rid])
+                except LedgerError:
+                    pass  # already voided by the ledger's own timeout sweep
+            order.status = Order.Status.EXPIRED
+            order.save(update_fields=["status"])
+            expired += 1
+    return expired
+
+
+def credit_paid_orders(*, channel) -> int:
+    """Orders whose payment was recorded but whose units never reached the wallet get them now."""
+    done = 0
+    for order_id in Order.objects.filter(status=Order.Status.PAID).values_list("pk", flat=True)[:500]:
+        with transaction.atomic():
+            order = (
+                Order.objects.select_for_update(skip_locked=True).filter(pk=order_id, status=Order.Status.PAID).first()
+            )
+            if order is None:
+                continue
+            _credit(channel=channel, order=order, payment=None, provider_name=order.provider)
+            done += 1
+    return done
+
+
+# --------------------------------------------------------------------------- refunds
+
+
+@transaction.atomic
+def refund_order(*, channel, order_id: str, customer, units: int, request_key: str) -> Refund:
+    """Refund ``units`` unused units of a credited order: units back to stock, money back less the fee."""
+    order = Order.objects.select_for_update().filter(pk=order_id, customer=customer).first()
+    if order is None:
+        raise OrderNotFound(f"No order {order_id!r} for this customer.")
+    existing = Refund.objects.filter(order=order, request_key=request_key).first()
+    if existing is not None:
+        if existing.units != units:
+            raise RefundNotAllowed("This request key was already used for a refund of a different number of units.")
+        return existing
+    if order.status != Order.Status.CREDITED:
+        raise RefundNotAllowed("Only a paid and credited order can be refunded.")
+    window = timedelta(days=channel.refund_window_days)
+    if order.credited_at is None or timezone.now() - order.credited_at > window:
+        raise RefundNotAllowed(f"Refunds are possible within {channel.refund_window_days} days of purchase.")
+    if units < 1 or units > order.quantity - order.refunded_units:
+        raise RefundNotAllowed(f"At most {order.quantity - order.refunded_units} units of this order can be refunded.")
+    balance = quota.wallet_balance(channel_id=channel.pk, customer_id=customer.pk)
+    if units > balance["available"]:
+        raise RefundNotAllowed(f"Only {balance['available']} unused units are in the wallet.")
+    gross = units * (order.unit_price_rupiah + order.fee_per_unit_rupiah)
+    fee = min(channel.refund_fee_rupiah, gross)
+    refund = Refund(
+        order=order,
+        request_key=request_key,
+        units=units,
+        amount_rupiah=gross - fee,
+        fee_rupiah=fee,
+        status=Refund.Status.SUCCEEDED,
+    )
+    quota.refund_units(
+        channel_id=channel.pk, customer_id=customer.pk, refund_ref=f"{channel.pk}:{refund.pk}", units=units
+    )
+    payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
+    provider = get_provider(order.provider)
+    result = provider.refund(
+        provider_ref=payment.provider_ref if payment else "",
+        amount_rupiah=refund.amount_rupiah,
+        reference=f"refund:{refund.pk}",
+    )
+    if not result.succeeded:
+        raise RefundNotAllowed("The payment provider refused the refund; nothing was changed. Try again later.")
+    refund.provider_refund_ref = result.reference
+    refund.save(force_insert=True)
+    order.refunded_units += units
+    order.save(update_fields=["refunded_units"])
+    return refund
