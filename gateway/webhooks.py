@@ -1,0 +1,348 @@
+"""Outgoing webhooks: signed, retried, and never lost (a transactional outbox in the channel's schema).
+
+- :func:`enqueue_event` writes one :class:`~gateway.edge.models.WebhookDelivery` row per subscribed
+  endpoint *in the caller's transaction*: if the business change rolls back, so does the event. After
+  commit a Celery task (:func:`deliver`) sends it; the beat task :func:`sweep_all` re-sends whatever is
+  due, so a lost task, a broker outage or a dead worker only delays a delivery.
+- Every attempt takes a short lease on the row (``next_attempt_at`` moves :data:`LEASE` ahead) before
+  the HTTP call, so two tasks for one row never send it at the same time; the call itself runs outside
+  any database transaction.
+- A 2xx answer is success. Anything else (non-2xx, redirect, timeout, refused connection) is a failure,
+  retried with exponential backoff and jitter until :data:`MAX_ATTEMPTS`, then ``failed``.
+  :func:`replay_delivery` starts a fresh series for any delivery.
+- Each body is signed: ``Emeterai-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
+  Receivers verify it as ``docs/webhooks.md`` shows; :func:`verify_signature` is our own reference.
+
+Tasks take the schema name and ids, enter the schema explicitly, and refuse to run without one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from functools import partial
+from urllib.parse import urlsplit
+
+from celery import shared_task
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import get_tenant_model, schema_context
+
+from gateway.edge.models import WebhookDelivery, WebhookEndpoint
+from gateway.errors import ApplicationError, NotFound
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Emeterai-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
+MAX_ATTEMPTS = 10
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+LEASE = timedelta(seconds=60)  # longer than REQUEST_TIMEOUT_SECONDS, so a lease outlives its attempt
+REQUEST_TIMEOUT_SECONDS = 10
+ATTEMPT_LOG_LIMIT = 50
+SWEEP_BATCH = 500
+USER_AGENT = "e-Meterai-Gateway-Webhooks/1"
+_EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class InvalidWebhookEndpoint(ApplicationError):
+    code = "invalid_webhook_endpoint"
+    http_status = 400
+    title = "Invalid webhook endpoint"
+
+
+class InvalidWebhookEvent(ApplicationError):
+    code = "invalid_webhook_event"
+    http_status = 400
+    title = "Invalid webhook event"
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def sign(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Emeterai-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(
+    *, secret: str, header: str, body: bytes, tolerance: int = SIGNATURE_TOLERANCE_SECONDS, now: float | None = None
+) -> bool:
+    """True if ``header`` signs ``body`` with ``secret`` and its time is within ``tolerance`` seconds."""
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        fields.setdefault(name, []).append(value)
+    try:
+        timestamp = int(fields["t"][0])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        return False
+    expected = sign(secret=secret, timestamp=timestamp, body=body).partition(",v1=")[2]
+    return any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", []))
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _current_channel_schema() -> str:
+    schema = connection.schema_name
+    if not schema or schema == settings.PUBLIC_SCHEMA_NAME:
+        raise RuntimeError("webhooks belong to a channel: enter the channel's schema first")
+    return schema
+
+
+def _require_channel_schema(schema_name: str | None) -> str:
+    if not schema_name or schema_name == settings.PUBLIC_SCHEMA_NAME:
+        raise ValueError("a webhook task needs the schema name of a channel")
+    return schema_name
+
+
+def _validate_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookEndpoint("A webhook URL must be an absolute http:// or https:// address.")
+
+
+@transaction.atomic
+def create_webhook_endpoint(*, url: str, events: list[str], description: str = "") -> WebhookEndpoint:
+    """A new endpoint in the current channel with a fresh signing secret. ``events=["*"]`` is every event."""
+    _current_channel_schema()
+    _validate_url(url)
+    for event_type in events:
+        if event_type != "*" and not _EVENT_TYPE.match(event_type):
+            raise InvalidWebhookEvent(f"{event_type!r} is not an event type (e.g. 'order.paid') nor '*'.")
+    return WebhookEndpoint.objects.create(
+        url=url, events=sorted(set(events)), description=description, secret=f"whsec_{secrets.token_urlsafe(32)}"
+    )
+
+
+@transaction.atomic
+def enqueue_event(*, event_type: str, payload: dict) -> list[WebhookDelivery]:
+    """Record ``event_type`` for every active endpoint that wants it, in the current transaction; the
+    sending starts after commit. Returns the delivery rows (none if no endpoint subscribes)."""
+    schema = _current_channel_schema()
+    if not _EVENT_TYPE.match(event_type):
+        raise InvalidWebhookEvent(f"{event_type!r} is not an event type (e.g. 'order.paid').")
+    data = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))  # dates, decimals, UUIDs as JSON sends them
+    endpoints = WebhookEndpoint.objects.filter(active=True).filter(
+        Q(events__contains=[event_type]) | Q(events__contains=["*"])
+    )
+    event_id = f"evt_{secrets.token_hex(12)}"
+    now = timezone.now()
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=data, next_attempt_at=now)
+        for endpoint in endpoints.order_by("pk")
+    )
+    for delivery in deliveries:
+        # robust: a broker outage must not fail the committed business request; the sweeper sends it later
+        transaction.on_commit(partial(_schedule, schema, delivery.pk), robust=True)
+    return deliveries
+
+
+def _schedule(schema_name: str, delivery_id: int) -> None:
+    deliver.delay(schema_name=schema_name, delivery_id=delivery_id)
+
+
+@transaction.atomic
+def replay_delivery(*, delivery_id: int) -> WebhookDelivery:
+    """Send a delivery again (whatever its status), with a fresh series of :data:`MAX_ATTEMPTS`; the
+    attempt log keeps the earlier ones. The receiver sees the same event id."""
+    schema = _current_channel_schema()
+    delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+    if delivery is None:
+        raise NotFound(f"No webhook delivery {delivery_id} in this channel.")
+    now = timezone.now()
+    delivery.status = WebhookDelivery.Status.PENDING
+    delivery.attempt_count = 0
+    delivery.next_attempt_at = now
+    delivery.attempts = [*delivery.attempts, {"replayed_at": now.isoformat()}][-ATTEMPT_LOG_LIMIT:]
+    delivery.save(update_fields=["status", "attempt_count", "next_attempt_at", "attempts"])
+    transaction.on_commit(partial(_schedule, schema, delivery.pk), robust=True)
+    return delivery
+
+
+def backoff_delay(attempt: int) -> timedelta:
+    """Wait after failed attempt number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped, with
+    jitter drawn uniformly from its upper half so that receivers coming back are not hit all at once."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+    ceiling_ms = int(ceiling.total_seconds() * 1000)
+    return timedelta(milliseconds=ceiling_ms // 2 + secrets.randbelow(ceiling_ms // 2 + 1))
+
+
+def build_body(delivery: WebhookDelivery) -> bytes:
+    event = {
+        "id": delivery.event_id,
+        "type": delivery.event_type,
+        "created": delivery.created_at.isoformat(),
+        "data": delivery.payload,
+    }
+    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect is an answer like any other non-2xx: a failed attempt
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(*, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    """POST once; (status code or None, error text or "")."""
+    _validate_url(url)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only
+    try:
+        with _opener.open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        with exc:
+            snippet = exc.read(200).decode("utf-8", "replace")
+        return exc.code, f"HTTP {exc.code}: {snippet}".strip()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, f"{type(exc).__name__}: {reason}"[:500]
+
+
+def attempt_delivery(*, delivery_id: int) -> str:
+    """One attempt at a due delivery in the current schema. Safe to run twice, or concurrently: the
+    attempt leases the row first. Returns ``succeeded``, ``retry``, ``failed``, ``skipped`` (not due, or
+    leased by another attempt) or ``superseded`` (replayed while this attempt was in flight)."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint")
+            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+            .first()
+        )
+        if delivery is None:
+            return "skipped"  # done, failed, leased by another attempt, or not due yet
+        delivery.attempt_count += 1
+        delivery.next_attempt_at = now + LEASE
+        delivery.save(update_fields=["attempt_count", "next_attempt_at"])
+    attempt = delivery.attempt_count
+    endpoint = delivery.endpoint
+
+    started = time.monotonic()
+    if endpoint.active:
+        body = build_body(delivery)
+        sent_at = int(time.time())
+        code, error = _post(
+            url=endpoint.url,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "Emeterai-Event-Id": delivery.event_id,
+                "Emeterai-Event-Type": delivery.event_type,
+                "Emeterai-Delivery-Id": str(delivery.pk),
+                "Emeterai-Delivery-Attempt": str(attempt),
+                SIGNATURE_HEADER: sign(secret=endpoint.secret, timestamp=sent_at, body=body),
+            },
+        )
+    else:
+        code, error = None, "endpoint disabled"
+    duration_ms = round((time.monotonic() - started) * 1000)
+    succeeded = code is not None and 200 <= code < 300
+    return _record_attempt(
+        delivery_id=delivery.pk,
+        attempt=attempt,
+        code=code,
+        error="" if succeeded else (error or f"HTTP {code}"),
+        duration_ms=duration_ms,
+        give_up=not endpoint.active,
+    )
+
+
+@transaction.atomic
+def _record_attempt(
+    *, delivery_id: int, attempt: int, code: int | None, error: str, duration_ms: int, give_up: bool
+) -> str:
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    now = timezone.now()
+    entry = {"attempt": attempt, "at": now.isoformat(), "response_code": code, "error": error, "ms": duration_ms}
+    delivery.attempts = [*delivery.attempts, entry][-ATTEMPT_LOG_LIMIT:]
+    delivery.last_response_code = code
+    delivery.last_error = error
+    fields = ["attempts", "last_response_code", "last_error"]
+    if delivery.attempt_count != attempt or delivery.status != WebhookDelivery.Status.PENDING:
+        delivery.save(update_fields=fields)  # replayed meanwhile: log the attempt, leave the new series alone
+        return "superseded"
+    if not error:
+        delivery.status = WebhookDelivery.Status.SUCCEEDED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        outcome = "succeeded"
+    elif give_up or attempt >= MAX_ATTEMPTS:
+        delivery.status = WebhookDelivery.Status.FAILED
+        delivery.next_attempt_at = None
+        outcome = "failed"
+        logger.warning(
+            "webhook delivery failed for good",
+            extra={"delivery_id": delivery.pk, "event_id": delivery.event_id, "attempts": attempt},
+        )
+    else:
+        delivery.next_attempt_at = now + backoff_delay(attempt)
+        outcome = "retry"
+    delivery.save(update_fields=[*fields, "status", "delivered_at", "next_attempt_at"])
+    return outcome
+
+
+def due_delivery_ids(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> list[int]:
+    return list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now or timezone.now()
+        )
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@shared_task(name="gateway.webhooks.deliver", ignore_result=True, acks_late=True)
+def deliver(schema_name: str, delivery_id: int) -> str:
+    """Attempt one delivery (if it is due) in ``schema_name``."""
+    with schema_context(_require_channel_schema(schema_name)):
+        return attempt_delivery(delivery_id=delivery_id)
+
+
+@shared_task(name="gateway.webhooks.sweep", ignore_result=True)
+def sweep(schema_name: str) -> int:
+    """Queue a delivery task for every due delivery of one channel; returns how many."""
+    schema_name = _require_channel_schema(schema_name)
+    with schema_context(schema_name):
+        ids = due_delivery_ids()
+    for delivery_id in ids:
+        deliver.delay(schema_name=schema_name, delivery_id=delivery_id)
+    return len(ids)
+
+
+@shared_task(name="gateway.webhooks.sweep_all", ignore_result=True)
+def sweep_all() -> int:
+    """Beat task: one :func:`sweep` per channel."""
+    schemas = list(
+        get_tenant_model()
+        .objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME)
+        .order_by("schema_name")
+        .values_list("schema_name", flat=True)
+    )
+    for schema_name in schemas:
+        sweep.delay(schema_name=schema_name)
+    return len(schemas)
