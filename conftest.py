@@ -48,7 +48,7 @@ def _public_schema_and_fresh_host_cache():
 
 
 @pytest.fixture
-def channel_keys(db) -> dict[str, str]:
+def channel_keys(django_db_setup) -> dict[str, str]:
     """The first API key (all scopes) of each session channel, by channel code."""
     return dict(django_db_setup_keys)
 

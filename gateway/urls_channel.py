@@ -6,5 +6,6 @@ from gateway.urls_common import handler400, handler403, handler404, handler500  
 
 urlpatterns = [
     path("api/v1/", include("gateway.api.urls_channel")),
+    path("", include("billing.retail.urls")),
     path("", include("tenants.portal.urls")),
 ]

@@ -112,3 +112,18 @@ class Deposit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.units} units"
+
+
+class ReconciliationRun(models.Model):
+    """The stored outcome of one ``reconcile`` run, for the back office."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    report = models.JSONField()
+
+    class Meta:
+        ordering = ("-started_at",)
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'VIOLATIONS'}"

@@ -39,6 +39,7 @@ SHARED_APPS = [
     "rest_framework",
     "gateway",
     "issuer",
+    "billing",
     "billing.ledger",
 ]
 TENANT_APPS = [
@@ -174,6 +175,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "gateway.tasks.heartbeat", "schedule": timedelta(seconds=30)},
+    "sweep-expired-holds": {"task": "billing.sweep_expired_pending", "schedule": timedelta(seconds=30)},
+    "sweep-orders": {"task": "billing.sweep_orders", "schedule": timedelta(seconds=60)},
+    "reconcile": {"task": "billing.reconcile", "schedule": timedelta(minutes=10)},
 }
 _ = crontab  # kept importable for later schedules
 
@@ -248,3 +252,25 @@ def derived_secret(secret_key: str, purpose: str) -> str:
 
 # The simulator payment provider's webhook secret (a real provider's comes from its dashboard).
 PAYMENT_SIMULATOR_SECRET = os.environ.get("PAYMENT_SIMULATOR_SECRET", "")
+# Where the simulator sends its webhooks; unset = this same server on 127.0.0.1 (with the channel's Host header).
+PAYMENT_SIMULATOR_WEBHOOK_BASE = os.environ.get("PAYMENT_SIMULATOR_WEBHOOK_BASE", "")
+
+# --------------------------------------------------------------------------- issuer core (issue 3)
+# Signing key: a PKCS#12 file, or a PEM key + certificate (+ chain); with neither, development keys
+# are made on first use under ISSUER_KEY_DIR. Paths in *_CHAIN / *_TRUST_ROOTS are separated by ":".
+ISSUER_SIGNING_PKCS12 = os.environ.get("ISSUER_SIGNING_PKCS12", "")
+ISSUER_SIGNING_PKCS12_PASSWORD = os.environ.get("ISSUER_SIGNING_PKCS12_PASSWORD", "")
+ISSUER_SIGNING_KEY = os.environ.get("ISSUER_SIGNING_KEY", "")
+ISSUER_SIGNING_KEY_PASSWORD = os.environ.get("ISSUER_SIGNING_KEY_PASSWORD", "")
+ISSUER_SIGNING_CERT = os.environ.get("ISSUER_SIGNING_CERT", "")
+ISSUER_SIGNING_CHAIN = [p for p in os.environ.get("ISSUER_SIGNING_CHAIN", "").split(":") if p]
+# Extra roots trusted when verifying uploaded documents (e.g. the previous signing CA after a rotation).
+ISSUER_TRUST_ROOTS = [p for p in os.environ.get("ISSUER_TRUST_ROOTS", "").split(":") if p]
+# RFC 3161 time-stamping authority (none: signatures carry the signing time only).
+ISSUER_TSA_URL = os.environ.get("ISSUER_TSA_URL", "")
+ISSUER_TSA_USERNAME = os.environ.get("ISSUER_TSA_USERNAME", "")
+ISSUER_TSA_PASSWORD = os.environ.get("ISSUER_TSA_PASSWORD", "")
+ISSUER_TSA_TIMEOUT = float(os.environ.get("ISSUER_TSA_TIMEOUT", "10"))
+# Ceiling for any document (every profile's max_bytes is capped by it) and for verification uploads.
+STAMP_DEFAULT_MAX_BYTES = int(os.environ.get("STAMP_DEFAULT_MAX_BYTES", str(20 * 1024 * 1024)))
+# ---------------------------------------------------------------------------- end of issuer core

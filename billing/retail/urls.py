@@ -1,0 +1,7 @@
+from django.urls import path
+
+from billing.retail import views
+
+urlpatterns = [
+    path("pay/simulator/<str:order_id>", views.pay_simulator, name="pay-simulator"),
+]

@@ -1,0 +1,49 @@
+"""Periodic billing work (Celery beat). Every task is idempotent and safe on several workers at once."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django_tenants.utils import schema_context
+
+from billing import quota
+from tenants.models import Channel
+
+logger = logging.getLogger(__name__)
+
+
+def _channels():
+    return Channel.objects.filter(kind=Channel.Kind.CHANNEL, is_active=True).exclude(schema_name="public")
+
+
+@shared_task(name="billing.sweep_expired_pending", ignore_result=True)
+def sweep_expired_pending() -> int:
+    """Void holds and reservations past their timeout (their stamp or order died)."""
+    return quota.sweep_expired_pending()
+
+
+@shared_task(name="billing.sweep_orders", ignore_result=True)
+def sweep_orders() -> dict:
+    """Per channel: credit paid-but-uncredited orders first (money received), then expire unpaid ones."""
+    from billing.retail import services as retail
+
+    done = {}
+    for channel in _channels():
+        with schema_context(channel.schema_name):
+            credited = retail.credit_paid_orders(channel=channel)
+            expired = retail.expire_orders(channel=channel)
+        if credited or expired:
+            logger.info("orders swept", extra={"channel": channel.code, "credited": credited, "expired": expired})
+        done[channel.code] = {"credited": credited, "expired": expired}
+    return done
+
+
+@shared_task(name="billing.reconcile", ignore_result=True)
+def reconcile_task() -> bool:
+    from billing.reconciliation import reconcile
+
+    report = reconcile(store=True)
+    if not report["ok"]:
+        logger.error("reconciliation found violations", extra={"report": report})
+    return report["ok"]

@@ -1,0 +1,51 @@
+"""A purchase over real HTTP: order via the API, the simulator's pay page sends a signed webhook
+(a real HTTP request back to the gateway), and the wallet is credited."""
+
+from __future__ import annotations
+
+import pytest
+from django_tenants.utils import schema_context
+
+from billing import quota
+from tests.billing.factories import unique
+from tests.e2e.http import HttpClient
+
+pytestmark = pytest.mark.slow
+
+
+def test_order_paid_on_the_simulator_page_credits_the_wallet(live_db, gateway_url, channel_keys):
+    from tenants.models import Channel
+
+    alpha = Channel.objects.get(code="alpha")
+    quota.allocate_stock(channel_id=alpha.pk, units=10, reference=unique("dep"))
+    api = HttpClient(gateway_url, "alpha.test", channel_keys["alpha"])
+    customer = api.post("/api/v1/customers", json_body={"external_ref": unique("c"), "name": "Ayu"}).json()
+    order = api.post("/api/v1/orders", json_body={"customer": customer["id"], "quantity": 2})
+    assert order.status == 201, order.text
+    order_id = order.json()["id"]
+
+    browser = HttpClient(gateway_url, "alpha.test")
+    page = browser.csrf_form(f"/pay/simulator/{order_id}", {"action": "pay"})
+    assert page.status == 200, page.text
+    assert "The gateway answered 200" in page.text
+
+    assert api.get(f"/api/v1/orders/{order_id}").json()["status"] == "credited"
+    fetched = api.get(f"/api/v1/customers/{customer['id']}").json()
+    assert fetched["quota"] == {"available": 2, "held": 0, "used": 0}
+    with schema_context("alpha"):
+        from billing.retail.models import Payment
+
+        assert Payment.objects.filter(order_id=order_id, status="succeeded").count() == 1
+
+
+def test_a_failed_payment_leaves_the_order_awaiting(live_db, gateway_url, channel_keys):
+    from tenants.models import Channel
+
+    alpha = Channel.objects.get(code="alpha")
+    quota.allocate_stock(channel_id=alpha.pk, units=1, reference=unique("dep"))
+    api = HttpClient(gateway_url, "alpha.test", channel_keys["alpha"])
+    customer = api.post("/api/v1/customers", json_body={"external_ref": unique("c"), "name": "Bayu"}).json()
+    order_id = api.post("/api/v1/orders", json_body={"customer": customer["id"], "quantity": 1}).json()["id"]
+    page = HttpClient(gateway_url, "alpha.test").csrf_form(f"/pay/simulator/{order_id}", {"action": "fail"})
+    assert "Failure sent" in page.text
+    assert api.get(f"/api/v1/orders/{order_id}").json()["status"] == "awaiting_payment"
