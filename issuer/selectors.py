@@ -1,0 +1,147 @@
+"""Issuer reads: public verification by serial and by document, profiles, document types.
+
+What verification shows is what anyone holding the document (or a photo of its QR code) may
+see: the serial's status and time, the channel that sold it, the profile and document type.  It
+never shows document hashes, document numbers or dates, the requesting customer or the void
+reason: a serial is public once printed, so its lookup must not reveal more than the paper does.
+Upload verification compares hashes server-side and answers with booleans (plus the uploaded
+file's own hash, which the uploader already has).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from gateway.errors import ApplicationError
+from issuer.engine import trust_roots
+from issuer.models import DocumentType, Serial, StampProfile
+from issuer.pdf.inspect import check_size
+from issuer.serials import SERIAL_LENGTH, is_valid_serial, normalize_serial
+from issuer.signing import SignatureReport, verify_pdf
+from issuer.stamp import verification_url
+
+
+class InvalidSerial(ApplicationError):
+    code = "invalid_serial"
+    http_status = 400
+    title = "Not a valid serial number"
+
+
+class SerialNotFound(ApplicationError):
+    code = "serial_not_found"
+    http_status = 404
+    title = "Unknown serial number"
+
+
+def serial_get(serial: str) -> Serial:
+    """The registry row of ``serial`` (as typed: spaces and case are forgiven)."""
+    value = normalize_serial(serial)
+    if not is_valid_serial(value):
+        raise InvalidSerial(
+            f"{value[:40]!r} is not an e-Meterai serial: a serial is {SERIAL_LENGTH} letters and digits "
+            "whose last character is a check character. Check for a mistyped character.",
+            extra={"serial": value[:40]},
+        )
+    try:
+        return Serial.objects.select_related("channel", "document_type").get(serial=value)
+    except Serial.DoesNotExist:
+        raise SerialNotFound(
+            f"The serial {value} was not issued by this issuer. A document carrying it is not validly stamped.",
+            extra={"serial": value},
+        ) from None
+
+
+def _public(row: Serial) -> dict:
+    used = row.status == Serial.Status.USED
+    return {
+        "serial": row.serial,
+        "status": row.status,
+        "valid": used,
+        "used_at": row.used_at.isoformat() if used and row.used_at else None,
+        "voided_at": row.voided_at.isoformat() if row.voided_at else None,
+        "channel": {"code": row.channel.code, "name": row.channel.name},
+        "profile": row.profile,
+        "document_type": row.document_type.name if row.document_type else None,
+        "verification_url": verification_url(settings.VERIFY_BASE_URL, row.serial),
+    }
+
+
+def verify_serial(serial: str) -> dict:
+    """Public status of a serial: ``used`` (valid, with its time) or ``void`` (never completed)."""
+    return _public(serial_get(serial))
+
+
+def _signature(sig: SignatureReport) -> dict:
+    return {
+        "field": sig.field_name,
+        "valid": sig.valid and sig.changes_allowed,
+        "intact": sig.intact,
+        "trusted": sig.trusted,
+        "covers_whole_document": sig.covers_whole_document,
+        "changes_allowed": sig.changes_allowed,
+        "signer": sig.signer_subject,
+        "signing_time": sig.signing_time.isoformat() if sig.signing_time else None,
+        "reason": sig.reason,
+        "serial": sig.serial,
+    }
+
+
+def _stamp(sig: SignatureReport, row: Serial | None, data: bytes) -> dict:
+    registered = row is not None
+    used = registered and row.status == Serial.Status.USED
+    size = row.stamped_size if used else None
+    matches = bool(used and size is not None and size <= len(data))
+    matches = matches and hashlib.sha256(data[:size]).hexdigest() == row.stamped_sha256
+    checks = {
+        "signature_intact": sig.intact,
+        "signer_trusted": sig.trusted,
+        "registered": registered,
+        "serial_used": used,
+        "matches_registry": matches,
+        "unchanged_since_stamping": matches and size == len(data) and sig.covers_whole_document,
+    }
+    failed = next((name for name, ok in checks.items() if not ok), None)
+    stamp = {"serial": sig.serial, "valid": failed is None, "failed_check": failed, "checks": checks}
+    if registered:
+        stamp["registry"] = _public(row)
+    return stamp
+
+
+def verify_document(data: bytes, password: str | None = None) -> dict:
+    """Verify an uploaded PDF: every e-Meterai signature, and each serial against the registry.
+
+    ``valid`` is True when the document carries at least one e-Meterai whose signature is intact
+    and chains to the issuer's roots, whose serial is recorded ``used``, whose recorded output
+    hash equals the signed revision, and nothing was appended after it.  Other parties'
+    signatures are listed but do not decide ``valid`` (their roots are not ours to trust).
+    """
+    check_size(len(data), settings.STAMP_DEFAULT_MAX_BYTES)
+    report = verify_pdf(data, trust_roots(), password=password)
+    claimed = [sig for sig in report.signatures if sig.serial is not None]
+    rows = {row.serial: row for row in Serial.objects.select_related("channel", "document_type").filter(
+        serial__in=[sig.serial for sig in claimed]
+    )}  # fmt: skip
+    stamps = [_stamp(sig, rows.get(sig.serial or ""), data) for sig in claimed]
+    valid = bool(stamps) and all(stamp["valid"] for stamp in stamps)
+    if not stamps:
+        failed = "no_stamp"
+    else:
+        failed = next((stamp["failed_check"] for stamp in stamps if not stamp["valid"]), None)
+    return {
+        "valid": valid,
+        "failed_check": failed,
+        "document_sha256": hashlib.sha256(data).hexdigest(),
+        "stamps": stamps,
+        "signatures": [_signature(sig) for sig in report.signatures],
+    }
+
+
+def active_profiles() -> QuerySet[StampProfile]:
+    return StampProfile.objects.filter(active=True).order_by("name")
+
+
+def document_types() -> QuerySet[DocumentType]:
+    return DocumentType.objects.filter(active=True).order_by("name")

@@ -1,0 +1,395 @@
+"""Issuer writes: stamping a document and recording its serial.
+
+``stamp_document`` is the only way a serial enters the registry as ``used``.  The order is:
+
+1. refuse early: profile, document type, idempotent replay, inspection, profile and placement
+   checks (nothing is minted or recorded for a refusal);
+2. mint a serial in memory and sign (no database transaction is open while signing, so a slow
+   time-stamping authority holds no locks);
+3. in ONE transaction: insert the ``Serial`` row (``used``), store the stamped PDF, run the
+   caller's ``on_recorded(serial_row)`` (billing commits its hold here), commit.
+
+If step 2 or 3 fails, nothing is recorded as used and the stamped bytes are thrown away; the
+minted serial is recorded ``void`` with the reason in a separate, best-effort write, so the
+registry accounts for every serial that ever went into a signature (audit, failure rates) and a
+serial value is never used twice.  A serial collision (about 2**-108 per pair) re-signs with a new
+serial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from gateway.errors import ApplicationError
+from issuer.engine import get_engine
+from issuer.errors import SigningUnavailable
+from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
+from issuer.pdf import check_placement, check_profile, inspect_document
+from issuer.serials import new_serial
+from issuer.signing import StampResult
+from issuer.stamp import verification_url
+from tenants.models import Channel
+
+logger = logging.getLogger(__name__)
+
+MAX_SERIAL_ATTEMPTS = 3
+MAX_JOB_REF_LENGTH = 200
+
+Box = tuple[float, float, float, float]
+
+
+class UnknownProfile(ApplicationError):
+    code = "unknown_profile"
+    http_status = 422
+    title = "Unknown document profile"
+
+
+class UnknownDocumentType(ApplicationError):
+    code = "unknown_document_type"
+    http_status = 422
+    title = "Unknown document type"
+
+
+class JobRefConflict(ApplicationError):
+    code = "job_ref_conflict"
+    http_status = 409
+    title = "The job reference was used for another stamp"
+
+
+class ChannelInactive(ApplicationError):
+    code = "channel_inactive"
+    http_status = 403
+    title = "The channel is suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class StampOutcome:
+    """A recorded stamp.  ``replayed`` is True when ``job_ref`` found an earlier stamp."""
+
+    serial: str
+    pdf: bytes
+    sha256_in: str
+    sha256_out: str
+    pages: int
+    page: int
+    box: Box
+    profile: str
+    certification: bool
+    upgraded_to: str | None
+    signed_at: dt.datetime
+    verification_url: str
+    channel_code: str
+    job_ref: str | None
+    replayed: bool = False
+
+    def as_dict(self) -> dict:
+        """Everything but the PDF bytes, JSON-ready."""
+        return {
+            "serial": self.serial,
+            "sha256_in": self.sha256_in,
+            "sha256_out": self.sha256_out,
+            "size_out": len(self.pdf),
+            "pages": self.pages,
+            "page": self.page,
+            "box": list(self.box),
+            "profile": self.profile,
+            "certification": self.certification,
+            "upgraded_to": self.upgraded_to,
+            "signed_at": self.signed_at.isoformat(),
+            "verification_url": self.verification_url,
+            "channel": self.channel_code,
+            "job_ref": self.job_ref,
+            "replayed": self.replayed,
+        }
+
+
+class _JobAlreadyStamped(Exception):
+    """Another call recorded this job first (seen under the job's lock)."""
+
+
+class _SerialTaken(Exception):
+    """The minted serial is already in the registry."""
+
+
+def _profile(name: str) -> StampProfile:
+    try:
+        return StampProfile.objects.get(name=name, active=True)
+    except StampProfile.DoesNotExist:
+        names = ", ".join(StampProfile.objects.filter(active=True).values_list("name", flat=True))
+        raise UnknownProfile(
+            f"There is no document profile {name!r}. Use one of: {names}.", extra={"profile": name}
+        ) from None
+
+
+def _document_type(code: str | None) -> DocumentType | None:
+    if not code:
+        return None
+    try:
+        return DocumentType.objects.get(code=code, active=True)
+    except DocumentType.DoesNotExist:
+        raise UnknownDocumentType(
+            f"There is no document type {code!r}; list them with GET /api/v1/document-types.",
+            extra={"document_type": code},
+        ) from None
+
+
+def _normalised_box(box: Box) -> Box:
+    llx, lly, urx, ury = (float(v) for v in box)
+    return (llx, lly, urx, ury)
+
+
+def _outcome_from_row(row: Serial, *, replayed: bool) -> StampOutcome:
+    stamped = row.stamped
+    return StampOutcome(
+        serial=row.serial,
+        pdf=bytes(stamped.pdf),
+        sha256_in=row.document_sha256,
+        sha256_out=row.stamped_sha256,
+        pages=row.page_count,
+        page=row.page,
+        box=row.box,
+        profile=row.profile,
+        certification=row.certification,
+        upgraded_to=row.upgraded_to or None,
+        signed_at=row.used_at,
+        verification_url=verification_url(settings.VERIFY_BASE_URL, row.serial),
+        channel_code=row.channel.code,
+        job_ref=row.job_ref,
+        replayed=replayed,
+    )
+
+
+def _replay(
+    *, channel: Channel, job_ref: str, sha256_in: str, page: int, box: Box, profile: str
+) -> StampOutcome | None:
+    row = (
+        Serial.objects.select_related("channel", "stamped")
+        .filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED)
+        .first()
+    )
+    if row is None:
+        return None
+    if (row.document_sha256, row.page, row.box, row.profile) != (sha256_in, page, box, profile):
+        raise JobRefConflict(
+            f"The job reference {job_ref!r} already stamped a different document or position "
+            f"(serial {row.serial}). Use a new job reference for a new stamp.",
+            extra={"job_ref": job_ref, "serial": row.serial},
+        )
+    return _outcome_from_row(row, replayed=True)
+
+
+def _lock_job(channel: Channel, job_ref: str) -> None:
+    """Serialise concurrent calls for one job until the end of the current transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"issuer.job:{channel.pk}:{job_ref}"])
+
+
+def _record_used(
+    *,
+    channel: Channel,
+    result: StampResult,
+    info_pages: int,
+    box: Box,
+    profile: str,
+    document_type: DocumentType | None,
+    document_number: str,
+    document_date: dt.date | None,
+    job_ref: str | None,
+    on_recorded: Callable[[Serial], object] | None,
+) -> Serial:
+    with transaction.atomic():
+        if job_ref is not None:
+            _lock_job(channel, job_ref)
+            if Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists():
+                raise _JobAlreadyStamped
+        try:
+            with transaction.atomic():
+                row = Serial.objects.create(
+                    serial=result.serial,
+                    channel=channel,
+                    status=Serial.Status.USED,
+                    profile=profile,
+                    document_sha256=result.sha256_in,
+                    stamped_sha256=result.sha256_out,
+                    stamped_size=len(result.pdf),
+                    page=result.page,
+                    page_count=info_pages,
+                    box_llx=box[0],
+                    box_lly=box[1],
+                    box_urx=box[2],
+                    box_ury=box[3],
+                    certification=result.certification,
+                    upgraded_to=result.upgraded_to or "",
+                    document_type=document_type,
+                    document_number=document_number,
+                    document_date=document_date,
+                    job_ref=job_ref,
+                    used_at=result.signed_at,
+                )
+        except IntegrityError:
+            if Serial.objects.filter(serial=result.serial).exists():
+                raise _SerialTaken from None
+            if (
+                job_ref is not None
+                and Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists()
+            ):
+                raise _JobAlreadyStamped from None
+            raise
+        StampedDocument.objects.create(serial=row, pdf=result.pdf, sha256=result.sha256_out, size=len(result.pdf))
+        if on_recorded is not None:
+            on_recorded(row)
+    return row
+
+
+def _record_void(
+    *,
+    channel: Channel,
+    serial: str,
+    sha256_in: str,
+    page: int,
+    page_count: int,
+    box: Box,
+    profile: str,
+    job_ref: str | None,
+    reason: str,
+) -> None:
+    """Best effort: a failure to write the audit row must not hide the original error."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            Serial.objects.create(
+                serial=serial,
+                channel=channel,
+                status=Serial.Status.VOID,
+                profile=profile,
+                document_sha256=sha256_in,
+                page=page,
+                page_count=page_count,
+                box_llx=box[0],
+                box_lly=box[1],
+                box_urx=box[2],
+                box_ury=box[3],
+                job_ref=job_ref,
+                voided_at=now,
+                void_reason=reason[:300],
+            )
+    except DatabaseError:
+        logger.exception("could not record void serial", extra={"serial": serial})
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, ApplicationError):
+        return f"{exc.code}: {exc.message}"
+    return f"internal: {type(exc).__name__}"
+
+
+def stamp_document(
+    *,
+    channel: Channel,
+    data: bytes,
+    page: int,
+    box: Box,
+    profile: str = "default",
+    password: str | None = None,
+    reason: str = "",
+    location: str = "",
+    document_type: str | None = None,
+    document_number: str = "",
+    document_date: dt.date | None = None,
+    job_ref: str | None = None,
+    on_recorded: Callable[[Serial], object] | None = None,
+) -> StampOutcome:
+    """Check, mint, stamp, sign and record one e-Meterai on ``data`` for ``channel``.
+
+    ``page`` is 1-based; ``box`` is (llx, lly, urx, ury) in points from the bottom-left of the
+    page as displayed.  ``document_type`` is a ``DocumentType.code``.  With ``job_ref`` the call
+    is idempotent per channel: the same job_ref and request return the recorded stamp (same serial,
+    same bytes, ``replayed=True``); the same job_ref with another document or position raises
+    ``JobRefConflict``.  ``on_recorded(serial_row)`` runs inside the recording transaction, after
+    the serial row is written; if it raises, nothing is recorded as used and the error propagates.
+
+    Raises the ``issuer.errors`` refusals, ``UnknownProfile``, ``UnknownDocumentType``,
+    ``JobRefConflict``, ``ChannelInactive`` or ``SigningUnavailable``.
+    """
+    if job_ref is not None:
+        job_ref = job_ref.strip() or None
+        if job_ref is not None and len(job_ref) > MAX_JOB_REF_LENGTH:
+            raise ValueError(f"job_ref is longer than {MAX_JOB_REF_LENGTH} characters")
+    if not channel.is_active:
+        raise ChannelInactive("This channel is suspended and cannot stamp documents. Contact the issuer.")
+    profile_row = _profile(profile)
+    doc_type = _document_type(document_type)
+    box = _normalised_box(box)
+    sha256_in = hashlib.sha256(data).hexdigest()
+    if job_ref is not None:
+        replayed = _replay(channel=channel, job_ref=job_ref, sha256_in=sha256_in, page=page, box=box, profile=profile)
+        if replayed is not None:
+            return replayed
+
+    rules = profile_row.to_rules()
+    rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
+    info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    check_profile(info, rules)
+    check_placement(info, page, box, rules)
+    engine = get_engine()
+
+    for _attempt in range(MAX_SERIAL_ATTEMPTS):
+        serial = new_serial()
+        void = {
+            "channel": channel, "serial": serial, "sha256_in": sha256_in, "page": page,
+            "page_count": info.page_count, "box": box, "profile": profile, "job_ref": job_ref,
+        }  # fmt: skip
+        try:
+            result = engine.stamp(
+                data, info=info, page=page, box=box, serial=serial, reason=reason, location=location,
+                signed_at=timezone.now(), password=password, rules=rules,
+            )  # fmt: skip
+        except BaseException as exc:
+            _record_void(**void, reason=f"signing failed: {_failure_reason(exc)}")
+            raise
+        try:
+            row = _record_used(
+                channel=channel, result=result, info_pages=info.page_count, box=box, profile=profile,
+                document_type=doc_type, document_number=document_number, document_date=document_date,
+                job_ref=job_ref, on_recorded=on_recorded,
+            )  # fmt: skip
+        except _SerialTaken:
+            logger.warning("serial collision, signing again", extra={"serial": serial})
+            continue
+        except _JobAlreadyStamped:
+            _record_void(**void, reason="superseded: a concurrent call stamped this job first")
+            replayed = _replay(
+                channel=channel, job_ref=job_ref or "", sha256_in=sha256_in, page=page, box=box, profile=profile
+            )
+            if replayed is None:  # pragma: no cover - the row was seen under the lock
+                raise
+            return replayed
+        except BaseException as exc:
+            _record_void(**void, reason=f"recording failed: {_failure_reason(exc)}")
+            raise
+        return StampOutcome(
+            serial=row.serial,
+            pdf=result.pdf,
+            sha256_in=result.sha256_in,
+            sha256_out=result.sha256_out,
+            pages=info.page_count,
+            page=result.page,
+            box=box,
+            profile=profile,
+            certification=result.certification,
+            upgraded_to=result.upgraded_to,
+            signed_at=result.signed_at,
+            verification_url=result.verification_url,
+            channel_code=channel.code,
+            job_ref=job_ref,
+        )
+    raise SigningUnavailable("Could not mint a unique serial; try again.")  # pragma: no cover
