@@ -1,0 +1,10 @@
+"""Issuer-host API routes (mounted under ``/api/v1/`` by ``gateway.api.urls_public``)."""
+
+from django.urls import path
+
+from issuer import api
+
+urlpatterns = [
+    path("verify", api.VerifyDocumentApi.as_view(), name="verify-document-api"),
+    path("verify/<str:serial>", api.VerifySerialApi.as_view(), name="verify-serial-api"),
+]
