@@ -25,6 +25,7 @@ from django.http import HttpResponse
 from gateway.idempotency import (
     IDEMPOTENCY_HEADER,
     Claimed,
+    IdempotencyRequestInProgress,
     Replay,
     begin_idempotent_request,
     complete_idempotent_request,
@@ -122,8 +123,12 @@ class EdgeMixin:
         return outcome
 
     def run_with_idempotency(self, claim: Claimed, request, handler, *args, **kwargs):
-        """Run the handler; store its answer in the same transaction, or roll back and release the key."""
-        stored = False
+        """Run the handler; store its answer in the same transaction, or roll back and release the key.
+
+        If the claim was lost meanwhile (taken over after ``IN_FLIGHT_TIMEOUT``), this attempt's work is
+        rolled back too: the request that holds the key now is the one that counts.
+        """
+        stored = lost = False
         try:
             with transaction.atomic():
                 try:
@@ -132,6 +137,8 @@ class EdgeMixin:
                 except Exception as exc:  # noqa: BLE001 - handle_exception re-raises what is not an API error
                     response = self.handle_exception(exc)
                 response = self.finalize_response(request, response, *args, **kwargs)
+                if getattr(response, "streaming", False):
+                    return response  # cannot be stored: the work stands, and the key is released below
                 data = getattr(response, "data", None)
                 error_code = data.get("code") if isinstance(data, dict) and response.status_code >= 400 else None
                 if is_final_answer(response.status_code, error_code=error_code):
@@ -143,11 +150,18 @@ class EdgeMixin:
                         body=response.content,
                         headers=dict(response.items()),
                     )
+                    lost = not stored
                 if not stored:
                     transaction.set_rollback(True)  # a retry will do the work; this attempt leaves nothing
         finally:
             if not stored:
-                release_idempotency_key(record=claim.record)
+                release_idempotency_key(record=claim.record)  # no-op when the claim was lost
+        if lost:  # what this attempt did was rolled back: never answer as if it had happened
+            refusal = IdempotencyRequestInProgress(
+                f"Another request with this {IDEMPOTENCY_HEADER} took over while this one ran; "
+                "retry in a second to get its answer."
+            )
+            response = self.finalize_response(request, self.handle_exception(refusal), *args, **kwargs)
         return response
 
     # ------------------------------------------------------------------ dispatch

@@ -32,9 +32,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.gateway.urls_edge")
 def _own_buckets_and_switches(settings):
     settings.RATE_LIMIT_NAMESPACE = f"test-{uuid.uuid4().hex}"
     ratelimit.reset_fallback_state()
-    urls_edge.FAIL_NEXT.update(crash=False, unavailable=False)
+    urls_edge.FAIL_NEXT.update(crash=False, unavailable=False, lose_claim=False)
     yield
-    urls_edge.FAIL_NEXT.update(crash=False, unavailable=False)
+    urls_edge.FAIL_NEXT.update(crash=False, unavailable=False, lose_claim=False)
 
 
 def post(client, path, payload, key=None, **extra):
@@ -247,6 +247,17 @@ def test_a_crash_rolls_the_work_back_and_releases_the_key_for_a_retry(client_for
     assert retry.status_code == 201
     assert "Idempotent-Replayed" not in retry
     assert customers() == ["c-1"]
+
+
+def test_a_request_that_lost_its_claim_rolls_back_and_says_so(client_for):
+    client = client_for("alpha")
+    payload = {"external_ref": "c-1", "name": "Ani"}
+    urls_edge.FAIL_NEXT["lose_claim"] = True
+
+    response = post(client, "/edge/customers", payload, key="k-1")
+
+    assert_problem(response, 409, "idempotency_request_in_progress")
+    assert customers() == []  # its work was rolled back: the request now holding the key counts
 
 
 def test_a_503_is_not_stored_either(client_for):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 
 from django.urls import include, path
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.api.auth import ApiKeyAuthentication, HasScope
 from gateway.api.edge import EdgeMixin
+from gateway.edge.models import IdempotencyRecord
 from gateway.errors import ApplicationError, ServiceUnavailable
 from gateway.urls_common import handler400, handler403, handler404, handler500  # noqa: F401
 from tenants.portal.models import Customer
@@ -38,7 +40,7 @@ class EchoApi(EdgeApiView):
 
 
 # Switches a test flips to make the next call fail in a given way.
-FAIL_NEXT: dict[str, bool] = {"crash": False, "unavailable": False}
+FAIL_NEXT: dict[str, bool] = {"crash": False, "unavailable": False, "lose_claim": False}
 # The blocking view waits on these, so a test can hold a request "in flight" without timing.
 ENTERED = threading.Event()
 PROCEED = threading.Event()
@@ -63,6 +65,9 @@ class CustomerCreateApi(EdgeApiView):
         if FAIL_NEXT["crash"]:
             FAIL_NEXT["crash"] = False
             raise RuntimeError("the ledger fell over after the customer was written")
+        if FAIL_NEXT["lose_claim"]:  # as if the request had stalled and a retry had taken the key over
+            FAIL_NEXT["lose_claim"] = False
+            IdempotencyRecord.objects.filter(key=request.idempotency_key).update(locked_at=timezone.now())
         if FAIL_NEXT["unavailable"]:
             FAIL_NEXT["unavailable"] = False
             raise ServiceUnavailable("The issuer is busy; retry shortly.")
