@@ -19,10 +19,15 @@ ISSUER_HOST = "issuer.test"
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """The test database, always created (pytest-django would skip it when a run has only
+    ``live_db`` tests, which use committed data and no ``django_db`` mark)."""
+    from django.test.utils import setup_databases, teardown_databases
+
     from tenants.services import ensure_issuer, provision_channel
 
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=request.config.option.verbose, interactive=False, aliases={"default"})
         ensure_issuer(domains=[ISSUER_HOST, "testserver"])
         keys = {}
         for code, spec in CHANNELS.items():
@@ -32,6 +37,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
             keys[code] = provisioned.api_key.plaintext
         django_db_setup_keys.update(keys)
     yield
+    with django_db_blocker.unblock():
+        try:
+            teardown_databases(db_cfg, verbosity=request.config.option.verbose)
+        except Exception as exc:  # noqa: BLE001 - a busy database at exit is reported, not fatal
+            request.node.warn(pytest.PytestWarning(f"could not drop the test database: {exc!r}"))
 
 
 django_db_setup_keys: dict[str, str] = {}

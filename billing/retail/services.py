@@ -19,6 +19,7 @@ from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlrea
 from billing.providers import PaymentEvent, get_provider
 from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
+from gateway import faults
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def _credit(*, channel, order: Order, payment: Payment | None, provider_name: st
             order.save(update_fields=["status", "status_reason"])
             return
         order.status_reason = "Paid after the order expired; credited from stock."
+    faults.point("retail.credit.before_order_saved")
     order.status = Order.Status.CREDITED
     order.credited_at = timezone.now()
     order.save(update_fields=["status", "credited_at", "credit_ids", "status_reason"])

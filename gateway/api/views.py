@@ -11,11 +11,12 @@ from billing.retail import services as retail
 from billing.retail.models import Order
 from billing.retail.selectors import order_get_for
 from gateway.api.auth import ApiKeyAuthentication, HasScope
+from gateway.api.edge import EdgeMixin
 from tenants.portal.models import Customer
 from tenants.portal.services import create_customer, customer_get
 
 
-class ChannelApiView(APIView):
+class ChannelApiView(EdgeMixin, APIView):
     """Base for storefront endpoints: a channel API key with ``required_scope`` is needed."""
 
     authentication_classes = [ApiKeyAuthentication]
@@ -141,7 +142,7 @@ class RefundCreateApi(ChannelApiView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         order = order_get_for(order_id=order_id)
-        key = request.headers.get("Idempotency-Key") or f"refund-{order.pk}-{order.refunded_units}"
+        key = request.idempotency_key or f"refund-{order.pk}-{order.refunded_units}"
         refund = retail.refund_order(
             channel=request.tenant,
             order_id=order.pk,

@@ -178,6 +178,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-expired-holds": {"task": "billing.sweep_expired_pending", "schedule": timedelta(seconds=30)},
     "sweep-orders": {"task": "billing.sweep_orders", "schedule": timedelta(seconds=60)},
     "reconcile": {"task": "billing.reconcile", "schedule": timedelta(minutes=10)},
+    "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
+    "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
 }
 _ = crontab  # kept importable for later schedules
 
