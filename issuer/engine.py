@@ -32,6 +32,13 @@ _trust_roots: tuple[x509.Certificate, ...] | None = None
 
 def load_key_material() -> KeyMaterial:
     """The signing key configured in settings (raises ``SigningUnavailable`` when it cannot load)."""
+    try:
+        return _load_key_material()
+    except ValueError as exc:  # e.g. the key does not belong to the certificate
+        raise SigningUnavailable("The signing key cannot be used.", extra={"reason": str(exc)[:200]}) from None
+
+
+def _load_key_material() -> KeyMaterial:
     if settings.ISSUER_SIGNING_PKCS12:
         return load_pkcs12(Path(settings.ISSUER_SIGNING_PKCS12), settings.ISSUER_SIGNING_PKCS12_PASSWORD or None)
     if settings.ISSUER_SIGNING_KEY or settings.ISSUER_SIGNING_CERT:

@@ -1,0 +1,93 @@
+"""``issuer.engine``: the per-process engine built from settings (dev keys, PEM, PKCS#12, broken keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from issuer import errors
+from issuer.engine import get_engine, reset_engine, trust_roots
+from issuer.models import Serial
+from issuer.services import stamp_document
+from issuer.signing import verify_pdf
+from issuer.signing.keys import issue_certificate, make_root_ca
+from tests.fixtures.pdfs import factory
+
+
+@pytest.fixture
+def fresh_engine(settings):
+    reset_engine()
+    yield settings
+    reset_engine()
+
+
+@pytest.fixture(scope="module")
+def production_ca(tmp_path_factory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("prod-keys")
+    root_key, root = make_root_ca("Production-like Root")
+    key, cert = issue_certificate(root_key, root, "Production-like Signing")
+    pem = serialization.Encoding.PEM
+    paths = {name: directory / f"{name}.pem" for name in ("key", "cert", "root")}
+    paths["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths["cert"].write_bytes(cert.public_bytes(pem))
+    paths["root"].write_bytes(root.public_bytes(pem))
+    paths["p12"] = directory / "signing.p12"
+    paths["p12"].write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"signing", key, cert, [root], serialization.BestAvailableEncryption(b"p12-pass")
+        )
+    )
+    return paths
+
+
+def test_engine_is_cached_per_process(fresh_engine) -> None:
+    assert get_engine() is get_engine()
+
+
+def test_development_keys_are_made_on_first_use(fresh_engine, tmp_path) -> None:
+    fresh_engine.ISSUER_KEY_DIR = tmp_path / "keys"
+    engine = get_engine()
+    assert (tmp_path / "keys" / "dev-signing.key.pem").stat().st_mode & 0o777 == 0o600
+    assert "Development" in engine.keys.certificate.subject.rfc4514_string()
+    assert trust_roots() == engine.keys.trust_roots
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("source", ["pem", "pkcs12"])
+def test_production_keys_from_files(fresh_engine, production_ca, channels, source) -> None:
+    if source == "pem":
+        fresh_engine.ISSUER_SIGNING_KEY = str(production_ca["key"])
+        fresh_engine.ISSUER_SIGNING_CERT = str(production_ca["cert"])
+        fresh_engine.ISSUER_SIGNING_CHAIN = [str(production_ca["root"])]
+    else:
+        fresh_engine.ISSUER_SIGNING_PKCS12 = str(production_ca["p12"])
+        fresh_engine.ISSUER_SIGNING_PKCS12_PASSWORD = "p12-pass"
+    assert "Production-like Signing" in get_engine().keys.certificate.subject.rfc4514_string()
+    outcome = stamp_document(channel=channels["alpha"], data=factory.text_pdf(), page=1, box=(420, 60, 520, 160))
+    report = verify_pdf(outcome.pdf, trust_roots())
+    assert report.valid and "Production-like Signing" in report.signatures[0].signer_subject
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"ISSUER_SIGNING_PKCS12": "/nonexistent.p12"},
+        {"ISSUER_SIGNING_PKCS12": "p12", "ISSUER_SIGNING_PKCS12_PASSWORD": "wrong"},
+        {"ISSUER_SIGNING_KEY": "key"},
+        {"ISSUER_SIGNING_KEY": "root", "ISSUER_SIGNING_CERT": "cert"},
+        {"ISSUER_SIGNING_KEY": "key", "ISSUER_SIGNING_CERT": "root"},
+    ],
+    ids=["missing-file", "wrong-passphrase", "key-without-cert", "not-a-key", "key-cert-mismatch"],
+)
+def test_broken_key_material_is_signing_unavailable_and_records_nothing(
+    fresh_engine, production_ca, channels, broken
+) -> None:
+    for name, value in broken.items():
+        setattr(fresh_engine, name, str(production_ca[value]) if value in production_ca else value)
+    with pytest.raises(errors.SigningUnavailable):
+        stamp_document(channel=channels["alpha"], data=factory.text_pdf(), page=1, box=(420, 60, 520, 160))
+    assert not Serial.objects.exists()
