@@ -73,7 +73,7 @@ def main() -> int:
             "--concurrency",
             "2",
             "-Q",
-            "default",
+            "default,stamping",
             "-n",
             "demo@%h",
         ],

@@ -11,3 +11,15 @@ urlpatterns = [
     path("orders/<str:order_id>/refunds", views.RefundCreateApi.as_view(), name="order-refunds"),
     path("payments/<str:provider>/webhook", views.PaymentWebhookApi.as_view(), name="payment-webhook"),
 ]
+
+from gateway.api import stamps  # noqa: E402
+
+urlpatterns += [
+    path("stamps", stamps.StampListApi.as_view(), name="stamp-list"),
+    path("stamps/<str:job_id>", stamps.StampDetailApi.as_view(), name="stamp-detail"),
+    path("stamps/<str:job_id>/document", stamps.StampDocumentApi.as_view(), name="stamp-document"),
+    path("batches", stamps.BatchListApi.as_view(), name="batch-list"),
+    path("batches/<str:batch_id>", stamps.BatchDetailApi.as_view(), name="batch-detail"),
+    path("document-types", stamps.DocumentTypesApi.as_view(), name="document-types"),
+    path("balance", stamps.BalanceApi.as_view(), name="balance"),
+]

@@ -48,6 +48,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "tenants.portal",
     "gateway.edge",
+    "gateway.stamping",
     "billing.retail",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -148,8 +149,10 @@ REDIS_URL = _redis_url()
 
 
 def _celery_url(redis_url: str) -> str:
-    # kombu names a unix-socket Redis "redis+socket://"; redis-py names it "unix://".
-    return redis_url.replace("unix://", "redis+socket://", 1) if redis_url.startswith("unix://") else redis_url
+    # kombu names a unix-socket Redis "redis+socket://" and its database "virtual_host".
+    if not redis_url.startswith("unix://"):
+        return redis_url
+    return redis_url.replace("unix://", "redis+socket://", 1).replace("db=", "virtual_host=")
 
 
 CACHES = {
@@ -173,11 +176,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"gateway.stamping.run_job": {"queue": "stamping"}}
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "gateway.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "sweep-expired-holds": {"task": "billing.sweep_expired_pending", "schedule": timedelta(seconds=30)},
     "sweep-orders": {"task": "billing.sweep_orders", "schedule": timedelta(seconds=60)},
     "reconcile": {"task": "billing.reconcile", "schedule": timedelta(minutes=10)},
+    "stamping-resume-stale": {"task": "gateway.stamping.resume_stale", "schedule": timedelta(seconds=60)},
     "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
 }
@@ -234,12 +239,17 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        "pikepdf": {"level": "WARNING"},
     },
 }
 
 # --------------------------------------------------------------------------- the product
 
 ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
+# Stamping admission: a channel's backlog beyond this is refused with 503 + Retry-After; the assumed
+# drain rate (stamps/s) is used for ETAs until a real one has been measured.
+STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LIMIT", "5000"))
+STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))
 VERIFY_BASE_URL = os.environ.get("VERIFY_BASE_URL", "http://localhost:8000/v/")
 ISSUER_KEY_DIR = Path(os.environ.get("ISSUER_KEY_DIR", DATA_DIR / "issuer-keys"))
 

@@ -2,6 +2,7 @@
 
 import os
 
+from .base import _celery_url
 from .local import *  # noqa: F403
 
 DEBUG = False
@@ -13,3 +14,13 @@ ALLOWED_HOSTS = [".test", ".localhost", "localhost", "testserver", "127.0.0.1"]
 # Two test runs on one machine (e.g. two developers' terminals) each get their own database.
 if os.environ.get("PYTEST_DB_SUFFIX"):
     DATABASES["default"]["TEST"] = {"NAME": f"test_gateway_{os.environ['PYTEST_DB_SUFFIX']}"}  # noqa: F405
+
+# Tests use their own Redis database (cache, rate limits, broker), so nothing a test queues can
+# reach a demo worker running from the same checkout.
+if not os.environ.get("REDIS_URL"):
+    REDIS_URL = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + "db=1"  # noqa: F405
+    CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+    CELERY_BROKER_URL = _celery_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600"))
+}

@@ -1,0 +1,275 @@
+"""Storefront stamping endpoints: ``/stamps``, ``/batches``, ``/document-types``, ``/balance``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from django.db import transaction
+from django.http import HttpResponse
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from billing.ledger import services as ledger
+from gateway.api.views import ChannelApiView
+from gateway.errors import ApplicationError
+from gateway.stamping import admission
+from gateway.stamping.errors import DocumentNotReady, StampJobNotFound
+from gateway.stamping.models import Batch, StampJob
+from gateway.stamping.services import StampRequest, request_stamp
+from tenants.portal.services import customer_get
+
+MAX_BATCH_DOCUMENTS = 50
+PAGE_SIZE = 50
+
+
+class InvalidCursor(ApplicationError):
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+
+class PlacementInput(serializers.Serializer):
+    customer = serializers.IntegerField(min_value=1)
+    page = serializers.IntegerField(min_value=1, default=1)
+    llx = serializers.FloatField()
+    lly = serializers.FloatField()
+    urx = serializers.FloatField()
+    ury = serializers.FloatField()
+    profile = serializers.SlugField(max_length=40, default="default")
+    document_type = serializers.SlugField(max_length=40, required=False, default="")
+    document_number = serializers.CharField(max_length=100, required=False, default="")
+    document_date = serializers.DateField(required=False, allow_null=True, default=None)
+    reason = serializers.CharField(max_length=200, required=False, default="")
+    location = serializers.CharField(max_length=100, required=False, default="")
+    password = serializers.CharField(max_length=128, required=False, default="", trim_whitespace=False)
+
+
+class StampInput(PlacementInput):
+    document = serializers.FileField()
+
+
+def _request_from(data: dict, upload) -> StampRequest:
+    return StampRequest(
+        data=upload.read(),
+        page=data["page"],
+        box=(data["llx"], data["lly"], data["urx"], data["ury"]),
+        profile=data["profile"],
+        password=data["password"] or None,
+        file_name=getattr(upload, "name", "") or "",
+        document_type=data["document_type"],
+        document_number=data["document_number"],
+        document_date=data["document_date"],
+        reason=data["reason"],
+        location=data["location"],
+    )
+
+
+def job_output(job: StampJob, *, position: int | None = None) -> dict:
+    body = {
+        "id": job.id,
+        "customer": job.customer_id,
+        "batch": job.batch_id,
+        "status": job.status,
+        "unit": job.unit,
+        "serial": job.serial or None,
+        "file_name": job.file_name,
+        "sha256": job.sha256_in,
+        "pages": job.pages,
+        "page": job.page,
+        "box": [job.llx, job.lly, job.urx, job.ury],
+        "profile": job.profile,
+        "document_type": job.document_type or None,
+        "document_number": job.document_number or None,
+        "document_date": job.document_date.isoformat() if job.document_date else None,
+        "error": {"code": job.error_code, "detail": job.error_detail} if job.error_code else None,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "document_url": f"/api/v1/stamps/{job.id}/document" if job.status == StampJob.Status.STAMPED else None,
+    }
+    if position is not None:
+        body["queue"] = {"position": position + 1, "eta_seconds": admission.eta_seconds(position)}
+    return body
+
+
+def _job_get(job_id: str) -> StampJob:
+    job = StampJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise StampJobNotFound(f"No stamp {job_id!r} in this channel.")
+    return job
+
+
+class StampListApi(ChannelApiView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_required_scope(self):
+        return "stamp" if self.request.method == "POST" else "read"
+
+    def post(self, request):
+        data = StampInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = customer_get(customer_id=data.validated_data["customer"])
+        waiting = admission.admit(channel=request.tenant)
+        job = request_stamp(
+            channel=request.tenant,
+            customer=customer,
+            request=_request_from(data.validated_data, data.validated_data["document"]),
+        )
+        return Response(job_output(job, position=waiting), status=202, headers={"Location": f"/api/v1/stamps/{job.id}"})
+
+    def get(self, request):
+        """History, newest first; ``?customer=&status=&from=&to=&cursor=``."""
+        jobs = StampJob.objects.all()
+        params = request.query_params
+        if params.get("customer"):
+            jobs = jobs.filter(customer_id=customer_get(customer_id=params["customer"]).pk)
+        if params.get("status"):
+            jobs = jobs.filter(status=params["status"])
+        for name, lookup in (("from", "created_at__gte"), ("to", "created_at__lt")):
+            if params.get(name):
+                moment = parse_datetime(params[name])
+                if moment is None:
+                    raise InvalidCursor(f"`{name}` must be an ISO 8601 date-time.")
+                jobs = jobs.filter(**{lookup: moment})
+        if params.get("cursor"):
+            created, job_id = _decode_cursor(params["cursor"])
+            jobs = jobs.filter(created_at__lt=created) | jobs.filter(created_at=created, id__lt=job_id)
+        page = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
+        more = len(page) > PAGE_SIZE
+        page = page[:PAGE_SIZE]
+        cursor = _encode_cursor(page[-1]) if more else None
+        return Response({"results": [job_output(j) for j in page], "next_cursor": cursor})
+
+
+def _encode_cursor(job: StampJob) -> str:
+    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = parse_datetime(created)
+        if moment is None:
+            raise ValueError
+        return moment, str(job_id)
+    except (ValueError, TypeError):
+        raise InvalidCursor("The cursor is not one this API gave out; start again without it.") from None
+
+
+class StampDetailApi(ChannelApiView):
+    def get(self, request, job_id):
+        job = _job_get(job_id)
+        position = None
+        if job.status == StampJob.Status.QUEUED:
+            position = StampJob.objects.filter(status=StampJob.Status.QUEUED, created_at__lt=job.created_at).count()
+        return Response(job_output(job, position=position))
+
+
+class StampDocumentApi(ChannelApiView):
+    def get(self, request, job_id):
+        from issuer.models import StampedDocument
+
+        job = _job_get(job_id)
+        if job.status != StampJob.Status.STAMPED:
+            raise DocumentNotReady(f"The stamp is {job.status}; the document is available once it is stamped.")
+        stamped = StampedDocument.objects.get(serial__serial=job.serial)
+        name = (job.file_name.rsplit(".", 1)[0] or job.id) + f"-{job.serial}.pdf"
+        response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["ETag"] = f'"{job.sha256_out}"'
+        return response
+
+
+class BatchInput(PlacementInput):
+    documents = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=MAX_BATCH_DOCUMENTS)
+
+
+class BatchListApi(ChannelApiView):
+    parser_classes = [MultiPartParser, FormParser]
+    required_scope = "stamp"
+
+    def post(self, request):
+        payload = {key: request.data.get(key) for key in request.data if key != "documents"}
+        payload["documents"] = request.FILES.getlist("documents")
+        data = BatchInput(data=payload)
+        data.is_valid(raise_exception=True)
+        customer = customer_get(customer_id=data.validated_data["customer"])
+        documents = data.validated_data["documents"]
+        waiting = admission.admit(channel=request.tenant, new_jobs=len(documents))
+        with transaction.atomic():  # all documents are held and queued, or none
+            batch = Batch.objects.create(customer=customer)
+            jobs = [
+                request_stamp(
+                    channel=request.tenant,
+                    customer=customer,
+                    batch=batch,
+                    request=_request_from(data.validated_data, upload),
+                )
+                for upload in documents
+            ]
+        return Response(
+            {
+                "id": batch.id,
+                "documents": len(jobs),
+                "jobs": [job_output(j, position=waiting + i) for i, j in enumerate(jobs)],
+            },
+            status=202,
+            headers={"Location": f"/api/v1/batches/{batch.id}"},
+        )
+
+
+class BatchDetailApi(ChannelApiView):
+    def get(self, request, batch_id):
+        batch = Batch.objects.filter(pk=batch_id).first()
+        if batch is None:
+            raise StampJobNotFound(f"No batch {batch_id!r} in this channel.")
+        jobs = list(batch.jobs.order_by("created_at"))
+        counts = {status: sum(1 for j in jobs if j.status == status) for status in StampJob.Status.values}
+        done = counts["stamped"] + counts["failed"]
+        return Response(
+            {
+                "id": batch.id,
+                "customer": batch.customer_id,
+                "total": len(jobs),
+                "counts": counts,
+                "progress": round(done / len(jobs), 4) if jobs else 1.0,
+                "finished": done == len(jobs),
+                "jobs": [job_output(j) for j in jobs],
+            }
+        )
+
+
+class DocumentTypesApi(ChannelApiView):
+    def get(self, request):
+        from issuer.selectors import active_profiles, document_types
+
+        return Response(
+            {
+                "document_types": [{"code": t.code, "name": t.name} for t in document_types()],
+                "profiles": [
+                    {"name": p.name, "description": p.description, "max_bytes": p.max_bytes} for p in active_profiles()
+                ],
+            }
+        )
+
+
+class BalanceApi(ChannelApiView):
+    def get(self, request):
+        balance = ledger.channel_balance(channel_id=request.tenant.pk)
+        return Response(
+            {
+                "channel": request.tenant.code,
+                "allocated": balance.allocated,
+                "available": balance.available,
+                "reserved_for_orders": balance.reserved,
+                "sold": balance.sold,
+                "held_for_stamps": balance.held,
+                "used": balance.used,
+                "low_stock_threshold": request.tenant.low_stock_threshold,
+                "low_stock": balance.available < request.tenant.low_stock_threshold,
+            }
+        )

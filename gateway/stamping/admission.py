@@ -1,0 +1,116 @@
+"""Admission control and fairness for stamping.
+
+- **Drain rate**: every finished job is counted in Redis in 10-second buckets, per channel and in
+  total; the rate over the last minute turns a queue position into an honest ETA.
+- **Backlog limits**: a channel whose backlog passes its limit is answered ``503 overloaded`` with
+  ``Retry-After`` (the time to drain what is queued), so a surge on one channel is refused at its
+  own door before it can fill the workers' queue for everyone.
+- **Per-channel concurrency**: a worker takes a slot of the channel's budget
+  (``Channel.stamping_concurrency``) before stamping; a job over budget goes back to the queue, so
+  one channel can never occupy every worker.
+
+Redis being down never blocks stamping: the counters are advisory and fall back to defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+
+import redis
+from django.conf import settings
+
+from gateway.stamping.models import StampJob
+
+logger = logging.getLogger(__name__)
+
+BUCKET_SECONDS = 10
+WINDOW_BUCKETS = 6
+SLOT_TTL_SECONDS = 300  # a slot of a worker that died frees itself after this long
+
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25)
+    return _client
+
+
+def _key(*parts: object) -> str:
+    return ":".join(["stamping", settings.DATABASES["default"]["NAME"], *map(str, parts)])
+
+
+def record_completion(*, channel_schema: str) -> None:
+    bucket = int(time.time()) // BUCKET_SECONDS
+    try:
+        pipe = client().pipeline(transaction=False)
+        for scope in ("all", channel_schema):
+            key = _key("done", scope, bucket)
+            pipe.incr(key)
+            pipe.expire(key, BUCKET_SECONDS * (WINDOW_BUCKETS + 2))
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("could not count a finished stamp", exc_info=True)
+
+
+def drain_rate(*, scope: str = "all") -> float:
+    """Finished stamps per second over the last minute (0.0 when unknown)."""
+    now = int(time.time()) // BUCKET_SECONDS
+    try:
+        values = client().mget([_key("done", scope, now - i) for i in range(1, WINDOW_BUCKETS + 1)])
+    except redis.RedisError:
+        return 0.0
+    return sum(int(v) for v in values if v) / (BUCKET_SECONDS * WINDOW_BUCKETS)
+
+
+def backlog() -> int:
+    """Jobs of the current channel (schema) waiting or running."""
+    return StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]).count()
+
+
+def eta_seconds(position: int) -> int:
+    rate = drain_rate() or settings.STAMPING_ASSUMED_RATE
+    return max(1, math.ceil((position + 1) / rate))
+
+
+def admit(*, channel, new_jobs: int = 1) -> int:
+    """Refuse with 503 when the channel's backlog is past its limit; else return the backlog ahead."""
+    from gateway.stamping.errors import Overloaded
+
+    waiting = backlog()
+    if waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT:
+        retry_after = eta_seconds(waiting)
+        error = Overloaded(
+            f"{channel.name} has {waiting} documents waiting to be stamped, the most it queues at once. "
+            f"Nothing was charged. Try again in about {retry_after} seconds.",
+            extra={"queue_depth": waiting, "retry_after": retry_after},
+        )
+        error.headers = {"Retry-After": str(retry_after)}
+        raise error
+    return waiting
+
+
+@contextlib.contextmanager
+def channel_slot(*, channel):
+    """Yield True when a stamping slot of ``channel`` was taken (and free it after), else False."""
+    key = _key("inflight", channel.schema_name)
+    try:
+        taken = client().incr(key)
+        client().expire(key, SLOT_TTL_SECONDS)
+    except redis.RedisError:
+        yield True  # advisory only: never stop stamping because Redis is away
+        return
+    if taken > max(1, channel.stamping_concurrency):
+        with contextlib.suppress(redis.RedisError):
+            client().decr(key)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            client().decr(key)

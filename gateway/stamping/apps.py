@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class StampingConfig(AppConfig):
+    name = "gateway.stamping"
+    label = "stamping"
+    verbose_name = "Stamping jobs (per channel)"

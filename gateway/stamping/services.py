@@ -1,0 +1,210 @@
+"""Stamping jobs, from request to stamped document. The unit's life is the job's life:
+
+1. ``request_stamp`` (web): checks the document exactly as the issuer will, holds one unit of the
+   customer's wallet and writes the job, in ONE transaction; the job is queued after commit.
+2. ``run_stamp_job`` (worker): asks the issuer to stamp with ``job_ref`` = the job, and commits the
+   hold INSIDE the issuer's recording transaction - serial recorded, unit spent and job stamped
+   together. A final failure releases the hold and marks the job failed, together.
+3. Any retry - a redelivered task after a worker died, a client polling - finds the job's state
+   and the issuer's ``job_ref`` record and never stamps or spends twice. A job whose worker is gone
+   for good is resumed by the sweeper; a hold that outlives its timeout is released by the ledger's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing import quota
+from billing.ledger.errors import InsufficientBalance, LedgerError
+from gateway import faults
+from gateway.errors import ApplicationError
+from gateway.stamping import admission
+from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
+from gateway.stamping.models import Batch, JobDocument, StampJob
+from gateway.stamping.secrets import seal, unseal
+from issuer.checks import check_document
+
+logger = logging.getLogger(__name__)
+
+HOLD_TIMEOUT = timedelta(minutes=30)
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class StampRequest:
+    data: bytes
+    page: int
+    box: tuple[float, float, float, float]
+    profile: str = "default"
+    password: str | None = None
+    file_name: str = ""
+    document_type: str = ""
+    document_number: str = ""
+    document_date: date | None = None
+    reason: str = ""
+    location: str = ""
+
+
+def _hold_id(channel, job_id: str) -> str:
+    return f"stamp:{channel.pk}:{job_id}"
+
+
+def request_stamp(*, channel, customer, request: StampRequest, batch: Batch | None = None) -> StampJob:
+    """Check, hold a unit, record the job; queue it once committed."""
+    info = check_document(
+        data=request.data, page=request.page, box=request.box, profile=request.profile, password=request.password
+    )
+    with transaction.atomic():
+        job = StampJob(
+            customer=customer,
+            batch=batch,
+            file_name=request.file_name[:255],
+            sha256_in=info.sha256,
+            pages=info.page_count,
+            page=request.page,
+            llx=request.box[0],
+            lly=request.box[1],
+            urx=request.box[2],
+            ury=request.box[3],
+            profile=request.profile,
+            document_type=request.document_type,
+            document_number=request.document_number,
+            document_date=request.document_date,
+            reason=request.reason,
+            location=request.location,
+            enqueued_at=timezone.now(),
+        )
+        job.hold_id = _hold_id(channel, job.id)
+        try:
+            quota.hold_quota(channel_id=channel.pk, customer_id=customer.pk, hold_id=job.hold_id, timeout=HOLD_TIMEOUT)
+        except InsufficientBalance:
+            raise InsufficientQuota(
+                "This customer has no e-Meterai quota left. Buy quota (POST /api/v1/orders) and try again."
+            ) from None
+        job.save(force_insert=True)
+        JobDocument.objects.create(job=job, original=request.data, sealed_password=seal(request.password))
+        schema = connection.schema_name
+        transaction.on_commit(lambda: enqueue(schema_name=schema, job_id=job.id))
+    return job
+
+
+def enqueue(*, schema_name: str, job_id: str) -> None:
+    """Publish the job to the workers. If this fails the job stays queued and the sweeper re-publishes it."""
+    from gateway.stamping.tasks import run_stamp_job_task
+
+    try:
+        run_stamp_job_task.apply_async(args=[schema_name, job_id], queue="stamping")
+    except Exception:  # noqa: BLE001 - the job row is the source of truth; the sweeper retries
+        logger.warning("could not publish stamp job; the sweeper will", extra={"job": job_id}, exc_info=True)
+
+
+class _Retry(Exception):
+    pass
+
+
+def run_stamp_job(*, channel, job_id: str) -> StampJob:
+    """Stamp one job. Safe to run any number of times, concurrently, after any crash."""
+    from issuer.services import stamp_document
+
+    with transaction.atomic():
+        job = StampJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            raise StampJobNotFound(f"No stamp job {job_id}.")
+        if job.status in (StampJob.Status.STAMPED, StampJob.Status.FAILED):
+            return job
+        job.status = StampJob.Status.PROCESSING
+        job.attempts += 1
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "attempts", "started_at"])
+    document = JobDocument.objects.get(pk=job_id)
+    faults.point("stamping.before_issuer")
+
+    def commit_unit(serial_row) -> None:
+        """Runs inside the issuer's recording transaction: serial, unit and job in one commit."""
+        quota.commit_hold(hold_id=job.hold_id)
+        faults.point("stamping.after_commit_hold")
+        StampJob.objects.filter(pk=job.pk).update(
+            status=StampJob.Status.STAMPED,
+            unit=StampJob.Unit.COMMITTED,
+            serial=serial_row.serial,
+            sha256_out=serial_row.stamped_sha256,
+            finished_at=timezone.now(),
+            error_code="",
+            error_detail="",
+        )
+        JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
+
+    try:
+        outcome = stamp_document(
+            channel=channel,
+            data=bytes(document.original),
+            page=job.page,
+            box=(job.llx, job.lly, job.urx, job.ury),
+            profile=job.profile,
+            password=unseal(document.sealed_password),
+            reason=job.reason,
+            location=job.location,
+            document_type=job.document_type or None,
+            document_number=job.document_number,
+            document_date=job.document_date,
+            job_ref=f"{channel.schema_name}:{job.pk}",
+            on_recorded=commit_unit,
+        )
+    except LedgerError as exc:
+        # The hold is gone (timed out and swept): the stamp must not happen without its unit.
+        return _fail(job, code="hold_lost", detail=f"The quota hold was no longer valid ({exc.code}).")
+    except ApplicationError as exc:
+        if exc.http_status >= 500 and job.attempts < MAX_ATTEMPTS:
+            raise _Retry(exc.code) from exc
+        return _fail(job, code=exc.code, detail=exc.message)
+    # Serial, unit and job committed together in the issuer's transaction (or, when ``outcome.replayed``,
+    # in an earlier attempt's); the row now says stamped.
+    job.refresh_from_db()
+    if job.status != StampJob.Status.STAMPED:  # pragma: no cover - would mean the commit above was lost
+        raise RuntimeError(f"job {job.pk} recorded serial {outcome.serial} but reads {job.status}")
+    admission.record_completion(channel_schema=channel.schema_name)
+    return job
+
+
+def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:
+    with transaction.atomic():
+        locked = StampJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status in (StampJob.Status.STAMPED, StampJob.Status.FAILED):
+            return locked
+        try:
+            quota.release_hold(hold_id=locked.hold_id)
+        except LedgerError:
+            pass  # already released by the timeout sweeper: the unit is back either way
+        locked.status = StampJob.Status.FAILED
+        locked.unit = StampJob.Unit.RELEASED
+        locked.error_code = code
+        locked.error_detail = detail[:500]
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "unit", "error_code", "error_detail", "finished_at"])
+        JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
+    admission.record_completion(channel_schema=connection.schema_name)
+    return locked
+
+
+def fail_exhausted(*, job_id: str, detail: str) -> StampJob:
+    job = StampJob.objects.get(pk=job_id)
+    return _fail(job, code="signing_unavailable", detail=detail)
+
+
+def resume_stale_jobs(*, older_than: timedelta = timedelta(minutes=2), limit: int = 200) -> int:
+    """Re-publish jobs that have waited too long (lost publish, dead worker). Idempotent."""
+    cutoff = timezone.now() - older_than
+    stale = list(
+        StampJob.objects.filter(
+            status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING], enqueued_at__lt=cutoff
+        ).values_list("pk", flat=True)[:limit]
+    )
+    for job_id in stale:
+        StampJob.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
+        enqueue(schema_name=connection.schema_name, job_id=job_id)
+    return len(stale)

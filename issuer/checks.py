@@ -1,0 +1,27 @@
+"""The checks a storefront runs before it holds a unit: the same ones ``stamp_document`` runs.
+
+Refusing a bad document at the door (422 with its code) means no unit is ever held for a stamp
+that could not succeed; the worker runs the checks again, on the same bytes, before it signs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.conf import settings
+
+from issuer.pdf import DocumentInfo, check_placement, check_profile, inspect_document
+from issuer.services import _profile
+
+Box = tuple[float, float, float, float]
+
+
+def check_document(
+    *, data: bytes, page: int, box: Box, profile: str = "default", password: str | None = None
+) -> DocumentInfo:
+    rules = _profile(profile).to_rules()
+    rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
+    info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    check_profile(info, rules)
+    check_placement(info, page, box, rules)
+    return info

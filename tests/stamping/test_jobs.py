@@ -1,0 +1,121 @@
+"""Stamping jobs in process: request holds a unit, the worker step stamps and commits it - or releases it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from billing import quota
+from gateway.stamping import services
+from gateway.stamping.errors import InsufficientQuota
+from gateway.stamping.models import StampJob
+from issuer.errors import DocumentError
+from issuer.models import Serial
+from tests.billing.factories import funded_wallet
+from tests.fixtures.pdfs.factory import text_pdf
+
+pytestmark = pytest.mark.django_db
+
+BOX = (400.0, 50.0, 500.0, 150.0)
+
+
+@pytest.fixture
+def alpha(channels):
+    return channels["alpha"]
+
+
+@pytest.fixture
+def customer(alpha):
+    from tenants.portal.models import Customer
+
+    customer_id = funded_wallet(channel_id=alpha.pk, units=2)
+    with schema_context("alpha"):
+        yield Customer.objects.create(id=customer_id, external_ref=f"c-{customer_id}", name="Wallet Owner")
+
+
+def wallet(alpha, customer):
+    return quota.wallet_balance(channel_id=alpha.pk, customer_id=customer.pk)
+
+
+def request(**overrides) -> services.StampRequest:
+    fields = {"data": text_pdf(), "page": 1, "box": BOX, "file_name": "surat.pdf"} | overrides
+    return services.StampRequest(**fields)
+
+
+def test_request_holds_one_unit_and_the_worker_stamps_and_commits_it(alpha, customer):
+    with schema_context("alpha"):
+        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        assert (job.status, job.unit) == ("queued", "held")
+        assert wallet(alpha, customer) == {"available": 1, "held": 1, "used": 0}
+        done = services.run_stamp_job(channel=alpha, job_id=job.pk)
+    assert (done.status, done.unit) == ("stamped", "committed")
+    assert len(done.serial) == 22
+    assert wallet(alpha, customer) == {"available": 1, "held": 0, "used": 1}
+    serial = Serial.objects.get(serial=done.serial)
+    assert (serial.status, serial.channel_id, serial.job_ref) == ("used", alpha.pk, f"alpha:{job.pk}")
+
+
+def test_running_a_job_again_changes_nothing(alpha, customer):
+    with schema_context("alpha"):
+        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        first = services.run_stamp_job(channel=alpha, job_id=job.pk)
+        again = services.run_stamp_job(channel=alpha, job_id=job.pk)  # a redelivered task
+    assert again.serial == first.serial
+    assert wallet(alpha, customer) == {"available": 1, "held": 0, "used": 1}
+    assert Serial.objects.filter(job_ref=f"alpha:{job.pk}", status="used").count() == 1
+
+
+def test_a_bad_document_is_refused_at_the_door_and_holds_nothing(alpha, customer):
+    with schema_context("alpha"), pytest.raises(DocumentError) as refusal:
+        services.request_stamp(channel=alpha, customer=customer, request=request(data=b"not a pdf at all"))
+    assert refusal.value.code == "not_a_pdf"
+    assert wallet(alpha, customer) == {"available": 2, "held": 0, "used": 0}
+    with schema_context("alpha"):
+        assert StampJob.objects.count() == 0
+
+
+def test_no_quota_is_refused_and_writes_nothing(alpha, customer):
+    with schema_context("alpha"):
+        for _ in range(2):
+            services.request_stamp(channel=alpha, customer=customer, request=request())
+        with pytest.raises(InsufficientQuota):
+            services.request_stamp(channel=alpha, customer=customer, request=request())
+        assert StampJob.objects.count() == 2
+    assert wallet(alpha, customer) == {"available": 0, "held": 2, "used": 0}
+
+
+def test_a_final_failure_releases_the_unit_and_records_no_used_serial(alpha, customer):
+    with schema_context("alpha"):
+        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        StampJob.objects.filter(pk=job.pk).update(profile="no-such-profile")  # the issuer will refuse it
+        done = services.run_stamp_job(channel=alpha, job_id=job.pk)
+    assert (done.status, done.unit, done.error_code) == ("failed", "released", "unknown_profile")
+    assert wallet(alpha, customer) == {"available": 2, "held": 0, "used": 0}
+    assert not Serial.objects.filter(job_ref=f"alpha:{job.pk}", status="used").exists()
+
+
+def test_a_job_whose_hold_was_swept_fails_without_stamping(alpha, customer):
+    with schema_context("alpha"):
+        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ledger_transfer SET timeout_at = now() - interval '1 second' WHERE id = %s", [job.hold_id]
+            )
+        quota.sweep_expired_pending()
+        done = services.run_stamp_job(channel=alpha, job_id=job.pk)
+    assert (done.status, done.unit, done.error_code) == ("failed", "released", "hold_lost")
+    assert wallet(alpha, customer) == {"available": 2, "held": 0, "used": 0}
+    assert not Serial.objects.filter(job_ref=f"alpha:{job.pk}", status="used").exists()
+
+
+def test_stale_jobs_are_republished(alpha, customer):
+    from django.utils import timezone
+
+    with schema_context("alpha"):
+        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        StampJob.objects.filter(pk=job.pk).update(enqueued_at=timezone.now() - timedelta(minutes=10))
+        assert services.resume_stale_jobs() == 1
+        assert services.resume_stale_jobs() == 0
