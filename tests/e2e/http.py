@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,11 +31,15 @@ class HttpClient:
         self.base, self.host, self.key = base, host, key
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
-    def request(self, method: str, path: str, *, json_body=None, form=None, data=None, headers=None) -> Answer:
+    def request(
+        self, method: str, path: str, *, json_body=None, form=None, data=None, headers=None, files=None
+    ) -> Answer:
         hdrs = {"Host": self.host, **(headers or {})}
         if self.key:
             hdrs["Authorization"] = f"Bearer {self.key}"
-        if json_body is not None:
+        if files is not None:
+            data, hdrs["Content-Type"] = multipart(form or {}, files)
+        elif json_body is not None:
             data, hdrs["Content-Type"] = json.dumps(json_body).encode(), "application/json"
         elif form is not None:
             data = urllib.parse.urlencode(form).encode()
@@ -61,3 +66,19 @@ class HttpClient:
             form={"csrfmiddlewaretoken": token, **fields},
             headers={"Referer": f"http://{self.host}{path}", "Accept": "text/html"},
         )
+
+
+def multipart(fields: dict, files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    """Encode form fields and (field, filename, bytes) files as multipart/form-data."""
+    boundary = f"----e2e{secrets.token_hex(12)}"
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, filename, content in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
