@@ -9,6 +9,12 @@ and nothing recorded.  The binary checks are skipped (only they) where poppler/q
 
 from __future__ import annotations
 
+import pytest
+from django.apps import apps
+
+if not apps.ready:  # an engine-only run (-p no:django, see conftest.py): these need Django and the database
+    pytest.skip("Django-level issuer tests need pytest-django", allow_module_level=True)
+
 import io
 import json
 import os
@@ -19,7 +25,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pikepdf
-import pytest
 from cryptography import x509
 from django.core.management import CommandError, call_command
 from django.db import connection

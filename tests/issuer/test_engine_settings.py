@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+from django.apps import apps
+
+if not apps.ready:  # an engine-only run (-p no:django, see conftest.py): these need Django and the database
+    pytest.skip("Django-level issuer tests need pytest-django", allow_module_level=True)
+
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+from django.apps import apps
+
+if not apps.ready:  # an engine-only run (-p no:django, see conftest.py): these need Django and the database
+    pytest.skip("Django-level issuer tests need pytest-django", allow_module_level=True)
+
 import threading
 import uuid
 
-import pytest
 from django.db import connections
 
 from issuer.models import Serial

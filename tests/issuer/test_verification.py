@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+from django.apps import apps
+
+if not apps.ready:  # an engine-only run (-p no:django, see conftest.py): these need Django and the database
+    pytest.skip("Django-level issuer tests need pytest-django", allow_module_level=True)
+
 import io
 import json
 
 import pikepdf
-import pytest
 from django.utils import timezone
 
 from issuer.models import Serial
