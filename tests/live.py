@@ -43,11 +43,16 @@ def child_env() -> dict[str, str]:
 
 
 class Process:
-    def __init__(self, argv: list[str], log: Path):
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None):
         self.log = log
         self.handle = log.open("w")
         self.proc = subprocess.Popen(  # noqa: S603
-            argv, cwd=ROOT, env=child_env(), stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            env=child_env() | (env or {}),
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -101,25 +106,9 @@ def start_server(tmp: Path, *, workers: int = 2) -> tuple[Process, str]:
     raise RuntimeError("gunicorn did not start:\n" + proc.output())
 
 
-def start_worker(tmp: Path, *, name: str, queues: str = "default", concurrency: int = 2) -> Process:
-    return Process(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "gateway",
-            "worker",
-            "-n",
-            f"{name}@%h",
-            "-Q",
-            queues,
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        tmp / f"worker-{name}.log",
-    )
+def start_worker(
+    tmp: Path, *, name: str, queues: str = "default", concurrency: int = 2, env: dict[str, str] | None = None
+) -> Process:
+    argv = [sys.executable, "-m", "celery", "-A", "gateway", "worker", "-n", f"{name}@%h", "-Q", queues]
+    argv += ["--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    return Process(argv, tmp / f"worker-{name}.log", env)

@@ -22,5 +22,7 @@ if not os.environ.get("REDIS_URL"):
     CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
     CELERY_BROKER_URL = _celery_url(REDIS_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600"))
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
 }

@@ -1,0 +1,95 @@
+"""A stamp whose worker is killed mid-way (SIGKILL inside the recording transaction) ends stamped
+exactly once after another worker picks the redelivered task up: never both, never neither."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django_tenants.utils import schema_context
+
+from billing import quota, reconciliation
+from gateway.stamping import services
+from gateway.stamping.models import StampJob
+from gateway.stamping.tasks import run_stamp_job_task
+from issuer.models import Serial
+from tests.billing.factories import funded_wallet, unique
+from tests.fixtures.pdfs.factory import text_pdf
+from tests.live import start_worker
+
+pytestmark = pytest.mark.slow
+
+QUEUE = "stamping-crash-test"
+FAST_REDELIVERY = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+
+
+def wait_until(predicate, *, timeout=90.0, what=""):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, tmp_path, monkeypatch):
+    from tenants.models import Channel
+    from tenants.portal.models import Customer
+
+    alpha = Channel.objects.get(code="alpha")
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    monkeypatch.setattr(services, "enqueue", lambda **_: None)  # we publish to this test's own queue below
+    with schema_context("alpha"):
+        customer = Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Crash")
+        job = services.request_stamp(
+            channel=alpha,
+            customer=customer,
+            request=services.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0)),
+        )
+    run_stamp_job_task.apply_async(args=["alpha", job.pk], queue=QUEUE)
+    job_ref = f"alpha:{job.pk}"
+
+    marker = tmp_path / "reached"
+    doomed = start_worker(
+        tmp_path,
+        name="doomed",
+        queues=QUEUE,
+        concurrency=1,
+        env=FAST_REDELIVERY
+        | {"GATEWAY_FAULT_POINT": "stamping.after_commit_hold", "GATEWAY_FAULT_MARKER": str(marker)},
+    )
+    try:
+        wait_until(marker.exists, what="the worker to reach the commit")
+    finally:
+        doomed.kill()  # SIGKILL to the worker's whole process group
+        doomed.stop()
+
+    # The transaction died with the worker: the unit is still held, no serial is used, the job is open.
+    with schema_context("alpha"):
+        assert StampJob.objects.get(pk=job.pk).status == "processing"
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 0, "held": 1, "used": 0}
+    assert not Serial.objects.filter(job_ref=job_ref, status="used").exists()
+
+    rescuer = start_worker(tmp_path, name="rescuer", queues=QUEUE, concurrency=1, env=FAST_REDELIVERY)
+    try:
+
+        def finished():
+            with schema_context("alpha"):
+                return StampJob.objects.get(pk=job.pk).status in ("stamped", "failed")
+
+        wait_until(finished, what="the redelivered task to finish the job")
+    finally:
+        rescuer.stop()
+
+    with schema_context("alpha"):
+        done = StampJob.objects.get(pk=job.pk)
+    assert (done.status, done.unit) == ("stamped", "committed")
+    assert Serial.objects.filter(job_ref=job_ref, status="used").count() == 1
+    assert Serial.objects.get(job_ref=job_ref, status="used").serial == done.serial
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 0, "held": 0, "used": 1}
+    for check in (
+        reconciliation.check_books_balance,
+        reconciliation.check_account_totals_match_transfers,
+        reconciliation.check_units_conserved,
+        reconciliation.check_one_serial_per_committed_unit,
+    ):
+        result = check()
+        assert result.ok, (result.name, result.violations)
