@@ -70,6 +70,11 @@ class DocumentAlreadyFinal(DocumentError):
     title = "The PDF is certified and allows no changes"
 
 
+class DocumentCertified(DocumentError):
+    code = "document_certified"
+    title = "The PDF is certified and allows no new signature fields"
+
+
 class DocumentChanged(DocumentError):
     code = "document_changed"
     http_status = 409

@@ -79,6 +79,12 @@ class SignatureFieldInfo:
         """A certification with P=1, or (PDF 2.0) a field lock with P=1, forbids any change."""
         return self.signed and (self.docmdp_permission == 1 or self.lock_permission == 1)
 
+    @property
+    def forbids_new_fields(self) -> bool:
+        """A certification with P=2 allows form filling and signing EXISTING signature fields only;
+        a stamp needs a new field, which validators (pyHanko, Acrobat) count as a forbidden change."""
+        return self.signed and self.is_certification and self.docmdp_permission == 2
+
 
 @dataclass(frozen=True, slots=True)
 class EncryptionInfo:
@@ -109,6 +115,10 @@ class DocumentInfo:
     @property
     def forbids_changes(self) -> bool:
         return any(sig.forbids_changes for sig in self.signatures)
+
+    @property
+    def forbids_new_fields(self) -> bool:
+        return any(sig.forbids_new_fields for sig in self.signatures)
 
     def page(self, page_number: int) -> PageGeom:
         return self.pages[page_number - 1]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from issuer.errors import (
     DocumentAlreadyFinal,
+    DocumentCertified,
     InvalidStampBox,
     PageOutOfRange,
     PageSizeNotAllowed,
@@ -85,6 +86,12 @@ def check_not_final(info: DocumentInfo) -> None:
         raise DocumentAlreadyFinal(
             "The PDF carries a certifying signature that allows no further changes, so a stamp "
             "cannot be added without breaking it. Stamp the document before it is certified."
+        )
+    if info.forbids_new_fields:
+        raise DocumentCertified(
+            "The PDF was certified by its author to allow only form filling and signing of its own "
+            "signature fields; adding the e-Meterai would invalidate that certification. Stamp the "
+            "document before it is certified, or have it certified with changes allowed."
         )
 
 

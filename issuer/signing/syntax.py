@@ -73,8 +73,15 @@ def serialize(obj: object, string: StringEncoder) -> bytes:
         return b"true" if obj else b"false"
     if isinstance(obj, int):
         return b"%d" % obj
-    if isinstance(obj, Decimal | float):
-        return number(float(obj))
+    if isinstance(obj, Decimal):
+        # A number read from the document is written back exactly as it was: rounding an existing
+        # page's /MediaBox would be a change that validators hold against earlier signatures.
+        text = format(obj, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return (text if text not in ("", "-", "-0") else "0").encode()
+    if isinstance(obj, float):
+        return number(obj)
     if obj is None:
         return b"null"
     if isinstance(obj, pikepdf.Object):
