@@ -19,7 +19,7 @@ from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlrea
 from billing.providers import PaymentEvent, get_provider
 from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
-from gateway import faults
+from gateway import faults, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,34 @@ def create_order(*, channel, customer, quantity: int, provider: str = "simulator
             "Try a smaller quantity or try again later."
         ) from exc
     order.save(force_insert=True)
+    _signal_low_stock(channel=channel, taken=quantity)
     return order
+
+
+def _order_payload(order: Order) -> dict:
+    return {
+        "order": {
+            "id": order.pk,
+            "customer": order.customer_id,
+            "quantity": order.quantity,
+            "total_rupiah": order.total_rupiah,
+            "status": order.status,
+            "status_reason": order.status_reason,
+        }
+    }
+
+
+def _signal_low_stock(*, channel, taken: int) -> None:
+    """``stock.low`` once, when an order takes the channel's available stock below its threshold."""
+    from billing.ledger.services import channel_balance
+
+    available = channel_balance(channel_id=channel.pk).available
+    if available < channel.low_stock_threshold <= available + taken:
+        logger.warning("channel stock is low", extra={"available": available, "threshold": channel.low_stock_threshold})
+        webhooks.enqueue_event(
+            event_type="stock.low",
+            payload={"stock": {"available": available, "threshold": channel.low_stock_threshold}},
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,7 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
     order.status = Order.Status.PAID
     order.paid_at = timezone.now()
     order.save(update_fields=["status", "paid_at"])
+    webhooks.enqueue_event(event_type="order.paid", payload=_order_payload(order))
     _credit(channel=channel, order=order, payment=payment, provider_name=provider_name)
     return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=order.status_reason)
 
@@ -143,6 +171,7 @@ def _credit(*, channel, order: Order, payment: Payment | None, provider_name: st
     order.status = Order.Status.CREDITED
     order.credited_at = timezone.now()
     order.save(update_fields=["status", "credited_at", "credit_ids", "status_reason"])
+    webhooks.enqueue_event(event_type="order.credited", payload=_order_payload(order))
 
 
 def _refund_payment(*, payment: Payment, provider_name: str, reason: str) -> None:

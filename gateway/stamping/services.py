@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from billing import quota
 from billing.ledger.errors import InsufficientBalance, LedgerError
-from gateway import faults
+from gateway import faults, webhooks
 from gateway.errors import ApplicationError
 from gateway.stamping import admission
 from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
@@ -93,6 +93,24 @@ def request_stamp(*, channel, customer, request: StampRequest, batch: Batch | No
     return job
 
 
+def event_payload(job: StampJob) -> dict:
+    """What channels receive in ``stamp.completed`` / ``stamp.failed``: the job as the API shows it."""
+    return {
+        "stamp": {
+            "id": job.pk,
+            "customer": job.customer_id,
+            "batch": job.batch_id,
+            "status": job.status,
+            "unit": job.unit,
+            "serial": job.serial or None,
+            "sha256": job.sha256_in,
+            "file_name": job.file_name,
+            "error": {"code": job.error_code, "detail": job.error_detail} if job.error_code else None,
+            "document_url": f"/api/v1/stamps/{job.pk}/document" if job.status == StampJob.Status.STAMPED else None,
+        }
+    }
+
+
 def enqueue(*, schema_name: str, job_id: str) -> None:
     """Publish the job to the workers. If this fails the job stays queued and the sweeper re-publishes it."""
     from gateway.stamping.tasks import run_stamp_job_task
@@ -138,6 +156,8 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
             error_detail="",
         )
         JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
+        job.refresh_from_db()
+        webhooks.enqueue_event(event_type="stamp.completed", payload=event_payload(job))
 
     try:
         outcome = stamp_document(
@@ -187,6 +207,7 @@ def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "unit", "error_code", "error_detail", "finished_at"])
         JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
+        webhooks.enqueue_event(event_type="stamp.failed", payload=event_payload(locked))
     admission.record_completion(channel_schema=connection.schema_name)
     return locked
 
