@@ -172,3 +172,36 @@ class StampedDocument(models.Model):
 
     def __str__(self) -> str:
         return f"stamped {self.serial_id}"
+
+
+class IncidentNote(models.Model):
+    """A note on the public status page about a problem users may meet (written in the back office)."""
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Information"
+        MINOR = "minor", "Degraded service"
+        MAJOR = "major", "Outage"
+
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True, help_text="What users see and what they should do; plain text.")
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MINOR)
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resolved_at__isnull=True) | Q(resolved_at__gte=models.F("started_at")),
+                name="incidentnote_resolved_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
