@@ -6,8 +6,11 @@ from django import forms
 from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 
 from gateway.errors import ApplicationError
+from issuer.backoffice import selectors
+from issuer.backoffice.charts import Series, line_chart
 from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 from issuer.serials import normalize_serial
@@ -20,17 +23,37 @@ def home(request):
 
 
 def status_page(request):
-    return render(
-        request,
-        "issuer/status.html",
-        {
-            "components": [
-                ("Storefront API", "operational"),
-                ("Stamping", "operational"),
-                ("Verification", "operational"),
-            ]
-        },
+    """``/status``: component health, each channel's stamping queue with an honest ETA, incident notes.
+
+    Refreshes itself: with JavaScript ``static/js/live.js`` swaps in ``?partial=1`` every 15 s,
+    without it a ``<noscript>`` meta refresh reloads the page every 30 s.
+    """
+    components = selectors.component_health()
+    incidents = selectors.open_incidents()
+    queues = selectors.channel_queues([c for c in selectors.channels() if c.is_active])
+    window = selectors.WINDOWS["1h"]
+    starts = selectors.bucket_starts(window)
+    stamps = selectors.stamps_per_bucket(starts=starts, bucket=window.bucket)
+    throughput = line_chart(
+        labels=[timezone.localtime(start).strftime("%H:%M") for start in starts],
+        series=[Series(q["channel"].name, stamps.get(q["channel"].pk, [0] * len(starts))) for q in queues],
+        unit="stamps/min",
+        title="Stamps completed per minute, last hour",
     )
+    context = {
+        "throughput": throughput,
+        "components": components,
+        "overall": selectors.overall_state(components, incidents),
+        "incidents": incidents,
+        "resolved": selectors.recent_incidents(),
+        "queues": queues,
+        "queue_total": sum(q["queue_depth"] for q in queues),
+        "checked_at": timezone.localtime(),
+    }
+    template = "issuer/_status_live.html" if request.GET.get("partial") else "issuer/status.html"
+    response = render(request, template, context)
+    response["Cache-Control"] = "no-cache, max-age=0"
+    return response
 
 
 def verify_serial_page(request, serial: str):

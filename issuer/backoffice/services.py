@@ -1,0 +1,61 @@
+"""Back-office writes that are the back office's own: incident notes for the public status page.
+
+Deposits, reconciliation and the rest have their services in their own packages
+(``billing.deposits``, ``billing.reconciliation``); the views call those directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from gateway.errors import ApplicationError
+from issuer.models import IncidentNote
+
+
+class InvalidIncidentNote(ApplicationError):
+    code = "invalid_incident_note"
+    http_status = 400
+    title = "Invalid incident note"
+
+
+def _check(*, title: str, started_at: datetime, resolved_at: datetime | None) -> None:
+    if not title.strip():
+        raise InvalidIncidentNote("An incident note needs a title.")
+    if resolved_at is not None and resolved_at < started_at:
+        raise InvalidIncidentNote("An incident cannot be resolved before it started.")
+
+
+@transaction.atomic
+def create_incident_note(
+    *, title: str, body: str = "", severity: str, started_at: datetime | None = None, resolved_at=None
+) -> IncidentNote:
+    started_at = started_at or timezone.now()
+    _check(title=title, started_at=started_at, resolved_at=resolved_at)
+    return IncidentNote.objects.create(
+        title=title.strip(), body=body.strip(), severity=severity, started_at=started_at, resolved_at=resolved_at
+    )
+
+
+@transaction.atomic
+def update_incident_note(
+    *, note_id: int, title: str, body: str, severity: str, started_at: datetime, resolved_at: datetime | None
+) -> IncidentNote:
+    note = IncidentNote.objects.select_for_update().get(pk=note_id)
+    _check(title=title, started_at=started_at, resolved_at=resolved_at)
+    note.title, note.body, note.severity = title.strip(), body.strip(), severity
+    note.started_at, note.resolved_at = started_at, resolved_at
+    note.save()
+    return note
+
+
+@transaction.atomic
+def resolve_incident_note(*, note_id: int, at: datetime | None = None) -> IncidentNote:
+    """Mark the incident resolved now (idempotent: an already resolved note keeps its time)."""
+    note = IncidentNote.objects.select_for_update().get(pk=note_id)
+    if note.resolved_at is None:
+        note.resolved_at = max(at or timezone.now(), note.started_at)
+        note.save(update_fields=["resolved_at", "updated_at"])
+    return note

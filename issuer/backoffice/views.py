@@ -1,0 +1,327 @@
+"""The issuer's back office (issuer host, ``/backoffice/``): issuer staff only, session login.
+
+Views validate input, call one service or selector, and shape the page. Every page works without
+JavaScript; the overview's charts refresh themselves when it is available (``static/js/live.js``
+asks for ``?partial=charts`` and swaps the fragment in).
+"""
+
+from __future__ import annotations
+
+import io
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.deposits import confirm_deposit, create_deposit
+from billing.ledger.models import Deposit, ReconciliationRun
+from billing.ledger.services import channel_balance
+from billing.reconciliation import reconcile
+from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
+from gateway.api.problems import problem_response
+from gateway.errors import ApplicationError
+from issuer.backoffice import selectors
+from issuer.backoffice.charts import Series, line_chart
+from issuer.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
+from issuer.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
+from issuer.models import IncidentNote, Serial
+from issuer.selectors import serial_get
+
+LOGIN_URL = reverse_lazy("backoffice:login")
+
+
+def staff_required(view):
+    """Anonymous visitors go to the login page; signed-in users who are not staff are refused."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), LOGIN_URL)
+        if not request.user.is_staff:
+            return problem_response(
+                request,
+                status=403,
+                code="permission_denied",
+                title="Issuer staff only",
+                detail="The back office is for issuer staff. Sign out and sign in with a staff account.",
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+class StaffLoginView(auth_views.LoginView):
+    template_name = "issuer/backoffice/login.html"
+    authentication_form = StaffLoginForm
+    redirect_authenticated_user = True
+    next_page = reverse_lazy("backoffice:overview")
+
+
+class StaffLogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("backoffice:login")
+
+
+# --------------------------------------------------------------------------- overview
+
+
+def _overview_charts(window: selectors.Window, rows: list[dict]) -> dict:
+    starts = selectors.bucket_starts(window)
+    fmt = "%H:%M"
+    labels = [timezone.localtime(s).strftime(fmt) for s in starts]
+    stamps = selectors.stamps_per_bucket(starts=starts, bucket=window.bucket)
+    stock = selectors.stock_per_bucket(
+        starts=starts,
+        bucket=window.bucket,
+        available_now={row["channel"].pk: row["balance"].available for row in rows},
+    )
+    per_minute = window.bucket_minutes
+    stamp_series = [
+        Series(row["channel"].name, [n / per_minute for n in stamps.get(row["channel"].pk, [0] * len(starts))])
+        for row in rows
+    ]
+    stock_series = [Series(row["channel"].name, stock.get(row["channel"].pk, [0] * len(starts))) for row in rows]
+    return {
+        "stamps_chart": line_chart(labels=labels, series=stamp_series, unit="stamps/min", title="Stamps per minute"),
+        "stock_chart": line_chart(labels=labels, series=stock_series, unit="units", title="Available stock"),
+        "stamps_total": sum(sum(v) for v in stamps.values()),
+    }
+
+
+@staff_required
+@require_GET
+def overview(request):
+    window = selectors.chart_window(request.GET.get("window"))
+    rows = selectors.channel_overview()
+    context = {
+        "rows": rows,
+        "window": window,
+        "windows": selectors.WINDOWS.values(),
+        "low_stock_count": sum(1 for row in rows if row["low_stock"]),
+        "queue_total": sum(row["queue_depth"] for row in rows),
+        "open_incidents": selectors.open_incidents(),
+        "last_run": ReconciliationRun.objects.first(),
+        "pending_deposits": Deposit.objects.filter(status=Deposit.Status.PENDING).count(),
+        **_overview_charts(window, rows),
+    }
+    template = (
+        "issuer/backoffice/_overview_live.html" if request.GET.get("partial") else "issuer/backoffice/overview.html"
+    )
+    return render(request, template, context)
+
+
+# --------------------------------------------------------------------------- deposits
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def deposits(request):
+    form = DepositForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                deposit = create_deposit(
+                    channel=form.cleaned_data["channel"],
+                    units=form.cleaned_data["units"],
+                    reference=form.cleaned_data["reference"],
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 409
+            else:
+                messages.success(
+                    request,
+                    f"Deposit {deposit.reference} recorded: {deposit.units:,} units for {deposit.channel.name}. "
+                    "Confirm it once the money has arrived.",
+                )
+                return redirect("backoffice:deposits")
+        else:
+            status = 400
+    wanted = request.GET.get("status", "")
+    queryset = Deposit.objects.select_related("channel").order_by("-created_at")
+    if wanted in Deposit.Status.values:
+        queryset = queryset.filter(status=wanted)
+    page = Paginator(queryset, 25).get_page(request.GET.get("page"))
+    stock = [(channel, channel_balance(channel_id=channel.pk)) for channel in selectors.channels()]
+    context = {"form": form, "page": page, "statuses": Deposit.Status.values, "wanted": wanted, "stock": stock}
+    return render(request, "issuer/backoffice/deposits.html", context, status=status)
+
+
+@staff_required
+@require_POST
+def deposit_confirm(request, deposit_id: int):
+    get_object_or_404(Deposit, pk=deposit_id)
+    try:
+        deposit = confirm_deposit(deposit_id=deposit_id, confirmed_by=request.user.get_username())
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Deposit {deposit.reference} confirmed: {deposit.units:,} units allocated to {deposit.channel.name}.",
+        )
+    return redirect("backoffice:deposits")
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+@staff_required
+@require_GET
+def reconciliation(request):
+    runs = list(ReconciliationRun.objects.all()[:15])
+    if runs:
+        for check in runs[0].report.get("checks", []):
+            check["label"] = check["name"].replace("_", " ").capitalize()
+    context = {"last_run": runs[0] if runs else None, "runs": runs}
+    return render(request, "issuer/backoffice/reconciliation.html", context)
+
+
+@staff_required
+@require_POST
+def reconciliation_run(request):
+    report = reconcile(store=True)
+    if report["ok"]:
+        messages.success(request, "Reconciliation finished: every invariant holds.")
+    else:
+        failed = [check["name"] for check in report["checks"] if not check["ok"]]
+        messages.error(request, f"Reconciliation found violations in: {', '.join(failed)}.")
+    return redirect("backoffice:reconciliation")
+
+
+# --------------------------------------------------------------------------- settlement
+
+
+def _period(request) -> tuple[PeriodForm, dict | None]:
+    form = PeriodForm(request.GET if "date_from" in request.GET else None, initial=PeriodForm.default_period())
+    if form.is_bound:
+        return form, form.cleaned_data if form.is_valid() else None
+    return form, PeriodForm.default_period()
+
+
+@staff_required
+@require_GET
+def settlement(request):
+    form, period = _period(request)
+    rows = settlement_rows(**period) if period else []
+    context = {
+        "form": form,
+        "period": period,
+        "rows": rows,
+        "totals": settlement_totals(rows),
+        "duty_basis": DUTY_BASIS,
+    }
+    return render(request, "issuer/backoffice/settlement.html", context, status=200 if period else 400)
+
+
+@staff_required
+@require_GET
+def settlement_csv(request):
+    form, period = _period(request)
+    if period is None:
+        return problem_response(
+            request,
+            status=400,
+            code="invalid_period",
+            title="Invalid period",
+            detail=" ".join(form.errors.get("__all__", [])) or "Give both dates as YYYY-MM-DD.",
+        )
+    out = io.StringIO()
+    write_csv(settlement_rows(**period), out)
+    name = f"settlement_{period['date_from'].isoformat()}_{period['date_to'].isoformat()}.csv"
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+# --------------------------------------------------------------------------- serials
+
+
+@staff_required
+@require_GET
+def serials(request):
+    form = SerialLookupForm(request.GET or None)
+    found, error = None, None
+    if form.is_bound and form.is_valid():
+        try:
+            found = serial_get(form.cleaned_data["serial"])
+        except ApplicationError as exc:
+            error = exc
+    recent = Serial.objects.select_related("channel").order_by("-created_at")[:20]
+    status = error.http_status if error else 200
+    return render(
+        request,
+        "issuer/backoffice/serials.html",
+        {"form": form, "found": found, "error": error, "recent": recent},
+        status=status,
+    )
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def incidents(request):
+    form = IncidentForm(
+        request.POST or None, initial={"started_at": timezone.localtime().replace(second=0, microsecond=0)}
+    )
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                note = create_incident_note(**form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 400
+            else:
+                messages.success(request, f"Incident note “{note.title}” is on the status page.")
+                return redirect("backoffice:incidents")
+        else:
+            status = 400
+    context = {
+        "form": form,
+        "open": selectors.open_incidents(),
+        "closed": IncidentNote.objects.filter(resolved_at__isnull=False)[:30],
+    }
+    return render(request, "issuer/backoffice/incidents.html", context, status=status)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def incident_edit(request, note_id: int):
+    note = get_object_or_404(IncidentNote, pk=note_id)
+    initial = {
+        "title": note.title,
+        "body": note.body,
+        "severity": note.severity,
+        "started_at": timezone.localtime(note.started_at),
+        "resolved_at": timezone.localtime(note.resolved_at) if note.resolved_at else None,
+    }
+    form = IncidentForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            update_incident_note(note_id=note.pk, **form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Incident note saved.")
+            return redirect("backoffice:incidents")
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "issuer/backoffice/incident_edit.html", {"form": form, "note": note}, status=status)
+
+
+@staff_required
+@require_POST
+def incident_resolve(request, note_id: int):
+    note = get_object_or_404(IncidentNote, pk=note_id)
+    resolve_incident_note(note_id=note.pk)
+    messages.success(request, f"“{note.title}” marked resolved.")
+    return redirect("backoffice:incidents")
