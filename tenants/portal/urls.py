@@ -6,6 +6,20 @@ from tenants.portal import views
 app_name = "portal"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="portal/login.html", redirect_authenticated_user=True, next_page="portal:dashboard"
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
+    path("customers/", views.customers, name="customers"),
+    path("orders/", views.orders, name="orders"),
+    path("stamps/", views.stamps, name="stamps"),
+    path("keys/", views.api_keys, name="api-keys"),
+    path("keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    path("webhooks/", views.webhooks, name="webhooks"),
+    path("webhooks/<int:endpoint_id>/", views.webhook_endpoint, name="webhook-endpoint"),
+    path("webhooks/deliveries/<int:delivery_id>/replay", views.webhook_replay, name="webhook-replay"),
 ]

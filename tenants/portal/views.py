@@ -1,21 +1,235 @@
-"""The channel's admin portal (session login on the channel's own host)."""
+"""The channel's admin portal (session login on the channel's own host, users in the channel's schema).
+
+Views validate input, call one service or selector and shape the page. Pages work without
+JavaScript; the dashboard chart and the stamp history refresh themselves when it is available.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gateway.models import ApiKey
+from billing.ledger.services import channel_balance
+from billing.retail.models import Order
+from gateway.apikeys import issue_api_key, revoke_api_key
+from gateway.edge.models import WebhookDelivery, WebhookEndpoint
+from gateway.errors import ApplicationError, NotFound
+from gateway.stamping.models import StampJob
+from gateway.webhooks import create_webhook_endpoint, replay_delivery
+from issuer.backoffice.charts import Series, bar_chart
+from issuer.stamp.render import verification_url
+from tenants.portal import selectors
+from tenants.portal.forms import ApiKeyForm, WebhookEndpointForm
 from tenants.portal.models import Customer
 
+portal_login_required = login_required(login_url="portal:login")
+PAGE_SIZE = 25
 
-@login_required(login_url="portal:login")
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _activity_chart(window: selectors.ActivityRange) -> tuple[dict, int, int]:
+    starts, stamped, failed = selectors.stamp_activity(window)
+    chart = bar_chart(
+        labels=[timezone.localtime(s).strftime(window.fmt) for s in starts],
+        stacks=[Series("Stamped", stamped, css="ok"), Series("Failed", failed, css="bad")],
+        unit="documents",
+        title=f"Stamps, {window.label.lower()}",
+    )
+    return chart, sum(stamped), sum(failed)
+
+
+@portal_login_required
+@require_GET
 def dashboard(request):
     channel = request.tenant
+    balance = channel_balance(channel_id=channel.pk)
+    window = selectors.activity_range(request.GET.get("range"))
+    chart, stamped_total, failed_total = _activity_chart(window)
     context = {
         "channel": channel,
+        "balance": balance,
+        "low_stock": balance.available < channel.low_stock_threshold,
+        "stock_parts": _stock_parts(balance),
+        "window": window,
+        "ranges": selectors.RANGES.values(),
+        "chart": chart,
+        "stamped_total": stamped_total,
+        "failed_total": failed_total,
         "customer_count": Customer.objects.count(),
-        "recent_customers": Customer.objects.order_by("-id")[:10],
-        "api_keys": ApiKey.objects.filter(channel_id=channel.pk).order_by("-created_at"),
+        "in_flight": StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]).count(),
+        "recent_orders": Order.objects.select_related("customer")[:5],
+        "recent_jobs": StampJob.objects.select_related("customer")[:5],
+        "verify_base": settings.VERIFY_BASE_URL,
     }
-    return render(request, "portal/dashboard.html", context)
+    template = "portal/_dashboard_live.html" if request.GET.get("partial") else "portal/dashboard.html"
+    return render(request, template, context)
+
+
+def _stock_parts(balance) -> list[dict]:
+    """Where the channel's allocated units are now, as shares of one bar."""
+    parts = [
+        ("Available", balance.available, "ok"),
+        ("Reserved", balance.reserved, "c2"),
+        ("In wallets", max(0, balance.sold - balance.used - balance.held), "c1"),
+        ("Held", balance.held, "c3"),
+        ("Used", balance.used, "c7"),
+    ]
+    total = sum(value for _, value, _ in parts) or 1
+    return [{"name": n, "value": v, "css": c, "percent": round(100 * v / total, 2)} for n, v, c in parts if v > 0]
+
+
+@portal_login_required
+@require_GET
+def customers(request):
+    q = request.GET.get("q", "").strip()
+    queryset = Customer.objects.order_by("-id")
+    if q:
+        queryset = queryset.filter(Q(name__icontains=q) | Q(external_ref__icontains=q) | Q(email__icontains=q))
+    page = _page(request, queryset)
+    quotas = selectors.customer_quotas(channel_id=request.tenant.pk, customer_ids=[c.pk for c in page])
+    rows = [(customer, quotas[customer.pk]) for customer in page]
+    return render(request, "portal/customers.html", {"page": page, "rows": rows, "q": q})
+
+
+@portal_login_required
+@require_GET
+def orders(request):
+    wanted = request.GET.get("status", "")
+    queryset = Order.objects.select_related("customer")
+    if wanted in Order.Status.values:
+        queryset = queryset.filter(status=wanted)
+    context = {"page": _page(request, queryset), "statuses": Order.Status.choices, "wanted": wanted}
+    return render(request, "portal/orders.html", context)
+
+
+@portal_login_required
+@require_GET
+def stamps(request):
+    wanted = request.GET.get("status", "")
+    queryset = StampJob.objects.select_related("customer").defer("error_detail")
+    if wanted in StampJob.Status.values:
+        queryset = queryset.filter(status=wanted)
+    page = _page(request, queryset)
+    jobs = [(job, verification_url(settings.VERIFY_BASE_URL, job.serial) if job.serial else "") for job in page]
+    in_flight = StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]).count()
+    context = {
+        "page": page,
+        "jobs": jobs,
+        "statuses": StampJob.Status.choices,
+        "wanted": wanted,
+        "batches": selectors.batch_progress(),
+        "in_flight": in_flight,
+    }
+    template = "portal/_stamps_live.html" if request.GET.get("partial") else "portal/stamps.html"
+    return render(request, template, context)
+
+
+# --------------------------------------------------------------------------- API keys
+
+
+@portal_login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request):
+    channel = request.tenant
+    form = ApiKeyForm(request.POST or None)
+    issued, status = None, 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                issued = issue_api_key(
+                    channel=channel, name=form.cleaned_data["name"], scopes=tuple(form.cleaned_data["scopes"])
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 400
+            else:
+                form = ApiKeyForm()  # a fresh form under the key shown once
+                status = 201
+        else:
+            status = 400
+    context = {"form": form, "issued": issued, "keys": selectors.api_keys_for(channel=channel)}
+    response = render(request, "portal/api_keys.html", context, status=status)
+    if issued:
+        response["Cache-Control"] = "no-store"  # the only page that ever shows the key: keep it out of caches
+    return response
+
+
+@portal_login_required
+@require_POST
+def api_key_revoke(request, key_id: int):
+    try:
+        key = selectors.api_key_get_for(channel=request.tenant, key_id=key_id)
+    except NotFound:
+        return render(request, "portal/not_found.html", {"what": "API key"}, status=404)
+    already = key.revoked_at is not None
+    revoke_api_key(api_key=key)
+    if not already:
+        messages.success(
+            request, f"Key “{key.name}” (emk_{key.prefix}_…) is revoked. Requests with it are refused now."
+        )
+    return redirect("portal:api-keys")
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@portal_login_required
+@require_http_methods(["GET", "POST"])
+def webhooks(request):
+    form = WebhookEndpointForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                endpoint = create_webhook_endpoint(**form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 400
+            else:
+                messages.success(request, "Endpoint added. Verify each delivery with its signing secret (below).")
+                return redirect("portal:webhook-endpoint", endpoint_id=endpoint.pk)
+        else:
+            status = 400
+    wanted = request.GET.get("status", "")
+    deliveries = WebhookDelivery.objects.select_related("endpoint").order_by("-id")
+    if wanted in WebhookDelivery.Status.values:
+        deliveries = deliveries.filter(status=wanted)
+    context = {
+        "form": form,
+        "endpoints": WebhookEndpoint.objects.order_by("id"),
+        "page": _page(request, deliveries),
+        "statuses": WebhookDelivery.Status.choices,
+        "wanted": wanted,
+    }
+    return render(request, "portal/webhooks.html", context, status=status)
+
+
+@portal_login_required
+@require_GET
+def webhook_endpoint(request, endpoint_id: int):
+    endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
+    page = _page(request, endpoint.deliveries.order_by("-id"))
+    return render(request, "portal/webhook_endpoint.html", {"endpoint": endpoint, "page": page})
+
+
+@portal_login_required
+@require_POST
+def webhook_replay(request, delivery_id: int):
+    try:
+        delivery = replay_delivery(delivery_id=delivery_id)
+    except NotFound:
+        return render(request, "portal/not_found.html", {"what": "webhook delivery"}, status=404)
+    messages.success(request, f"Delivery {delivery.pk} ({delivery.event_type}) is queued to be sent again.")
+    back = request.POST.get("back", "")
+    if back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("portal:webhooks")
