@@ -169,9 +169,13 @@ def release_reservation(*, reservation_ids: list[str]) -> None:
 
 
 def hold_quota(
-    *, channel_id: int, customer_id: int, hold_id: str, timeout: timedelta = DEFAULT_HOLD_TIMEOUT
+    *, channel_id: int, customer_id: int, hold_id: str, timeout: timedelta = DEFAULT_HOLD_TIMEOUT,
+    isolate: bool = True,
 ) -> ledger.TransferResult:
-    """Hold one unit of the customer's wallet for a stamp (pending wallet -> used)."""
+    """Hold one unit of the customer's wallet for a stamp (pending wallet -> used).
+
+    ``isolate=False``: a refusal aborts the caller's transaction (cheaper; for callers that abort anyway).
+    """
     return ledger.create_transfer(
         id=hold_id,
         debit_account_id=_wallet(channel_id, customer_id),
@@ -180,6 +184,7 @@ def hold_quota(
         kind="hold",
         pending=True,
         timeout=timeout,
+        isolate=isolate,
     )
 
 

@@ -133,7 +133,7 @@ def _serial_model():
         return None
 
 
-def check_one_serial_per_committed_unit() -> Check:
+def check_one_serial_per_committed_unit(channel_id: int | None = None) -> Check:
     check = Check("serials_match_commits", "Each committed stamping unit has exactly one used serial, per channel.")
     serial_model = _serial_model()
     if serial_model is None:
@@ -151,11 +151,11 @@ def check_one_serial_per_committed_unit() -> Check:
         .values("channel_id")
         .annotate(n=Count("id"))
     }
-    for channel_id in sorted(set(commits) | set(used)):
-        if commits.get(channel_id, 0) != used.get(channel_id, 0):
+    scope = sorted(set(commits) | set(used)) if channel_id is None else [channel_id]
+    for cid in scope:
+        if commits.get(cid, 0) != used.get(cid, 0):
             check.violations.append(
-                f"channel {channel_id}: {commits.get(channel_id, 0)} committed units, "
-                f"{used.get(channel_id, 0)} used serials"
+                f"channel {cid}: {commits.get(cid, 0)} committed units, {used.get(cid, 0)} used serials"
             )
     return check
 

@@ -7,6 +7,7 @@ that could not succeed; the worker runs the checks again, on the same bytes, bef
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from django.conf import settings
 
@@ -14,12 +15,26 @@ from issuer.pdf import DocumentInfo, check_placement, check_profile, inspect_doc
 from issuer.services import _profile
 
 Box = tuple[float, float, float, float]
+PROFILE_CACHE_SECONDS = 30.0
+_profiles: dict[str, tuple[float, object]] = {}
+
+
+def _rules(name: str):
+    """A profile's rules, cached per process for a few seconds (profiles change rarely; the worker
+    reads them fresh before it signs)."""
+    now = time.monotonic()
+    hit = _profiles.get(name)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rules = _profile(name).to_rules()
+    _profiles[name] = (now + PROFILE_CACHE_SECONDS, rules)
+    return rules
 
 
 def check_document(
     *, data: bytes, page: int, box: Box, profile: str = "default", password: str | None = None
 ) -> DocumentInfo:
-    rules = _profile(profile).to_rules()
+    rules = _rules(profile)
     rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
     info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
     check_profile(info, rules)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.db import DatabaseError, connection, transaction
 
-from billing.ledger.errors import SQLSTATE_ERRORS, LedgerError
+from billing.ledger.errors import SQLSTATE_ERRORS, AccountNotFound, LedgerError
 from billing.ledger.models import Account, Transfer
 
 STOCK_SHARDS = 8  # a channel's stock and used-units are spread over this many rows (hot-row relief)
@@ -32,10 +32,12 @@ def _sqlstate(exc: BaseException) -> str | None:
     return getattr(cause, "sqlstate", None)
 
 
-def _call(sql: str, params: list) -> str:
+def _call(sql: str, params: list, *, isolate: bool = True) -> str:
+    """Run one ledger function. Inside a transaction the call runs in a savepoint (``isolate``), so a
+    refusal leaves the caller's transaction usable; a caller that lets every ledger error abort its
+    transaction anyway may pass ``isolate=False`` and save two round trips."""
     try:
-        if connection.in_atomic_block:
-            # A failed ledger call must not poison the caller's transaction: isolate it.
+        if isolate and connection.in_atomic_block:
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute(sql, params)
@@ -47,6 +49,8 @@ def _call(sql: str, params: list) -> str:
         error = SQLSTATE_ERRORS.get(_sqlstate(exc) or "")
         if error is None:
             raise
+        if error is AccountNotFound:
+            forget_cached_accounts()  # a cached id from a rolled-back transaction: look it up afresh
         raise error(_MESSAGES[error.code], extra={"ledger_detail": str(exc.__cause__ or exc).splitlines()[0]}) from exc
 
 
@@ -71,6 +75,7 @@ def create_transfer(
     pending: bool = False,
     timeout: timedelta | None = None,
     data: dict | None = None,
+    isolate: bool = True,
 ) -> TransferResult:
     if amount <= 0:
         raise LedgerError("A transfer moves a positive whole number of units.")
@@ -86,6 +91,7 @@ def create_transfer(
             int(timeout.total_seconds()) if timeout is not None else None,
             json.dumps(data or {}),
         ],
+        isolate=isolate,
     )
     return TransferResult(id=id, created=outcome == "created")
 
@@ -111,33 +117,38 @@ def void_pending(*, id: str, pending_id: str, kind: str = "void", data: dict | N
 _account_ids: dict[str, int] = {}  # code -> id; account ids never change once created
 
 
-def account_id(
-    *,
-    code: str,
-    kind: str,
-    channel_id: int | None = None,
-    customer_id: int | None = None,
-    shard: int | None = None,
-    no_overdraft: bool = True,
-) -> int:
-    """The id of the account ``code``, created on first use (concurrency-safe)."""
+def account_id(*, code: str, kind: str, channel_id: int | None = None, customer_id: int | None = None,
+               shard: int | None = None, no_overdraft: bool = True) -> int:
+    """The id of the account ``code``, created on first use (concurrency-safe).
+
+    Ids are cached per process once they are known to be committed: an account, once committed,
+    never changes id. Inside a transaction the id is cached when that transaction commits, so a
+    rolled-back creation never leaves a stale id behind.
+    """
     cached = _account_ids.get(code)
     if cached is not None:
         return cached
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO ledger_account (code, kind, channel_id, customer_id, shard, no_overdraft,
-                                        debits_pending, debits_posted, credits_pending, credits_posted, created_at)
-            VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, now())
-            ON CONFLICT (code) DO NOTHING
-            """,
-            [code, kind, channel_id, customer_id, shard, no_overdraft],
-        )
         cursor.execute("SELECT id FROM ledger_account WHERE code = %s", [code])
-        found = cursor.fetchone()[0]
-    if not connection.in_atomic_block:
-        _account_ids[code] = found  # only cache what is committed
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(
+                """
+                INSERT INTO ledger_account (code, kind, channel_id, customer_id, shard, no_overdraft,
+                                            debits_pending, debits_posted, credits_pending, credits_posted,
+                                            created_at)
+                VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0, now())
+                ON CONFLICT (code) DO NOTHING
+                """,
+                [code, kind, channel_id, customer_id, shard, no_overdraft],
+            )
+            cursor.execute("SELECT id FROM ledger_account WHERE code = %s", [code])
+            row = cursor.fetchone()
+    found = row[0]
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: _account_ids.__setitem__(code, found))
+    else:
+        _account_ids[code] = found
     return found
 
 

@@ -183,3 +183,14 @@ class PaymentWebhookApi(APIView):
                 "note": outcome.note,
             }
         )
+
+
+class BenchDbReadApi(APIView):
+    """bench/api.py's yardstick: the cheapest useful request, one database read, no auth.
+    Routed only when GATEWAY_BENCH_ENDPOINTS is on."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        return Response({"customers": Customer.objects.filter(pk=1).count()})

@@ -60,6 +60,9 @@ PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "gateway.urls_public"
 ROOT_URLCONF = "gateway.urls_channel"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
+# Set the search_path once per connection and schema change, not before every query (half the
+# round trips of a request were SETs without it).
+TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
@@ -179,7 +182,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "unacked_restore_i
                                    "unacked_restore_throttle": 1}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"gateway.stamping.run_job": {"queue": "stamping"}}
+CELERY_TASK_ROUTES = {"gateway.stamping.drain_lane": {"queue": "stamping"}}
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "gateway.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "sweep-expired-holds": {"task": "billing.sweep_expired_pending", "schedule": timedelta(seconds=30)},
@@ -253,6 +256,8 @@ ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
 # drain rate (stamps/s) is used for ETAs until a real one has been measured.
 STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LIMIT", "5000"))
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))
+# bench/api.py's yardstick endpoint (one database read); never on in production.
+GATEWAY_BENCH_ENDPOINTS = env_bool("GATEWAY_BENCH_ENDPOINTS", False)
 VERIFY_BASE_URL = os.environ.get("VERIFY_BASE_URL", "http://localhost:8000/v/")
 ISSUER_KEY_DIR = Path(os.environ.get("ISSUER_KEY_DIR", DATA_DIR / "issuer-keys"))
 

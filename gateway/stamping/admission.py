@@ -5,9 +5,8 @@
 - **Backlog limits**: a channel whose backlog passes its limit is answered ``503 overloaded`` with
   ``Retry-After`` (the time to drain what is queued), so a surge on one channel is refused at its
   own door before it can fill the workers' queue for everyone.
-- **Per-channel concurrency**: a worker takes a slot of the channel's budget
-  (``Channel.stamping_concurrency``) before stamping; a job over budget goes back to the queue, so
-  one channel can never occupy every worker.
+- **Per-channel concurrency**: see ``lanes`` - a channel has at most ``Channel.stamping_concurrency``
+  drainers, so one channel can never occupy every worker.
 
 Redis being down never blocks stamping: the counters are advisory and fall back to defaults.
 """
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 BUCKET_SECONDS = 10
 WINDOW_BUCKETS = 6
-SLOT_TTL_SECONDS = 300  # a slot of a worker that died frees itself after this long
 
 _client: redis.Redis | None = None
 
@@ -45,9 +43,11 @@ def _key(*parts: object) -> str:
 
 
 def record_completion(*, channel_schema: str) -> None:
+    """A job ended (stamped or failed): count it for the drain rate and take it off the backlog."""
     bucket = int(time.time()) // BUCKET_SECONDS
     try:
         pipe = client().pipeline(transaction=False)
+        pipe.decr(_key("backlog", channel_schema))
         for scope in ("all", channel_schema):
             key = _key("done", scope, bucket)
             pipe.incr(key)
@@ -67,9 +67,42 @@ def drain_rate(*, scope: str = "all") -> float:
     return sum(int(v) for v in values if v) / (BUCKET_SECONDS * WINDOW_BUCKETS)
 
 
-def backlog() -> int:
-    """Jobs of the current channel (schema) waiting or running."""
+def count_backlog() -> int:
+    """Jobs of the current channel (schema) waiting or running, counted in the database (O(backlog))."""
     return StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]).count()
+
+
+def backlog() -> int:
+    """Jobs of the current channel waiting or running, from a Redis counter (O(1) on the request path).
+
+    The counter goes up when a job is queued and down when it ends; the stale-job sweeper resets it
+    to the database's count every minute, so a crash can skew it for a minute at most. Without Redis
+    (or before the first count) the database is asked.
+    """
+    from django.db import connection
+
+    key = _key("backlog", connection.schema_name)
+    try:
+        value = client().get(key)
+    except redis.RedisError:
+        return count_backlog()
+    if value is None:
+        return resync_backlog()
+    return max(0, int(value))
+
+
+def resync_backlog() -> int:
+    from django.db import connection
+
+    actual = count_backlog()
+    with contextlib.suppress(redis.RedisError):
+        client().set(_key("backlog", connection.schema_name), actual, ex=600)
+    return actual
+
+
+def job_queued(*, channel_schema: str, count: int = 1) -> None:
+    with contextlib.suppress(redis.RedisError):
+        client().incrby(_key("backlog", channel_schema), count)
 
 
 def eta_seconds(position: int) -> int:
@@ -92,25 +125,3 @@ def admit(*, channel, new_jobs: int = 1) -> int:
         error.headers = {"Retry-After": str(retry_after)}
         raise error
     return waiting
-
-
-@contextlib.contextmanager
-def channel_slot(*, channel):
-    """Yield True when a stamping slot of ``channel`` was taken (and free it after), else False."""
-    key = _key("inflight", channel.schema_name)
-    try:
-        taken = client().incr(key)
-        client().expire(key, SLOT_TTL_SECONDS)
-    except redis.RedisError:
-        yield True  # advisory only: never stop stamping because Redis is away
-        return
-    if taken > max(1, channel.stamping_concurrency):
-        with contextlib.suppress(redis.RedisError):
-            client().decr(key)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        with contextlib.suppress(redis.RedisError):
-            client().decr(key)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 
 from django.db import models
+from django.utils import timezone
 
 
 def new_job_id() -> str:
@@ -68,12 +69,18 @@ class StampJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # Lane bookkeeping: a queued job is not claimed before ``available_at`` (retry backoff); a
+    # processing job whose ``claimed_at`` is older than the lease is taken back by the sweeper.
+    available_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
         indexes = [
             models.Index(fields=["customer", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
+            # the lane's queue: oldest claimable job first
+            models.Index(fields=["created_at"], name="stampjob_queued", condition=models.Q(status="queued")),
         ]
         constraints = [
             # never both, never neither: a finished job has its unit resolved, an open one holds it

@@ -23,7 +23,7 @@ from billing import quota
 from billing.ledger.errors import InsufficientBalance, LedgerError
 from gateway import faults, webhooks
 from gateway.errors import ApplicationError
-from gateway.stamping import admission
+from gateway.stamping import admission, lanes
 from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
 from gateway.stamping.models import Batch, JobDocument, StampJob
 from gateway.stamping.secrets import seal, unseal
@@ -81,7 +81,8 @@ def request_stamp(*, channel, customer, request: StampRequest, batch: Batch | No
         )
         job.hold_id = _hold_id(channel, job.id)
         try:
-            quota.hold_quota(channel_id=channel.pk, customer_id=customer.pk, hold_id=job.hold_id, timeout=HOLD_TIMEOUT)
+            quota.hold_quota(channel_id=channel.pk, customer_id=customer.pk, hold_id=job.hold_id,
+                             timeout=HOLD_TIMEOUT, isolate=False)
         except InsufficientBalance:
             raise InsufficientQuota(
                 "This customer has no e-Meterai quota left. Buy quota (POST /api/v1/orders) and try again."
@@ -89,7 +90,7 @@ def request_stamp(*, channel, customer, request: StampRequest, batch: Batch | No
         job.save(force_insert=True)
         JobDocument.objects.create(job=job, original=request.data, sealed_password=seal(request.password))
         schema = connection.schema_name
-        transaction.on_commit(lambda: enqueue(schema_name=schema, job_id=job.id))
+        transaction.on_commit(lambda: queued(schema_name=schema, budget=channel.stamping_concurrency))
     return job
 
 
@@ -111,18 +112,10 @@ def event_payload(job: StampJob) -> dict:
     }
 
 
-def enqueue(*, schema_name: str, job_id: str) -> None:
-    """Publish the job to the workers. If this fails the job stays queued and the sweeper re-publishes it."""
-    from gateway.stamping.tasks import run_stamp_job_task
-
-    try:
-        run_stamp_job_task.apply_async(args=[schema_name, job_id], queue="stamping")
-    except Exception:  # noqa: BLE001 - the job row is the source of truth; the sweeper retries
-        logger.warning("could not publish stamp job; the sweeper will", extra={"job": job_id}, exc_info=True)
-
-
-class _Retry(Exception):
-    pass
+def queued(*, schema_name: str, budget: int, count: int = 1) -> None:
+    """After commit: count the new job(s) on the backlog and make sure the channel's lane is awake."""
+    admission.job_queued(channel_schema=schema_name, count=count)
+    lanes.wake(schema_name=schema_name, budget=budget)
 
 
 def run_stamp_job(*, channel, job_id: str) -> StampJob:
@@ -138,7 +131,8 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         job.status = StampJob.Status.PROCESSING
         job.attempts += 1
         job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["status", "attempts", "started_at"])
+        job.claimed_at = timezone.now()
+        job.save(update_fields=["status", "attempts", "started_at", "claimed_at"])
     document = JobDocument.objects.get(pk=job_id)
     faults.point("stamping.before_issuer")
 
@@ -180,7 +174,13 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         return _fail(job, code="hold_lost", detail=f"The quota hold was no longer valid ({exc.code}).")
     except ApplicationError as exc:
         if exc.http_status >= 500 and job.attempts < MAX_ATTEMPTS:
-            raise _Retry(exc.code) from exc
+            # A passing fault (signing service busy): back to the lane, not before a backoff.
+            StampJob.objects.filter(pk=job.pk, status=StampJob.Status.PROCESSING).update(
+                status=StampJob.Status.QUEUED, error_code=exc.code, error_detail=exc.message[:500],
+                available_at=timezone.now() + timedelta(seconds=min(60, 2**job.attempts)),
+            )
+            job.refresh_from_db()
+            return job
         return _fail(job, code=exc.code, detail=exc.message)
     # Serial, unit and job committed together in the issuer's transaction (or, when ``outcome.replayed``,
     # in an earlier attempt's); the row now says stamped.
@@ -212,20 +212,8 @@ def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:
     return locked
 
 
-def fail_exhausted(*, job_id: str, detail: str) -> StampJob:
-    job = StampJob.objects.get(pk=job_id)
-    return _fail(job, code="signing_unavailable", detail=detail)
-
-
-def resume_stale_jobs(*, older_than: timedelta = timedelta(minutes=2), limit: int = 200) -> int:
-    """Re-publish jobs that have waited too long (lost publish, dead worker). Idempotent."""
-    cutoff = timezone.now() - older_than
-    stale = list(
-        StampJob.objects.filter(
-            status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING], enqueued_at__lt=cutoff
-        ).values_list("pk", flat=True)[:limit]
-    )
-    for job_id in stale:
-        StampJob.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
-        enqueue(schema_name=connection.schema_name, job_id=job_id)
-    return len(stale)
+def resume_stale_jobs(*, older_than: timedelta = lanes.LEASE) -> int:
+    """Sweeper: take back jobs of vanished workers, wake lanes with waiting work, resync the backlog."""
+    taken_back = lanes.recover(lease=older_than)
+    admission.resync_backlog()
+    return taken_back

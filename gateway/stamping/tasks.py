@@ -1,14 +1,13 @@
-"""Stamping tasks. Each takes the channel's schema name and ids, and refuses to run without a schema."""
+"""Stamping tasks. Each takes the channel's schema name, and refuses to run without one."""
 
 from __future__ import annotations
 
 import logging
-import random
 
 from celery import shared_task
 from django_tenants.utils import schema_context
 
-from gateway.stamping import admission, services
+from gateway.stamping import lanes, services
 from tenants.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -22,29 +21,26 @@ def _channel(schema_name: str) -> Channel | None:
 
 
 @shared_task(
-    bind=True,
-    name="gateway.stamping.run_job",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    ignore_result=True,
+    name="gateway.stamping.drain_lane", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
 )
-def run_stamp_job_task(self, schema_name: str, job_id: str) -> None:
+def drain_lane_task(schema_name: str) -> int:
+    """Stamp one channel's queued jobs for a time slice, then yield: re-queue at the back if work remains.
+
+    The task holds one of the channel's lane tokens for its whole life (and its re-publications); the
+    token is released only when the lane is empty, so the channel's concurrency never exceeds its budget.
+    """
     channel = _channel(schema_name)
     if channel is None:
-        return
-    with schema_context(schema_name), admission.channel_slot(channel=channel) as slot:
-        if not slot:
-            # Over this channel's budget: back of the queue, so other channels' jobs go first.
-            raise self.retry(countdown=0.2 + random.random() * 0.5)  # noqa: S311 - jitter
-        try:
-            services.run_stamp_job(channel=channel, job_id=job_id)
-        except services._Retry as exc:
-            attempt = self.request.retries + 1
-            if attempt >= services.MAX_ATTEMPTS:
-                services.fail_exhausted(job_id=job_id, detail=f"The signing service kept failing ({exc}).")
-                return
-            raise self.retry(countdown=min(60, 2**attempt) + random.random()) from exc  # noqa: S311
+        return 0
+    with schema_context(schema_name):
+        done, more = lanes.drain(channel=channel)
+        if more:
+            lanes._publish(schema_name)  # keeps the token, goes to the back of the queue
+            return done
+        lanes.release_token(schema_name=schema_name)
+        if lanes.has_claimable_work():  # a job that arrived while we were giving the token back
+            lanes.wake(schema_name=schema_name, budget=channel.stamping_concurrency)
+    return done
 
 
 @shared_task(name="gateway.stamping.resume_stale", ignore_result=True)

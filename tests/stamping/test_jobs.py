@@ -111,11 +111,31 @@ def test_a_job_whose_hold_was_swept_fails_without_stamping(alpha, customer):
     assert not Serial.objects.filter(job_ref=f"alpha:{job.pk}", status="used").exists()
 
 
-def test_stale_jobs_are_republished(alpha, customer):
+def test_jobs_of_a_vanished_worker_are_taken_back_and_run_once(alpha, customer):
     from django.utils import timezone
+
+    from gateway.stamping import lanes
 
     with schema_context("alpha"):
         job = services.request_stamp(channel=alpha, customer=customer, request=request())
-        StampJob.objects.filter(pk=job.pk).update(enqueued_at=timezone.now() - timedelta(minutes=10))
+        assert lanes.claim_next() == job.pk  # a worker claims it ... and dies
+        assert lanes.claim_next() is None  # nobody else can claim it meanwhile
+        StampJob.objects.filter(pk=job.pk).update(claimed_at=timezone.now() - timedelta(minutes=10))
         assert services.resume_stale_jobs() == 1
         assert services.resume_stale_jobs() == 0
+        done, more = lanes.drain(channel=alpha)
+    assert (done, more) == (1, False)
+    assert wallet(alpha, customer) == {"available": 1, "held": 0, "used": 1}
+    assert Serial.objects.filter(job_ref=f"alpha:{job.pk}", status="used").count() == 1
+
+
+def test_a_lane_takes_the_oldest_job_first_and_leaves_others_channels_alone(alpha, customer, channels):
+    from gateway.stamping import lanes
+
+    with schema_context("alpha"):
+        first = services.request_stamp(channel=alpha, customer=customer, request=request())
+        second = services.request_stamp(channel=alpha, customer=customer, request=request())
+        assert lanes.claim_next() == first.pk
+        assert lanes.claim_next() == second.pk
+    with schema_context("beta"):
+        assert lanes.claim_next() is None
