@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint check venv services stop bench clean
+.PHONY: demo test lint check browser venv services stop bench clean
 
 venv: $(INSTALLED)
 
@@ -24,7 +24,10 @@ check: venv
 	DJANGO_SETTINGS_MODULE=gateway.settings.test $(BIN)/python manage.py check --fail-level WARNING
 	DJANGO_SETTINGS_MODULE=gateway.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: lint check
+browser:
+	bash scripts/ensure-browser.sh
+
+test: lint check browser
 	$(BIN)/python -m pytest
 
 services: venv
