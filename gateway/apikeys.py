@@ -87,3 +87,20 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     return api_key
+
+
+DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
+
+
+@transaction.atomic
+def rotate_api_key(*, api_key: ApiKey, overlap: timedelta = DEFAULT_ROTATION_OVERLAP) -> IssuedKey:
+    """A new key with the same name and scopes; the old one keeps working for ``overlap`` (so every
+    client can switch over), then expires. Rotating a revoked key is refused."""
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if locked.revoked_at is not None:
+        raise InvalidApiKey("A revoked key cannot be rotated; issue a new one.")
+    ends = timezone.now() + overlap
+    if locked.expires_at is None or locked.expires_at > ends:
+        locked.expires_at = ends
+        locked.save(update_fields=["expires_at"])
+    return issue_api_key(channel=locked.channel, name=locked.name, scopes=tuple(locked.scopes))

@@ -109,3 +109,54 @@ def test_thirty_concurrent_orders_for_twenty_five_units_sell_exactly_twenty_five
     assert (balance.available, balance.reserved) == (0, 25)
     net, debits_pending, credits_pending = global_sums()
     assert net == 0 and debits_pending == credits_pending
+
+
+def test_the_same_webhook_delivered_twenty_times_at_once_credits_once(live_db):
+    from django_tenants.utils import schema_context
+
+    from billing.providers import PaymentEvent
+    from billing.retail import services as retail
+    from billing.retail.models import Payment
+    from tenants.models import Channel
+    from tenants.portal.models import Customer
+
+    alpha = Channel.objects.get(code="alpha")
+    quota.allocate_stock(channel_id=alpha.pk, units=3, reference=unique("dep"))
+    with schema_context("alpha"):
+        customer = Customer.objects.create(external_ref=unique("c"), name="Twenty")
+        order = retail.create_order(channel=alpha, customer=customer, quantity=3)
+    event = PaymentEvent(
+        provider_ref=unique("pay"), order_id=order.pk, succeeded=True, amount_rupiah=order.total_rupiah
+    )
+
+    def deliver(_):
+        with schema_context("alpha"):
+            return retail.apply_payment_event(channel=alpha, provider_name="simulator", event=event).replayed
+
+    replays = Counter(race(20, deliver))
+    assert replays == {False: 1, True: 19}
+    assert wallet(alpha.pk, customer.pk) == {"available": 3, "held": 0, "used": 0}
+    with schema_context("alpha"):
+        assert Payment.objects.filter(order_id=order.pk).count() == 1
+
+
+def test_sweepers_racing_each_other_release_every_expired_hold_once(live_db):
+    from tests.billing.factories import bare_channel
+
+    channel_id = bare_channel().id
+    customer = funded_wallet(channel_id=channel_id, units=10)
+    holds = [unique("hold") for _ in range(10)]
+    for hold_id in holds:
+        quota.hold_quota(channel_id=channel_id, customer_id=customer, hold_id=hold_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE ledger_transfer SET timeout_at = now() - interval '1 second' WHERE id = ANY(%s)", [holds]
+        )
+
+    from billing.ledger.models import Transfer
+
+    voided = race(6, lambda _: quota.sweep_expired_pending())
+    assert sum(voided) >= 10  # (other tests' expired holds may be swept too)
+    assert set(Transfer.objects.filter(pk__in=holds).values_list("state", flat=True)) == {"pending_voided"}
+    assert Transfer.objects.filter(pending_id__in=holds).count() == 10  # one void each, never two
+    assert wallet(channel_id, customer) == {"available": 10, "held": 0, "used": 0}
