@@ -50,6 +50,14 @@ class TenantMiddleware(TenantMainMiddleware):
     _cache: dict[str, tuple[float, object]] = {}
 
     def process_request(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            # No path or parameter can hold a NUL (PostgreSQL text cannot): a clear 400, not a 500 later.
+            from gateway.api.problems import problem_response
+
+            return problem_response(
+                request, status=400, code="bad_request", title="Bad request", detail="The URL contains a NUL character."
+            )
         if request.path in self.PROBE_PATHS:
             connection.set_schema_to_public()
             request.urlconf = "gateway.urls_probes"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -20,7 +22,7 @@ from gateway.stamping import admission
 from gateway.stamping.errors import DocumentNotReady, StampJobNotFound
 from gateway.stamping.models import Batch, StampJob
 from gateway.stamping.services import StampRequest, request_stamp
-from tenants.portal.services import customer_get
+from tenants.portal.services import CustomerNotFound, customer_get
 
 MAX_BATCH_DOCUMENTS = 50
 PAGE_SIZE = 50
@@ -31,13 +33,23 @@ class InvalidCursor(ApplicationError):
     title = "Invalid cursor"
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: ``nan`` and ``inf`` are refused (they broke the JSON of the refusal: a 500)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
 class PlacementInput(serializers.Serializer):
     customer = serializers.IntegerField(min_value=1)
     page = serializers.IntegerField(min_value=1, default=1)
-    llx = serializers.FloatField()
-    lly = serializers.FloatField()
-    urx = serializers.FloatField()
-    ury = serializers.FloatField()
+    llx = FiniteFloatField()
+    lly = FiniteFloatField()
+    urx = FiniteFloatField()
+    ury = FiniteFloatField()
     profile = serializers.SlugField(max_length=40, default="default")
     document_type = serializers.SlugField(max_length=40, required=False, default="")
     document_number = serializers.CharField(max_length=100, required=False, default="")
@@ -125,12 +137,14 @@ class StampListApi(ChannelApiView):
         jobs = StampJob.objects.all()
         params = request.query_params
         if params.get("customer"):
+            if not params["customer"].isascii():  # customer_get takes "²" for a digit (a 500); see tenants
+                raise CustomerNotFound(f"No customer {params['customer']!r} in this channel.")
             jobs = jobs.filter(customer_id=customer_get(customer_id=params["customer"]).pk)
         if params.get("status"):
             jobs = jobs.filter(status=params["status"])
         for name, lookup in (("from", "created_at__gte"), ("to", "created_at__lt")):
             if params.get(name):
-                moment = parse_datetime(params[name])
+                moment = _parse_moment(params[name])
                 if moment is None:
                     raise InvalidCursor(f"`{name}` must be an ISO 8601 date-time.")
                 jobs = jobs.filter(**{lookup: moment})
@@ -144,6 +158,20 @@ class StampListApi(ChannelApiView):
         return Response({"results": [job_output(j) for j in page], "next_cursor": cursor})
 
 
+def _parse_moment(value: str) -> datetime | None:
+    """An ISO 8601 date-time in UTC, or None. Well-formed but impossible values (month 13, an offset of
+    +18:11 that PostgreSQL refuses, a year 1 that leaves the calendar in UTC) are None too: they were 500s."""
+    try:
+        moment = parse_datetime(value)
+        if moment is None:
+            return None
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _encode_cursor(job: StampJob) -> str:
     raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -152,8 +180,8 @@ def _encode_cursor(job: StampJob) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = parse_datetime(created)
-        if moment is None:
+        moment = _parse_moment(created)
+        if moment is None or "\x00" in str(job_id):  # a NUL cannot be compared with an id (was a 500)
             raise ValueError
         return moment, str(job_id)
     except (ValueError, TypeError):
