@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gateway.api.schema import PARSED, problems
+from issuer.models import Serial
 from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 
@@ -18,9 +22,78 @@ class PublicApiView(APIView):
     permission_classes = [AllowAny]
 
 
+# --------------------------------------------------------------------------- documentation only
+
+CHECKS = ("signature_intact", "signer_trusted", "registered", "serial_used", "matches_registry",
+          "unchanged_since_stamping")  # fmt: skip
+
+
+class ChannelDoc(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class SerialStatusDoc(serializers.Serializer):
+    serial = serializers.CharField()
+    status = serializers.ChoiceField(choices=Serial.Status.values)
+    valid = serializers.BooleanField(help_text="True when the serial was used for a completed stamp.")
+    used_at = serializers.DateTimeField(allow_null=True)
+    voided_at = serializers.DateTimeField(allow_null=True)
+    channel = ChannelDoc(help_text="The channel that sold it.")
+    profile = serializers.CharField()
+    document_type = serializers.CharField(allow_null=True)
+    verification_url = serializers.CharField()
+
+
+class StampChecksDoc(serializers.Serializer):
+    signature_intact = serializers.BooleanField()
+    signer_trusted = serializers.BooleanField()
+    registered = serializers.BooleanField()
+    serial_used = serializers.BooleanField()
+    matches_registry = serializers.BooleanField()
+    unchanged_since_stamping = serializers.BooleanField()
+
+
+class StampVerdictDoc(serializers.Serializer):
+    serial = serializers.CharField()
+    valid = serializers.BooleanField()
+    failed_check = serializers.ChoiceField(choices=CHECKS, allow_null=True)
+    checks = StampChecksDoc()
+    registry = SerialStatusDoc(required=False, help_text="When the serial is registered.")
+
+
+class SignatureDoc(serializers.Serializer):
+    field = serializers.CharField()
+    valid = serializers.BooleanField()
+    intact = serializers.BooleanField()
+    trusted = serializers.BooleanField()
+    covers_whole_document = serializers.BooleanField()
+    changes_allowed = serializers.BooleanField()
+    signer = serializers.CharField(allow_blank=True)
+    signing_time = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+    serial = serializers.CharField(allow_null=True)
+
+
+class DocumentVerdictDoc(serializers.Serializer):
+    valid = serializers.BooleanField(help_text="At least one e-Meterai, and every e-Meterai passes every check.")
+    failed_check = serializers.ChoiceField(choices=("no_stamp", *CHECKS), allow_null=True)
+    document_sha256 = serializers.CharField()
+    stamps = StampVerdictDoc(many=True)
+    signatures = SignatureDoc(many=True, help_text="Every signature in the document, ours or not.")
+
+
 class VerifySerialApi(PublicApiView):
     """``GET /api/v1/verify/{serial}``: the serial's public status."""
 
+    @extend_schema(
+        tags=["verification"],
+        summary="Check a serial",
+        description="The public status of a serial printed under an e-Meterai. Spaces and case are forgiven.",
+        parameters=[OpenApiParameter("serial", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        responses={200: SerialStatusDoc},
+    )
+    @problems("invalid_serial", "serial_not_found")
     def get(self, request, serial: str):
         return Response(verify_serial(serial))
 
@@ -34,6 +107,15 @@ class VerifyDocumentApi(PublicApiView):
         document = serializers.FileField(allow_empty_file=False)
         password = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=256)
 
+    @extend_schema(
+        tags=["verification"],
+        summary="Verify a stamped PDF",
+        description="Checks every e-Meterai signature in the document and each serial against the registry. "
+        "A document that is not validly stamped is still `200`, with `valid: false` and `failed_check`.",
+        request={"multipart/form-data": InputSerializer},
+        responses={200: DocumentVerdictDoc},
+    )
+    @problems(*PARSED, "not_a_pdf", "document_unreadable", "wrong_password", "document_too_large")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -11,11 +11,14 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing.ledger import services as ledger
+from gateway.api.schema import problems
 from gateway.api.views import ChannelApiView
 from gateway.errors import ApplicationError
 from gateway.stamping import admission
@@ -61,6 +64,139 @@ class PlacementInput(serializers.Serializer):
 
 class StampInput(PlacementInput):
     document = serializers.FileField()
+
+
+# --------------------------------------------------------------------------- documentation only
+
+DOCUMENT_CHECKS = (
+    "customer_not_found",
+    "unknown_profile",
+    "not_a_pdf",
+    "document_unreadable",
+    "document_encrypted",
+    "wrong_password",
+    "encryption_not_supported",
+    "document_too_large",
+    "too_many_pages",
+    "page_size_not_allowed",
+    "pdf_version_too_old",
+    "document_already_final",
+    "document_certified",
+    "page_out_of_range",
+    "invalid_stamp_box",
+    "stamp_out_of_bounds",
+    "stamp_overlaps_signature",
+    "insufficient_quota",
+    "overloaded",
+)
+
+
+class QueueDoc(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 = next to be stamped.")
+    eta_seconds = serializers.IntegerField(help_text="Estimated from the measured drain rate.")
+
+
+class StampErrorDoc(serializers.Serializer):
+    code = serializers.CharField(help_text="Why the stamp failed (a code from the error catalogue).")
+    detail = serializers.CharField()
+
+
+class StampJobDoc(serializers.Serializer):
+    id = serializers.CharField(help_text="`stp_...`")
+    customer = serializers.IntegerField()
+    batch = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=StampJob.Status.values)
+    unit = serializers.ChoiceField(
+        choices=StampJob.Unit.values, help_text="The customer's unit: held while in flight, then committed or released."
+    )
+    serial = serializers.CharField(allow_null=True, help_text="The e-Meterai serial, once stamped.")
+    file_name = serializers.CharField(allow_blank=True)
+    sha256 = serializers.CharField(help_text="SHA-256 of the uploaded document.")
+    pages = serializers.IntegerField()
+    page = serializers.IntegerField()
+    box = serializers.ListField(
+        child=serializers.FloatField(), min_length=4, max_length=4, help_text="llx, lly, urx, ury"
+    )
+    profile = serializers.CharField()
+    document_type = serializers.CharField(allow_null=True)
+    document_number = serializers.CharField(allow_null=True)
+    document_date = serializers.DateField(allow_null=True)
+    error = StampErrorDoc(allow_null=True)
+    attempts = serializers.IntegerField()
+    created_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    document_url = serializers.CharField(allow_null=True, help_text="Where to download the stamped PDF, once stamped.")
+    queue = QueueDoc(required=False, help_text="While queued: the position and an honest ETA.")
+
+
+class StampListDoc(serializers.Serializer):
+    results = StampJobDoc(many=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class BatchAcceptedDoc(serializers.Serializer):
+    id = serializers.CharField(help_text="`bat_...`")
+    documents = serializers.IntegerField()
+    jobs = StampJobDoc(many=True)
+
+
+class BatchCountsDoc(serializers.Serializer):
+    queued = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    stamped = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class BatchDoc(serializers.Serializer):
+    id = serializers.CharField()
+    customer = serializers.IntegerField()
+    total = serializers.IntegerField()
+    counts = BatchCountsDoc()
+    progress = serializers.FloatField(help_text="Finished (stamped or failed) / total, 0..1.")
+    finished = serializers.BooleanField()
+    jobs = StampJobDoc(many=True)
+
+
+class DocumentTypeDoc(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class ProfileDoc(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    max_bytes = serializers.IntegerField()
+
+
+class CatalogueDoc(serializers.Serializer):
+    document_types = DocumentTypeDoc(many=True)
+    profiles = ProfileDoc(many=True)
+
+
+class BalanceDoc(serializers.Serializer):
+    channel = serializers.CharField()
+    allocated = serializers.IntegerField()
+    available = serializers.IntegerField()
+    reserved_for_orders = serializers.IntegerField()
+    sold = serializers.IntegerField()
+    held_for_stamps = serializers.IntegerField()
+    used = serializers.IntegerField()
+    low_stock_threshold = serializers.IntegerField()
+    low_stock = serializers.BooleanField()
+
+
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The stamp's id (`stp_...`).")
+LOCATION = OpenApiParameter(
+    "Location", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[202], description="Where to poll."
+)
+ASYNC = (
+    "Checks the document exactly as the issuer will (a bad one is refused here, nothing held), holds one unit of "
+    "the customer's quota and answers `202` with the job (`Location` says where to poll). A worker stamps it; "
+    "poll `GET /api/v1/stamps/{id}` or subscribe to the `stamp.completed` / `stamp.failed` webhooks. A failed "
+    "stamp gives the unit back. `503 overloaded` (with `Retry-After`) when the channel's backlog is full."
+)
 
 
 def _request_from(data: dict, upload) -> StampRequest:
@@ -120,6 +256,15 @@ class StampListApi(ChannelApiView):
     def get_required_scope(self):
         return "stamp" if self.request.method == "POST" else "read"
 
+    @extend_schema(
+        tags=["stamps"],
+        summary="Stamp a document (asynchronous)",
+        description=ASYNC,
+        request={"multipart/form-data": StampInput},
+        responses={202: StampJobDoc},
+        parameters=[LOCATION],
+    )
+    @problems(*DOCUMENT_CHECKS)
     def post(self, request):
         data = StampInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -132,6 +277,26 @@ class StampListApi(ChannelApiView):
         )
         return Response(job_output(job, position=waiting), status=202, headers={"Location": f"/api/v1/stamps/{job.id}"})
 
+    @extend_schema(
+        tags=["stamps"],
+        operation_id="stamps_list",
+        summary="List stamps, newest first",
+        description="Cursor pagination: 50 per page; follow `next_cursor` until it is null.",
+        parameters=[
+            OpenApiParameter("customer", OpenApiTypes.INT, description="Only this customer's stamps."),
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                description=f"Only stamps in this status: {', '.join(StampJob.Status.values)} (another value matches "
+                "nothing).",
+            ),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Created at or after (ISO 8601)."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
+        ],
+        responses={200: StampListDoc},
+    )
+    @problems("customer_not_found", "invalid_cursor")
     def get(self, request):
         """History, newest first; ``?customer=&status=&from=&to=&cursor=``."""
         jobs = StampJob.objects.all()
@@ -189,6 +354,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 class StampDetailApi(ChannelApiView):
+    @extend_schema(tags=["stamps"], summary="Get a stamp", parameters=[JOB_ID], responses={200: StampJobDoc})
+    @problems("stamp_not_found")
     def get(self, request, job_id):
         job = _job_get(job_id)
         position = None
@@ -198,6 +365,19 @@ class StampDetailApi(ChannelApiView):
 
 
 class StampDocumentApi(ChannelApiView):
+    @extend_schema(
+        tags=["stamps"],
+        summary="Download the stamped PDF",
+        parameters=[
+            JOB_ID,
+            OpenApiParameter("Content-Disposition", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200]),
+            OpenApiParameter(
+                "ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200], description="SHA-256 of the PDF."
+            ),
+        ],
+        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The stamped PDF.")},
+    )
+    @problems("stamp_not_found", "document_not_ready")
     def get(self, request, job_id):
         from issuer.models import StampedDocument
 
@@ -220,6 +400,16 @@ class BatchListApi(ChannelApiView):
     parser_classes = [MultiPartParser, FormParser]
     required_scope = "stamp"
 
+    @extend_schema(
+        tags=["stamps"],
+        summary="Stamp up to 50 documents (asynchronous)",
+        description=ASYNC.replace("the document", "every document").replace("one unit", "one unit per document")
+        + " All documents are accepted and held, or none.",
+        request={"multipart/form-data": BatchInput},
+        responses={202: BatchAcceptedDoc},
+        parameters=[LOCATION],
+    )
+    @problems(*DOCUMENT_CHECKS)
     def post(self, request):
         payload = {key: request.data.get(key) for key in request.data if key != "documents"}
         payload["documents"] = request.FILES.getlist("documents")
@@ -251,6 +441,13 @@ class BatchListApi(ChannelApiView):
 
 
 class BatchDetailApi(ChannelApiView):
+    @extend_schema(
+        tags=["stamps"],
+        summary="Get a batch and its progress",
+        parameters=[OpenApiParameter("batch_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="`bat_...`")],
+        responses={200: BatchDoc},
+    )
+    @problems("stamp_not_found")
     def get(self, request, batch_id):
         batch = Batch.objects.filter(pk=batch_id).first()
         if batch is None:
@@ -272,6 +469,7 @@ class BatchDetailApi(ChannelApiView):
 
 
 class DocumentTypesApi(ChannelApiView):
+    @extend_schema(tags=["catalogue"], summary="Document types and stamp profiles", responses={200: CatalogueDoc})
     def get(self, request):
         from issuer.selectors import active_profiles, document_types
 
@@ -286,6 +484,7 @@ class DocumentTypesApi(ChannelApiView):
 
 
 class BalanceApi(ChannelApiView):
+    @extend_schema(tags=["channel"], summary="The channel's stock", responses={200: BalanceDoc})
     def get(self, request):
         balance = ledger.channel_balance(channel_id=request.tenant.pk)
         return Response(

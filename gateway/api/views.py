@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +14,7 @@ from billing.retail.models import Order
 from billing.retail.selectors import order_get_for
 from gateway.api.auth import ApiKeyAuthentication, HasScope
 from gateway.api.edge import EdgeMixin
+from gateway.api.schema import problems
 from tenants.portal.models import Customer
 from tenants.portal.services import create_customer, customer_get
 
@@ -24,7 +27,14 @@ class ChannelApiView(EdgeMixin, APIView):
     required_scope = "read"
 
 
+class ApiRootDoc(serializers.Serializer):  # documentation only
+    service = serializers.CharField()
+    version = serializers.CharField()
+    channel = serializers.CharField(allow_null=True, help_text="This host's channel code (null on the issuer's host).")
+
+
 class ApiRootApi(APIView):
+    @extend_schema(tags=["meta"], summary="API root", responses={200: ApiRootDoc}, auth=[])
     def get(self, request):
         tenant = getattr(request, "tenant", None)
         return Response(
@@ -42,6 +52,23 @@ class CustomerOutput(serializers.ModelSerializer):
         fields = ("id", "external_ref", "name", "email", "created_at")
 
 
+class WalletDoc(serializers.Serializer):  # documentation only
+    available = serializers.IntegerField(help_text="Units the customer can stamp with now.")
+    held = serializers.IntegerField(help_text="Units held by stamps in progress.")
+    used = serializers.IntegerField(help_text="Units spent on finished stamps.")
+
+
+class CustomerDoc(CustomerOutput):  # documentation only
+    quota = WalletDoc()
+
+    class Meta(CustomerOutput.Meta):
+        fields = (*CustomerOutput.Meta.fields, "quota")
+
+
+class CustomerListDoc(serializers.Serializer):  # documentation only
+    results = CustomerOutput(many=True, help_text="The channel's first 100 customers, oldest first.")
+
+
 def customer_with_quota(request, customer: Customer) -> dict:
     data = CustomerOutput(customer).data
     data["quota"] = quota.wallet_balance(channel_id=request.tenant.pk, customer_id=customer.pk)
@@ -57,10 +84,25 @@ class CustomerListApi(ChannelApiView):
     def get_required_scope(self):
         return "purchase" if self.request.method == "POST" else "read"
 
+    @extend_schema(
+        tags=["customers"],
+        operation_id="customers_list",
+        summary="List customers",
+        description="The channel's customers, oldest first (at most 100; not paginated yet).",
+        responses={200: CustomerListDoc},
+    )
     def get(self, request):
         customers = Customer.objects.order_by("id")[:100]
         return Response({"results": CustomerOutput(customers, many=True).data})
 
+    @extend_schema(
+        tags=["customers"],
+        summary="Create a customer",
+        description="`external_ref` is the channel's own id for the customer and is unique in the channel.",
+        request=InputSerializer,
+        responses={201: CustomerDoc},
+    )
+    @problems("customer_exists")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -68,7 +110,17 @@ class CustomerListApi(ChannelApiView):
         return Response(customer_with_quota(request, customer), status=201)
 
 
+CUSTOMER_ID = OpenApiParameter("customer_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The customer's id.")
+
+
 class CustomerDetailApi(ChannelApiView):
+    @extend_schema(
+        tags=["customers"],
+        summary="Get a customer and their quota",
+        parameters=[CUSTOMER_ID],
+        responses={200: CustomerDoc},
+    )
+    @problems("not_found", "customer_not_found")
     def get(self, request, customer_id):
         return Response(customer_with_quota(request, customer_get(customer_id=customer_id)))
 
@@ -96,6 +148,25 @@ class OrderOutput(serializers.ModelSerializer):
         )
 
 
+class PaymentInstructionsDoc(serializers.Serializer):  # documentation only
+    method = serializers.CharField(help_text="The payment provider's method, e.g. `simulator`.")
+    pay_url = serializers.URLField(help_text="Where the customer pays.")
+    amount_rupiah = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+
+
+class OrderDoc(OrderOutput):  # documentation only
+    payment = PaymentInstructionsDoc(required=False, help_text="Only while the order awaits payment.")
+
+    class Meta(OrderOutput.Meta):
+        fields = (*OrderOutput.Meta.fields, "payment")
+
+
+ORDER_ID = OpenApiParameter(
+    "order_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The order's id (`ord_...`)."
+)
+
+
 def order_output(request, order: Order) -> dict:
     from billing.providers import get_provider
 
@@ -114,6 +185,15 @@ class OrderListApi(ChannelApiView):
         quantity = serializers.IntegerField(min_value=1, max_value=retail.MAX_UNITS_PER_ORDER)
         provider = serializers.CharField(max_length=32, default="simulator")
 
+    @extend_schema(
+        tags=["orders"],
+        summary="Order quota for a customer",
+        description="Reserves `quantity` units of the channel's stock until the order expires and answers "
+        "with payment instructions. The provider's webhook credits the units to the customer's wallet.",
+        request=InputSerializer,
+        responses={201: OrderDoc},
+    )
+    @problems("customer_not_found", "unknown_provider", "invalid_quantity", "insufficient_stock")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -128,8 +208,20 @@ class OrderListApi(ChannelApiView):
 
 
 class OrderDetailApi(ChannelApiView):
+    @extend_schema(tags=["orders"], summary="Get an order", parameters=[ORDER_ID], responses={200: OrderDoc})
+    @problems("order_not_found")
     def get(self, request, order_id):
         return Response(order_output(request, order_get_for(order_id=order_id)))
+
+
+class RefundDoc(serializers.Serializer):  # documentation only
+    id = serializers.CharField(help_text="`rfd_...`")
+    order = serializers.CharField()
+    units = serializers.IntegerField()
+    amount_rupiah = serializers.IntegerField(help_text="Paid back: the units' price and fees less the refund fee.")
+    fee_rupiah = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["succeeded", "failed"])
+    created_at = serializers.DateTimeField()
 
 
 class RefundCreateApi(ChannelApiView):
@@ -138,6 +230,17 @@ class RefundCreateApi(ChannelApiView):
     class InputSerializer(serializers.Serializer):
         units = serializers.IntegerField(min_value=1)
 
+    @extend_schema(
+        tags=["orders"],
+        summary="Refund unused units of an order",
+        description="Moves `units` unused units of a credited order from the wallet back to the channel's stock "
+        "and pays the money back less the channel's refund fee. Send an `Idempotency-Key`: without one, a "
+        "retry is only recognised while the order's refunded count is unchanged.",
+        parameters=[ORDER_ID],
+        request=InputSerializer,
+        responses={201: RefundDoc},
+    )
+    @problems("order_not_found", "refund_not_allowed")
     def post(self, request, order_id):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -164,12 +267,41 @@ class RefundCreateApi(ChannelApiView):
         )
 
 
+class WebhookAckDoc(serializers.Serializer):  # documentation only
+    received = serializers.BooleanField()
+    order = serializers.CharField()
+    order_status = serializers.ChoiceField(choices=Order.Status.values)
+    replayed = serializers.BooleanField(help_text="True when this provider reference was already processed.")
+    note = serializers.CharField(allow_blank=True)
+
+
 class PaymentWebhookApi(APIView):
     """``POST /api/v1/payments/{provider}/webhook``: signed by the provider; no API key."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
+    @extend_schema(
+        tags=["payments"],
+        summary="Payment provider webhook",
+        description="Called by the payment provider, not by integrations: no API key, no `Idempotency-Key`. "
+        "The body is the provider's event, signed over the raw bytes (the simulator: `Simulator-Signature: "
+        "t=<unix time>,v1=<hex HMAC-SHA256>`). Idempotent by the provider's payment reference: a repeat answers "
+        "200 with `replayed: true`.",
+        parameters=[
+            OpenApiParameter("provider", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. `simulator`"),
+            OpenApiParameter(
+                "Simulator-Signature",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="(simulator) `t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'>`",
+            ),
+        ],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: WebhookAckDoc},
+        auth=[],
+    )
+    @problems("invalid_signature", "malformed_webhook", "unknown_provider", "order_not_found")
     def post(self, request, provider):
         outcome = retail.handle_payment_webhook(
             channel=request.tenant, provider_name=provider, body=request.body, headers=request.headers

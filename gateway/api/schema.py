@@ -1,0 +1,610 @@
+"""OpenAPI 3 for the gateway's two APIs, one schema per host (drf-spectacular).
+
+- a channel's host serves the **storefront API** (keyed: ``Authorization: Bearer``, rate limited,
+  ``Idempotency-Key`` on POST) at ``/api/v1/schema``;
+- the issuer's host serves the **public verification API** (anonymous) at the same path.
+
+They are two schemas because they are two APIs: different hosts, audiences and security. One document
+for both would advertise paths that answer 404 on the other host.
+
+Every operation lists every ``application/problem+json`` answer it can give, by status, with the
+exact ``code`` values (an ``enum`` per response, on top of the shared ``Problem`` component). The
+edge's codes (authentication, rate limits, idempotency, parsing, the 500) are added here from what the
+view is (an :class:`~gateway.api.edge.EdgeMixin` view with API keys, or an anonymous one); the codes
+of a view's own services are declared next to the view with :func:`problems`.
+
+``docs/openapi.yaml`` and ``docs/openapi-issuer.yaml`` are generated from this module::
+
+    manage.py spectacular --generator-class gateway.api.schema.StorefrontSchemaGenerator --file docs/openapi.yaml
+    manage.py spectacular --generator-class gateway.api.schema.IssuerSchemaGenerator --file docs/openapi-issuer.yaml
+
+and a test fails when either is stale.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import include, path
+from django.views import View
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
+from drf_spectacular.settings import patched_settings
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateway.api.problems import PROBLEM_CONTENT_TYPE
+
+# --------------------------------------------------------------------------- the error catalogue
+
+# code -> (HTTP status, what the caller does about it). The statuses of domain errors are read from
+# their classes (below), so this table cannot drift from what the server answers.
+_EDGE: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "The request could not be understood (e.g. a bad Host header, too many form fields)."),
+    "malformed_request": (400, "The body is not valid JSON or multipart. Fix the encoding."),
+    "validation_failed": (400, "Some fields are invalid; `errors` names each field and why."),
+    "authentication_required": (401, "Send `Authorization: Bearer <API key>`."),
+    "permission_denied": (403, "The API key lacks the scope this endpoint needs; use a key with that scope."),
+    "not_found": (404, "The path or object does not exist (or is not yours)."),
+    "unknown_host": (404, "The host is not a channel of this gateway. Use the address your channel gave you."),
+    "method_not_allowed": (405, "Use a method listed in the `Allow` header."),
+    "not_acceptable": (406, "Accept `application/json` (and `application/problem+json`)."),
+    "unsupported_media_type": (415, "Send `application/json` or `multipart/form-data` as this operation documents."),
+    "internal_error": (500, "Our fault. Retry with the same `Idempotency-Key`; quote `request_id` if it persists."),
+}
+
+
+def _domain_errors() -> dict[str, tuple[int, str]]:
+    from billing.providers import InvalidWebhookSignature, MalformedWebhook, UnknownProvider
+    from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
+    from gateway.api.stamps import InvalidCursor
+    from gateway.apikeys import InvalidApiKey
+    from gateway.idempotency import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidIdempotencyKey
+    from gateway.ratelimit import RateLimited
+    from gateway.stamping.errors import DocumentNotReady, InsufficientQuota, Overloaded, StampJobNotFound
+    from issuer import errors as doc
+    from issuer.selectors import InvalidSerial, SerialNotFound
+    from issuer.services import UnknownProfile
+    from tenants.portal.services import CustomerExists, CustomerNotFound
+
+    what_to_do = {
+        InvalidApiKey: "The key is wrong, revoked, expired or belongs to another channel. Use a current key.",
+        RateLimited: "Wait `Retry-After` seconds; `RateLimit` / `RateLimit-Policy` say how much is left.",
+        InvalidIdempotencyKey: "`Idempotency-Key` must be 1-255 printable ASCII characters.",
+        IdempotencyKeyReused: "This key was used for a different request; use a new key for a new request.",
+        IdempotencyRequestInProgress: "The first request with this key is still running; retry after `Retry-After`.",
+        CustomerExists: "A customer with this `external_ref` exists; fetch it instead.",
+        CustomerNotFound: "No such customer in this channel.",
+        OrderNotFound: "No such order in this channel.",
+        InvalidQuantity: "Order between 1 and 1,000 units.",
+        InsufficientStock: "The channel has too few units in stock for this order. Order fewer or try later.",
+        RefundNotAllowed: "Not credited, outside the refund window, or more units than are unused.",
+        InvalidWebhookSignature: "The provider signature is missing, wrong or older than five minutes.",
+        MalformedWebhook: "The body is not an event this provider sends.",
+        UnknownProvider: "No payment provider by that name.",
+        InsufficientQuota: "The customer has no quota left; buy some (`POST /api/v1/orders`).",
+        StampJobNotFound: "No such stamp or batch in this channel.",
+        DocumentNotReady: "The stamp is not `stamped` (yet); poll `GET /api/v1/stamps/{id}`.",
+        Overloaded: "The channel's stamping backlog is full; nothing was charged. Retry after `Retry-After`.",
+        InvalidCursor: "`cursor` is not one this API gave out, or `from`/`to` is not an ISO 8601 date-time.",
+        UnknownProfile: "No active stamp profile of that name; see `GET /api/v1/document-types`.",
+        doc.NotAPdf: "The file is not a PDF (it must start with `%PDF-`).",
+        doc.DocumentUnreadable: "The PDF is truncated or damaged.",
+        doc.DocumentEncrypted: "The PDF is password protected; send `password`.",
+        doc.WrongPassword: "The password is not the document's user or owner password.",
+        doc.EncryptionNotSupported: "Only AES-128 (R4) and AES-256 (R6) encrypted PDFs are accepted.",
+        doc.DocumentTooLarge: "The file is larger than the profile allows.",
+        doc.TooManyPages: "The PDF has more pages than the profile allows.",
+        doc.PageSizeNotAllowed: "A page is not the profile's page size.",
+        doc.PdfVersionTooOld: "The profile needs a newer PDF version.",
+        doc.DocumentAlreadyFinal: "A certification signature (DocMDP P=1) forbids any change.",
+        doc.DocumentCertified: "A certification signature (DocMDP P=2) forbids a new signature field.",
+        doc.PageOutOfRange: "`page` is past the end of the document.",
+        doc.InvalidStampBox: "The box is inverted or a side is outside 20-300 pt.",
+        doc.StampOutOfBounds: "The box is not fully inside the visible page.",
+        doc.StampOverlapsSignature: "The box overlaps an existing signature.",
+        InvalidSerial: "Not 22 letters and digits with a matching check character: a mistyped serial.",
+        SerialNotFound: "This issuer never recorded the serial: a document carrying it is not validly stamped.",
+    }
+    return {cls.code: (cls.http_status, text) for cls, text in what_to_do.items()}
+
+
+_CATALOGUE: dict[str, tuple[int, str]] | None = None
+
+
+def catalogue() -> dict[str, tuple[int, str]]:
+    """Every code the APIs answer: ``code -> (status, what to do)``."""
+    global _CATALOGUE
+    if _CATALOGUE is None:
+        _CATALOGUE = {**_EDGE, **_domain_errors()}
+    return _CATALOGUE
+
+
+# What the edge adds to an operation, by the kind of view.
+ANY = ("bad_request", "unknown_host", "not_acceptable", "internal_error")
+KEYED = ("authentication_required", "invalid_api_key", "permission_denied", "rate_limited")
+KEYED_POST = (
+    "malformed_request",
+    "validation_failed",
+    "unsupported_media_type",
+    "invalid_idempotency_key",
+    "idempotency_key_reused",
+    "idempotency_request_in_progress",
+)
+# A view that parses a body but is not an EdgeMixin view declares its parse codes itself.
+PARSED = ("malformed_request", "validation_failed", "unsupported_media_type")
+
+# Answered before the rate limiter has charged the request, so without RateLimit headers.
+BEFORE_RATE_LIMIT = {
+    "bad_request",
+    "unknown_host",
+    "not_acceptable",
+    "authentication_required",
+    "invalid_api_key",
+    "internal_error",
+}
+
+_CODES_ATTR = "_problem_codes"
+
+
+def problems(*codes: str) -> Callable:
+    """Declare the error codes a view method's own services can answer (documentation only)."""
+
+    def decorate(func):
+        unknown = [c for c in codes if c not in catalogue()]
+        if unknown:
+            raise ValueError(f"undocumented error codes {unknown}: add them to gateway.api.schema")
+        setattr(func, _CODES_ATTR, tuple(codes))
+        return func
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- shared components
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem. `code` is stable; `detail` is for people and may be reworded. "
+    "Some codes add fields (`errors` for `validation_failed`, `serial`, `queue_depth`, ...).",
+    "properties": {
+        "type": {"type": "string", "format": "uri", "example": "https://errors.e-meterai.example/not_found"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"$ref": "#/components/schemas/ProblemCode"},  # made by the postprocessing hook
+        "request_id": {"type": "string", "description": "Quote it when asking for help (also `X-Request-Id`)."},
+        "errors": {
+            "type": "object",
+            "description": "(`validation_failed`) field name -> what is wrong with it.",
+            "additionalProperties": True,
+        },
+    },
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
+    "additionalProperties": True,
+}
+
+HEADERS = {
+    "X-Request-Id": {
+        "description": "This request's id (the caller's own `X-Request-Id` when well-formed); also in problems.",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'Per policy, requests left now and seconds until full: `"key";r=99;t=1, "channel";r=199;t=1` '
+        "(draft-ietf-httpapi-ratelimit-headers). On every answer to an authenticated request.",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": 'Per policy, burst and window: `"key";q=100;w=2, "channel";q=200;w=1`.',
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}},
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Location": {"description": "Where to poll the accepted work.", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": 'The scheme: `Bearer realm="storefront"`.', "schema": {"type": "string"}},
+}
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "Makes a retry safe: the first answer (2xx or 4xx except 429) is stored for 24 h and replayed "
+    "to every retry with the same key; the same key with a different request is `409 idempotency_key_reused`. "
+    "A UUID per operation is a good choice.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "gateway.api.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "emk_<prefix>_<secret>",
+            "description": "A channel API key, sent as `Authorization: Bearer <key>`, valid only on its own "
+            "channel's host. Keys carry scopes (`read`, `purchase`, `stamp`, `admin`; `admin` implies all); "
+            "each operation names the scope it needs.",
+        }
+
+
+# --------------------------------------------------------------------------- the AutoSchema
+
+
+def _header_ref(name: str) -> dict:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+class GatewayAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema plus the gateway's edge: problems, headers, scopes, idempotency."""
+
+    def get_serializer_name(self, serializer, direction):
+        """``CustomerListApi.InputSerializer`` -> ``CustomerList``; ``StampJobDoc`` -> ``StampJob``."""
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        outer, _, inner = cls.__qualname__.rpartition(".")
+        if outer and inner == "InputSerializer":
+            return outer.removesuffix("Api").replace("List", "Create")
+        name = super().get_serializer_name(serializer, direction)
+        return name.removesuffix("Doc") if name.endswith("Doc") and len(name) > 3 else name
+
+    def _is_keyed(self) -> bool:
+        from gateway.api.auth import ApiKeyAuthentication
+
+        return any(isinstance(a, ApiKeyAuthentication) for a in self.view.get_authenticators())
+
+    def _is_edge(self) -> bool:
+        from gateway.api.edge import EdgeMixin
+
+        return isinstance(self.view, EdgeMixin)
+
+    def _required_scope(self) -> str:
+        getter = getattr(self.view, "get_required_scope", None)
+        return getter() if getter else getattr(self.view, "required_scope", "read")
+
+    def _problem_codes(self) -> list[str]:
+        handler = getattr(self.view, self.method.lower(), None)
+        codes = list(ANY)
+        if self._is_keyed():
+            codes += KEYED
+        if self.method == "POST" and self._is_edge():
+            codes += KEYED_POST
+        codes += getattr(handler, _CODES_ATTR, ())
+        return list(dict.fromkeys(codes))
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        self._register_components()
+        keyed, edge = self._is_keyed(), self._is_edge()
+        if keyed:
+            scope = self._required_scope()
+            operation["x-required-scope"] = scope
+            operation["description"] = (
+                operation.get("description", "") + f"\n\nNeeds an API key with the `{scope}` (or `admin`) scope."
+            ).strip()
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query" and not parameter.get("required"):
+                parameter["allowEmptyValue"] = True  # the views read `?x=` as "not given"
+        if edge and self.method == "POST":
+            operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY_PARAMETER))
+        responses = operation["responses"]
+        for response in responses.values():
+            self._add_headers(response, keyed=keyed, edge=edge, status=None)
+        by_status: dict[int, list[str]] = {}
+        for code in self._problem_codes():
+            by_status.setdefault(catalogue()[code][0], []).append(code)
+        for status, codes in sorted(by_status.items()):
+            response = responses.setdefault(str(status), {"description": ""})
+            lines = [f"- `{code}`: {catalogue()[code][1]}" for code in codes]
+            response["description"] = "\n".join(filter(None, [response.get("description", ""), *lines]))
+            response.setdefault("content", {})[PROBLEM_CONTENT_TYPE] = {
+                "schema": {
+                    "allOf": [{"$ref": "#/components/schemas/Problem"}],
+                    "properties": {
+                        "status": {"type": "integer", "enum": [status]},
+                        "code": {"type": "string", "enum": codes},
+                    },
+                }
+            }
+            self._add_headers(response, keyed=keyed, edge=edge, status=status, codes=codes)
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def _add_headers(self, response: dict, *, keyed: bool, edge: bool, status: int | None, codes=()) -> None:
+        headers = response.setdefault("headers", {})
+        headers["X-Request-Id"] = _header_ref("X-Request-Id")
+        after_auth = status is None or bool(set(codes) - BEFORE_RATE_LIMIT)
+        if keyed and after_auth:
+            headers["RateLimit"] = _header_ref("RateLimit")
+            headers["RateLimit-Policy"] = _header_ref("RateLimit-Policy")
+        if status in (429, 503) or "idempotency_request_in_progress" in codes:
+            headers["Retry-After"] = _header_ref("Retry-After")
+        if "authentication_required" in codes:
+            headers["WWW-Authenticate"] = _header_ref("WWW-Authenticate")
+        if edge and self.method == "POST" and after_auth and (status is None or 400 <= status < 500 and status != 429):
+            headers["Idempotent-Replayed"] = _header_ref("Idempotent-Replayed")
+
+    def _register_components(self) -> None:
+        self.registry.register_on_missing(
+            ResolvedComponent(
+                name="Problem", type=ResolvedComponent.SCHEMA, object="Problem", schema=copy.deepcopy(PROBLEM_SCHEMA)
+            )
+        )
+        for name, header in HEADERS.items():
+            self.registry.register_on_missing(
+                ResolvedComponent(name=name, type=ResolvedComponent.HEADER, object=name, schema=header)
+            )
+
+
+def problem_code_enum_hook(result, generator, request, public):
+    """Postprocessing: ``ProblemCode`` (``Problem.code``) enumerates every code this API's operations answer."""
+    used: set[str] = set()
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                schema = response.get("content", {}).get(PROBLEM_CONTENT_TYPE, {}).get("schema", {})
+                used.update(schema.get("properties", {}).get("code", {}).get("enum", []))
+    ordered = sorted(used, key=lambda c: (catalogue()[c][0], c))
+    schemas = result["components"]["schemas"]
+    schemas["ProblemCode"] = {
+        "type": "string",
+        "enum": ordered,
+        "description": "Every error code of this API, with its status:\n\n"
+        + "\n".join(f"* `{code}` ({catalogue()[code][0]}) - {catalogue()[code][1]}" for code in ordered),
+    }
+    result["components"]["schemas"] = dict(sorted(schemas.items()))
+    return result
+
+
+# --------------------------------------------------------------------------- the two schemas
+
+_COMMON_SETTINGS = {
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.0.3",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.api.schema.problem_code_enum_hook",
+    ],
+    "EXTERNAL_DOCS": {"description": "Guide: authentication, idempotency, rate limits, errors", "url": "/api/v1/docs"},
+}
+
+
+class _HostSchemaGenerator(SchemaGenerator):
+    """One host's API: its routes under ``/api/v1/`` and its own settings (title, servers, hooks)."""
+
+    urls_module = ""
+    custom_settings: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        kwargs["urlconf"] = None
+        kwargs["patterns"] = [path("api/v1/", include(self.urls_module))]
+        super().__init__(*args, **kwargs)
+
+    def get_schema(self, request=None, public=False):
+        with patched_settings({**_COMMON_SETTINGS, **self.custom_settings}):
+            return super().get_schema(request=None, public=True)
+
+
+class StorefrontSchemaGenerator(_HostSchemaGenerator):
+    urls_module = "gateway.api.urls_channel"
+    custom_settings = {
+        "TITLE": "e-Meterai storefront API",
+        "DESCRIPTION": (
+            "The API a channel's integrations use on the channel's own host: customers, orders and refunds, "
+            "stamping (asynchronous: `202` then poll, or webhooks), the catalogue and the channel's balance.\n\n"
+            "Every request needs `Authorization: Bearer <API key>` of this channel. Every POST takes an "
+            "`Idempotency-Key`. Every answer to an authenticated request carries `RateLimit` and "
+            "`RateLimit-Policy`. Every error is `application/problem+json` with a stable `code` and a "
+            "`request_id`. See `docs/api.md` and `docs/errors.md`."
+        ),
+        "SERVERS": [
+            {
+                "url": "https://{channel_host}",
+                "description": "Your channel's host (e.g. `pos.localhost:8000` in the demo).",
+                "variables": {"channel_host": {"default": "pos.localhost:8000"}},
+            }
+        ],
+        "TAGS": [
+            {"name": "customers", "description": "The channel's end users and their quota."},
+            {"name": "orders", "description": "Buying quota: orders, payment, refunds."},
+            {"name": "payments", "description": "Payment providers' signed webhooks (not keyed)."},
+            {"name": "stamps", "description": "Stamping documents, one at a time or in batches (asynchronous)."},
+            {"name": "catalogue", "description": "Document types and stamp profiles."},
+            {"name": "channel", "description": "The channel's stock."},
+            {"name": "meta", "description": "The API root."},
+        ],
+    }
+
+
+class IssuerSchemaGenerator(_HostSchemaGenerator):
+    urls_module = "gateway.api.urls_public"
+    custom_settings = {
+        "TITLE": "e-Meterai public verification API",
+        "DESCRIPTION": (
+            "The issuer's public API: anyone may check an e-Meterai by its serial or by uploading the stamped PDF. "
+            "No authentication. Every error is `application/problem+json` with a stable `code` and a `request_id` "
+            "(see `docs/errors-issuer.md`)."
+        ),
+        "SERVERS": [
+            {
+                "url": "https://{issuer_host}",
+                "description": "The issuer's host (`localhost:8000` in the demo).",
+                "variables": {"issuer_host": {"default": "localhost:8000"}},
+            }
+        ],
+        "TAGS": [
+            {"name": "verification", "description": "Check a serial or a stamped document."},
+            {"name": "meta", "description": "The API root."},
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- the views
+
+_schemas: dict[type, dict] = {}
+
+
+def schema_for(generator_class: type[_HostSchemaGenerator]) -> dict:
+    """The (deterministic) schema of one host, generated once per process."""
+    if generator_class not in _schemas:
+        _schemas[generator_class] = generator_class().get_schema(request=None, public=True)
+    return copy.deepcopy(_schemas[generator_class])
+
+
+class SchemaApi(APIView):
+    """``GET /api/v1/schema``: this host's OpenAPI document (YAML; ``?format=json`` or ``Accept`` for JSON)."""
+
+    schema = None  # not part of the API it describes
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [OpenApiYamlRenderer, OpenApiYamlRenderer2, OpenApiJsonRenderer, OpenApiJsonRenderer2]
+    generator_class: type[_HostSchemaGenerator] | None = None
+
+    @classmethod
+    def for_host(cls, generator_class) -> Callable:
+        return cls.as_view(generator_class=generator_class)
+
+    def get(self, request):
+        suffix = "json" if "json" in request.accepted_renderer.format else "yaml"
+        return Response(
+            schema_for(self.generator_class),
+            headers={"Content-Disposition": f'inline; filename="openapi.{suffix}"'},
+        )
+
+
+# ------------------------------------------------------- the reference page (server-rendered, no JS, no CDN)
+
+METHOD_ORDER = ("get", "post", "put", "patch", "delete")
+
+
+def _resolve(schema: dict, components: dict) -> dict:
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return schema or {}
+
+
+def _type_label(schema: dict, components: dict) -> str:
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        target = components.get(name, {})
+        if "enum" in target:
+            return " | ".join(f"{v}" for v in target["enum"] if v not in ("", None))
+        return name
+    if "allOf" in schema and len(schema["allOf"]) == 1:
+        return _type_label(schema["allOf"][0], components) + (" | null" if schema.get("nullable") else "")
+    kind = schema.get("type", "object")
+    if kind == "array":
+        return f"array of {_type_label(schema.get('items', {}), components)}"
+    if "enum" in schema:
+        return " | ".join(str(v) for v in schema["enum"] if v not in ("", None))
+    label = f"{kind} ({schema['format']})" if "format" in schema else kind
+    return label + (" | null" if schema.get("nullable") else "")
+
+
+def _fields(schema: dict, components: dict) -> list[dict]:
+    schema = _resolve(schema, components)
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "type": _type_label(prop, components),
+            "required": name in required,
+            "read_only": prop.get("readOnly", False),
+            "description": prop.get("description", "") or _resolve(prop, components).get("description", ""),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _operations(schema: dict) -> Iterable[dict]:
+    components = schema.get("components", {}).get("schemas", {})
+    for route, methods in schema.get("paths", {}).items():
+        for method in METHOD_ORDER:
+            op = methods.get(method)
+            if op is None:
+                continue
+            bodies = [
+                {"media_type": media, "fields": _fields(content.get("schema", {}), components)}
+                for media, content in op.get("requestBody", {}).get("content", {}).items()
+            ]
+            responses = []
+            for status, response in op.get("responses", {}).items():
+                content = response.get("content", {})
+                media_types = list(content)
+                body_schema = next(iter(content.values()), {}).get("schema", {}) if content else {}
+                codes = (body_schema.get("properties") or {}).get("code", {}).get("enum", [])
+                responses.append(
+                    {
+                        "status": status,
+                        "description": response.get("description", ""),
+                        "media_types": media_types,
+                        "fields": [] if codes else _fields(body_schema, components),
+                        "codes": codes,
+                        "headers": sorted(response.get("headers", {})),
+                    }
+                )
+            yield {
+                "id": op.get("operationId"),
+                "method": method.upper(),
+                "path": route,
+                "summary": op.get("summary", ""),
+                "description": op.get("description", ""),
+                "tag": (op.get("tags") or ["other"])[0],
+                "scope": op.get("x-required-scope"),
+                "security": bool(op.get("security")) and any(op.get("security")),
+                "parameters": [
+                    {
+                        "name": p.get("name"),
+                        "in": p.get("in"),
+                        "required": p.get("required", False),
+                        "type": _type_label(p.get("schema", {}), components),
+                        "description": p.get("description", ""),
+                    }
+                    for p in op.get("parameters", [])
+                ],
+                "bodies": bodies,
+                "responses": responses,
+            }
+
+
+class ApiDocsPage(View):
+    """``GET /api/v1/docs``: a reference page rendered on the server from this host's schema."""
+
+    generator_class: type[_HostSchemaGenerator] | None = None
+
+    def get(self, request):
+        if self.generator_class is None:
+            raise Http404
+        schema = schema_for(self.generator_class)
+        operations = list(_operations(schema))
+        tags = [t["name"] for t in schema.get("tags", [])]
+        tags += sorted({op["tag"] for op in operations} - set(tags))
+        sections = [
+            {"tag": t, "operations": [op for op in operations if op["tag"] == t]}
+            for t in tags
+            if any(op["tag"] == t for op in operations)
+        ]
+        codes = [(c, *catalogue()[c]) for c in schema["components"]["schemas"]["ProblemCode"]["enum"]]
+        return TemplateResponse(
+            request,
+            "api/docs.html",
+            {"info": schema["info"], "sections": sections, "codes": codes, "schema_url": "/api/v1/schema"},
+        )
