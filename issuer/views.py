@@ -39,6 +39,8 @@ def status_page(request):
         series=[Series(q["channel"].name, stamps.get(q["channel"].pk, [0] * len(starts))) for q in queues],
         unit="stamps/min",
         title="Stamps completed per minute, last hour",
+        width=1040,
+        height=240,
     )
     context = {
         "throughput": throughput,

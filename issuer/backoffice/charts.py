@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-WIDTH = 720
+WIDTH = 560  # a chart in half a page; pass width=1040 for one across the page
 HEIGHT = 220
 PAD_LEFT = 52
 PAD_RIGHT = 14
@@ -48,9 +48,9 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _frame(top: float) -> dict:
+def _frame(top: float, height: int = HEIGHT) -> dict:
     ceiling, step = nice_scale(top)
-    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+    plot_h = height - PAD_TOP - PAD_BOTTOM
     grid = []
     count = round(ceiling / step)
     for i in range(count + 1):
@@ -67,7 +67,7 @@ def _table(labels: list[str], series: list[Series]) -> dict:
     }
 
 
-def _x_labels(labels: list[str], xs: list[float], max_labels: int = 8) -> list[dict]:
+def _x_labels(labels: list[str], xs: list[float], max_labels: int = 7) -> list[dict]:
     if not labels:
         return []
     every = max(1, math.ceil(len(labels) / max_labels))
@@ -75,12 +75,20 @@ def _x_labels(labels: list[str], xs: list[float], max_labels: int = 8) -> list[d
     return picked
 
 
-def line_chart(*, labels: list[str], series: list[Series], unit: str = "", title: str = "") -> dict:
+def line_chart(
+    *,
+    labels: list[str],
+    series: list[Series],
+    unit: str = "",
+    title: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> dict:
     """Lines over shared x ``labels``; each series gets a palette colour in order."""
     n = len(labels)
     top = max((max(s.values) for s in series if s.values), default=0)
-    frame = _frame(top)
-    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    frame = _frame(top, height)
+    plot_w = width - PAD_LEFT - PAD_RIGHT
     xs = [round(PAD_LEFT + (plot_w * i / (n - 1) if n > 1 else plot_w / 2), 1) for i in range(n)]
     drawn = []
     for index, s in enumerate(series):
@@ -106,25 +114,33 @@ def line_chart(*, labels: list[str], series: list[Series], unit: str = "", title
         "kind": "line",
         "title": title,
         "unit": unit,
-        "width": WIDTH,
-        "height": HEIGHT,
+        "width": width,
+        "height": height,
         "left": PAD_LEFT,
-        "right": WIDTH - PAD_RIGHT,
+        "right": width - PAD_RIGHT,
         "bottom": PAD_TOP + frame["plot_h"],
         "grid": frame["grid"],
-        "xlabels": _x_labels(labels, xs),
+        "xlabels": _x_labels(labels, xs, max(4, width // 95)),
         "series": drawn,
         "empty": top <= 0,
         "table": _table(labels, series),
     }
 
 
-def bar_chart(*, labels: list[str], stacks: list[Series], unit: str = "", title: str = "") -> dict:
+def bar_chart(
+    *,
+    labels: list[str],
+    stacks: list[Series],
+    unit: str = "",
+    title: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> dict:
     """Stacked bars, one per label; ``stacks`` are drawn bottom-up in order."""
     n = len(labels)
     totals = [sum(s.values[i] for s in stacks) for i in range(n)]
-    frame = _frame(max(totals, default=0))
-    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    frame = _frame(max(totals, default=0), height)
+    plot_w = width - PAD_LEFT - PAD_RIGHT
     slot = plot_w / n if n else plot_w
     bar_w = round(max(1.0, slot * 0.72), 1)
     bars = []
@@ -152,13 +168,13 @@ def bar_chart(*, labels: list[str], stacks: list[Series], unit: str = "", title:
         "kind": "bars",
         "title": title,
         "unit": unit,
-        "width": WIDTH,
-        "height": HEIGHT,
+        "width": width,
+        "height": height,
         "left": PAD_LEFT,
-        "right": WIDTH - PAD_RIGHT,
+        "right": width - PAD_RIGHT,
         "bottom": PAD_TOP + frame["plot_h"],
         "grid": frame["grid"],
-        "xlabels": _x_labels(labels, xs),
+        "xlabels": _x_labels(labels, xs, max(4, width // 95)),
         "bars": bars,
         "legend": [{"name": s.name, "css": s.css or f"c{index % PALETTE_SIZE}"} for index, s in enumerate(stacks)],
         "empty": max(totals, default=0) <= 0,

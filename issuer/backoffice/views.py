@@ -180,6 +180,7 @@ def reconciliation(request):
     if runs:
         for check in runs[0].report.get("checks", []):
             check["label"] = check["name"].replace("_", " ").capitalize()
+        runs[0].duration_ms = round((runs[0].finished_at - runs[0].started_at).total_seconds() * 1000)
     context = {"last_run": runs[0] if runs else None, "runs": runs}
     return render(request, "issuer/backoffice/reconciliation.html", context)
 

@@ -136,12 +136,17 @@ def stamps(request):
 # --------------------------------------------------------------------------- API keys
 
 
+NEW_KEY_SESSION = "portal_new_api_key"
+
+
 @portal_login_required
 @require_http_methods(["GET", "POST"])
 def api_keys(request):
+    """Keys of the channel; a POST issues one and redirects (so a reload never issues another). The
+    plaintext waits in the session for that one GET, which shows it and forgets it."""
     channel = request.tenant
     form = ApiKeyForm(request.POST or None)
-    issued, status = None, 200
+    status = 200
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -152,12 +157,15 @@ def api_keys(request):
                 form.add_error(None, exc.message)
                 status = 400
             else:
-                form = ApiKeyForm()  # a fresh form under the key shown once
-                status = 201
+                request.session[NEW_KEY_SESSION] = {"id": issued.api_key.pk, "plaintext": issued.plaintext}
+                return redirect("portal:api-keys")
         else:
             status = 400
-    context = {"form": form, "issued": issued, "keys": selectors.api_keys_for(channel=channel)}
-    response = render(request, "portal/api_keys.html", context, status=status)
+    issued = request.session.pop(NEW_KEY_SESSION, None)
+    keys = selectors.api_keys_for(channel=channel)
+    if issued:
+        issued["api_key"] = next((k for k in keys if k.pk == issued["id"]), None)
+    response = render(request, "portal/api_keys.html", {"form": form, "issued": issued, "keys": keys}, status=status)
     if issued:
         response["Cache-Control"] = "no-store"  # the only page that ever shows the key: keep it out of caches
     return response

@@ -1,0 +1,25 @@
+"""Template filters shared by every page: numbers and rupiah as Indonesian readers write them.
+
+``{% load ui %}`` then ``{{ units|num }}`` -> ``2.500.000`` and ``{{ amount|rupiah }}`` -> ``Rp 2.500.000``
+(dots between thousands, whatever the interface language)."""
+
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def num(value) -> str:
+    try:
+        number = round(float(value))
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+    return f"{number:,}".replace(",", ".")
+
+
+@register.filter
+def rupiah(value) -> str:
+    text = num(value)
+    return f"Rp\u00a0{text}" if text else ""
