@@ -365,6 +365,11 @@ class StampDetailApi(ChannelApiView):
 
 
 class StampDocumentApi(ChannelApiView):
+    def perform_content_negotiation(self, request, force=False):
+        # The answer is a PDF, not rendered by DRF: `Accept: application/pdf` must not be a 406 (it was).
+        # Refusals are still problem+json.
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(
         tags=["stamps"],
         summary="Download the stamped PDF",
