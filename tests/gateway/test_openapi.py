@@ -179,6 +179,16 @@ def test_inputs_that_were_server_errors_are_answered_as_documented(path, status,
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("accept", ["application/pdf", "application/pdf, application/problem+json", "*/*"])
+def test_asking_for_the_stamped_pdf_by_its_type_is_not_a_406(accept, client_for):
+    response = client_for("alpha").get("/api/v1/stamps/stp_none/document", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 404  # no such stamp: the problem, not "not acceptable"
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["code"] == "stamp_not_found"
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("box", [("nan", "0", "100", "100"), ("0", "0", "inf", "100"), ("1e308", "0", "1e309", "9")])
 def test_a_stamp_box_that_is_not_a_finite_number_is_a_validation_error(box, client_for):
     from io import BytesIO
