@@ -379,6 +379,7 @@ _COMMON_SETTINGS = {
     "OAS_VERSION": "3.0.3",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,  # our choices' labels are their values
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gateway.api.schema.problem_code_enum_hook",
