@@ -1,0 +1,109 @@
+"""Issuer staff in a real browser: sign in, record and confirm a deposit, watch the stock change."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.billing.factories import unique
+
+pytestmark = pytest.mark.slow
+
+
+def _staff(password: str) -> str:
+    from django.contrib.auth import get_user_model
+
+    username = unique("staff")
+    get_user_model().objects.create_user(username, password=password, is_staff=True)
+    return username
+
+
+def _sign_in(page, site, username: str, password: str) -> None:
+    page.goto(site(None, "/backoffice/"))
+    assert "/backoffice/login/" in page.url  # sent to the login page first
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/backoffice/$"))
+
+
+def _available(page, code: str) -> int:
+    return int(
+        page.locator(f'[data-testid="available-{code}"]')
+        .first.inner_text()
+        .split()[0]
+        .replace(".", "")
+        .replace(",", "")
+    )
+
+
+def test_staff_confirms_a_deposit_and_the_stock_goes_up(live_db, page, site, shoot):
+    from playwright.sync_api import expect
+
+    username = _staff("staff-pass-123")
+    _sign_in(page, site, username, "staff-pass-123")
+    expect(page.get_by_role("heading", name="Channels at a glance")).to_be_visible()
+    expect(page.locator("svg.chart-svg")).to_have_count(2)
+    before = _available(page, "alpha")
+    shoot("backoffice-overview")
+
+    page.locator("nav.mainnav").get_by_role("link", name="Deposits", exact=True).click()
+    reference = unique("INV")
+    page.get_by_label("Channel").select_option(label="Alpha Channel (alpha)")
+    page.get_by_label("Units").fill("250")
+    page.get_by_label("Billing reference").fill(reference)
+    page.get_by_role("button", name="Record deposit").click()
+    expect(page.locator(".msg.success")).to_contain_text(f"Deposit {reference} recorded")
+    row = page.locator(f'tr[data-reference="{reference}"]')
+    expect(row.locator(".badge")).to_have_text("Pending")
+    assert _available(page, "alpha") == before  # recorded, not yet allocated
+    shoot("backoffice-deposits")
+
+    row.get_by_role("button", name=re.compile("Confirm")).click()
+    expect(page.locator(".msg.success")).to_contain_text("250 units allocated to Alpha Channel")
+    expect(page.locator(f'tr[data-reference="{reference}"] .badge')).to_have_text("Confirmed")
+    assert _available(page, "alpha") == before + 250
+
+    page.locator("nav.mainnav").get_by_role("link", name="Overview", exact=True).click()
+    assert _available(page, "alpha") == before + 250
+
+
+def test_staff_runs_reconciliation_reads_settlement_and_publishes_an_incident(live_db, page, site, shoot):
+    from playwright.sync_api import expect
+
+    username = _staff("staff-pass-123")
+    _sign_in(page, site, username, "staff-pass-123")
+
+    page.locator("nav.mainnav").get_by_role("link", name="Reconciliation", exact=True).click()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator(".msg")).to_contain_text("Reconciliation")
+    expect(page.locator(".check-list li")).to_have_count(7)
+    shoot("backoffice-reconciliation")
+
+    page.locator("nav.mainnav").get_by_role("link", name="Settlement", exact=True).click()
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#settlement tbody tr[data-channel=alpha]")).to_be_visible()
+    expect(page.locator(".callout")).to_contain_text("units used by completed stamps")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename.startswith("settlement_")
+    shoot("backoffice-settlement")
+
+    title = unique("Slow stamping")
+    page.locator("nav.mainnav").get_by_role("link", name="Incidents", exact=True).click()
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("What users should know").fill("Stamps take a few minutes longer than usual. Nothing is lost.")
+    page.get_by_role("button", name="Publish on the status page").click()
+    expect(page.locator(".incident", has_text=title)).to_be_visible()
+    shoot("backoffice-incidents")
+
+    page.goto(site(None, "/status"))
+    expect(page.locator(".incident", has_text=title)).to_be_visible()
+    expect(page.locator(".status-banner")).to_be_visible()
+    expect(page.locator("#status-live")).to_have_attribute("data-live-on", "true")  # the live refresh started
+    shoot("status-page")
+
+    page.goto(site(None, "/backoffice/incidents/"))
+    page.locator(".incident", has_text=title).get_by_role("button", name="Mark resolved").click()
+    expect(page.locator(".msg.success")).to_contain_text("marked resolved")
