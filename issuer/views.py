@@ -7,6 +7,7 @@ from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from gateway.errors import ApplicationError
 from issuer.backoffice import selectors
@@ -65,7 +66,11 @@ def verify_serial_page(request, serial: str):
     except ApplicationError as exc:
         context = {"serial": normalize_serial(serial)[:40], "error": exc}
         return render(request, "issuer/verify_serial.html", context, status=exc.http_status)
-    return render(request, "issuer/verify_serial.html", {"serial": result["serial"], "result": result})
+    times = {
+        name: timezone.localtime(parse_datetime(result[name])) if result.get(name) else None
+        for name in ("used_at", "voided_at")
+    }
+    return render(request, "issuer/verify_serial.html", {"serial": result["serial"], "result": result, **times})
 
 
 class VerifyUploadForm(forms.Form):
