@@ -23,12 +23,7 @@ def home(request):
     return render(request, "issuer/home.html", {"channels": channels})
 
 
-def status_page(request):
-    """``/status``: component health, each channel's stamping queue with an honest ETA, incident notes.
-
-    Refreshes itself: with JavaScript ``static/js/live.js`` swaps in ``?partial=1`` every 15 s,
-    without it a ``<noscript>`` meta refresh reloads the page every 30 s.
-    """
+def _status_context() -> dict:
     components = selectors.component_health()
     incidents = selectors.open_incidents()
     queues = selectors.channel_queues([c for c in selectors.channels() if c.is_active])
@@ -43,7 +38,7 @@ def status_page(request):
         width=1040,
         height=240,
     )
-    context = {
+    return {
         "throughput": throughput,
         "components": components,
         "overall": selectors.overall_state(components, incidents),
@@ -53,6 +48,17 @@ def status_page(request):
         "queue_total": sum(q["queue_depth"] for q in queues),
         "checked_at": timezone.localtime(),
     }
+
+
+def status_page(request):
+    """``/status``: component health, each channel's stamping queue with an honest ETA, incident notes.
+
+    Refreshes itself: with JavaScript ``static/js/live.js`` swaps in ``?partial=1`` every 15 s,
+    without it a ``<noscript>`` meta refresh reloads the page every 30 s. At a deadline everyone
+    watches this page, so what it shows is worked out at most once every few seconds
+    (``selectors.STATUS_CACHE_SECONDS``; a new or changed incident note shows at once).
+    """
+    context = selectors.cached_status(_status_context)
     template = "issuer/_status_live.html" if request.GET.get("partial") else "issuer/status.html"
     response = render(request, template, context)
     response["Cache-Control"] = "no-cache, max-age=0"

@@ -7,6 +7,7 @@ the ledger's transfers (stock).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from tenants.models import Channel
 HEARTBEAT_KEY = "gateway:beat:last"  # written by gateway.tasks.heartbeat every 30 s
 HEARTBEAT_OK_SECONDS = 90
 HEARTBEAT_STALE_SECONDS = 300
+STATUS_CACHE_KEY = "issuer:status:context"
+STATUS_CACHE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -268,3 +271,22 @@ def open_incidents() -> list[IncidentNote]:
 def recent_incidents(days: int = 7) -> list[IncidentNote]:
     since = timezone.now() - timedelta(days=days)
     return list(IncidentNote.objects.filter(resolved_at__gte=since).order_by("-resolved_at")[:20])
+
+
+def cached_status(build) -> dict:
+    """``build()``'s status context, shared by every visitor for ``STATUS_CACHE_SECONDS``. Without
+    Redis the page is worked out for each request (and says so through its Redis component)."""
+    try:
+        context = cache.get(STATUS_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - the cache is an optimisation; the page must still answer
+        return build()
+    if context is None:
+        context = build()
+        with contextlib.suppress(Exception):  # as above
+            cache.set(STATUS_CACHE_KEY, context, timeout=STATUS_CACHE_SECONDS)
+    return context
+
+
+def forget_cached_status() -> None:
+    with contextlib.suppress(Exception):  # it expires by itself within seconds
+        cache.delete(STATUS_CACHE_KEY)

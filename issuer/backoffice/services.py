@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway.errors import ApplicationError
+from issuer.backoffice.selectors import forget_cached_status
 from issuer.models import IncidentNote
 
 
@@ -34,9 +35,11 @@ def create_incident_note(
 ) -> IncidentNote:
     started_at = started_at or timezone.now()
     _check(title=title, started_at=started_at, resolved_at=resolved_at)
-    return IncidentNote.objects.create(
+    note = IncidentNote.objects.create(
         title=title.strip(), body=body.strip(), severity=severity, started_at=started_at, resolved_at=resolved_at
     )
+    transaction.on_commit(forget_cached_status)  # the status page shows it at once
+    return note
 
 
 @transaction.atomic
@@ -48,6 +51,7 @@ def update_incident_note(
     note.title, note.body, note.severity = title.strip(), body.strip(), severity
     note.started_at, note.resolved_at = started_at, resolved_at
     note.save()
+    transaction.on_commit(forget_cached_status)
     return note
 
 
@@ -58,4 +62,5 @@ def resolve_incident_note(*, note_id: int, at: datetime | None = None) -> Incide
     if note.resolved_at is None:
         note.resolved_at = max(at or timezone.now(), note.started_at)
         note.save(update_fields=["resolved_at", "updated_at"])
+        transaction.on_commit(forget_cached_status)
     return note
