@@ -29,7 +29,8 @@ def create_customer(*, external_ref: str, name: str, email: str = "") -> Custome
 
 
 def customer_get(*, customer_id) -> Customer:
-    customer = Customer.objects.filter(pk=customer_id).first() if str(customer_id).isdigit() else None
+    text = str(customer_id)
+    customer = Customer.objects.filter(pk=int(text)).first() if text.isascii() and text.isdigit() else None
     if customer is None:
         raise CustomerNotFound(f"No customer {customer_id!r} in this channel.")
     return customer
