@@ -323,9 +323,7 @@ def signature_fields(pdf: pikepdf.Pdf, page_ids: dict[tuple[int, int], int]) -> 
         sub_filter = None
         if signed:
             docmdp = _docmdp_permission(value)
-            is_certification = docmdp is not None or (
-                certifying_id is not None and value.objgen == certifying_id
-            )
+            is_certification = docmdp is not None or (certifying_id is not None and value.objgen == certifying_id)
             if is_certification and docmdp is None:
                 docmdp = 2
             sub = value.get("/SubFilter")

@@ -70,9 +70,7 @@ def check_profile(info: DocumentInfo, rules: ProfileRules) -> None:
                     "(A4) for every page.",
                     extra={"page": page.index + 1, "profile": rules.name},
                 )
-    if rules.min_pdf_version is not None and version_tuple(info.pdf_version) < version_tuple(
-        rules.min_pdf_version
-    ):
+    if rules.min_pdf_version is not None and version_tuple(info.pdf_version) < version_tuple(rules.min_pdf_version):
         raise PdfVersionTooOld(
             f"The PDF is version {info.pdf_version}; the {rules.name} rules require version "
             f"{rules.min_pdf_version} or later. Export or print the document to PDF again with a "

@@ -62,9 +62,7 @@ class CmsTemplate:
         self._attrs_tail = signed_attrs[split + 32 :]
 
         if isinstance(self._key, rsa.RSAPrivateKey):
-            signature_algorithm = algos.SignedDigestAlgorithm(
-                {"algorithm": "sha256_rsa", "parameters": core.Null()}
-            )
+            signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa", "parameters": core.Null()})
             self._sign: Callable[[bytes], bytes] = lambda data: self._key.sign(  # type: ignore[union-attr]
                 data, padding.PKCS1v15(), hashes.SHA256()
             )
@@ -103,9 +101,7 @@ class CmsTemplate:
         signed_attrs = self.signed_attributes(document_digest)
         unsigned = b""
         if timestamp_token is not None:
-            attribute = tlv(
-                SEQUENCE, core.ObjectIdentifier(SIGNATURE_TIMESTAMP_OID).dump(), tlv(SET, timestamp_token)
-            )
+            attribute = tlv(SEQUENCE, core.ObjectIdentifier(SIGNATURE_TIMESTAMP_OID).dump(), tlv(SET, timestamp_token))
             unsigned = tlv(CONTEXT_1, attribute)
         signer_info = tlv(
             SEQUENCE,
@@ -118,9 +114,7 @@ class CmsTemplate:
         signed_data = tlv(SEQUENCE, self._signed_data_head, tlv(SET, signer_info))
         return tlv(SEQUENCE, self._content_info_head, tlv(CONTEXT_0, signed_data))
 
-    def build(
-        self, document_digest: bytes, timestamp: Callable[[bytes], bytes] | None = None
-    ) -> bytes:
+    def build(self, document_digest: bytes, timestamp: Callable[[bytes], bytes] | None = None) -> bytes:
         """Sign ``document_digest`` (SHA-256 of the byte ranges) and return the CMS DER.
 
         ``timestamp`` receives the SHA-256 of the signature value and returns a DER

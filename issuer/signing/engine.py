@@ -360,9 +360,7 @@ class StampEngine:
             entries[b"/Info"] = b"%d %d R" % document_info.objgen
         encrypt = trailer.get("/Encrypt")
         if isinstance(encrypt, pikepdf.Dictionary):
-            entries[b"/Encrypt"] = (
-                b"%d %d R" % encrypt.objgen if encrypt.is_indirect else serialize(encrypt, literal)
-            )
+            entries[b"/Encrypt"] = b"%d %d R" % encrypt.objgen if encrypt.is_indirect else serialize(encrypt, literal)
         instance = hashlib.sha256(f"{info.sha256}:{serial}:{signed_at.isoformat()}".encode()).digest()[:16]
         ids = trailer.get("/ID")
         permanent = bytes(ids[0]) if isinstance(ids, pikepdf.Array) and len(ids) == 2 else instance

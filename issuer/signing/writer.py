@@ -89,8 +89,11 @@ class IncrementalUpdate:
                 rows.append(b"\x01" + offset.to_bytes(width, "big") + generation.to_bytes(2, "big"))
         data = b"".join(rows)
         header = (
-            b"<< /Type /XRef " + self._trailer_entries(trailer, self.next_number)
-            + b" /Index [" + b" ".join(index) + b"] /W [1 %d 2] /Length %d >>" % (width, len(data))
+            b"<< /Type /XRef "
+            + self._trailer_entries(trailer, self.next_number)
+            + b" /Index ["
+            + b" ".join(index)
+            + b"] /W [1 %d 2] /Length %d >>" % (width, len(data))
         )
         return b"%d 0 obj\n%s\nstream\n%s\nendstream\nendobj\n" % (number, header, data)
 

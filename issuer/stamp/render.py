@@ -108,7 +108,9 @@ class StampRenderer:
             f"{_BAND} rg 0 {_num(_BAND_BOTTOM)} 100 {_num(BOX - _BAND_BOTTOM)} re f\n"
             f"{_INK} RG {_num(_BORDER_WIDTH)} w {_num(inset)} {_num(inset)} "
             f"{_num(BOX - _BORDER_WIDTH)} {_num(BOX - _BORDER_WIDTH)} re S\n"
-            "1 g " + _centered_text(TITLE, "FB", HELVETICA_BOLD, 7.4, 91.6) + f"{_INK} rg "
+            "1 g "
+            + _centered_text(TITLE, "FB", HELVETICA_BOLD, 7.4, 91.6)
+            + f"{_INK} rg "
             + _centered_text(FACE_VALUE, "FB", HELVETICA_BOLD, 10.5, 16.8)
             + _centered_text(FACE_VALUE_WORDS, "FH", HELVETICA, 5.6, 10.2)
         ).encode("ascii")
