@@ -19,6 +19,7 @@ urlpatterns = [
     path("stamps/", views.stamps, name="stamps"),
     path("keys/", views.api_keys, name="api-keys"),
     path("keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    path("keys/<int:key_id>/rotate", views.api_key_rotate, name="api-key-rotate"),
     path("webhooks/", views.webhooks, name="webhooks"),
     path("webhooks/<int:endpoint_id>/", views.webhook_endpoint, name="webhook-endpoint"),
     path("webhooks/deliveries/<int:delivery_id>/replay", views.webhook_replay, name="webhook-replay"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.ledger.services import channel_balance
 from billing.retail.models import Order
-from gateway.apikeys import issue_api_key, revoke_api_key
+from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
 from gateway.edge.models import WebhookDelivery, WebhookEndpoint
 from gateway.errors import ApplicationError, NotFound
 from gateway.stamping.models import StampJob
@@ -169,6 +169,27 @@ def api_keys(request):
     if issued:
         response["Cache-Control"] = "no-store"  # the only page that ever shows the key: keep it out of caches
     return response
+
+
+@portal_login_required
+@require_POST
+def api_key_rotate(request, key_id: int):
+    """Issue the key's successor (shown once, like a new key); the old key keeps working for the
+    overlap window so every client can switch, then expires."""
+    try:
+        key = selectors.api_key_get_for(channel=request.tenant, key_id=key_id)
+        issued = rotate_api_key(api_key=key)
+    except NotFound:
+        return render(request, "portal/not_found.html", {"what": "API key"}, status=404)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("portal:api-keys")
+    request.session[NEW_KEY_SESSION] = {"id": issued.api_key.pk, "plaintext": issued.plaintext}
+    hours = int(DEFAULT_ROTATION_OVERLAP.total_seconds() // 3600)
+    messages.success(
+        request, f"Key “{key.name}” rotated. The old key (emk_{key.prefix}_…) keeps working for {hours} hours."
+    )
+    return redirect("portal:api-keys")
 
 
 @portal_login_required

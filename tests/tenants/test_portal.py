@@ -212,6 +212,28 @@ def test_revoking_a_key_stops_it(alpha):
         authenticate_api_key(presented=issued.plaintext, channel=alpha)
 
 
+def test_rotating_a_key_shows_its_successor_once_and_keeps_the_old_one_for_the_overlap(alpha):
+    issued = issue_api_key(channel=alpha, name="Rotating", scopes=("read",))
+    client = portal()
+    rotated = client.post(f"/keys/{issued.api_key.pk}/rotate")
+    assert rotated.status_code == 302
+    page = client.get("/keys/")
+    successor = page.context["issued"]["plaintext"]
+    assert successor in page.content.decode() and "keeps working for 24 hours" in page.content.decode()
+    new_key = authenticate_api_key(presented=successor, channel=alpha)
+    assert (new_key.name, new_key.scopes) == ("Rotating", ["read"])
+    assert authenticate_api_key(presented=issued.plaintext, channel=alpha) == issued.api_key  # overlap
+    issued.api_key.refresh_from_db()
+    assert issued.api_key.expires_at is not None
+
+
+def test_another_channels_key_cannot_be_rotated(channels):
+    beta_key = issue_api_key(channel=channels["beta"], name="Beta's").api_key
+    before = ApiKey.objects.count()
+    assert portal("alpha").post(f"/keys/{beta_key.pk}/rotate").status_code == 404
+    assert ApiKey.objects.count() == before
+
+
 def test_another_channels_key_cannot_be_revoked(channels):
     beta_key = issue_api_key(channel=channels["beta"], name="Beta's").api_key
     response = portal("alpha").post(f"/keys/{beta_key.pk}/revoke")
