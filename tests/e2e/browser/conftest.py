@@ -34,8 +34,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    # Package scope: Playwright's sync API runs an event loop in this thread until it stops, and
+    # code after the browser tests (pyHanko's validator) needs a thread without a running loop.
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -58,7 +60,7 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def port(browser, gateway_url) -> int:
     """The live server's port (the browser fixture first, so a skip starts no server)."""
     return urlsplit(gateway_url).port
