@@ -236,8 +236,8 @@ def sweep_expired_pending(*, limit: int = 500) -> int:
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id FROM ledger_transfer WHERE state = 'pending' AND timeout_at < now()"
-            " ORDER BY timeout_at LIMIT %s",
+            "SELECT t.id FROM ledger_pending p JOIN ledger_transfer t ON t.id = p.transfer_id"
+            " WHERE t.timeout_at < now() ORDER BY t.timeout_at LIMIT %s",
             [limit],
         )
         ids = [row[0] for row in cursor.fetchall()]

@@ -61,8 +61,10 @@ def check_account_totals_match_transfers() -> Check:
             SELECT debit_account_id AS account, amount AS dpost, 0 AS cpost, 0 AS dpend, 0 AS cpend
               FROM ledger_transfer WHERE state = 'posted'
             UNION ALL SELECT credit_account_id, 0, amount, 0, 0 FROM ledger_transfer WHERE state = 'posted'
-            UNION ALL SELECT debit_account_id, 0, 0, amount, 0 FROM ledger_transfer WHERE state = 'pending'
-            UNION ALL SELECT credit_account_id, 0, 0, 0, amount FROM ledger_transfer WHERE state = 'pending'
+            UNION ALL SELECT t.debit_account_id, 0, 0, t.amount, 0
+                        FROM ledger_pending p JOIN ledger_transfer t ON t.id = p.transfer_id
+            UNION ALL SELECT t.credit_account_id, 0, 0, 0, t.amount
+                        FROM ledger_pending p JOIN ledger_transfer t ON t.id = p.transfer_id
         ), sums AS (
             SELECT account, sum(dpost) dpost, sum(cpost) cpost, sum(dpend) dpend, sum(cpend) cpend
               FROM moves GROUP BY account

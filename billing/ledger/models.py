@@ -50,18 +50,19 @@ class Account(models.Model):
 
 
 class Transfer(models.Model):
-    """An immutable movement of ``amount`` units, except for the ``state`` of a pending transfer."""
+    """An immutable movement of ``amount`` units. A pending transfer is open while its
+    ``PendingTransfer`` row exists; its post or void is another row pointing at it (``pending``)."""
 
     class State(models.TextChoices):
         POSTED = "posted"  # a single-phase transfer, or the posting of a pending one
-        PENDING = "pending"  # a hold, awaiting post or void
-        PENDING_POSTED = "pending_posted"  # a hold that was posted (see the row with pending_id)
-        PENDING_VOIDED = "pending_voided"  # a hold that was voided or expired
-        VOIDED = "voided"  # the voiding of a pending transfer
+        PENDING = "pending"  # a hold; open while its PendingTransfer row exists, then see its resolution
+        VOIDED = "voided"  # the voiding (or expiry) of a pending transfer
 
     id = models.CharField(max_length=200, primary_key=True)  # the caller's idempotency key
-    debit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
-    credit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    # No full index per account: every index is written on the hot path, and only two account
+    # lookups exist (partial indexes below); reconciliation scans the table anyway.
+    debit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
+    credit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
     amount = models.BigIntegerField()
     kind = models.CharField(max_length=32)
     state = models.CharField(max_length=16, choices=State.choices)
@@ -80,9 +81,11 @@ class Transfer(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["timeout_at"], name="ledger_pending_timeout", condition=Q(state="pending")),
             # Reports scan by time; a BRIN index costs almost nothing on the insert-heavy hot path.
             BrinIndex(fields=["created_at"], name="ledger_transfer_created_brin"),
+            # a wallet's used units (GET /customers/{id}) and a channel's allocations (balance)
+            models.Index(fields=["debit_account"], name="ledger_commits_by_wallet", condition=Q(kind="commit")),
+            models.Index(fields=["credit_account"], name="ledger_allocations", condition=Q(kind="allocate")),
         ]
 
     def __str__(self) -> str:
@@ -127,3 +130,19 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'VIOLATIONS'}"
+
+
+class PendingTransfer(models.Model):
+    """The open holds and reservations: one row per pending transfer not yet posted or voided.
+
+    Small (only work in flight), so the sweeper's scan for expired holds is cheap, and deleting a
+    row is the gate that lets exactly one post or void through.
+    """
+
+    transfer = models.OneToOneField(Transfer, primary_key=True, on_delete=models.PROTECT, related_name="open")
+
+    class Meta:
+        db_table = "ledger_pending"
+
+    def __str__(self) -> str:
+        return f"open: {self.transfer_id}"

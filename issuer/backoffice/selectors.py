@@ -113,7 +113,7 @@ _STOCK_DELTAS = """
 SELECT a.channel_id, date_bin(%(bucket)s, t.created_at, %(origin)s) AS b,
        sum(CASE WHEN t.state = 'voided' THEN t.amount
                 WHEN t.state = 'posted' AND t.pending_id IS NULL THEN -t.amount
-                WHEN t.state IN ('pending', 'pending_posted', 'pending_voided') THEN -t.amount
+                WHEN t.state = 'pending' THEN -t.amount
                 ELSE 0 END)::bigint
   FROM ledger_transfer t JOIN ledger_account a ON a.id = t.debit_account_id AND a.kind = 'stock'
  WHERE t.created_at >= %(origin)s

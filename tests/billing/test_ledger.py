@@ -10,7 +10,7 @@ from django.db import connection
 from billing import quota
 from billing.ledger import errors
 from billing.ledger import services as ledger
-from billing.ledger.models import Transfer
+from billing.ledger.models import PendingTransfer, Transfer
 from tests.billing.factories import funded_wallet, global_sums, new_customer_id, unique, wallet
 
 pytestmark = pytest.mark.django_db
@@ -95,8 +95,9 @@ def test_an_expired_hold_cannot_be_committed_and_the_sweeper_releases_it(alpha):
         quota.commit_hold(hold_id=hold_id)
     assert wallet(alpha, customer)["held"] == 1
     assert quota.sweep_expired_pending() >= 1
-    assert quota.sweep_expired_pending() == 0 or Transfer.objects.get(pk=hold_id).state == "pending_voided"
-    assert Transfer.objects.get(pk=hold_id).state == "pending_voided"
+    assert not PendingTransfer.objects.filter(pk=hold_id).exists()  # no longer open
+    assert Transfer.objects.get(pending_id=hold_id).state == "voided"  # closed by exactly one void
+    assert quota.sweep_expired_pending() == 0 or not PendingTransfer.objects.filter(pk=hold_id).exists()
     assert wallet(alpha, customer) == {"available": 1, "held": 0, "used": 0}
 
 

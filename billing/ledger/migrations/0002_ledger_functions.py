@@ -1,9 +1,9 @@
 from django.db import migrations
 
-from billing.ledger.sql import CREATE_FUNCTIONS, DROP_FUNCTIONS
+from billing.ledger.sql import CREATE_FUNCTIONS_V1, DROP_FUNCTIONS
 
 
 class Migration(migrations.Migration):
     dependencies = [("ledger", "0001_initial")]
 
-    operations = [migrations.RunSQL(CREATE_FUNCTIONS, DROP_FUNCTIONS)]
+    operations = [migrations.RunSQL(CREATE_FUNCTIONS_V1, DROP_FUNCTIONS)]
