@@ -2,7 +2,10 @@
 
 Run from the repository root (uses the embedded PostgreSQL unless DATABASE_URL is set):
 
-    .venv/bin/python bench/ledger.py [--seconds 10] [--procs 2] [--threads 16] [--customers 2000]
+    .venv/bin/python bench/ledger.py [--seconds 10] [--procs 2] [--threads 8] [--customers 2000]
+
+2 x 8 connections is the best of a sweep on 2 cores (4..24 threads per process): more connections
+only add contention.
 
 Many concurrent customers of ONE channel, through the service layer (``billing.quota``): each
 worker thread picks a random customer and does hold_quota then commit_hold (two transactions, as
@@ -108,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--customers", type=int, default=2000)
     args = parser.parse_args()
     channel_id = prepare(args.customers)
