@@ -37,15 +37,18 @@ def _setup_django():
 
 
 def prepare(customers: int) -> int:
-    """A bench channel (no schema needed) with funded customers; returns the channel id."""
+    """A bench channel with funded customers; returns the channel id."""
     _setup_django()
     from billing import quota
     from tenants.models import Channel
+    from tenants.services import ensure_issuer, provision_channel
 
     code = "benchledger"
     channel = Channel.objects.filter(code=code).first()
     if channel is None:
-        channel = Channel.objects.bulk_create([Channel(schema_name=code, code=code, name="Ledger bench")])[0]
+        ensure_issuer()
+        channel = provision_channel(code=code, name="Ledger bench", domain="benchledger.localhost").channel
+    channel.create_schema(check_if_exists=True, verbosity=0)  # (older runs made the row without one)
     run = uuid.uuid4().hex[:8]
     quota.allocate_stock(channel_id=channel.id, units=customers * 1000 + 1_000_000, reference=f"bench-{run}")
     for customer in range(1, customers + 1):

@@ -13,6 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
+from billing.deposits import confirm_deposit, create_deposit
+from billing.providers import PaymentEvent
+from billing.retail import services as retail
 from gateway.apikeys import issue_api_key
 from tenants.models import Channel
 from tenants.portal.models import Customer
@@ -27,9 +30,20 @@ DEMO_CUSTOMERS = [
     ("Budi Santoso", "budi@example.id"),
     ("Dewi Lestari", "dewi@example.id"),
 ]
+DEMO_STOCK = 10_000  # units allocated to each demo channel against a confirmed demo deposit
 STAFF_USER = "issuer"
 STAFF_PASSWORD = "issuer-demo-pass"  # noqa: S105 - a demo credential, printed on purpose
 PORTAL_PASSWORD = "portal-demo-pass"  # noqa: S105
+
+
+def _buy(*, channel, customer, units: int) -> None:
+    """A paid order through the real path (order, then the simulator provider's payment event)."""
+    order = retail.create_order(channel=channel, customer=customer, quantity=units)
+    retail.apply_payment_event(
+        channel=channel, provider_name="simulator",
+        event=PaymentEvent(provider_ref=f"demo-{order.pk}", order_id=order.pk, succeeded=True,
+                           amount_rupiah=order.total_rupiah),
+    )
 
 
 class Command(BaseCommand):
@@ -65,11 +79,16 @@ class Command(BaseCommand):
                 "portal_password": PORTAL_PASSWORD,
                 "api_key": api_key,
             }
+            channel = Channel.objects.get(code=code)
+            deposit = create_deposit(channel=channel, units=DEMO_STOCK, reference=f"DEMO-{code.upper()}-1")
+            confirm_deposit(deposit_id=deposit.pk, confirmed_by="seed_demo")
             with schema_context(code):
                 for index, (customer_name, email) in enumerate(DEMO_CUSTOMERS, start=1):
-                    Customer.objects.get_or_create(
+                    customer, created = Customer.objects.get_or_create(
                         external_ref=f"{code}-{index:04d}", defaults={"name": customer_name, "email": email}
                     )
+                    if created and index == 1:
+                        _buy(channel=channel, customer=customer, units=5)
         saved = {
             "issuer": {"url": "http://localhost:8000/", "staff_user": STAFF_USER, "staff_password": STAFF_PASSWORD},
             "channels": channels,
