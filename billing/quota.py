@@ -76,21 +76,25 @@ def _take_from_stock(
     existing = sorted(Transfer.objects.filter(id__in=candidates, kind=kind).values_list("id", flat=True))
     if existing:
         return existing
-    shards = ledger.random_shards(ledger.STOCK_SHARDS)
+
+    def take(shard: int, amount: int) -> str:
+        transfer_id = f"{id_prefix}:{shard}"
+        ledger.create_transfer(
+            id=transfer_id,
+            debit_account_id=_stock(channel_id, shard),
+            credit_account_id=wallet,
+            amount=amount,
+            kind=kind,
+            pending=pending,
+            timeout=timeout,
+            data=data,
+        )
+        return transfer_id
+
     with transaction.atomic():
-        for shard in shards:  # the common case: one shard covers the whole order
+        for shard in ledger.random_shards(ledger.STOCK_SHARDS):  # the common case: one shard covers it all
             try:
-                ledger.create_transfer(
-                    id=f"{id_prefix}:{shard}",
-                    debit_account_id=_stock(channel_id, shard),
-                    credit_account_id=wallet,
-                    amount=quantity,
-                    kind=kind,
-                    pending=pending,
-                    timeout=timeout,
-                    data=data,
-                )
-                return [f"{id_prefix}:{shard}"]
+                return [take(shard, quantity)]
             except InsufficientBalance:
                 continue
         # Split across shards, largest first; fail as a whole if the channel has too little.
@@ -103,23 +107,10 @@ def _take_from_stock(
             balances = cursor.fetchall()
         remaining, made = quantity, []
         for shard, available in balances:
-            if remaining == 0:
-                break
-            take = min(available, remaining)
-            if take <= 0:
-                continue
-            ledger.create_transfer(
-                id=f"{id_prefix}:{shard}",
-                debit_account_id=_stock(channel_id, shard),
-                credit_account_id=wallet,
-                amount=take,
-                kind=kind,
-                pending=pending,
-                timeout=timeout,
-                data=data,
-            )
-            made.append(f"{id_prefix}:{shard}")
-            remaining -= take
+            amount = min(available, remaining)
+            if amount > 0:
+                made.append(take(shard, amount))
+                remaining -= amount
         if remaining:
             raise InsufficientBalance(
                 "The channel does not have enough stock for this order.", extra={"short_by": remaining}
@@ -169,7 +160,11 @@ def release_reservation(*, reservation_ids: list[str]) -> None:
 
 
 def hold_quota(
-    *, channel_id: int, customer_id: int, hold_id: str, timeout: timedelta = DEFAULT_HOLD_TIMEOUT,
+    *,
+    channel_id: int,
+    customer_id: int,
+    hold_id: str,
+    timeout: timedelta = DEFAULT_HOLD_TIMEOUT,
     isolate: bool = True,
 ) -> ledger.TransferResult:
     """Hold one unit of the customer's wallet for a stamp (pending wallet -> used).
