@@ -225,5 +225,16 @@ def channel_balance(*, channel_id: int) -> ChannelBalance:
     )
 
 
+def stock_available(*, channel_id: int) -> int:
+    """Units in the channel's stock free to sell (one indexed read of its shard rows)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(credits_posted - debits_posted - debits_pending), 0)::bigint FROM ledger_account"
+            " WHERE channel_id = %s AND kind = 'stock'",
+            [channel_id],
+        )
+        return cursor.fetchone()[0]
+
+
 def get_transfer(transfer_id: str) -> Transfer | None:
     return Transfer.objects.filter(pk=transfer_id).first()

@@ -74,9 +74,9 @@ def _order_payload(order: Order) -> dict:
 
 def _signal_low_stock(*, channel, taken: int) -> None:
     """``stock.low`` once, when an order takes the channel's available stock below its threshold."""
-    from billing.ledger.services import channel_balance
+    from billing.ledger.services import stock_available
 
-    available = channel_balance(channel_id=channel.pk).available
+    available = stock_available(channel_id=channel.pk)
     if available < channel.low_stock_threshold <= available + taken:
         logger.warning("channel stock is low", extra={"available": available, "threshold": channel.low_stock_threshold})
         webhooks.enqueue_event(
