@@ -189,6 +189,29 @@ def check_paid_orders_credited(now=None) -> Check:
     return check
 
 
+REFUND_GRACE = timedelta(minutes=15)  # sent right after commit, retried by the sweeper every minute
+
+
+def check_refunds_sent(now=None) -> Check:
+    from billing.retail.models import Payment, Refund
+
+    check = Check("refunds_sent", "No refund owed to a customer waits for the payment provider past the retries.")
+    cutoff = (now or timezone.now()) - REFUND_GRACE
+    for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
+        if not _schema_exists(channel.schema_name):
+            continue
+        with schema_context(channel.schema_name):
+            for refund_id in Refund.objects.filter(status=Refund.Status.PENDING, created_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:50]:
+                check.violations.append(f"{channel.code}: refund {refund_id} not yet paid back")
+            for payment_id in Payment.objects.filter(
+                status=Payment.Status.REFUND_PENDING, received_at__lt=cutoff
+            ).values_list("pk", flat=True)[:50]:
+                check.violations.append(f"{channel.code}: payment {payment_id} to refund not yet paid back")
+    return check
+
+
 def _schema_exists(name: str) -> bool:
     return bool(_rows("SELECT 1 FROM pg_namespace WHERE nspname = %s", [name]))
 
@@ -201,6 +224,7 @@ CHECKS = (
     check_one_serial_per_committed_unit,
     check_no_serial_twice,
     check_paid_orders_credited,
+    check_refunds_sent,
 )
 
 

@@ -33,10 +33,24 @@ def sweep_orders() -> dict:
         with schema_context(channel.schema_name):
             credited = retail.credit_paid_orders(channel=channel)
             expired = retail.expire_orders(channel=channel)
+            retail.send_pending_refunds(channel=channel)  # any refund whose first send failed
         if credited or expired:
             logger.info("orders swept", extra={"channel": channel.code, "credited": credited, "expired": expired})
         done[channel.code] = {"credited": credited, "expired": expired}
     return done
+
+
+@shared_task(name="billing.send_refunds", ignore_result=True)
+def send_refunds_task(schema_name: str) -> int:
+    """Send the money of pending refunds of one channel (queued after the commit that made them)."""
+    from billing.retail import services as retail
+
+    channel = _channels().filter(schema_name=schema_name).first()
+    if channel is None:
+        logger.error("refund task for an unknown or inactive channel refused", extra={"schema": schema_name})
+        return 0
+    with schema_context(schema_name):
+        return retail.send_pending_refunds(channel=channel)
 
 
 @shared_task(name="billing.reconcile", ignore_result=True)

@@ -117,8 +117,15 @@ def void_pending(*, id: str, pending_id: str, kind: str = "void", data: dict | N
 _account_ids: dict[str, int] = {}  # code -> id; account ids never change once created
 
 
-def account_id(*, code: str, kind: str, channel_id: int | None = None, customer_id: int | None = None,
-               shard: int | None = None, no_overdraft: bool = True) -> int:
+def account_id(
+    *,
+    code: str,
+    kind: str,
+    channel_id: int | None = None,
+    customer_id: int | None = None,
+    shard: int | None = None,
+    no_overdraft: bool = True,
+) -> int:
     """The id of the account ``code``, created on first use (concurrency-safe).
 
     Ids are cached per process once they are known to be committed: an account, once committed,

@@ -66,6 +66,7 @@ class Payment(models.Model):
     class Status(models.TextChoices):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        REFUND_PENDING = "refund_pending"  # to be refunded; the refund sender tells the provider
         REFUNDED = "refunded"
 
     provider = models.CharField(max_length=32)
@@ -87,6 +88,7 @@ class Payment(models.Model):
 
 class Refund(models.Model):
     class Status(models.TextChoices):
+        PENDING = "pending"  # units are back in stock; the money is on its way (refund sender)
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 

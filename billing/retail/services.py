@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing import quota
@@ -175,14 +175,70 @@ def _credit(*, channel, order: Order, payment: Payment | None, provider_name: st
 
 
 def _refund_payment(*, payment: Payment, provider_name: str, reason: str) -> None:
-    provider = get_provider(provider_name)
-    result = provider.refund(
-        provider_ref=payment.provider_ref, amount_rupiah=payment.amount_rupiah, reference=f"payment:{payment.pk}"
-    )
-    if result.succeeded:
-        payment.status = Payment.Status.REFUNDED
+    """Mark a payment to be refunded; the money goes back after commit (see ``send_pending_refunds``)."""
+    payment.status = Payment.Status.REFUND_PENDING
     payment.refund_reason = reason
     payment.save(update_fields=["status", "refund_reason"])
+    _send_after_commit()
+
+
+def _send_after_commit() -> None:
+    """Money leaves only after the rows that account for it are committed: a crash before the commit
+    sends nothing; a crash after it leaves the row pending for the sender's next round."""
+    from billing.tasks import send_refunds_task
+
+    schema = connection.schema_name
+    transaction.on_commit(lambda: send_refunds_task.delay(schema), robust=True)
+
+
+def send_pending_refunds(*, channel, limit: int = 200) -> int:
+    """Tell the provider about every refund still owed (order refunds and refundable payments).
+
+    Each row is locked while its provider call runs, so two senders never send the same refund at
+    once; a provider's refund is idempotent by our reference, so a crash between the provider's
+    answer and our commit is repaired by sending the same reference again.
+    """
+    sent = 0
+    for refund_id in Refund.objects.filter(status=Refund.Status.PENDING).values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            refund = (
+                Refund.objects.select_for_update(skip_locked=True)
+                .filter(pk=refund_id, status=Refund.Status.PENDING)
+                .select_related("order")
+                .first()
+            )
+            if refund is None:
+                continue
+            payment = refund.order.payments.filter(status=Payment.Status.SUCCEEDED).first()
+            result = get_provider(refund.order.provider).refund(
+                provider_ref=payment.provider_ref if payment else "",
+                amount_rupiah=refund.amount_rupiah,
+                reference=f"refund:{refund.pk}",
+            )
+            if result.succeeded:
+                refund.status = Refund.Status.SUCCEEDED
+                refund.provider_refund_ref = result.reference
+                refund.save(update_fields=["status", "provider_refund_ref"])
+                sent += 1
+    for payment_id in Payment.objects.filter(status=Payment.Status.REFUND_PENDING).values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            payment = (
+                Payment.objects.select_for_update(skip_locked=True)
+                .filter(pk=payment_id, status=Payment.Status.REFUND_PENDING)
+                .first()
+            )
+            if payment is None:
+                continue
+            result = get_provider(payment.provider).refund(
+                provider_ref=payment.provider_ref,
+                amount_rupiah=payment.amount_rupiah,
+                reference=f"payment:{payment.pk}",
+            )
+            if result.succeeded:
+                payment.status = Payment.Status.REFUNDED
+                payment.save(update_fields=["status"])
+                sent += 1
+    return sent
 
 
 # --------------------------------------------------------------------------- sweepers
@@ -261,22 +317,13 @@ def refund_order(*, channel, order_id: str, customer, units: int, request_key: s
         units=units,
         amount_rupiah=gross - fee,
         fee_rupiah=fee,
-        status=Refund.Status.SUCCEEDED,
+        status=Refund.Status.PENDING,
     )
     quota.refund_units(
         channel_id=channel.pk, customer_id=customer.pk, refund_ref=f"{channel.pk}:{refund.pk}", units=units
     )
-    payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
-    provider = get_provider(order.provider)
-    result = provider.refund(
-        provider_ref=payment.provider_ref if payment else "",
-        amount_rupiah=refund.amount_rupiah,
-        reference=f"refund:{refund.pk}",
-    )
-    if not result.succeeded:
-        raise RefundNotAllowed("The payment provider refused the refund; nothing was changed. Try again later.")
-    refund.provider_refund_ref = result.reference
     refund.save(force_insert=True)
     order.refunded_units += units
     order.save(update_fields=["refunded_units"])
+    _send_after_commit()  # the money goes back once the units are back for sure
     return refund

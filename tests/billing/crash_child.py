@@ -1,7 +1,7 @@
 """A child process for crash tests: does one billing step and is SIGKILLed at a fault point.
 
-    python -m tests.billing.crash_child credit <order_id> <payment_ref>
-    python -m tests.billing.crash_child commit <hold_id>
+python -m tests.billing.crash_child credit <order_id> <payment_ref>
+python -m tests.billing.crash_child commit <hold_id>
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ def main(argv: list[str]) -> None:
         with schema_context("alpha"):
             order = Order.objects.get(pk=argv[2])
             retail.apply_payment_event(
-                channel=channel, provider_name="simulator",
-                event=PaymentEvent(provider_ref=argv[3], order_id=order.pk, succeeded=True,
-                                   amount_rupiah=order.total_rupiah),
+                channel=channel,
+                provider_name="simulator",
+                event=PaymentEvent(
+                    provider_ref=argv[3], order_id=order.pk, succeeded=True, amount_rupiah=order.total_rupiah
+                ),
             )
         faults.point("child.after_commit")
     elif argv[1] == "commit":

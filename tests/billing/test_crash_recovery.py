@@ -33,8 +33,11 @@ def run_until_killed(tmp_path: Path, point: str, *args: str) -> None:
     marker = tmp_path / f"marker-{unique('m')}"
     env = child_env() | {"GATEWAY_FAULT_POINT": point, "GATEWAY_FAULT_MARKER": str(marker)}
     child = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "tests.billing.crash_child", *args], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "tests.billing.crash_child", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while not marker.exists():
@@ -68,7 +71,8 @@ def paid_order_setup(live_db):
 def redeliver(alpha, order, ref):
     with schema_context("alpha"):
         return retail.apply_payment_event(
-            channel=alpha, provider_name="simulator",
+            channel=alpha,
+            provider_name="simulator",
             event=PaymentEvent(provider_ref=ref, order_id=order.pk, succeeded=True, amount_rupiah=order.total_rupiah),
         )
 

@@ -98,6 +98,10 @@ def test_a_second_payment_for_the_same_order_is_refunded_not_credited(client_for
     assert "refunded" in second.json()["note"]
     assert wallet(alpha, customer)["available"] == 3
     with schema_context("alpha"):
+        statuses = sorted(Payment.objects.filter(order=order).values_list("status", flat=True))
+        assert statuses == ["refund_pending", "succeeded"]  # owed, and sent after commit ...
+        assert retail.send_pending_refunds(channel=alpha) == 1
+        assert retail.send_pending_refunds(channel=alpha) == 0  # ... exactly once
         assert sorted(Payment.objects.filter(order=order).values_list("status", flat=True)) == ["refunded", "succeeded"]
 
 
@@ -181,6 +185,8 @@ def test_a_payment_after_expiry_with_no_stock_left_is_refunded_and_says_so(clien
     with schema_context("alpha"):
         refreshed = Order.objects.get(pk=order.pk)
         assert "refunded" in refreshed.status_reason
+        assert Payment.objects.get(order=order).status == "refund_pending"
+        retail.send_pending_refunds(channel=alpha)
         assert Payment.objects.get(order=order).status == "refunded"
     assert wallet(alpha, customer)["available"] == 0
 
@@ -209,6 +215,12 @@ def test_refund_returns_unused_units_to_stock_less_the_fee(client_for, alpha, cu
     body = response.json()
     assert body["units"] == 2
     assert body["amount_rupiah"] == 2 * (10_000 + alpha.service_fee_rupiah) - alpha.refund_fee_rupiah
+    assert body["status"] == "pending"  # units are back now; the money leaves after commit
+    with schema_context("alpha"):
+        from billing.retail.models import Refund
+
+        assert retail.send_pending_refunds(channel=alpha) == 1
+        assert Refund.objects.get(pk=body["id"]).status == "succeeded"
     assert wallet(alpha, customer)["available"] == 1
     assert ledger.channel_balance(channel_id=alpha.pk).available == stock + 2
     too_many = client_for("alpha").post(
@@ -259,3 +271,25 @@ def test_an_order_beyond_stock_is_refused_clearly(client_for, alpha, customer):
     assert response.status_code == 409
     assert response.json()["code"] == "insufficient_stock"
     assert ledger.channel_balance(channel_id=alpha.pk).available == available
+
+
+def test_no_money_leaves_before_the_refund_is_committed(client_for, alpha, customer, monkeypatch):
+    """A refund whose transaction dies sends nothing; the provider is only called for committed refunds."""
+    from django.db import transaction
+
+    from billing.providers.simulator import SimulatorProvider
+    from billing.retail.models import Refund
+
+    calls = []
+    real_refund = SimulatorProvider.refund
+    monkeypatch.setattr(SimulatorProvider, "refund", lambda self, **kw: calls.append(kw) or real_refund(self, **kw))
+    order = order_for(alpha, customer, quantity=2)
+    webhook(client_for, order, payment_ref=unique("pay"))
+    with schema_context("alpha"):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            retail.refund_order(channel=alpha, order_id=order.pk, customer=customer, units=1, request_key="k1")
+            raise RuntimeError("the process dies before the commit")
+        assert Refund.objects.filter(order=order).count() == 0
+        assert retail.send_pending_refunds(channel=alpha) == 0
+    assert calls == []
+    assert wallet(alpha, customer)["available"] == 2

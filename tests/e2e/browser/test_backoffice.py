@@ -78,7 +78,7 @@ def test_staff_runs_reconciliation_reads_settlement_and_publishes_an_incident(li
     page.locator("nav.mainnav").get_by_role("link", name="Reconciliation", exact=True).click()
     page.get_by_role("button", name="Run now").click()
     expect(page.locator(".msg")).to_contain_text("Reconciliation")
-    expect(page.locator(".check-list > li")).to_have_count(7)  # one per check (violations nest inside)
+    expect(page.locator(".check-list > li")).to_have_count(8)  # one per check (violations nest inside)
     shoot("backoffice-reconciliation")
 
     page.locator("nav.mainnav").get_by_role("link", name="Settlement", exact=True).click()
