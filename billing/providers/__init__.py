@@ -52,7 +52,10 @@ class PaymentProvider(Protocol):
 
     def parse_webhook(self, *, body: bytes, headers) -> PaymentEvent: ...
 
-    def refund(self, *, provider_ref: str, amount_rupiah: int, reference: str) -> ProviderRefund: ...
+    def refund(self, *, provider_ref: str, amount_rupiah: int, reference: str) -> ProviderRefund:
+        """Send money back. Must be idempotent by ``reference`` (our refund's id): the refund sender
+        calls it again after a crash between the provider's answer and our commit."""
+        ...
 
 
 def get_provider(name: str) -> PaymentProvider:
