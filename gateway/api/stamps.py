@@ -215,7 +215,7 @@ def _request_from(data: dict, upload) -> StampRequest:
     )
 
 
-def job_output(job: StampJob, *, position: int | None = None) -> dict:
+def job_output(job: StampJob, *, position: int | None = None, queue: admission.QueueState | None = None) -> dict:
     body = {
         "id": job.id,
         "customer": job.customer_id,
@@ -239,7 +239,8 @@ def job_output(job: StampJob, *, position: int | None = None) -> dict:
         "document_url": f"/api/v1/stamps/{job.id}/document" if job.status == StampJob.Status.STAMPED else None,
     }
     if position is not None:
-        body["queue"] = {"position": position + 1, "eta_seconds": admission.eta_seconds(position)}
+        eta = queue.eta_seconds(position) if queue is not None else admission.eta_seconds(position)
+        body["queue"] = {"position": position + 1, "eta_seconds": eta}
     return body
 
 
@@ -269,13 +270,17 @@ class StampListApi(ChannelApiView):
         data = StampInput(data=request.data)
         data.is_valid(raise_exception=True)
         customer = customer_get(customer_id=data.validated_data["customer"])
-        waiting = admission.admit(channel=request.tenant)
+        queue = admission.admit(channel=request.tenant)
         job = request_stamp(
             channel=request.tenant,
             customer=customer,
             request=_request_from(data.validated_data, data.validated_data["document"]),
         )
-        return Response(job_output(job, position=waiting), status=202, headers={"Location": f"/api/v1/stamps/{job.id}"})
+        return Response(
+            job_output(job, position=queue.waiting, queue=queue),
+            status=202,
+            headers={"Location": f"/api/v1/stamps/{job.id}"},
+        )
 
     @extend_schema(
         tags=["stamps"],
@@ -422,7 +427,7 @@ class BatchListApi(ChannelApiView):
         data.is_valid(raise_exception=True)
         customer = customer_get(customer_id=data.validated_data["customer"])
         documents = data.validated_data["documents"]
-        waiting = admission.admit(channel=request.tenant, new_jobs=len(documents))
+        queue = admission.admit(channel=request.tenant, new_jobs=len(documents))
         with transaction.atomic():  # all documents are held and queued, or none
             batch = Batch.objects.create(customer=customer)
             jobs = [
@@ -438,7 +443,7 @@ class BatchListApi(ChannelApiView):
             {
                 "id": batch.id,
                 "documents": len(jobs),
-                "jobs": [job_output(j, position=waiting + i) for i, j in enumerate(jobs)],
+                "jobs": [job_output(j, position=queue.waiting + i, queue=queue) for i, j in enumerate(jobs)],
             },
             status=202,
             headers={"Location": f"/api/v1/batches/{batch.id}"},

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
@@ -100,23 +101,45 @@ def resync_backlog() -> int:
     return actual
 
 
-def job_queued(*, channel_schema: str, count: int = 1) -> None:
-    with contextlib.suppress(redis.RedisError):
-        client().incrby(_key("backlog", channel_schema), count)
-
-
-def eta_seconds(position: int) -> int:
-    rate = drain_rate() or settings.STAMPING_ASSUMED_RATE
+def eta_seconds(position: int, *, rate: float | None = None) -> int:
+    """Seconds until the job at 0-based ``position`` is done, at the measured (or assumed) drain rate."""
+    rate = (drain_rate() if rate is None else rate) or settings.STAMPING_ASSUMED_RATE
     return max(1, math.ceil((position + 1) / rate))
 
 
-def admit(*, channel, new_jobs: int = 1) -> int:
-    """Refuse with 503 when the channel's backlog is past its limit; else return the backlog ahead."""
+@dataclass(frozen=True)
+class QueueState:
+    waiting: int  # jobs of this channel queued or running
+    rate: float  # stamps finished per second over the last minute (0.0 when unknown)
+
+    def eta_seconds(self, position: int) -> int:
+        return eta_seconds(position, rate=self.rate)
+
+
+def queue_state() -> QueueState:
+    """Backlog and drain rate in ONE Redis round trip (the stamp request's admission check)."""
+    from django.db import connection
+
+    now = int(time.time()) // BUCKET_SECONDS
+    try:
+        pipe = client().pipeline(transaction=False)
+        pipe.get(_key("backlog", connection.schema_name))
+        pipe.mget([_key("done", "all", now - i) for i in range(1, WINDOW_BUCKETS + 1)])
+        value, buckets = pipe.execute()
+    except redis.RedisError:
+        return QueueState(waiting=count_backlog(), rate=0.0)
+    waiting = resync_backlog() if value is None else max(0, int(value))
+    return QueueState(waiting=waiting, rate=sum(int(v) for v in buckets if v) / (BUCKET_SECONDS * WINDOW_BUCKETS))
+
+
+def admit(*, channel, new_jobs: int = 1) -> QueueState:
+    """Refuse with 503 when the channel's backlog is past its limit; else return the queue ahead."""
     from gateway.stamping.errors import Overloaded
 
-    waiting = backlog()
+    state = queue_state()
+    waiting = state.waiting
     if waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT:
-        retry_after = eta_seconds(waiting)
+        retry_after = state.eta_seconds(waiting)
         error = Overloaded(
             f"{channel.name} has {waiting} documents waiting to be stamped, the most it queues at once. "
             f"Nothing was charged. Try again in about {retry_after} seconds.",
@@ -124,4 +147,4 @@ def admit(*, channel, new_jobs: int = 1) -> int:
         )
         error.headers = {"Retry-After": str(retry_after)}
         raise error
-    return waiting
+    return state

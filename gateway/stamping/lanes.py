@@ -32,7 +32,9 @@ TIME_SLICE_SECONDS = 2.0
 LEASE = timedelta(minutes=2)
 TOKEN_TTL_SECONDS = 600
 
+# KEYS[1] lane slots, KEYS[2] backlog counter; ARGV budget, slot TTL, jobs just queued.
 _CLAIM_LANE_SLOT = """
+if tonumber(ARGV[3]) > 0 then redis.call('INCRBY', KEYS[2], ARGV[3]) end
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[1]) then return 0 end
 redis.call('INCR', KEYS[1])
@@ -53,14 +55,16 @@ def _budget(schema: str) -> int:
     return max(1, budget or 1)
 
 
-def wake(*, schema_name: str, budget: int | None = None) -> bool:
-    """Make sure the lane of ``schema_name`` is being drained. Returns True if a task was published."""
+def wake(*, schema_name: str, budget: int | None = None, queued: int = 0) -> bool:
+    """Make sure the lane of ``schema_name`` is being drained (and count ``queued`` new jobs on its
+    backlog in the same Redis call). Returns True if a task was published."""
     global _claim_slot
     budget = budget or _budget(schema_name)
     try:
         if _claim_slot is None:
             _claim_slot = admission.client().register_script(_CLAIM_LANE_SLOT)
-        if not _claim_slot(keys=[_token_key(schema_name)], args=[budget, TOKEN_TTL_SECONDS]):
+        keys = [_token_key(schema_name), admission._key("backlog", schema_name)]
+        if not _claim_slot(keys=keys, args=[budget, TOKEN_TTL_SECONDS, queued]):
             return False  # the lane has all its drainers already; they will find this job
     except redis.RedisError:
         logger.warning("lane tokens unavailable; publishing anyway", exc_info=True)

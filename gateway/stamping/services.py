@@ -81,8 +81,9 @@ def request_stamp(*, channel, customer, request: StampRequest, batch: Batch | No
         )
         job.hold_id = _hold_id(channel, job.id)
         try:
-            quota.hold_quota(channel_id=channel.pk, customer_id=customer.pk, hold_id=job.hold_id,
-                             timeout=HOLD_TIMEOUT, isolate=False)
+            quota.hold_quota(
+                channel_id=channel.pk, customer_id=customer.pk, hold_id=job.hold_id, timeout=HOLD_TIMEOUT, isolate=False
+            )
         except InsufficientBalance:
             raise InsufficientQuota(
                 "This customer has no e-Meterai quota left. Buy quota (POST /api/v1/orders) and try again."
@@ -114,8 +115,7 @@ def event_payload(job: StampJob) -> dict:
 
 def queued(*, schema_name: str, budget: int, count: int = 1) -> None:
     """After commit: count the new job(s) on the backlog and make sure the channel's lane is awake."""
-    admission.job_queued(channel_schema=schema_name, count=count)
-    lanes.wake(schema_name=schema_name, budget=budget)
+    lanes.wake(schema_name=schema_name, budget=budget, queued=count)
 
 
 def run_stamp_job(*, channel, job_id: str) -> StampJob:
@@ -176,7 +176,9 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         if exc.http_status >= 500 and job.attempts < MAX_ATTEMPTS:
             # A passing fault (signing service busy): back to the lane, not before a backoff.
             StampJob.objects.filter(pk=job.pk, status=StampJob.Status.PROCESSING).update(
-                status=StampJob.Status.QUEUED, error_code=exc.code, error_detail=exc.message[:500],
+                status=StampJob.Status.QUEUED,
+                error_code=exc.code,
+                error_detail=exc.message[:500],
                 available_at=timezone.now() + timedelta(seconds=min(60, 2**job.attempts)),
             )
             job.refresh_from_db()

@@ -21,7 +21,10 @@ def _channel(schema_name: str) -> Channel | None:
 
 
 @shared_task(
-    name="gateway.stamping.drain_lane", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+    name="gateway.stamping.drain_lane",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
 )
 def drain_lane_task(schema_name: str) -> int:
     """Stamp one channel's queued jobs for a time slice, then yield: re-queue at the back if work remains.
