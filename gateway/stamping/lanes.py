@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -81,6 +82,11 @@ def _publish(schema_name: str) -> bool:
         release_token(schema_name=schema_name)
         logger.warning("could not publish a lane task; the sweeper will", exc_info=True)
         return False
+
+
+def keep_token(*, schema_name: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        admission.client().expire(_token_key(schema_name), TOKEN_TTL_SECONDS)
 
 
 def release_token(*, schema_name: str) -> None:

@@ -38,6 +38,7 @@ def drain_lane_task(schema_name: str) -> int:
     with schema_context(schema_name):
         done, more = lanes.drain(channel=channel)
         if more:
+            lanes.keep_token(schema_name=schema_name)  # a long surge must not outlive its token's TTL
             lanes._publish(schema_name)  # keeps the token, goes to the back of the queue
             return done
         lanes.release_token(schema_name=schema_name)
