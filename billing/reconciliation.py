@@ -178,14 +178,11 @@ def check_paid_orders_credited(now=None) -> Check:
 
     check = Check("paid_orders_credited", "No paid order is left uncredited past the sweeper's interval.")
     cutoff = (now or timezone.now()) - UNCREDITED_GRACE
-    for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
-        if not _schema_exists(channel.schema_name):
-            continue
-        with schema_context(channel.schema_name):
-            for order_id in Order.objects.filter(status=Order.Status.PAID, paid_at__lt=cutoff).values_list(
-                "pk", flat=True
-            )[:50]:
-                check.violations.append(f"{channel.code}: order {order_id} paid but not credited")
+    for channel in _in_each_channel_schema():
+        for order_id in Order.objects.filter(status=Order.Status.PAID, paid_at__lt=cutoff).values_list("pk", flat=True)[
+            :50
+        ]:
+            check.violations.append(f"{channel.code}: order {order_id} paid but not credited")
     return check
 
 
@@ -197,19 +194,24 @@ def check_refunds_sent(now=None) -> Check:
 
     check = Check("refunds_sent", "No refund owed to a customer waits for the payment provider past the retries.")
     cutoff = (now or timezone.now()) - REFUND_GRACE
-    for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
-        if not _schema_exists(channel.schema_name):
-            continue
-        with schema_context(channel.schema_name):
-            for refund_id in Refund.objects.filter(status=Refund.Status.PENDING, created_at__lt=cutoff).values_list(
-                "pk", flat=True
-            )[:50]:
-                check.violations.append(f"{channel.code}: refund {refund_id} not yet paid back")
-            for payment_id in Payment.objects.filter(
-                status=Payment.Status.REFUND_PENDING, received_at__lt=cutoff
-            ).values_list("pk", flat=True)[:50]:
-                check.violations.append(f"{channel.code}: payment {payment_id} to refund not yet paid back")
+    for channel in _in_each_channel_schema():
+        for refund_id in Refund.objects.filter(status=Refund.Status.PENDING, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:50]:
+            check.violations.append(f"{channel.code}: refund {refund_id} not yet paid back")
+        for payment_id in Payment.objects.filter(
+            status=Payment.Status.REFUND_PENDING, received_at__lt=cutoff
+        ).values_list("pk", flat=True)[:50]:
+            check.violations.append(f"{channel.code}: payment {payment_id} to refund not yet paid back")
     return check
+
+
+def _in_each_channel_schema():
+    """Yield every channel whose schema exists, with the connection inside that schema."""
+    for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
+        if _schema_exists(channel.schema_name):
+            with schema_context(channel.schema_name):
+                yield channel
 
 
 def _schema_exists(name: str) -> bool:
