@@ -40,9 +40,9 @@ HOST = "benchapi.localhost"
 
 
 def setup() -> dict:
-    import django
+    from bench.common import setup_migrated
 
-    django.setup()
+    setup_migrated()
     from django_tenants.utils import schema_context
 
     from billing import quota

@@ -38,7 +38,9 @@ def _setup_django():
 
 def prepare(customers: int) -> int:
     """A bench channel with funded customers; returns the channel id."""
-    _setup_django()
+    from bench.common import setup_migrated
+
+    setup_migrated()
     from billing import quota
     from tenants.models import Channel
     from tenants.services import ensure_issuer, provision_channel
