@@ -31,6 +31,11 @@ def _used(channel_id: int, customer_id: int) -> int:
     return ledger.used_account_id(channel_id=channel_id, shard=customer_id % ledger.USED_SHARDS)
 
 
+def used_account(*, channel_id: int, customer_id: int) -> int:
+    """The account a customer's held and spent units are credited to (one of the channel's used shards)."""
+    return _used(channel_id, customer_id)
+
+
 @transaction.atomic
 def allocate_stock(*, channel_id: int, units: int, reference: str) -> int:
     """Move ``units`` from the issuer's mint to the channel's stock, spread over its shards.

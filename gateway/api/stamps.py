@@ -269,11 +269,10 @@ class StampListApi(ChannelApiView):
     def post(self, request):
         data = StampInput(data=request.data)
         data.is_valid(raise_exception=True)
-        customer = customer_get(customer_id=data.validated_data["customer"])
         queue = admission.admit(channel=request.tenant)
         job = request_stamp(
             channel=request.tenant,
-            customer=customer,
+            customer_id=data.validated_data["customer"],
             request=_request_from(data.validated_data, data.validated_data["document"]),
         )
         return Response(
@@ -433,8 +432,8 @@ class BatchListApi(ChannelApiView):
             jobs = [
                 request_stamp(
                     channel=request.tenant,
-                    customer=customer,
-                    batch=batch,
+                    customer_id=customer.pk,
+                    batch_id=batch.id,
                     request=_request_from(data.validated_data, upload),
                 )
                 for upload in documents

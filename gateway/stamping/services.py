@@ -12,22 +12,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from billing import quota
-from billing.ledger.errors import InsufficientBalance, LedgerError
+from billing.ledger.errors import LedgerError
 from gateway import faults, webhooks
 from gateway.errors import ApplicationError
 from gateway.stamping import admission, lanes
 from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
-from gateway.stamping.models import Batch, JobDocument, StampJob
+from gateway.stamping.models import JobDocument, StampJob, new_job_id
 from gateway.stamping.secrets import seal, unseal
 from issuer.checks import check_document
+from tenants.portal.services import CustomerNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -54,44 +56,64 @@ def _hold_id(channel, job_id: str) -> str:
     return f"stamp:{channel.pk}:{job_id}"
 
 
-def request_stamp(*, channel, customer, request: StampRequest, batch: Batch | None = None) -> StampJob:
-    """Check, hold a unit, record the job; queue it once committed."""
+def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id: str | None = None) -> StampJob:
+    """Check, hold a unit, record the job; queue it once committed.
+
+    The hold and the two rows are ONE call of ``stamping_intake`` (``gateway.stamping.sql``): one round
+    trip, one transaction of its own outside ``transaction.atomic``, or part of the caller's inside one
+    (a batch: all documents or none).
+    """
     info = check_document(
         data=request.data, page=request.page, box=request.box, profile=request.profile, password=request.password
     )
-    with transaction.atomic():
-        job = StampJob(
-            customer=customer,
-            batch=batch,
-            file_name=request.file_name[:255],
-            sha256_in=info.sha256,
-            pages=info.page_count,
-            page=request.page,
-            llx=request.box[0],
-            lly=request.box[1],
-            urx=request.box[2],
-            ury=request.box[3],
-            profile=request.profile,
-            document_type=request.document_type,
-            document_number=request.document_number,
-            document_date=request.document_date,
-            reason=request.reason,
-            location=request.location,
-            enqueued_at=timezone.now(),
-        )
-        job.hold_id = _hold_id(channel, job.id)
-        try:
-            quota.hold_quota(
-                channel_id=channel.pk, customer_id=customer.pk, hold_id=job.hold_id, timeout=HOLD_TIMEOUT, isolate=False
-            )
-        except InsufficientBalance:
+    job = StampJob(
+        id=new_job_id(),
+        customer_id=customer_id,
+        batch_id=batch_id,
+        file_name=request.file_name[:255],
+        sha256_in=info.sha256,
+        pages=info.page_count,
+        page=request.page,
+        llx=request.box[0],
+        lly=request.box[1],
+        urx=request.box[2],
+        ury=request.box[3],
+        profile=request.profile,
+        document_type=request.document_type,
+        document_number=request.document_number,
+        document_date=request.document_date,
+        reason=request.reason,
+        location=request.location,
+    )
+    job.hold_id = _hold_id(channel, job.id)
+    used_account = quota.used_account(channel_id=channel.pk, customer_id=customer_id)
+    # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
+    # refusal from aborting the caller's transaction.
+    try:
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT stamping_intake(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " %s, %s, %s, %s)",
+                    [
+                        job.id, customer_id, channel.pk, used_account, int(HOLD_TIMEOUT.total_seconds()), batch_id,
+                        job.file_name, job.sha256_in, job.pages, job.page,
+                        job.llx, job.lly, job.urx, job.ury, job.profile, job.document_type, job.document_number,
+                        job.document_date, job.reason, job.location, request.data, seal(request.password),
+                    ],
+                )
+                job.created_at = job.enqueued_at = job.available_at = cursor.fetchone()[0]
+    except DatabaseError as exc:
+        state = getattr(exc.__cause__, "sqlstate", None)
+        if state == "S0001":
+            raise CustomerNotFound(f"No customer {customer_id!r} in this channel.") from None
+        if state == "L0002":
             raise InsufficientQuota(
                 "This customer has no e-Meterai quota left. Buy quota (POST /api/v1/orders) and try again."
             ) from None
-        job.save(force_insert=True)
-        JobDocument.objects.create(job=job, original=request.data, sealed_password=seal(request.password))
-        schema = connection.schema_name
-        transaction.on_commit(lambda: queued(schema_name=schema, budget=channel.stamping_concurrency))
+        raise
+    schema = connection.schema_name
+    transaction.on_commit(lambda: queued(schema_name=schema, budget=channel.stamping_concurrency))
     return job
 
 

@@ -44,12 +44,12 @@ def test_stamp_completed_and_failed_are_announced(alpha):
     with schema_context("alpha"):
         ok = services.request_stamp(
             channel=alpha,
-            customer=customer,
+            customer_id=customer.pk,
             request=services.StampRequest(data=text_pdf(), page=1, box=(40, 40, 140, 140)),
         )
         bad = services.request_stamp(
             channel=alpha,
-            customer=customer,
+            customer_id=customer.pk,
             request=services.StampRequest(data=text_pdf(), page=1, box=(40, 40, 140, 140)),
         )
         StampJob.objects.filter(pk=bad.pk).update(profile="gone")

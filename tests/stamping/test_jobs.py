@@ -47,7 +47,7 @@ def request(**overrides) -> services.StampRequest:
 
 def test_request_holds_one_unit_and_the_worker_stamps_and_commits_it(alpha, customer):
     with schema_context("alpha"):
-        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         assert (job.status, job.unit) == ("queued", "held")
         assert wallet(alpha, customer) == {"available": 1, "held": 1, "used": 0}
         done = services.run_stamp_job(channel=alpha, job_id=job.pk)
@@ -60,7 +60,7 @@ def test_request_holds_one_unit_and_the_worker_stamps_and_commits_it(alpha, cust
 
 def test_running_a_job_again_changes_nothing(alpha, customer):
     with schema_context("alpha"):
-        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         first = services.run_stamp_job(channel=alpha, job_id=job.pk)
         again = services.run_stamp_job(channel=alpha, job_id=job.pk)  # a redelivered task
     assert again.serial == first.serial
@@ -70,7 +70,7 @@ def test_running_a_job_again_changes_nothing(alpha, customer):
 
 def test_a_bad_document_is_refused_at_the_door_and_holds_nothing(alpha, customer):
     with schema_context("alpha"), pytest.raises(DocumentError) as refusal:
-        services.request_stamp(channel=alpha, customer=customer, request=request(data=b"not a pdf at all"))
+        services.request_stamp(channel=alpha, customer_id=customer.pk, request=request(data=b"not a pdf at all"))
     assert refusal.value.code == "not_a_pdf"
     assert wallet(alpha, customer) == {"available": 2, "held": 0, "used": 0}
     with schema_context("alpha"):
@@ -80,16 +80,16 @@ def test_a_bad_document_is_refused_at_the_door_and_holds_nothing(alpha, customer
 def test_no_quota_is_refused_and_writes_nothing(alpha, customer):
     with schema_context("alpha"):
         for _ in range(2):
-            services.request_stamp(channel=alpha, customer=customer, request=request())
+            services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         with pytest.raises(InsufficientQuota):
-            services.request_stamp(channel=alpha, customer=customer, request=request())
+            services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         assert StampJob.objects.count() == 2
     assert wallet(alpha, customer) == {"available": 0, "held": 2, "used": 0}
 
 
 def test_a_final_failure_releases_the_unit_and_records_no_used_serial(alpha, customer):
     with schema_context("alpha"):
-        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         StampJob.objects.filter(pk=job.pk).update(profile="no-such-profile")  # the issuer will refuse it
         done = services.run_stamp_job(channel=alpha, job_id=job.pk)
     assert (done.status, done.unit, done.error_code) == ("failed", "released", "unknown_profile")
@@ -99,7 +99,7 @@ def test_a_final_failure_releases_the_unit_and_records_no_used_serial(alpha, cus
 
 def test_a_job_whose_hold_was_swept_fails_without_stamping(alpha, customer):
     with schema_context("alpha"):
-        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         with connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE ledger_transfer SET timeout_at = now() - interval '1 second' WHERE id = %s", [job.hold_id]
@@ -117,7 +117,7 @@ def test_jobs_of_a_vanished_worker_are_taken_back_and_run_once(alpha, customer):
     from gateway.stamping import lanes
 
     with schema_context("alpha"):
-        job = services.request_stamp(channel=alpha, customer=customer, request=request())
+        job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         assert lanes.claim_next() == job.pk  # a worker claims it ... and dies
         assert lanes.claim_next() is None  # nobody else can claim it meanwhile
         StampJob.objects.filter(pk=job.pk).update(claimed_at=timezone.now() - timedelta(minutes=10))
@@ -133,8 +133,8 @@ def test_a_lane_takes_the_oldest_job_first_and_leaves_others_channels_alone(alph
     from gateway.stamping import lanes
 
     with schema_context("alpha"):
-        first = services.request_stamp(channel=alpha, customer=customer, request=request())
-        second = services.request_stamp(channel=alpha, customer=customer, request=request())
+        first = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
+        second = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
         assert lanes.claim_next() == first.pk
         assert lanes.claim_next() == second.pk
     with schema_context("beta"):

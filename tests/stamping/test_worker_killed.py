@@ -41,7 +41,7 @@ def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, t
         customer = Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Crash")
         job = services.request_stamp(
             channel=alpha,
-            customer=customer,
+            customer_id=customer.pk,
             request=services.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0)),
         )
     drain_lane_task.apply_async(args=["alpha"], queue=QUEUE)
