@@ -46,10 +46,11 @@ REDIS_RETRY_SECONDS = 1.0  # after a failure, use the in-process limiter this lo
 LOCAL_MAX_BUCKETS = 50_000  # the fallback limiter's memory bound
 
 # One round trip, atomic: read both buckets, charge both only if both pass.
-# KEYS[1] the API key's bucket, KEYS[2] the channel's bucket.
+# KEYS[1] the API key's bucket, KEYS[2] the channel's bucket, KEYS[3] the channel's API key epoch
+# (read only: see ``gateway.apikeys``, whose cache it keeps exact at no extra round trip).
 # ARGV[1], ARGV[2]: emission interval and tolerance (microseconds) of the key bucket;
 # ARGV[3], ARGV[4]: the same for the channel bucket; ARGV[5]: cost of this request.
-# Returns {allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us}.
+# Returns {allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us, epoch}.
 GCRA_LUA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -83,6 +84,7 @@ for i = 1, 2 do
   out[#out + 1] = tat - now
 end
 out[#out + 1] = retry_after
+out[#out + 1] = redis.call('GET', KEYS[3]) or '0'
 return out
 """
 
@@ -134,6 +136,7 @@ class Decision:
     buckets: tuple[BucketState, BucketState]  # (key, channel)
     retry_after: float  # seconds until a refused request could pass; 0.0 when allowed
     source: Literal["redis", "local"]
+    keys_epoch: bytes | None = None  # the channel's API key epoch (None from the fallback)
 
     @property
     def remaining(self) -> int:
@@ -201,13 +204,42 @@ def _namespace() -> str:
     return getattr(settings, "RATE_LIMIT_NAMESPACE", None) or connection.settings_dict["NAME"]
 
 
+def _tag(channel_id: int) -> str:
+    return f"{{{_namespace()}:{channel_id}}}"  # one hash tag: a channel's keys live in one cluster slot
+
+
 def bucket_keys(*, channel, api_key_id: int) -> tuple[str, str]:
-    tag = f"{{{_namespace()}:{channel.pk}}}"  # one hash tag: both keys live in one cluster slot
+    tag = _tag(channel.pk)
     return f"rl:{tag}:key:{api_key_id}", f"rl:{tag}:channel"
 
 
+def keys_epoch_key(*, channel_id: int) -> str:
+    return f"rl:{_tag(channel_id)}:keys-epoch"
+
+
+def read_keys_epoch(*, channel_id: int) -> bytes | None:
+    """The channel's API key epoch (``b"0"`` before the first change), or None when Redis cannot say."""
+    if time.monotonic() < _redis_retry_at:
+        return None
+    try:
+        value = _client_and_script(settings.REDIS_URL)[0].get(keys_epoch_key(channel_id=channel_id))
+    except redis.RedisError as exc:
+        _note_redis_failure(exc)
+        return None
+    return value if value is not None else b"0"
+
+
+def bump_keys_epoch(*, channel_id: int) -> bool:
+    """Move the channel's API key epoch on (every cached key of it is re-read). False if Redis is down."""
+    try:
+        _client_and_script(settings.REDIS_URL)[0].incr(keys_epoch_key(channel_id=channel_id))
+    except redis.RedisError:
+        return False
+    return True
+
+
 def _decide(policies, raw, source) -> Decision:
-    allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us = (int(v) for v in raw)
+    allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us = map(int, raw[:6])
     return Decision(
         allowed=bool(allowed),
         buckets=(
@@ -216,6 +248,7 @@ def _decide(policies, raw, source) -> Decision:
         ),
         retry_after=retry_after_us / MICROS,
         source=source,
+        keys_epoch=raw[6] if len(raw) > 6 else None,
     )
 
 
@@ -303,7 +336,7 @@ def check_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
         client, script = _client_and_script(settings.REDIS_URL)
         args = (policies[0].interval_us, policies[0].tolerance_us, policies[1].interval_us, policies[1].tolerance_us)
         try:
-            raw = script(keys=keys, args=(*args, cost), client=client)
+            raw = script(keys=(*keys, keys_epoch_key(channel_id=channel.pk)), args=(*args, cost), client=client)
         except redis.RedisError as exc:
             _note_redis_failure(exc)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, permissions
 
-from gateway.apikeys import InvalidApiKey, authenticate_api_key
+from gateway.apikeys import CheckedKey, InvalidApiKey, authenticate_api_key, authenticate_api_key_cached
 
 
 class ApiKeyPrincipal:
@@ -12,10 +12,12 @@ class ApiKeyPrincipal:
 
     is_authenticated = True
 
-    def __init__(self, api_key):
+    def __init__(self, api_key, *, checked: CheckedKey | None = None, presented: str = ""):
         self.api_key = api_key
         self.channel_id = api_key.channel_id
         self.scopes = frozenset(api_key.scopes)
+        self.checked = checked  # a cached answer the view must confirm (gateway.apikeys.confirm_epoch)
+        self.presented = presented
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -26,7 +28,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise InvalidApiKey("Send the key as `Authorization: Bearer <key>`.")
-        api_key = authenticate_api_key(presented=presented.strip(), channel=request.tenant)
+        presented = presented.strip()
+        view = (request.parser_context or {}).get("view")
+        if getattr(view, "confirms_cached_keys", False):
+            checked = authenticate_api_key_cached(presented=presented, channel=request.tenant)
+            if checked.needs_confirmation:
+                return ApiKeyPrincipal(checked.api_key, checked=checked, presented=presented), checked.api_key
+            return ApiKeyPrincipal(checked.api_key), checked.api_key
+        api_key = authenticate_api_key(presented=presented, channel=request.tenant)
         return ApiKeyPrincipal(api_key), api_key
 
     def authenticate_header(self, request):

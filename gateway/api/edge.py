@@ -3,10 +3,11 @@
 ``EdgeMixin`` goes first in a storefront view's bases (``class ChannelApiView(EdgeMixin, APIView)``).
 For each request, in this order:
 
-1. authentication (the view's ``authentication_classes``);
+1. authentication (the view's ``authentication_classes``), from the per-process key cache;
 2. rate limit, per API key and per channel (:mod:`gateway.ratelimit`): a refusal is ``429 rate_limited``
    with ``Retry-After``; every response to an authenticated request carries ``RateLimit`` and
-   ``RateLimit-Policy``;
+   ``RateLimit-Policy``. The same round trip returns the channel's API key epoch, which confirms a
+   cached key (or sends it back to the database: :mod:`gateway.apikeys`);
 3. permissions and DRF throttles, as usual;
 4. on POST with ``Idempotency-Key`` (:mod:`gateway.idempotency`): claim the key, or replay the stored
    answer, or refuse with 409;
@@ -22,6 +23,7 @@ import hashlib
 from django.db import transaction
 from django.http import HttpResponse
 
+from gateway.apikeys import confirm_epoch
 from gateway.idempotency import (
     IDEMPOTENCY_HEADER,
     Claimed,
@@ -70,6 +72,7 @@ class EdgeMixin:
 
     rate_limit_cost = 1
     idempotent_methods = frozenset({"POST"})
+    confirms_cached_keys = True  # apply_rate_limit confirms a cached API key on every request
 
     # ------------------------------------------------------------------ rate limit
 
@@ -84,6 +87,12 @@ class EdgeMixin:
             return  # anonymous: the permission check refuses it next
         decision = check_rate_limit(channel=channel, api_key_id=api_key.pk, cost=self.rate_limit_cost)
         request.rate_limit = decision
+        principal = request.user
+        if getattr(principal, "checked", None) is not None:
+            confirm_epoch(
+                checked=principal.checked, current=decision.keys_epoch, presented=principal.presented, channel=channel
+            )
+            principal.checked = None
         if not decision.allowed:
             raise RateLimited(decision)
 
