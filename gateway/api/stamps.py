@@ -18,6 +18,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing.ledger import services as ledger
+from gateway.api.parsers import SingleUploadParser
 from gateway.api.schema import problems
 from gateway.api.views import ChannelApiView
 from gateway.errors import ApplicationError
@@ -47,7 +48,7 @@ class FiniteFloatField(serializers.FloatField):
 
 
 class PlacementInput(serializers.Serializer):
-    customer = serializers.IntegerField(min_value=1)
+    customer = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     page = serializers.IntegerField(min_value=1, default=1)
     llx = FiniteFloatField()
     lly = FiniteFloatField()
@@ -64,6 +65,11 @@ class PlacementInput(serializers.Serializer):
 
 class StampInput(PlacementInput):
     document = serializers.FileField()
+
+
+# One instance, used only through ``run_validation`` (which keeps no state on the instance): making a
+# serializer per request deep-copies its fields, 0.2 ms of the stamp request's CPU.
+STAMP_INPUT = StampInput()
 
 
 # --------------------------------------------------------------------------- documentation only
@@ -252,7 +258,7 @@ def _job_get(job_id: str) -> StampJob:
 
 
 class StampListApi(ChannelApiView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [SingleUploadParser, FormParser]
 
     def get_required_scope(self):
         return "stamp" if self.request.method == "POST" else "read"
@@ -267,13 +273,10 @@ class StampListApi(ChannelApiView):
     )
     @problems(*DOCUMENT_CHECKS)
     def post(self, request):
-        data = StampInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = STAMP_INPUT.run_validation(request.data)
         queue = admission.admit(channel=request.tenant)
         job = request_stamp(
-            channel=request.tenant,
-            customer_id=data.validated_data["customer"],
-            request=_request_from(data.validated_data, data.validated_data["document"]),
+            channel=request.tenant, customer_id=data["customer"], request=_request_from(data, data["document"])
         )
         return Response(
             job_output(job, position=queue.waiting, queue=queue),
