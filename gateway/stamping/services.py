@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -28,6 +29,7 @@ from gateway.stamping import admission, lanes
 from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
 from gateway.stamping.models import JobDocument, StampJob, new_job_id
 from gateway.stamping.secrets import seal, unseal
+from gateway.stamping.sql import CALL_INTAKE
 from issuer.checks import check_document
 from tenants.portal.services import CustomerNotFound
 
@@ -86,23 +88,17 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
         location=request.location,
     )
     job.hold_id = _hold_id(channel, job.id)
-    used_account = quota.used_account(channel_id=channel.pk, customer_id=customer_id)
+    params = [
+        job.id, customer_id, channel.pk, quota.used_account(channel_id=channel.pk, customer_id=customer_id),
+        int(HOLD_TIMEOUT.total_seconds()), batch_id, job.file_name, job.sha256_in, job.pages, job.page,
+        job.llx, job.lly, job.urx, job.ury, job.profile, job.document_type, job.document_number,
+        job.document_date, job.reason, job.location, request.data, seal(request.password),
+    ]
     # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
     # refusal from aborting the caller's transaction.
     try:
         with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT stamping_intake(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                    " %s, %s, %s, %s)",
-                    [
-                        job.id, customer_id, channel.pk, used_account, int(HOLD_TIMEOUT.total_seconds()), batch_id,
-                        job.file_name, job.sha256_in, job.pages, job.page,
-                        job.llx, job.lly, job.urx, job.ury, job.profile, job.document_type, job.document_number,
-                        job.document_date, job.reason, job.location, request.data, seal(request.password),
-                    ],
-                )
-                job.created_at = job.enqueued_at = job.available_at = cursor.fetchone()[0]
+            job.created_at = job.enqueued_at = job.available_at = _intake(channel.schema_name, params)
     except DatabaseError as exc:
         state = getattr(exc.__cause__, "sqlstate", None)
         if state == "S0001":
@@ -115,6 +111,18 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     schema = connection.schema_name
     transaction.on_commit(lambda: queued(schema_name=schema, budget=channel.stamping_concurrency))
     return job
+
+
+def _intake(schema_name: str, params: list):
+    """``stamping_intake`` of the channel's schema, as a prepared statement with server-side binding:
+    parsed and planned once per connection, the document sent as binary, and no ``SET search_path``
+    first (the function is schema-qualified and pins its own). Django's error wrapping still applies,
+    so a broken connection is noticed and replaced as for any other query."""
+    connection.ensure_connection()
+    sql = CALL_INTAKE.replace("{schema}", connection.ops.quote_name(schema_name))
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()[0]
 
 
 def event_payload(job: StampJob) -> dict:

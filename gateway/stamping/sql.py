@@ -12,23 +12,32 @@ SQLSTATEs it raises besides the ledger's (``billing.ledger.sql``):
 A wallet account that does not exist yet is a wallet with no units: the ledger's ``L0002``
 (insufficient balance). The intake never creates accounts, so unknown customer ids cannot make rows.
 
-The function resolves its tables through the caller's ``search_path`` (the channel schema first, as
-django-tenants sets it); PostgreSQL re-plans a PL/pgSQL statement when ``search_path`` changes.
+Each channel schema has its own copy, with ``search_path`` pinned to that schema and public, and the
+request path calls it schema-qualified through a prepared statement (``gateway.stamping.services``):
+one round trip, parsed and planned once per connection.
 """
 
+def create_intake(schema: str) -> str:
+    """``stamping_intake`` for one channel schema, its ``search_path`` pinned to that schema (so the call,
+    schema-qualified, needs no ``SET search_path`` round trip first)."""
+    return CREATE_INTAKE.replace("{schema}", schema)
+
+
 CREATE_INTAKE = r"""
-CREATE OR REPLACE FUNCTION stamping_intake(
+CREATE OR REPLACE FUNCTION {schema}.stamping_intake(
     p_job_id text, p_customer_id bigint, p_channel_id bigint, p_used_account bigint, p_timeout_seconds integer,
     p_batch_id text, p_file_name text, p_sha256 text, p_pages integer, p_page integer,
     p_llx double precision, p_lly double precision, p_urx double precision, p_ury double precision,
     p_profile text, p_document_type text, p_document_number text, p_document_date date,
     p_reason text, p_location text, p_original bytea, p_sealed_password bytea
-) RETURNS timestamptz LANGUAGE plpgsql AS $$
+) RETURNS timestamptz LANGUAGE plpgsql SET search_path = {schema}, public AS $$
 DECLARE
     wallet bigint;
     hold_id text := 'stamp:' || p_channel_id || ':' || p_job_id;
     created timestamptz := clock_timestamp();
 BEGIN
+    -- Checked here, not left to the job's foreign key: that one is deferred to commit, which inside a
+    -- caller's transaction (a batch) is too late to answer "no such customer".
     PERFORM 1 FROM portal_customer WHERE id = p_customer_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no customer %', p_customer_id USING ERRCODE = 'S0001';
@@ -54,4 +63,12 @@ BEGIN
 END $$;
 """
 
-DROP_INTAKE = "DROP FUNCTION IF EXISTS stamping_intake"
+DROP_INTAKE = "DROP FUNCTION IF EXISTS {schema}.stamping_intake"
+
+# Explicit casts: the call is prepared with server-side binding, where a Python int may arrive as any
+# integer type and a None as unknown.
+CALL_INTAKE = (
+    "SELECT {schema}.stamping_intake(%s::text, %s::bigint, %s::bigint, %s::bigint, %s::integer, %s::text,"
+    " %s::text, %s::text, %s::integer, %s::integer, %s::float8, %s::float8, %s::float8, %s::float8, %s::text,"
+    " %s::text, %s::text, %s::date, %s::text, %s::text, %s::bytea, %s::bytea)"
+)

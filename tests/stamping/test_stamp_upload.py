@@ -159,3 +159,14 @@ def test_a_customer_id_past_the_database_range_is_a_field_error(client_for, chan
     body, ctype = raw_body({"customer": str(2**63), **PLACEMENT}, {"document": ("a.pdf", text_pdf())})
     response = send(client_for("alpha"), body, ctype)
     assert response.status_code == 400 and "customer" in response.json()["errors"]
+
+
+def test_a_wallet_without_its_customer_is_not_found_and_holds_nothing(client_for, channels):
+    """Only a customer of the channel can hold a unit, even where a wallet exists under that id."""
+    orphan = funded_wallet(channel_id=channels["alpha"].pk, units=1)  # no Customer row
+    body, ctype = raw_body({"customer": orphan, **PLACEMENT}, {"document": ("a.pdf", text_pdf())})
+    response = send(client_for("alpha"), body, ctype)
+    assert response.status_code == 404 and response.json()["code"] == "customer_not_found"
+    assert quota.wallet_balance(channel_id=channels["alpha"].pk, customer_id=orphan) == {
+        "available": 1, "held": 0, "used": 0,
+    }

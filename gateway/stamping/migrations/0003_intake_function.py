@@ -1,6 +1,18 @@
 from django.db import migrations
 
-from gateway.stamping.sql import CREATE_INTAKE, DROP_INTAKE
+from gateway.stamping.sql import DROP_INTAKE, create_intake
+
+
+def _schema(schema_editor) -> str:
+    return schema_editor.quote_name(schema_editor.connection.schema_name)
+
+
+def create(apps, schema_editor):
+    schema_editor.execute(create_intake(_schema(schema_editor)), params=None)  # no client-side % merging
+
+
+def drop(apps, schema_editor):
+    schema_editor.execute(DROP_INTAKE.replace("{schema}", _schema(schema_editor)), params=None)
 
 
 class Migration(migrations.Migration):
@@ -11,4 +23,4 @@ class Migration(migrations.Migration):
         ("portal", "0001_initial"),
     ]
 
-    operations = [migrations.RunSQL(CREATE_INTAKE, DROP_INTAKE)]
+    operations = [migrations.RunPython(create, drop)]
