@@ -137,6 +137,7 @@ class Decision:
     retry_after: float  # seconds until a refused request could pass; 0.0 when allowed
     source: Literal["redis", "local"]
     keys_epoch: bytes | None = None  # the channel's API key epoch (None from the fallback)
+    reads: list | None = None  # answers to the caller's piggybacked ``reads`` (None: not read)
 
     @property
     def remaining(self) -> int:
@@ -238,7 +239,7 @@ def bump_keys_epoch(*, channel_id: int) -> bool:
     return True
 
 
-def _decide(policies, raw, source) -> Decision:
+def _decide(policies, raw, source, reads=None) -> Decision:
     allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us = map(int, raw[:6])
     return Decision(
         allowed=bool(allowed),
@@ -249,6 +250,7 @@ def _decide(policies, raw, source) -> Decision:
         retry_after=retry_after_us / MICROS,
         source=source,
         keys_epoch=raw[6] if len(raw) > 6 else None,
+        reads=reads,
     )
 
 
@@ -325,9 +327,29 @@ def reset_fallback_state() -> None:
 # --------------------------------------------------------------------------- the API
 
 
-def check_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
+def _script_with_reads(client, script, keys, args, reads) -> tuple[list, list]:
+    """The rate-limit script and ``reads`` in one pipelined round trip (loading the script on NOSCRIPT)."""
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        for command in reads:
+            pipe.execute_command(*command)
+        results = pipe.execute(raise_on_error=False)
+        if attempt == 0 and isinstance(results[0], redis.exceptions.NoScriptError):
+            client.script_load(GCRA_LUA)
+            continue
+        failed = next((r for r in results if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise failed
+        return results[0], results[1:]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_rate_limit(*, channel, api_key_id: int, cost: int = 1, reads: tuple = ()) -> Decision:
     """Charge one request (``cost``) to the key's and the channel's buckets if both have room.
 
+    ``reads``: other Redis commands (read-only, e.g. ``("GET", key)``) the caller needs on this request,
+    sent in the same round trip; their answers are ``Decision.reads`` (None when Redis was not reached).
     Never raises for an unreachable Redis: the in-process fallback answers instead.
     """
     policies = policies_for(channel)
@@ -335,13 +357,17 @@ def check_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
     if time.monotonic() >= _redis_retry_at:
         client, script = _client_and_script(settings.REDIS_URL)
         args = (policies[0].interval_us, policies[0].tolerance_us, policies[1].interval_us, policies[1].tolerance_us)
+        all_keys = (*keys, keys_epoch_key(channel_id=channel.pk))
         try:
-            raw = script(keys=(*keys, keys_epoch_key(channel_id=channel.pk)), args=(*args, cost), client=client)
+            if reads:
+                raw, answers = _script_with_reads(client, script, all_keys, (*args, cost), reads)
+            else:
+                raw, answers = script(keys=all_keys, args=(*args, cost), client=client), None
         except redis.RedisError as exc:
             _note_redis_failure(exc)
         else:
             _note_redis_recovered()
-            return _decide(policies, raw, "redis")
+            return _decide(policies, raw, "redis", answers)
     return _decide(policies, local_limiter.check(keys, policies, cost), "local")
 
 

@@ -85,7 +85,9 @@ class EdgeMixin:
         channel = getattr(request, "tenant", None)
         if api_key is None or channel is None:
             return  # anonymous: the permission check refuses it next
-        decision = check_rate_limit(channel=channel, api_key_id=api_key.pk, cost=self.rate_limit_cost)
+        decision = check_rate_limit(
+            channel=channel, api_key_id=api_key.pk, cost=self.rate_limit_cost, reads=self.rate_limit_reads(request)
+        )
         request.rate_limit = decision
         principal = request.user
         if getattr(principal, "checked", None) is not None:
@@ -95,6 +97,11 @@ class EdgeMixin:
             principal.checked = None
         if not decision.allowed:
             raise RateLimited(decision)
+
+    def rate_limit_reads(self, request) -> tuple:
+        """Redis reads this request will need, sent with the rate-limit check (one round trip for both);
+        the view finds the answers in ``request.rate_limit.reads`` (None if Redis was not reached)."""
+        return ()
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -263,6 +263,9 @@ class StampListApi(ChannelApiView):
     def get_required_scope(self):
         return "stamp" if self.request.method == "POST" else "read"
 
+    def rate_limit_reads(self, request) -> tuple:
+        return admission.state_reads() if request.method == "POST" else ()  # the queue, for admission
+
     @extend_schema(
         tags=["stamps"],
         summary="Stamp a document (asynchronous)",
@@ -274,7 +277,7 @@ class StampListApi(ChannelApiView):
     @problems(*DOCUMENT_CHECKS)
     def post(self, request):
         data = STAMP_INPUT.run_validation(request.data)
-        queue = admission.admit(channel=request.tenant)
+        queue = admission.admit(channel=request.tenant, answers=getattr(request.rate_limit, "reads", None))
         job = request_stamp(
             channel=request.tenant, customer_id=data["customer"], request=_request_from(data, data["document"])
         )

@@ -116,27 +116,40 @@ class QueueState:
         return eta_seconds(position, rate=self.rate)
 
 
-def queue_state() -> QueueState:
-    """Backlog and drain rate in ONE Redis round trip (the stamp request's admission check)."""
+def state_reads() -> tuple:
+    """The Redis commands behind :func:`queue_state`, for a caller that sends them with its own round
+    trip (the stamp request sends them with its rate-limit check)."""
     from django.db import connection
 
     now = int(time.time()) // BUCKET_SECONDS
-    try:
-        pipe = client().pipeline(transaction=False)
-        pipe.get(_key("backlog", connection.schema_name))
-        pipe.mget([_key("done", "all", now - i) for i in range(1, WINDOW_BUCKETS + 1)])
-        value, buckets = pipe.execute()
-    except redis.RedisError:
-        return QueueState(waiting=count_backlog(), rate=0.0)
+    return (
+        ("GET", _key("backlog", connection.schema_name)),
+        ("MGET", *[_key("done", "all", now - i) for i in range(1, WINDOW_BUCKETS + 1)]),
+    )
+
+
+def queue_state(answers: list | None = None) -> QueueState:
+    """Backlog and drain rate: from ``answers`` to :func:`state_reads` when the caller has them, else in
+    one Redis round trip of its own."""
+    if answers is None:
+        try:
+            pipe = client().pipeline(transaction=False)
+            for command in state_reads():
+                pipe.execute_command(*command)
+            answers = pipe.execute()
+        except redis.RedisError:
+            return QueueState(waiting=count_backlog(), rate=0.0)
+    value, buckets = answers
     waiting = resync_backlog() if value is None else max(0, int(value))
     return QueueState(waiting=waiting, rate=sum(int(v) for v in buckets if v) / (BUCKET_SECONDS * WINDOW_BUCKETS))
 
 
-def admit(*, channel, new_jobs: int = 1) -> QueueState:
-    """Refuse with 503 when the channel's backlog is past its limit; else return the queue ahead."""
+def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueState:
+    """Refuse with 503 when the channel's backlog is past its limit; else return the queue ahead.
+    ``answers``: the caller's answers to :func:`state_reads`, if it has them."""
     from gateway.stamping.errors import Overloaded
 
-    state = queue_state()
+    state = queue_state(answers)
     waiting = state.waiting
     if waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT:
         retry_after = state.eta_seconds(waiting)

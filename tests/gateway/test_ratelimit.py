@@ -198,3 +198,26 @@ def test_policies_come_from_the_channel_row(channels, per_key, per_channel, burs
     alpha = channels["alpha"]
     alpha.rate_limit_per_key, alpha.rate_limit_per_channel, alpha.rate_limit_burst = per_key, per_channel, burst
     assert tuple((p.rate, p.burst, p.window) for p in policies_for(alpha)) == expected
+
+
+def test_reads_ride_along_in_the_same_round_trip(channels, raw_redis):
+    raw_redis.set("ride-along", b"42")
+    decision = check_rate_limit(
+        channel=channels["alpha"], api_key_id=11, reads=(("GET", "ride-along"), ("MGET", "ride-along", "absent"))
+    )
+    assert decision.allowed and decision.source == "redis"
+    assert decision.reads == [b"42", [b"42", None]]
+
+
+def test_reads_survive_redis_forgetting_the_script(channels, raw_redis):
+    raw_redis.set("ride-along", b"7")
+    raw_redis.script_flush()
+    decision = check_rate_limit(channel=channels["alpha"], api_key_id=12, reads=(("GET", "ride-along"),))
+    assert decision.source == "redis" and decision.reads == [b"7"]
+    assert decision.buckets[0].remaining == 99  # charged once, not twice, across the reload
+
+
+def test_reads_are_none_when_redis_is_unreachable(channels, settings):
+    settings.REDIS_URL = UNREACHABLE_REDIS
+    decision = check_rate_limit(channel=channels["alpha"], api_key_id=13, reads=(("GET", "ride-along"),))
+    assert decision.source == "local" and decision.reads is None

@@ -170,3 +170,41 @@ def test_a_wallet_without_its_customer_is_not_found_and_holds_nothing(client_for
     assert quota.wallet_balance(channel_id=channels["alpha"].pk, customer_id=orphan) == {
         "available": 1, "held": 0, "used": 0,
     }
+
+
+def test_the_queue_position_comes_from_the_channels_backlog(
+    client_for, channels, customer_id, django_capture_on_commit_callbacks
+):
+    from gateway.stamping import admission
+
+    backlog = admission._key("backlog", "alpha")
+    admission.client().set(backlog, 7)
+    try:
+        body, ctype = raw_body({"customer": customer_id, **PLACEMENT}, {"document": ("a.pdf", text_pdf())})
+        with django_capture_on_commit_callbacks(execute=True):
+            response = send(client_for("alpha"), body, ctype)
+        assert response.status_code == 202
+        assert response.json()["queue"]["position"] == 8  # seven ahead of it
+        assert int(admission.client().get(backlog)) == 8  # and it counts itself once committed
+    finally:
+        admission.client().delete(backlog)
+
+
+def test_without_redis_a_stamp_is_still_taken_and_queued(client_for, channels, customer_id, settings):
+    """Redis only advises (rate limits fall back in-process, the backlog is counted in the database):
+    the stamp request must not fail with it."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    from gateway import ratelimit
+    from gateway.stamping import admission
+
+    ratelimit.reset_fallback_state()
+    admission._client = None
+    try:
+        body, ctype = raw_body({"customer": customer_id, **PLACEMENT}, {"document": ("a.pdf", text_pdf())})
+        response = send(client_for("alpha"), body, ctype)
+    finally:
+        admission._client = None
+        ratelimit.reset_fallback_state()
+    assert response.status_code == 202, response.content
+    assert response.json()["queue"]["position"] >= 1
+    assert quota.wallet_balance(channel_id=channels["alpha"].pk, customer_id=customer_id)["held"] == 1
