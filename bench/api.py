@@ -2,7 +2,7 @@
 
 Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
 
-    .venv/bin/python bench/api.py [--seconds 8] [--clients 16] [--workers 3]
+    .venv/bin/python bench/api.py [--seconds 8] [--rounds 3] [--clients 16] [--workers 3]
 
 It starts gunicorn (gthread) on 127.0.0.1 with a bench-only channel, then drives, one after the other:
   - ``db-read``: GET of a bare endpoint that does one database read (the yardstick);
@@ -11,8 +11,11 @@ It starts gunicorn (gthread) on 127.0.0.1 with a bench-only channel, then drives
   - ``order+credit``: POST /api/v1/orders then the provider's signed webhook that credits it;
   - ``verify-serial``: GET /api/v1/verify/{serial} on the issuer host.
 The load generator shares the 2 cores with the server, so absolute figures are low; compare within
-one run. Also times the rate-limit check alone (in-process, real Redis). Jobs it leaves queued are
-failed and their units released at the end; its broker queue lives in Redis database 2.
+one run. Each scenario runs ``--seconds`` in all, split into ``--rounds`` windows taken in turn
+(db-read, stamp, order, verify, db-read, ...), so a slow spell of a shared machine falls on all of
+them; requests/s counts from the clients' first request to their last. Also times the rate-limit
+check alone (in-process, real Redis). Jobs it leaves queued are failed and their units released at
+the end; its broker queue lives in Redis database 2.
 """
 
 from __future__ import annotations
@@ -99,7 +102,8 @@ def client_loop(scenario: str, port: int, ctx: dict, seconds: float, threads: in
     # Bodies built once: the load generator shares the cores with the server, so it should cost little.
     stamp_bodies = {c: multipart({"customer": c, "page": 1, "llx": 40, "lly": 40, "urx": 140, "ury": 140}, pdf)
                     for c in ctx["customers"]}
-    stop = time.monotonic() + seconds
+    began = time.monotonic()
+    stop = began + seconds
     latencies: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
 
@@ -151,26 +155,32 @@ def client_loop(scenario: str, port: int, ctx: dict, seconds: float, threads: in
         t.start()
     for t in pool:
         t.join()
-    out.put(([x for lst in latencies for x in lst], sum(errors)))
+    out.put(([x for lst in latencies for x in lst], sum(errors), began, time.monotonic()))
 
 
 def measure(scenario: str, port: int, ctx: dict, args) -> dict:
+    """One timed window of ``scenario``: its latencies, errors and length (from the clients' own clocks,
+    so process start-up is not counted)."""
     mpctx = mp.get_context("fork")
     out = mpctx.Queue()
     per_proc = max(1, args.clients // 2)
     procs = [mpctx.Process(target=client_loop, args=(scenario, port, ctx, args.seconds, per_proc, out))
              for _ in range(2)]
-    started = time.monotonic()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    elapsed = time.monotonic() - started
-    lat = sorted(x for r in results for x in r[0])
-    errors = sum(r[1] for r in results)
+    elapsed = max(r[3] for r in results) - min(r[2] for r in results)
+    return {"latencies": [x for r in results for x in r[0]], "errors": sum(r[1] for r in results), "elapsed": elapsed}
+
+
+def summarise(windows: list[dict]) -> dict:
+    lat = sorted(x for w in windows for x in w["latencies"])
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0] * 99
-    return {"rps": len(lat) / elapsed, "p50": q[49] * 1000, "p99": q[98] * 1000, "errors": errors, "n": len(lat)}
+    return {"rps": len(lat) / sum(w["elapsed"] for w in windows), "p50": q[49] * 1000, "p99": q[98] * 1000,
+            "errors": sum(w["errors"] for w in windows), "n": len(lat),
+            "per_round": [len(w["latencies"]) / w["elapsed"] for w in windows]}
 
 
 def ratelimit_p99() -> tuple[float, float]:
@@ -205,6 +215,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ctx = setup()
     from django.conf import settings
@@ -234,13 +245,22 @@ def main() -> None:
                     raise
                 time.sleep(0.2)
         print(f"gunicorn gthread {args.workers}x4 on 127.0.0.1:{port}; {args.clients} client threads in 2 processes; "
-              f"{args.seconds:.0f}s per scenario")
-        results = {}
-        for scenario in ("db-read", "stamp-request", "order+credit", "verify-serial"):
+              f"{args.seconds:.0f}s per scenario in {args.rounds} interleaved rounds")
+        scenarios = ("db-read", "stamp-request", "order+credit", "verify-serial")
+        for scenario in scenarios:
             measure(scenario, port, ctx, argparse.Namespace(seconds=1, clients=args.clients))  # warm up
-            r = results[scenario] = measure(scenario, port, ctx, args)
+        # Rounds interleave the scenarios, so a slow spell of the machine (a shared VM) hits them alike.
+        window = argparse.Namespace(seconds=args.seconds / args.rounds, clients=args.clients)
+        windows: dict[str, list] = {s: [] for s in scenarios}
+        for _ in range(args.rounds):
+            for scenario in scenarios:
+                windows[scenario].append(measure(scenario, port, ctx, window))
+        results = {}
+        for scenario in scenarios:
+            r = results[scenario] = summarise(windows[scenario])
+            rounds = "/".join(f"{x:.0f}" for x in r["per_round"])
             print(f"{scenario:14s} {r['rps']:8.0f} req/s  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  "
-                  f"errors {r['errors']}/{r['n']}")
+                  f"errors {r['errors']}/{r['n']}  (rounds {rounds})")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -248,6 +268,9 @@ def main() -> None:
     print(f"rate-limit check (in-process, real Redis): p50 {p50:.3f} ms, p99 {p99:.3f} ms")
     print(f"cleanup: {cleanup()} queued bench jobs failed and their units released")
     ratio = results["stamp-request"]["rps"] / results["db-read"]["rps"]
+    per_round = [s / d for s, d in zip(results["stamp-request"]["per_round"], results["db-read"]["per_round"],
+                                        strict=True)]
+    print("stamp-request / db-read by round: " + ", ".join(f"{x:.0%}" for x in per_round))
     print(f"stamp-request {results['stamp-request']['rps']:.0f} req/s = {ratio:.0%} of db-read "
           f"{results['db-read']['rps']:.0f} req/s; order+credit {results['order+credit']['rps']:.0f} pairs/s; "
           f"verify-serial {results['verify-serial']['rps']:.0f} req/s; rate-limit p99 {p99:.2f} ms")

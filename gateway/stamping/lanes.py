@@ -11,12 +11,19 @@
 - Tokens are counted in Redis. A token whose task was lost (broker flushed) is reclaimed by the
   sweeper, which also takes back jobs whose worker died mid-way (lease expired) and wakes any
   lane with work but no token.
+- The stamp request does not wait for the wake: after its commit it hands the lane to this
+  process's *waker* thread (:func:`wake_soon`), which folds what accumulated (a burst of requests
+  on one channel is one Redis call) and wakes each lane within milliseconds. A process that dies
+  with wakes pending leaves committed jobs for the sweeper (within a minute), as any crash does.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
+import threading
 import time
 from datetime import timedelta
 
@@ -34,13 +41,16 @@ LEASE = timedelta(minutes=2)
 TOKEN_TTL_SECONDS = 600
 
 # KEYS[1] lane slots, KEYS[2] backlog counter; ARGV budget, slot TTL, jobs just queued.
+# Takes one free slot per job just queued (at least one), up to the budget; returns how many it took.
 _CLAIM_LANE_SLOT = """
-if tonumber(ARGV[3]) > 0 then redis.call('INCRBY', KEYS[2], ARGV[3]) end
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[1]) then return 0 end
-redis.call('INCR', KEYS[1])
+local queued = tonumber(ARGV[3])
+if queued > 0 then redis.call('INCRBY', KEYS[2], queued) end
+local free = tonumber(ARGV[1]) - tonumber(redis.call('GET', KEYS[1]) or '0')
+if free <= 0 then return 0 end
+local take = math.min(free, math.max(queued, 1))
+redis.call('INCRBY', KEYS[1], take)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
+return take
 """
 _claim_slot = None
 
@@ -58,18 +68,78 @@ def _budget(schema: str) -> int:
 
 def wake(*, schema_name: str, budget: int | None = None, queued: int = 0) -> bool:
     """Make sure the lane of ``schema_name`` is being drained (and count ``queued`` new jobs on its
-    backlog in the same Redis call). Returns True if a task was published."""
+    backlog in the same Redis call): one drainer per new job while the budget has room. Returns True
+    if a task was published."""
     global _claim_slot
     budget = budget or _budget(schema_name)
+    taken = 1
     try:
         if _claim_slot is None:
             _claim_slot = admission.client().register_script(_CLAIM_LANE_SLOT)
         keys = [_token_key(schema_name), admission._key("backlog", schema_name)]
-        if not _claim_slot(keys=keys, args=[budget, TOKEN_TTL_SECONDS, queued]):
+        taken = int(_claim_slot(keys=keys, args=[budget, TOKEN_TTL_SECONDS, queued]))
+        if not taken:
             return False  # the lane has all its drainers already; they will find this job
     except redis.RedisError:
         logger.warning("lane tokens unavailable; publishing anyway", exc_info=True)
-    return _publish(schema_name)
+    return sum(_publish(schema_name) for _ in range(taken)) > 0
+
+
+class Waker:
+    """One thread per process that wakes lanes off the request path (see the module docstring)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[int]] = {}  # schema -> [budget, jobs queued since the last wake]
+        self._work = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def note(self, *, schema_name: str, budget: int, queued: int) -> None:
+        with self._lock:
+            entry = self._pending.setdefault(schema_name, [budget, 0])
+            entry[0] = budget
+            entry[1] += queued
+            self._idle.clear()
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()  # (a forked child has the object but not the thread)
+                self._thread = threading.Thread(target=self._run, name="lane-waker", daemon=True)
+                self._thread.start()
+        self._work.set()
+
+    def _run(self) -> None:
+        while True:
+            self._work.wait()
+            self._work.clear()
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            for schema_name, (budget, queued) in batch.items():
+                try:
+                    wake(schema_name=schema_name, budget=budget, queued=queued)
+                except Exception:  # noqa: BLE001 - the jobs are committed; the sweeper wakes the lane
+                    logger.exception("could not wake a lane", extra={"schema": schema_name})
+            with self._lock:
+                if not self._pending:
+                    self._idle.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every noted wake is done (tests; process exit). False if it took too long."""
+        return self._idle.wait(timeout)
+
+
+_waker = Waker()
+atexit.register(_waker.flush, 2.0)
+
+
+def wake_soon(*, schema_name: str, budget: int, queued: int = 0) -> None:
+    """:func:`wake`, by this process's waker thread, without waiting for it."""
+    _waker.note(schema_name=schema_name, budget=budget, queued=queued)
+
+
+def flush_wakes(timeout: float = 10.0) -> bool:
+    return _waker.flush(timeout)
 
 
 def _publish(schema_name: str) -> bool:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from billing import quota
 from billing.ledger.errors import LedgerError
+from billing.ledger.services import forget_cached_accounts
 from gateway import faults, webhooks
 from gateway.errors import ApplicationError
 from gateway.stamping import admission, lanes
@@ -88,26 +89,33 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
         location=request.location,
     )
     job.hold_id = _hold_id(channel, job.id)
-    params = [
-        job.id, customer_id, channel.pk, quota.used_account(channel_id=channel.pk, customer_id=customer_id),
-        int(HOLD_TIMEOUT.total_seconds()), batch_id, job.file_name, job.sha256_in, job.pages, job.page,
-        job.llx, job.lly, job.urx, job.ury, job.profile, job.document_type, job.document_number,
-        job.document_date, job.reason, job.location, request.data, seal(request.password),
-    ]
-    # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
-    # refusal from aborting the caller's transaction.
-    try:
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            job.created_at = job.enqueued_at = job.available_at = _intake(channel.schema_name, params)
-    except DatabaseError as exc:
-        state = getattr(exc.__cause__, "sqlstate", None)
-        if state == "S0001":
-            raise CustomerNotFound(f"No customer {customer_id!r} in this channel.") from None
-        if state == "L0002":
-            raise InsufficientQuota(
-                "This customer has no e-Meterai quota left. Buy quota (POST /api/v1/orders) and try again."
-            ) from None
-        raise
+    for attempt in range(2):
+        params = [
+            job.id, customer_id, channel.pk, quota.used_account(channel_id=channel.pk, customer_id=customer_id),
+            int(HOLD_TIMEOUT.total_seconds()), batch_id, job.file_name, job.sha256_in, job.pages, job.page,
+            job.llx, job.lly, job.urx, job.ury, job.profile, job.document_type, job.document_number,
+            job.document_date, job.reason, job.location, request.data, seal(request.password),
+        ]
+        # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
+        # refusal from aborting the caller's transaction.
+        try:
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                job.created_at = job.enqueued_at = job.available_at = _intake(channel.schema_name, params)
+            break
+        except DatabaseError as exc:
+            state = getattr(exc.__cause__, "sqlstate", None)
+            if state == "S0001":
+                raise CustomerNotFound(f"No customer {customer_id!r} in this channel.") from None
+            if state == "L0002":
+                raise InsufficientQuota(
+                    "This customer has no e-Meterai quota left. Buy quota (POST /api/v1/orders) and try again."
+                ) from None
+            if state == "L0007" and attempt == 0:
+                # The used-units account id came from the process cache and is gone (a restored
+                # database, a rolled-back creation): look it up afresh, once.
+                forget_cached_accounts()
+                continue
+            raise
     schema = connection.schema_name
     transaction.on_commit(lambda: queued(schema_name=schema, budget=channel.stamping_concurrency))
     return job
@@ -144,8 +152,9 @@ def event_payload(job: StampJob) -> dict:
 
 
 def queued(*, schema_name: str, budget: int, count: int = 1) -> None:
-    """After commit: count the new job(s) on the backlog and make sure the channel's lane is awake."""
-    lanes.wake(schema_name=schema_name, budget=budget, queued=count)
+    """After commit: count the new job(s) on the backlog and make sure the channel's lane is awake
+    (by the process's waker thread: the request does not wait for Redis)."""
+    lanes.wake_soon(schema_name=schema_name, budget=budget, queued=count)
 
 
 def run_stamp_job(*, channel, job_id: str) -> StampJob:
