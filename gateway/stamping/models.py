@@ -41,7 +41,8 @@ class StampJob(models.Model):
         RELEASED = "released"
 
     id = models.CharField(max_length=32, primary_key=True, default=new_job_id)
-    customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="stamp_jobs")
+    # (no index of its own: the (customer, -created_at) index below serves every lookup by customer)
+    customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="stamp_jobs", db_index=False)
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     unit = models.CharField(max_length=16, choices=Unit.choices, default=Unit.HELD)
@@ -60,7 +61,7 @@ class StampJob(models.Model):
     document_date = models.DateField(null=True, blank=True)
     reason = models.CharField(max_length=200, blank=True)
     location = models.CharField(max_length=100, blank=True)
-    serial = models.CharField(max_length=22, blank=True, db_index=True)
+    serial = models.CharField(max_length=22, blank=True)  # looked up on the issuer's side, never here
     sha256_out = models.CharField(max_length=64, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_detail = models.CharField(max_length=500, blank=True)
