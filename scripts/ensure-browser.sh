@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser build).
-# Install it when this machine can (root with apt); otherwise the browser tests skip with a reason.
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser build); the
+# PDF corpus tests cross-check stamped files with qpdf and poppler's pdftoppm/pdfsig.
+# Install what is missing when this machine can (root with apt); otherwise those tests skip with a reason.
 set -u
-if [ -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing Debian's chromium for the browser tests ..."
+  echo "Installing Debian's ${missing[*]} for the browser and PDF cross-check tests ..."
   export DEBIAN_FRONTEND=noninteractive
   timeout 900 apt-get update -qq >/dev/null 2>&1 || true
-  if timeout 900 apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
+  if timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
     exit 0
   fi
 fi
-echo "chromium is not available: the browser tests will be skipped."
+echo "${missing[*]} not available: the tests that need them will be skipped."
 exit 0
