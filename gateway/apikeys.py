@@ -141,7 +141,9 @@ def authenticate_api_key_cached(*, presented: str, channel) -> CheckedKey:
         return CheckedKey(_check(hit[0], digest=_digest(secret), channel=channel, refusal=_refusal()), hit[1])
     epoch = ratelimit.read_keys_epoch(channel_id=channel.pk)  # before the read: a later bump is then seen
     api_key = ApiKey.objects.filter(prefix=prefix).first()
-    if api_key is not None and epoch is not None:
+    # Cached only under its own channel's epoch (the one just read): a key presented on another
+    # channel's host is refused anyway, and must not be remembered against that channel's epoch.
+    if api_key is not None and epoch is not None and api_key.channel_id == channel.pk:
         if len(_cache) >= CACHE_MAX_KEYS:
             _cache.clear()
         _cache[prefix] = (api_key, epoch, time.monotonic())

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from rest_framework import authentication, permissions
 
-from gateway.apikeys import CheckedKey, InvalidApiKey, authenticate_api_key, authenticate_api_key_cached
+from gateway.apikeys import (
+    CheckedKey,
+    InvalidApiKey,
+    authenticate_api_key,
+    authenticate_api_key_cached,
+    confirm_epoch,
+)
+from gateway.ratelimit import read_keys_epoch
 
 
 class ApiKeyPrincipal:
@@ -51,6 +58,15 @@ class HasScope(permissions.BasePermission):
         principal = request.user
         if not isinstance(principal, ApiKeyPrincipal):
             return False
+        if principal.checked is not None:
+            # A cached key that no rate-limit check confirmed (a view that skipped it): confirm it now.
+            confirm_epoch(
+                checked=principal.checked,
+                current=read_keys_epoch(channel_id=request.tenant.pk),
+                presented=principal.presented,
+                channel=request.tenant,
+            )
+            principal.checked = None
         getter = getattr(view, "get_required_scope", None)
         needed = getter() if getter else getattr(view, "required_scope", "read")
         return needed in principal.scopes or "admin" in principal.scopes

@@ -109,3 +109,20 @@ def test_without_redis_nothing_is_cached_and_revocation_still_holds(client_for, 
     assert apikeys._cache == {}
     ApiKey.objects.filter(pk=key.api_key.pk).update(revoked_at=timezone.now())  # and Redis cannot be told
     assert client.get(URL).status_code == 401
+
+
+def test_a_key_tried_on_another_channels_host_is_not_cached_against_that_channel(client_for, key, channels):
+    """Otherwise it would carry beta's epoch, and a later, equal epoch of alpha could confirm it."""
+    assert client_for("beta", key=key.plaintext).get(URL).status_code == 401
+    assert key.api_key.prefix not in apikeys._cache
+
+
+def test_a_view_that_skips_the_rate_limit_still_confirms_a_cached_key(client_for, key, channels, monkeypatch):
+    from gateway.api.edge import EdgeMixin
+
+    client = client_for("alpha", key=key.plaintext)
+    assert client.get(URL).status_code == 200  # cached
+    monkeypatch.setattr(EdgeMixin, "apply_rate_limit", lambda self, request: None)
+    ApiKey.objects.filter(pk=key.api_key.pk).update(revoked_at=timezone.now())
+    assert ratelimit.bump_keys_epoch(channel_id=channels["alpha"].pk)
+    assert client.get(URL).status_code == 401  # the permission check confirmed it against the epoch
