@@ -116,8 +116,7 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
                 forget_cached_accounts()
                 continue
             raise
-    schema = connection.schema_name
-    transaction.on_commit(lambda: queued(schema_name=schema, budget=channel.stamping_concurrency))
+    transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
 
 
