@@ -96,6 +96,16 @@ class Waker:
         self._idle.set()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's waker thread is not here, and its lock may have been held."""
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._work = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = None
 
     def note(self, *, schema_name: str, budget: int, queued: int) -> None:
         with self._lock:
