@@ -210,10 +210,11 @@ def refund_units(*, channel_id: int, customer_id: int, refund_ref: str, units: i
 
 
 def wallet_balance(*, channel_id: int, customer_id: int) -> dict[str, int]:
+    code = ledger.wallet_code(channel_id=channel_id, customer_id=customer_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT credits_posted, debits_posted, debits_pending FROM ledger_account WHERE code = %s",
-            [f"wallet:{channel_id}:{customer_id}"],
+            [code],
         )
         row = cursor.fetchone()
     credits, debits, pending = row or (0, 0, 0)
@@ -222,7 +223,7 @@ def wallet_balance(*, channel_id: int, customer_id: int) -> dict[str, int]:
             "SELECT coalesce(sum(t.amount), 0)::bigint FROM ledger_transfer t"
             " JOIN ledger_account a ON a.id = t.debit_account_id"
             " WHERE a.code = %s AND t.kind = 'commit'",
-            [f"wallet:{channel_id}:{customer_id}"],
+            [code],
         )
         used = cursor.fetchone()[0]
     return {"available": credits - debits - pending, "held": pending, "used": used}

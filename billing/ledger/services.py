@@ -175,9 +175,14 @@ def used_account_id(*, channel_id: int, shard: int) -> int:
     return account_id(code=f"used:{channel_id}:{shard}", kind=Account.Kind.USED, channel_id=channel_id, shard=shard)
 
 
+def wallet_code(*, channel_id: int, customer_id: int) -> str:
+    """The code of a customer's wallet account (looked up by code where the id is not cached)."""
+    return f"wallet:{channel_id}:{customer_id}"
+
+
 def wallet_account_id(*, channel_id: int, customer_id: int) -> int:
     return account_id(
-        code=f"wallet:{channel_id}:{customer_id}",
+        code=wallet_code(channel_id=channel_id, customer_id=customer_id),
         kind=Account.Kind.WALLET,
         channel_id=channel_id,
         customer_id=customer_id,

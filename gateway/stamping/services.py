@@ -22,8 +22,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from billing import quota
+from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
-from billing.ledger.services import forget_cached_accounts
 from gateway import faults, webhooks
 from gateway.errors import ApplicationError
 from gateway.stamping import admission, lanes
@@ -91,8 +91,9 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     job.hold_id = _hold_id(channel, job.id)
     for attempt in range(2):
         params = [
-            job.id, customer_id, channel.pk, quota.used_account(channel_id=channel.pk, customer_id=customer_id),
-            int(HOLD_TIMEOUT.total_seconds()), batch_id, job.file_name, job.sha256_in, job.pages, job.page,
+            job.id, customer_id, job.hold_id, ledger.wallet_code(channel_id=channel.pk, customer_id=customer_id),
+            quota.used_account(channel_id=channel.pk, customer_id=customer_id), int(HOLD_TIMEOUT.total_seconds()),
+            batch_id, job.file_name, job.sha256_in, job.pages, job.page,
             job.llx, job.lly, job.urx, job.ury, job.profile, job.document_type, job.document_number,
             job.document_date, job.reason, job.location, request.data, seal(request.password),
         ]
@@ -113,7 +114,7 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
             if state == "L0007" and attempt == 0:
                 # The used-units account id came from the process cache and is gone (a restored
                 # database, a rolled-back creation): look it up afresh, once.
-                forget_cached_accounts()
+                ledger.forget_cached_accounts()
                 continue
             raise
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))

@@ -25,7 +25,8 @@ def create_intake(schema: str) -> str:
 
 CREATE_INTAKE = r"""
 CREATE OR REPLACE FUNCTION {schema}.stamping_intake(
-    p_job_id text, p_customer_id bigint, p_channel_id bigint, p_used_account bigint, p_timeout_seconds integer,
+    p_job_id text, p_customer_id bigint, p_hold_id text, p_wallet_code text, p_used_account bigint,
+    p_timeout_seconds integer,
     p_batch_id text, p_file_name text, p_sha256 text, p_pages integer, p_page integer,
     p_llx double precision, p_lly double precision, p_urx double precision, p_ury double precision,
     p_profile text, p_document_type text, p_document_number text, p_document_date date,
@@ -33,7 +34,6 @@ CREATE OR REPLACE FUNCTION {schema}.stamping_intake(
 ) RETURNS timestamptz LANGUAGE plpgsql SET search_path = {schema}, public AS $$
 DECLARE
     wallet bigint;
-    hold_id text := 'stamp:' || p_channel_id || ':' || p_job_id;
     created timestamptz := clock_timestamp();
 BEGIN
     -- Checked here, not left to the job's foreign key: that one is deferred to commit, which inside a
@@ -42,18 +42,18 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no customer %', p_customer_id USING ERRCODE = 'S0001';
     END IF;
-    SELECT id INTO wallet FROM ledger_account WHERE code = 'wallet:' || p_channel_id || ':' || p_customer_id;
+    SELECT id INTO wallet FROM ledger_account WHERE code = p_wallet_code;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer % has no wallet', p_customer_id USING ERRCODE = 'L0002';
     END IF;
-    PERFORM ledger_create_transfer(hold_id, wallet, p_used_account, 1, 'hold', true, p_timeout_seconds, '{}'::jsonb);
+    PERFORM ledger_create_transfer(p_hold_id, wallet, p_used_account, 1, 'hold', true, p_timeout_seconds, '{}'::jsonb);
     INSERT INTO stamping_stampjob (
         id, customer_id, batch_id, status, unit, hold_id, file_name, sha256_in, pages, page,
         llx, lly, urx, ury, profile, document_type, document_number, document_date, reason, location,
         serial, sha256_out, error_code, error_detail, attempts, created_at, started_at, finished_at,
         enqueued_at, available_at, claimed_at
     ) VALUES (
-        p_job_id, p_customer_id, p_batch_id, 'queued', 'held', hold_id, p_file_name, p_sha256, p_pages, p_page,
+        p_job_id, p_customer_id, p_batch_id, 'queued', 'held', p_hold_id, p_file_name, p_sha256, p_pages, p_page,
         p_llx, p_lly, p_urx, p_ury, p_profile, p_document_type, p_document_number, p_document_date, p_reason,
         p_location, '', '', '', '', 0, created, NULL, NULL, created, created, NULL
     );
@@ -68,7 +68,7 @@ DROP_INTAKE = "DROP FUNCTION IF EXISTS {schema}.stamping_intake"
 # Explicit casts: the call is prepared with server-side binding, where a Python int may arrive as any
 # integer type and a None as unknown.
 CALL_INTAKE = (
-    "SELECT {schema}.stamping_intake(%s::text, %s::bigint, %s::bigint, %s::bigint, %s::integer, %s::text,"
+    "SELECT {schema}.stamping_intake(%s::text, %s::bigint, %s::text, %s::text, %s::bigint, %s::integer, %s::text,"
     " %s::text, %s::text, %s::integer, %s::integer, %s::float8, %s::float8, %s::float8, %s::float8, %s::text,"
     " %s::text, %s::text, %s::date, %s::text, %s::text, %s::bytea, %s::bytea)"
 )
