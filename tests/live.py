@@ -73,7 +73,7 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-def start_server(tmp: Path, *, workers: int = 2) -> tuple[Process, str]:
+def start_server(tmp: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[Process, str]:
     port = free_port()
     proc = Process(
         [
@@ -91,6 +91,7 @@ def start_server(tmp: Path, *, workers: int = 2) -> tuple[Process, str]:
             "60",
         ],
         tmp / f"gunicorn-{port}.log",
+        env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

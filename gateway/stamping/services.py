@@ -154,6 +154,7 @@ def event_payload(job: StampJob) -> dict:
 def queued(*, schema_name: str, budget: int, count: int = 1) -> None:
     """After commit: count the new job(s) on the backlog and make sure the channel's lane is awake
     (by the process's waker thread: the request does not wait for Redis)."""
+    faults.point("stamping.before_wake")
     lanes.wake_soon(schema_name=schema_name, budget=budget, queued=count)
 
 
