@@ -48,7 +48,7 @@ class SingleUploadParser(BaseParser):
         limit = max_body_bytes()
         if length > limit:
             raise DocumentTooLarge(f"The upload is {length} bytes; the most a request may carry is {limit} bytes.")
-        data = QueryDict(mutable=True)
+        fields: dict[str, list] = {}
         try:
             parser = multipart.PushMultipartParser(boundary, max_segment_count=MAX_PARTS, strict=True)
             segment, chunks, read = None, [], 0
@@ -63,21 +63,23 @@ class SingleUploadParser(BaseParser):
                     elif event is not None:
                         chunks.append(bytes(event))
                     else:
-                        _store(segment, b"".join(chunks), data)
+                        _store(segment, b"".join(chunks), fields)
                 if not chunk:
                     break
             parser.close()
         except (multipart.MultipartError, UnicodeDecodeError) as exc:
             raise ParseError(f"Multipart form parse error - {exc}") from None
-        data._mutable = False
+        # An immutable QueryDict holding exactly what ``appendlist`` would have put in it (names and
+        # values are already text), filled at once: ``appendlist`` costs about 4 us per field.
+        data = QueryDict()
+        dict.update(data, fields)
         return DataAndFiles(data, MultiValueDict())
 
 
-def _store(segment, content: bytes, data: QueryDict) -> None:
+def _store(segment, content: bytes, fields: dict[str, list]) -> None:
     if segment.filename is None:
-        data.appendlist(segment.name, content.decode("utf-8"))
+        fields.setdefault(segment.name, []).append(content.decode("utf-8"))
     elif segment.filename:  # a file input left empty (no file name) is no file, as Django has it
-        data.appendlist(
-            segment.name,
-            SimpleUploadedFile(segment.filename, content, segment.content_type or "application/octet-stream"),
+        fields.setdefault(segment.name, []).append(
+            SimpleUploadedFile(segment.filename, content, segment.content_type or "application/octet-stream")
         )

@@ -213,3 +213,32 @@ def test_without_redis_a_stamp_is_still_taken_and_queued(client_for, channels, c
     assert response.status_code == 202, response.content
     assert response.json()["queue"]["position"] >= 1
     assert quota.wallet_balance(channel_id=channels["alpha"].pk, customer_id=customer_id)["held"] == 1
+
+
+def test_the_parsed_form_is_what_djangos_parser_gives(rf):
+    """Repeated fields keep their order, files arrive whole, and the result is as immutable as Django's."""
+    import io
+
+    from django.http import QueryDict
+    from django.http.multipartparser import MultiPartParser
+
+    body, ctype = raw_body(
+        {"customer": 7, "reason": "Kontrak", "page": "1"},
+        {"document": ("a.pdf", text_pdf()), "extra": ("b.pdf", b"%PDF-1.4 second")},
+    )
+    body = body.replace(b"--b0undary--", b'--b0undary\r\nContent-Disposition: form-data; name="reason"\r\n\r\nlagi'
+                        b"\r\n--b0undary--")
+    request = rf.generic("POST", "/api/v1/stamps", body, content_type=ctype)
+    ours = parsers.SingleUploadParser().parse(io.BytesIO(body), ctype, {"request": request})
+    fields, files = MultiPartParser(request.META, io.BytesIO(body), request.upload_handlers).parse()
+
+    assert isinstance(ours.data, QueryDict)
+    assert {k: ours.data.getlist(k) for k in fields} == {k: fields.getlist(k) for k in fields}
+    assert ours.data.getlist("reason") == ["Kontrak", "lagi"]
+    for name in files:
+        mine, theirs = ours.data[name], files[name]
+        assert (mine.name, mine.read(), mine.content_type) == (theirs.name, theirs.read(), theirs.content_type)
+    assert set(ours.data) == set(fields) | set(files)
+    assert not ours.files
+    with pytest.raises(AttributeError, match="immutable"):
+        ours.data["customer"] = "8"
