@@ -208,12 +208,10 @@ def encryption_info(pdf: pikepdf.Pdf) -> EncryptionInfo | None:
 
 def _rect(value: object) -> Rect | None:
     try:
-        numbers = [float(v) for v in value]  # type: ignore[attr-defined]
+        box = pikepdf.Rectangle(value)  # exactly four numbers, or TypeError
     except (TypeError, ValueError):
         return None
-    if len(numbers) != 4:
-        return None
-    return Rect.normalized(*numbers)
+    return Rect.normalized(box.llx, box.lly, box.urx, box.ury)
 
 
 def inherited(node: pikepdf.Dictionary, key: str) -> object | None:
@@ -235,15 +233,44 @@ def inherited(node: pikepdf.Dictionary, key: str) -> object | None:
     return None
 
 
+_PAGE_INHERITED = ("/MediaBox", "/CropBox", "/Rotate")
+
+
+def page_attributes(page: pikepdf.Dictionary) -> dict[str, object]:
+    """A page's inheritable MediaBox, CropBox and Rotate, from the page or the nearest ancestor that has
+    each: one walk up the ``/Parent`` chain (bounded, loop safe). Keys are tested with ``in`` first:
+    pikepdf answers a missing key through an exception, which costs several times a lookup."""
+    found: dict[str, object] = {}
+    seen: set[tuple[int, int]] = set()
+    current: object = page
+    for _ in range(_MAX_PARENT_DEPTH):
+        if not isinstance(current, pikepdf.Dictionary):
+            break
+        keys = current.keys()
+        for key in _PAGE_INHERITED:
+            if key not in found and key in keys:
+                found[key] = current[key]
+        if len(found) == len(_PAGE_INHERITED) or "/Parent" not in keys:
+            break
+        objgen = current.objgen
+        if objgen != (0, 0):
+            if objgen in seen:
+                break
+            seen.add(objgen)
+        current = current["/Parent"]
+    return found
+
+
 def page_geometry(index: int, page: pikepdf.Dictionary) -> PageGeom:
-    media = _rect(inherited(page, "/MediaBox"))
+    attributes = page_attributes(page)
+    media = _rect(attributes.get("/MediaBox"))
     if media is None or media.is_empty:
         raise DocumentUnreadable(f"Page {index + 1} has no valid page size (MediaBox).")
-    crop = _rect(inherited(page, "/CropBox")) or media
+    crop = _rect(attributes.get("/CropBox")) or media
     visible = crop.intersection(media)
     if visible.is_empty:
         visible = media
-    raw_rotate = inherited(page, "/Rotate")
+    raw_rotate = attributes.get("/Rotate")
     try:
         rotate = int(raw_rotate) if raw_rotate is not None else 0  # type: ignore[call-overload]
     except (TypeError, ValueError):
@@ -305,7 +332,8 @@ def _docmdp_permission(sig: pikepdf.Dictionary) -> int | None:
 
 
 def signature_fields(pdf: pikepdf.Pdf, page_ids: dict[tuple[int, int], int]) -> tuple[SignatureFieldInfo, ...]:
-    acroform = pdf.Root.get("/AcroForm")
+    root = pdf.Root
+    acroform = root["/AcroForm"] if "/AcroForm" in root else None  # usually absent (see page_attributes)
     if not isinstance(acroform, pikepdf.Dictionary):
         return ()
     perms = pdf.Root.get("/Perms")
@@ -372,7 +400,8 @@ def _annotation_pages(pdf: pikepdf.Pdf) -> dict[tuple[int, int], int]:
 
 def effective_version(pdf: pikepdf.Pdf, header: str) -> str:
     """The later of the header version and the catalog's ``/Version`` (ISO 32000-1, 7.7.2)."""
-    catalog_version = pdf.Root.get("/Version")
+    root = pdf.Root
+    catalog_version = root["/Version"] if "/Version" in root else None  # usually absent
     if isinstance(catalog_version, pikepdf.Name):
         text = str(catalog_version)[1:]
         if re.fullmatch(r"\d\.\d", text) and version_tuple(text) > version_tuple(header):
