@@ -45,6 +45,20 @@ def request(**overrides) -> services.StampRequest:
     return services.StampRequest(**fields)
 
 
+def test_the_returned_job_is_the_row_the_intake_wrote(alpha, customer):
+    """request_stamp answers without reading the row back: what it returns must be what was written."""
+    from datetime import date
+
+    fields = {"document_type": "Surat Pernyataan", "document_number": "SP/7", "document_date": date(2026, 11, 2),
+              "reason": "Kontrak", "location": "Bandung", "password": None}
+    with schema_context("alpha"):
+        job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request(**fields))
+        stored = StampJob.objects.get(pk=job.pk)
+    assert not job._state.adding
+    names = [field.attname for field in StampJob._meta.concrete_fields]
+    assert {n: getattr(job, n) for n in names} == {n: getattr(stored, n) for n in names}
+
+
 def test_request_holds_one_unit_and_the_worker_stamps_and_commits_it(alpha, customer):
     with schema_context("alpha"):
         job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
