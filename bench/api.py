@@ -2,7 +2,7 @@
 
 Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
 
-    .venv/bin/python bench/api.py [--seconds 8] [--rounds 3] [--clients 16] [--workers 3]
+    .venv/bin/python bench/api.py [--seconds 8] [--rounds 3] [--clients 16] [--workers 3] [--threads 4]
 
 It starts gunicorn (gthread) on 127.0.0.1 with a bench-only channel, then drives, one after the other:
   - ``db-read``: GET of a bare endpoint that does one database read (the yardstick);
@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ctx = setup()
@@ -229,7 +230,8 @@ def main() -> None:
                PAYMENT_SIMULATOR_SECRET=settings.PAYMENT_SIMULATOR_SECRET)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"],
+         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+         "--log-level", "warning"],
         cwd=ROOT, env=env,
     )
     try:
@@ -244,7 +246,8 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        print(f"gunicorn gthread {args.workers}x4 on 127.0.0.1:{port}; {args.clients} client threads in 2 processes; "
+        print(f"gunicorn gthread {args.workers}x{args.threads} on 127.0.0.1:{port}; {args.clients} client threads in "
+              "2 processes; "
               f"{args.seconds:.0f}s per scenario in {args.rounds} interleaved rounds")
         scenarios = ("db-read", "stamp-request", "order+credit", "verify-serial")
         for scenario in scenarios:
