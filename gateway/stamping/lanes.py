@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 TIME_SLICE_SECONDS = 2.0
 LEASE = timedelta(minutes=2)
 TOKEN_TTL_SECONDS = 600
+WAKE_GATHER_SECONDS = 0.005  # how long the waker lets wakes gather before one Redis call
 
 # KEYS[1] lane slots, KEYS[2] backlog counter; ARGV budget, slot TTL, jobs just queued.
 # Takes one free slot per job just queued (at least one), up to the budget; returns how many it took.
@@ -109,20 +110,26 @@ class Waker:
 
     def note(self, *, schema_name: str, budget: int, queued: int) -> None:
         with self._lock:
+            first = not self._pending  # else the thread has been told and has not taken the batch yet
             entry = self._pending.setdefault(schema_name, [budget, 0])
             entry[0] = budget
             entry[1] += queued
-            self._idle.clear()
+            if first:
+                self._idle.clear()
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()  # (a forked child has the object but not the thread)
                 self._thread = threading.Thread(target=self._run, name="lane-waker", daemon=True)
                 self._thread.start()
-        self._work.set()
+        if first:
+            self._work.set()
 
     def _run(self) -> None:
         while True:
             self._work.wait()
             self._work.clear()
+            # Let the wakes of a burst gather: under load one Redis call then carries many jobs, and
+            # the request threads find the batch open and signal nobody.
+            time.sleep(WAKE_GATHER_SECONDS)
             with self._lock:
                 batch, self._pending = self._pending, {}
             for schema_name, (budget, queued) in batch.items():
