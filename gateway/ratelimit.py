@@ -327,14 +327,34 @@ def reset_fallback_state() -> None:
 # --------------------------------------------------------------------------- the API
 
 
+def _round_trip(client: redis.Redis, commands: list[tuple]) -> list:
+    """``commands`` in one write and their replies in order, error replies as exception values: what a
+    non-transactional pipeline does, on a connection of the client's pool, without the pipeline's
+    per-call machinery (about a fifth of this path's CPU). A connection that fails mid-way is closed,
+    never returned to the pool with replies unread."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.exceptions.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
 def _script_with_reads(client, script, keys, args, reads) -> tuple[list, list]:
-    """The rate-limit script and ``reads`` in one pipelined round trip (loading the script on NOSCRIPT)."""
+    """The rate-limit script and ``reads`` in one round trip (loading the script on NOSCRIPT)."""
+    commands = [("EVALSHA", script.sha, len(keys), *keys, *args), *reads]
     for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-        for command in reads:
-            pipe.execute_command(*command)
-        results = pipe.execute(raise_on_error=False)
+        results = _round_trip(client, commands)
         if attempt == 0 and isinstance(results[0], redis.exceptions.NoScriptError):
             client.script_load(GCRA_LUA)
             continue
@@ -359,15 +379,12 @@ def check_rate_limit(*, channel, api_key_id: int, cost: int = 1, reads: tuple = 
         args = (policies[0].interval_us, policies[0].tolerance_us, policies[1].interval_us, policies[1].tolerance_us)
         all_keys = (*keys, keys_epoch_key(channel_id=channel.pk))
         try:
-            if reads:
-                raw, answers = _script_with_reads(client, script, all_keys, (*args, cost), reads)
-            else:
-                raw, answers = script(keys=all_keys, args=(*args, cost), client=client), None
+            raw, answers = _script_with_reads(client, script, all_keys, (*args, cost), reads)
         except redis.RedisError as exc:
             _note_redis_failure(exc)
         else:
             _note_redis_recovered()
-            return _decide(policies, raw, "redis", answers)
+            return _decide(policies, raw, "redis", answers if reads else None)
     return _decide(policies, local_limiter.check(keys, policies, cost), "local")
 
 

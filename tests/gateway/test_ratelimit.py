@@ -221,3 +221,33 @@ def test_reads_are_none_when_redis_is_unreachable(channels, settings):
     settings.REDIS_URL = UNREACHABLE_REDIS
     decision = check_rate_limit(channel=channels["alpha"], api_key_id=13, reads=(("GET", "ride-along"),))
     assert decision.source == "local" and decision.reads is None
+
+
+def test_a_connection_redis_closed_is_replaced_not_reused(channels, raw_redis):
+    """The limiter talks on its pool's connections directly: one the server dropped between requests
+    must be reconnected, and one that failed mid-reply must not go back to the pool."""
+    assert check_rate_limit(channel=channels["alpha"], api_key_id=14).source == "redis"
+    raw_redis.client_kill_filter(_type="normal", skipme=True)  # every other client, the limiter's included
+    decision = check_rate_limit(channel=channels["alpha"], api_key_id=14, reads=(("GET", "ride-along"),))
+    assert decision.source == "redis" and decision.buckets[0].remaining == 98
+
+    client, _ = ratelimit._client_and_script(ratelimit.settings.REDIS_URL)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    pool.release(conn)
+    with pytest.raises(redis.exceptions.TimeoutError):
+        # a reply that never comes (BLPOP on an empty list outlives the socket timeout)
+        ratelimit._round_trip(client, [("BLPOP", f"never-{uuid.uuid4().hex}", 0)])
+    assert conn._sock is None  # closed, so the next user reconnects instead of reading BLPOP's reply
+    assert check_rate_limit(channel=channels["alpha"], api_key_id=14).source == "redis"
+    assert ratelimit._round_trip(client, [("PING",)]) == [b"PONG"]  # in step: not BLPOP's late reply
+
+
+def test_an_error_reply_is_returned_in_its_place_and_the_rest_still_read(channels, raw_redis):
+    raw_redis.hset("a-hash", "f", "v")
+    raw_redis.set("a-string", b"s")
+    client, _ = ratelimit._client_and_script(ratelimit.settings.REDIS_URL)
+    replies = ratelimit._round_trip(client, [("GET", "a-hash"), ("GET", "a-string")])
+    assert isinstance(replies[0], redis.exceptions.ResponseError) and "WRONGTYPE" in str(replies[0])
+    assert replies[1] == b"s"
+    assert ratelimit._round_trip(client, [("GET", "a-string")]) == [b"s"]  # the connection is in step
