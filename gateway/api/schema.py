@@ -68,11 +68,16 @@ _EDGE: dict[str, tuple[int, str]] = {
 def _domain_errors() -> dict[str, tuple[int, str]]:
     from billing.providers import InvalidWebhookSignature, MalformedWebhook, UnknownProvider
     from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
-    from gateway.api.stamps import InvalidCursor
     from gateway.apikeys import InvalidApiKey
     from gateway.idempotency import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidIdempotencyKey
     from gateway.ratelimit import RateLimited
-    from gateway.stamping.errors import DocumentNotReady, InsufficientQuota, Overloaded, StampJobNotFound
+    from gateway.stamping.errors import (
+        DocumentNotReady,
+        InsufficientQuota,
+        InvalidCursor,
+        Overloaded,
+        StampJobNotFound,
+    )
     from issuer import errors as doc
     from issuer.selectors import InvalidSerial, SerialNotFound
     from issuer.services import UnknownProfile

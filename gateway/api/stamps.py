@@ -21,20 +21,14 @@ from billing.ledger import services as ledger
 from gateway.api.parsers import SingleUploadParser
 from gateway.api.schema import problems
 from gateway.api.views import ChannelApiView
-from gateway.errors import ApplicationError
 from gateway.stamping import admission
-from gateway.stamping.errors import DocumentNotReady, StampJobNotFound
+from gateway.stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
 from gateway.stamping.models import Batch, StampJob
 from gateway.stamping.services import StampRequest, request_stamp
 from tenants.portal.services import CustomerNotFound, customer_get
 
 MAX_BATCH_DOCUMENTS = 50
 PAGE_SIZE = 50
-
-
-class InvalidCursor(ApplicationError):
-    code = "invalid_cursor"
-    title = "Invalid cursor"
 
 
 class FiniteFloatField(serializers.FloatField):

@@ -23,3 +23,8 @@ class Overloaded(ApplicationError):
     code = "overloaded"
     http_status = 503
     title = "Stamping is at capacity"
+
+
+class InvalidCursor(ApplicationError):
+    code = "invalid_cursor"
+    title = "Invalid cursor"
