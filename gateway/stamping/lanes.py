@@ -120,6 +120,7 @@ class Waker:
                 self._pid = os.getpid()  # (a forked child has the object but not the thread)
                 self._thread = threading.Thread(target=self._run, name="lane-waker", daemon=True)
                 self._thread.start()
+                first = True  # a new thread must be told about whatever is pending
         if first:
             self._work.set()
 

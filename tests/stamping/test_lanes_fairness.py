@@ -75,3 +75,38 @@ def test_the_waker_runs_in_a_forked_process(published):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert int(admission.client().get(admission._key("backlog", "alpha"))) == 2
+
+
+def test_wakes_noted_from_many_threads_are_each_counted_once(published):
+    import threading
+
+    def burst():
+        for _ in range(50):
+            lanes.wake_soon(schema_name="alpha", budget=2, queued=1)
+
+    threads = [threading.Thread(target=burst) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lanes.flush_wakes()
+    assert int(admission.client().get(admission._key("backlog", "alpha"))) == 400
+    assert published == ["alpha", "alpha"]
+
+
+def test_a_waker_whose_thread_died_with_wakes_pending_delivers_them_on_the_next_note(published):
+    """Only the first note of a batch signals the thread; a thread started afresh must be signalled too."""
+    import os
+    import threading
+
+    waker = lanes.Waker()
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    with waker._lock:  # as if the thread had died after a note and before taking the batch
+        waker._pending = {"alpha": [2, 5]}
+        waker._idle.clear()
+        waker._thread, waker._pid = dead, os.getpid()
+    waker.note(schema_name="alpha", budget=2, queued=1)
+    assert waker.flush(timeout=10)
+    assert int(admission.client().get(admission._key("backlog", "alpha"))) == 6
