@@ -214,22 +214,31 @@ def _rect(value: object) -> Rect | None:
     return Rect.normalized(box.llx, box.lly, box.urx, box.ury)
 
 
-def inherited(node: pikepdf.Dictionary, key: str) -> object | None:
-    """Look ``key`` up on a page or field and its ``/Parent`` chain (bounded, loop safe)."""
+def _parent_chain(node: object) -> Iterator[tuple[pikepdf.Dictionary, set[str]]]:
+    """``node`` and its ``/Parent`` ancestors with their keys, nearest first (bounded, loop safe).
+
+    Callers test keys with ``in`` before reading them: pikepdf answers a missing key through an
+    exception, which costs several times a lookup."""
     seen: set[tuple[int, int]] = set()
-    current: object = node
+    current = node
     for _ in range(_MAX_PARENT_DEPTH):
         if not isinstance(current, pikepdf.Dictionary):
-            return None
-        value = current.get(key)
-        if value is not None:
-            return value
+            return
+        keys = current.keys()
+        yield current, keys
         objgen = current.objgen
+        if "/Parent" not in keys or objgen in seen:
+            return
         if objgen != (0, 0):
-            if objgen in seen:
-                return None
             seen.add(objgen)
-        current = current.get("/Parent")
+        current = current["/Parent"]
+
+
+def inherited(node: pikepdf.Dictionary, key: str) -> object | None:
+    """Look ``key`` up on a page or field and its ``/Parent`` chain."""
+    for current, keys in _parent_chain(node):
+        if key in keys:
+            return current[key]
     return None
 
 
@@ -237,27 +246,15 @@ _PAGE_INHERITED = ("/MediaBox", "/CropBox", "/Rotate")
 
 
 def page_attributes(page: pikepdf.Dictionary) -> dict[str, object]:
-    """A page's inheritable MediaBox, CropBox and Rotate, from the page or the nearest ancestor that has
-    each: one walk up the ``/Parent`` chain (bounded, loop safe). Keys are tested with ``in`` first:
-    pikepdf answers a missing key through an exception, which costs several times a lookup."""
+    """A page's inheritable MediaBox, CropBox and Rotate, each from the page or its nearest ancestor
+    that has it, in one walk up the chain."""
     found: dict[str, object] = {}
-    seen: set[tuple[int, int]] = set()
-    current: object = page
-    for _ in range(_MAX_PARENT_DEPTH):
-        if not isinstance(current, pikepdf.Dictionary):
-            break
-        keys = current.keys()
+    for current, keys in _parent_chain(page):
         for key in _PAGE_INHERITED:
             if key not in found and key in keys:
                 found[key] = current[key]
-        if len(found) == len(_PAGE_INHERITED) or "/Parent" not in keys:
+        if len(found) == len(_PAGE_INHERITED):
             break
-        objgen = current.objgen
-        if objgen != (0, 0):
-            if objgen in seen:
-                break
-            seen.add(objgen)
-        current = current["/Parent"]
     return found
 
 

@@ -136,3 +136,23 @@ def test_content_stream_bomb_helper_really_is_a_bomb() -> None:
     start = data.index(b"stream\n") + len(b"stream\n")
     inflated = zlib.decompressobj().decompress(data[start:], 16 * 1024 * 1024)
     assert len(inflated) == 8 * 1024 * 1024
+
+
+def test_the_parent_chain_takes_each_attribute_from_the_nearest_node_and_stops_on_a_loop() -> None:
+    from issuer.pdf.inspect import inherited, page_attributes
+
+    pdf = pikepdf.new()
+    root = pdf.make_indirect(pikepdf.Dictionary(Rotate=90, MediaBox=[0, 0, 1, 1]))
+    middle = pdf.make_indirect(pikepdf.Dictionary(Parent=root, CropBox=[0, 0, 5, 5]))
+    page = pdf.make_indirect(pikepdf.Dictionary(Parent=middle, MediaBox=[0, 0, 10, 10]))
+    found = page_attributes(page)
+    assert [float(v) for v in found["/MediaBox"]] == [0, 0, 10, 10]  # the page's own, not the root's
+    assert [float(v) for v in found["/CropBox"]] == [0, 0, 5, 5]
+    assert int(found["/Rotate"]) == 90
+    assert int(inherited(page, "/Rotate")) == 90
+
+    root["/Parent"] = page  # a loop: page -> middle -> root -> page
+    assert inherited(page, "/Missing") is None
+    assert "/Missing" not in page_attributes(page) and len(page_attributes(page)) == 3
+    del page["/MediaBox"], root["/MediaBox"], root["/Rotate"]
+    assert set(page_attributes(page)) == {"/CropBox"}  # the walk ends where the loop closes
