@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing.ledger import services as ledger
+from gateway.api.edge import json_response
 from gateway.api.parsers import SingleUploadParser
 from gateway.api.schema import problems
 from gateway.api.stamp_input import PlacementInput, StampInput, validate_stamp_input
@@ -240,7 +241,8 @@ class StampListApi(ChannelApiView):
         job = request_stamp(
             channel=request.tenant, customer_id=data["customer"], request=_request_from(data, data["document"])
         )
-        return Response(
+        return json_response(
+            request,
             job_output(job, position=queue.waiting, queue=queue),
             status=202,
             headers={"Location": f"/api/v1/stamps/{job.id}"},
@@ -330,7 +332,7 @@ class StampDetailApi(ChannelApiView):
         position = None
         if job.status == StampJob.Status.QUEUED:
             position = StampJob.objects.filter(status=StampJob.Status.QUEUED, created_at__lt=job.created_at).count()
-        return Response(job_output(job, position=position))
+        return json_response(request, job_output(job, position=position))
 
 
 class StampDocumentApi(ChannelApiView):
