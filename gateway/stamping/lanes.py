@@ -13,7 +13,8 @@
   lane with work but no token.
 - The stamp request does not wait for the wake: after its commit it hands the lane to this
   process's *waker* thread (:func:`wake_soon`), which folds what accumulated (a burst of requests
-  on one channel is one Redis call) and wakes each lane within milliseconds. A process that dies
+  on one channel is one Redis call) and wakes each lane within milliseconds - or, for a lane whose
+  drainers were all running at its last wake, counts its new jobs every 50 ms. A process that dies
   with wakes pending leaves committed jobs for the sweeper (within a minute), as any crash does.
 """
 
@@ -40,6 +41,7 @@ TIME_SLICE_SECONDS = 2.0
 LEASE = timedelta(minutes=2)
 TOKEN_TTL_SECONDS = 600
 WAKE_GATHER_SECONDS = 0.005  # how long the waker lets wakes gather before one Redis call
+SATURATED_GATHER_SECONDS = 0.05  # the same, for a lane whose drainers were all running at its last wake
 
 # KEYS[1] lane slots, KEYS[2] backlog counter; ARGV budget, slot TTL, jobs just queued.
 # Takes one free slot per job just queued (at least one), up to the budget; returns how many it took.
@@ -87,11 +89,19 @@ def wake(*, schema_name: str, budget: int | None = None, queued: int = 0) -> boo
 
 
 class Waker:
-    """One thread per process that wakes lanes off the request path (see the module docstring)."""
+    """One thread per process that wakes lanes off the request path (see the module docstring).
+
+    A lane found with all its drainers running (no task published) is *saturated*: its drainers will
+    claim new jobs on their own, and a wake only adds the new jobs to the backlog counter. Its next
+    wakes gather for ``SATURATED_GATHER_SECONDS`` instead of ``WAKE_GATHER_SECONDS``, so a surge
+    costs each process a few Redis calls a second, not one per request or two; other lanes are
+    woken as promptly as ever."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._pending: dict[str, list[int]] = {}  # schema -> [budget, jobs queued since the last wake]
+        self._deferred: dict[str, float] = {}  # schema -> monotonic time before which it is not woken
+        self._signalled = False  # the thread has been told of due work and has not taken it yet
         self._work = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -103,6 +113,8 @@ class Waker:
         """In a forked child: the parent's waker thread is not here, and its lock may have been held."""
         self._lock = threading.Lock()
         self._pending = {}
+        self._deferred = {}
+        self._signalled = False
         self._work = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -110,34 +122,57 @@ class Waker:
 
     def note(self, *, schema_name: str, budget: int, queued: int) -> None:
         with self._lock:
-            first = not self._pending  # else the thread has been told and has not taken the batch yet
+            # Signal for due work the thread has not been told of. A deferred lane is picked up by the
+            # thread's timed wait - unless nothing was pending, when the thread may wait untimed.
+            due = self._deferred.get(schema_name, 0.0) <= time.monotonic()
+            signal = not self._signalled and (due or not self._pending)
             entry = self._pending.setdefault(schema_name, [budget, 0])
             entry[0] = budget
             entry[1] += queued
-            if first:
-                self._idle.clear()
+            self._idle.clear()
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()  # (a forked child has the object but not the thread)
                 self._thread = threading.Thread(target=self._run, name="lane-waker", daemon=True)
                 self._thread.start()
-                first = True  # a new thread must be told about whatever is pending
-        if first:
+                signal = True  # a new thread must be told about whatever is pending
+            if signal:
+                self._signalled = True
+        if signal:
             self._work.set()
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the earliest pending deferred lane is due (None: nothing pending). Lock held."""
+        if not self._pending:
+            return None
+        now = time.monotonic()
+        return max(0.0, min(self._deferred.get(schema, 0.0) - now for schema in self._pending))
 
     def _run(self) -> None:
         while True:
-            self._work.wait()
+            with self._lock:
+                timeout = self._next_deadline()
+            self._work.wait(timeout)
             self._work.clear()
             # Let the wakes of a burst gather: under load one Redis call then carries many jobs, and
             # the request threads find the batch open and signal nobody.
             time.sleep(WAKE_GATHER_SECONDS)
+            now = time.monotonic()
             with self._lock:
-                batch, self._pending = self._pending, {}
+                self._signalled = False
+                batch = {s: e for s, e in self._pending.items() if self._deferred.get(s, 0.0) <= now}
+                for schema_name in batch:
+                    del self._pending[schema_name]
             for schema_name, (budget, queued) in batch.items():
                 try:
-                    wake(schema_name=schema_name, budget=budget, queued=queued)
+                    started = wake(schema_name=schema_name, budget=budget, queued=queued)
                 except Exception:  # noqa: BLE001 - the jobs are committed; the sweeper wakes the lane
                     logger.exception("could not wake a lane", extra={"schema": schema_name})
+                    started = False
+                with self._lock:
+                    if started:
+                        self._deferred.pop(schema_name, None)
+                    else:  # saturated (or the broker refused): its drainers find new jobs themselves
+                        self._deferred[schema_name] = time.monotonic() + SATURATED_GATHER_SECONDS
             with self._lock:
                 if not self._pending:
                     self._idle.set()

@@ -110,3 +110,69 @@ def test_a_waker_whose_thread_died_with_wakes_pending_delivers_them_on_the_next_
     waker.note(schema_name="alpha", budget=2, queued=1)
     assert waker.flush(timeout=10)
     assert int(admission.client().get(admission._key("backlog", "alpha"))) == 6
+
+
+class _Wakes:
+    """Stands in for ``lanes.wake``: records each call; ``saturated`` lanes start no drainer."""
+
+    def __init__(self, saturated=()):
+        import threading
+
+        self.calls: list[tuple[str, int]] = []
+        self.saturated = set(saturated)
+        self.changed = threading.Condition()
+
+    def __call__(self, *, schema_name, budget, queued):
+        with self.changed:
+            self.calls.append((schema_name, queued))
+            self.changed.notify_all()
+        return schema_name not in self.saturated
+
+    def wait_for(self, predicate, timeout=10.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self.calls), timeout)
+
+
+def test_a_saturated_lane_gathers_its_wakes_while_other_lanes_are_woken_at_once(monkeypatch):
+    """A lane whose drainers are all running needs its new jobs counted, not a wake per request: its
+    notes are folded for SATURATED_GATHER_SECONDS. Another channel's job is not held up by that."""
+    wakes = _Wakes(saturated={"alpha"})
+    monkeypatch.setattr(lanes, "wake", wakes)
+    monkeypatch.setattr(lanes, "SATURATED_GATHER_SECONDS", 3.0)  # far longer than the notes below take
+    waker = lanes.Waker()
+    waker.note(schema_name="alpha", budget=2, queued=1)
+    assert waker.flush(timeout=10)
+    assert wakes.calls == [("alpha", 1)]  # found saturated: deferred from now on
+    for _ in range(40):
+        waker.note(schema_name="alpha", budget=2, queued=1)
+    waker.note(schema_name="beta", budget=2, queued=1)
+    assert wakes.wait_for(lambda calls: ("beta", 1) in calls)
+    assert ("alpha", 40) not in wakes.calls  # beta was woken while alpha's notes still gathered
+    assert waker.flush(timeout=10)  # and the deferred notes are delivered, all in one wake
+    assert wakes.calls == [("alpha", 1), ("beta", 1), ("alpha", 40)]
+
+
+def test_a_lane_that_started_a_drainer_is_not_deferred(monkeypatch):
+    wakes = _Wakes()
+    monkeypatch.setattr(lanes, "wake", wakes)
+    monkeypatch.setattr(lanes, "SATURATED_GATHER_SECONDS", 3.0)
+    waker = lanes.Waker()
+    for expected in range(1, 4):
+        waker.note(schema_name="alpha", budget=2, queued=1)
+        assert waker.flush(timeout=10)
+        assert len(wakes.calls) == expected  # each woken on its own: none was deferred
+    assert waker._deferred == {}
+
+
+def test_a_note_for_a_deferred_lane_reaches_a_thread_with_nothing_else_pending(monkeypatch):
+    """The thread waits without a timeout when nothing is pending: a note for a deferred lane must
+    still wake it, or the job would wait for the sweeper."""
+    wakes = _Wakes(saturated={"alpha"})
+    monkeypatch.setattr(lanes, "wake", wakes)
+    monkeypatch.setattr(lanes, "SATURATED_GATHER_SECONDS", 0.2)
+    waker = lanes.Waker()
+    waker.note(schema_name="alpha", budget=1, queued=1)
+    assert waker.flush(timeout=10)
+    waker.note(schema_name="alpha", budget=1, queued=2)  # deferred, and the thread is idle
+    assert waker.flush(timeout=10)
+    assert wakes.calls == [("alpha", 1), ("alpha", 2)]
