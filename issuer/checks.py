@@ -16,26 +16,27 @@ from issuer.services import _profile
 
 Box = tuple[float, float, float, float]
 PROFILE_CACHE_SECONDS = 30.0
-_profiles: dict[str, tuple[float, object]] = {}
+_profiles: dict[tuple[str, int], tuple[float, object]] = {}
 
 
-def _rules(name: str):
-    """A profile's rules, cached per process for a few seconds (profiles change rarely; the worker
-    reads them fresh before it signs)."""
+def _rules(name: str, max_bytes_cap: int):
+    """A profile's rules with the gateway's size cap applied, cached per process for a few seconds
+    (profiles change rarely; the worker reads them fresh before it signs)."""
     now = time.monotonic()
-    hit = _profiles.get(name)
+    key = (name, max_bytes_cap)
+    hit = _profiles.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     rules = _profile(name).to_rules()
-    _profiles[name] = (now + PROFILE_CACHE_SECONDS, rules)
+    rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, max_bytes_cap))
+    _profiles[key] = (now + PROFILE_CACHE_SECONDS, rules)
     return rules
 
 
 def check_document(
     *, data: bytes, page: int, box: Box, profile: str = "default", password: str | None = None
 ) -> DocumentInfo:
-    rules = _rules(profile)
-    rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
+    rules = _rules(profile, settings.STAMP_DEFAULT_MAX_BYTES)
     info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
     check_profile(info, rules)
     check_placement(info, page, box, rules)
