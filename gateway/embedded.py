@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -82,12 +83,15 @@ def _tune_postgres(pgdata: Path) -> bool:
     Returns True when the settings were written now (a restart is needed).
     """
     conf = pgdata / "postgresql.auto.conf"
-    wanted = "max_connections = 300\n"
-    if wanted in conf.read_text():
+    # ALTER SYSTEM rewrites this file with the value quoted: either spelling means it is set.
+    if _MAX_CONNECTIONS_SET.search(conf.read_text()):
         return False
     with conf.open("a") as fh:
-        fh.write(wanted)
+        fh.write("max_connections = 300\n")
     return True
+
+
+_MAX_CONNECTIONS_SET = re.compile(r"^\s*max_connections\s*=\s*'?300'?\s*$", re.MULTILINE)
 
 
 def _remove_tree(path: Path) -> None:
