@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -28,9 +27,9 @@ from gateway import faults, webhooks
 from gateway.errors import ApplicationError
 from gateway.stamping import admission, lanes
 from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
+from gateway.stamping.intake import call_intake
 from gateway.stamping.models import JobDocument, StampJob, new_job_id
 from gateway.stamping.secrets import seal, unseal
-from gateway.stamping.sql import CALL_INTAKE
 from issuer.checks import check_document
 from tenants.portal.services import CustomerNotFound
 
@@ -65,9 +64,9 @@ def _hold_id(channel, job_id: str) -> str:
 def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id: str | None = None) -> StampJob:
     """Check, hold a unit, record the job; queue it once committed.
 
-    The hold and the two rows are ONE call of ``stamping_intake`` (``gateway.stamping.sql``): one round
-    trip, one transaction of its own outside ``transaction.atomic``, or part of the caller's inside one
-    (a batch: all documents or none).
+    The hold and the two rows are ONE call of ``stamping_intake`` (``gateway.stamping.sql``, called by
+    ``gateway.stamping.intake``): one round trip, one transaction of its own outside
+    ``transaction.atomic``, or part of the caller's inside one (a batch: all documents or none).
     """
     info = check_document(
         data=request.data, page=request.page, box=request.box, profile=request.profile, password=request.password
@@ -88,7 +87,7 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
         # refusal from aborting the caller's transaction.
         try:
             with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-                created = _intake(channel.schema_name, params)
+                created = call_intake(channel.schema_name, params)
             break
         except DatabaseError as exc:
             state = getattr(exc.__cause__, "sqlstate", None)
@@ -119,18 +118,6 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
-
-
-def _intake(schema_name: str, params: list):
-    """``stamping_intake`` of the channel's schema, as a prepared statement with server-side binding:
-    parsed and planned once per connection, the document sent as binary, and no ``SET search_path``
-    first (the function is schema-qualified and pins its own). Django's error wrapping still applies,
-    so a broken connection is noticed and replaced as for any other query."""
-    connection.ensure_connection()
-    sql = CALL_INTAKE.replace("{schema}", connection.ops.quote_name(schema_name))
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone()[0]
 
 
 def event_payload(job: StampJob) -> dict:
