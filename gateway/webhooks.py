@@ -12,6 +12,11 @@
   :func:`replay_delivery` starts a fresh series for any delivery.
 - Each body is signed: ``Emeterai-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
   Receivers verify it as ``docs/webhooks.md`` shows; :func:`verify_signature` is our own reference.
+- Deliveries go to public addresses only (no loopback, private, link-local - cloud metadata -, shared or
+  reserved ranges): an endpoint URL naming such an address is refused when it is registered, and every
+  attempt checks the addresses the name resolves to *when it connects*, so a name that later resolves
+  inward (DNS rebinding) reaches nothing. ``WEBHOOK_ALLOW_PRIVATE_ADDRESSES`` lifts this for
+  development and tests, where receivers listen on 127.0.0.1.
 
 Tasks take the schema name and ids, enter the schema explicitly, and refuse to run without one.
 """
@@ -20,10 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import logging
 import re
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -112,10 +120,62 @@ def _require_channel_schema(schema_name: str | None) -> str:
     return schema_name
 
 
-def _validate_url(url: str) -> None:
+def _check_scheme(url: str) -> str:
+    """The URL's host; refused unless it is an absolute http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidWebhookEndpoint("A webhook URL must be an absolute http:// or https:// address.")
+    return parts.hostname
+
+
+def _validate_url(url: str) -> None:
+    """For a new endpoint: http(s), and not an address deliveries would refuse anyway."""
+    host = _check_scheme(url)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if (literal is not None and not _public(literal)) or (
+        not settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES and (host == "localhost" or host.endswith(".localhost"))
+    ):
+        raise InvalidWebhookEndpoint(
+            f"Webhooks are delivered over the internet: {host} is a local or private address. "
+            "Give a public host name or address of your receiver."
+        )
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a delivery may connect to ``address`` (any address when private ones are allowed)."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        return True
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_global and not address.is_multicast
+
+
+def _connect_public(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):  # noqa: SLF001
+    """``socket.create_connection`` to a public address of ``host`` only: the check is made on the
+    addresses the name resolves to now, at connect time, so DNS cannot point a delivery inward."""
+    host, port = address
+    refused: list[str] = []
+    last_error: OSError | None = None
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        if not _public(ipaddress.ip_address(sockaddr[0].split("%")[0])):
+            refused.append(sockaddr[0])
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # noqa: SLF001
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    if last_error is not None:
+        raise last_error
+    raise OSError(f"{host} resolves only to non-public addresses ({', '.join(refused)}); nothing was sent")
 
 
 @transaction.atomic
@@ -199,12 +259,35 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a redirect is an answer like any other non-2xx: a failed attempt
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def _guarded(connection_class: type[http.client.HTTPConnection]):
+    def make(host, **kwargs):
+        conn = connection_class(host, **kwargs)
+        conn._create_connection = _connect_public  # noqa: SLF001 - http.client's own hook for this
+        return conn
+
+    return make
+
+
+class _PublicHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_guarded(http.client.HTTPConnection), req)
+
+
+class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_guarded(http.client.HTTPSConnection), req, context=self._context)
+
+
+_opener = urllib.request.build_opener(_NoRedirects, _PublicHTTPHandler, _PublicHTTPSHandler)
 
 
 def _post(*, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST once; (status code or None, error text or "")."""
-    _validate_url(url)
+    """POST once; (status code or None, error text or ""). Where it may connect is checked at connect
+    time (:func:`_connect_public`)."""
+    try:
+        _check_scheme(url)
+    except InvalidWebhookEndpoint as exc:
+        return None, exc.message
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only
     try:
         with _opener.open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:

@@ -261,6 +261,9 @@ STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LI
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.
 GATEWAY_BENCH_ENDPOINTS = env_bool("GATEWAY_BENCH_ENDPOINTS", False)
+# Webhook deliveries to loopback/private/link-local addresses: off in production (SSRF), on for
+# development, where receivers listen on this machine.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
 VERIFY_BASE_URL = os.environ.get("VERIFY_BASE_URL", "http://localhost:8000/v/")
 ISSUER_KEY_DIR = Path(os.environ.get("ISSUER_KEY_DIR", DATA_DIR / "issuer-keys"))
 

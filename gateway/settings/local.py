@@ -5,6 +5,8 @@ from .base import DATA_DIR, env_bool
 
 # Off unless asked for: the demo shows the same error pages a user would see.
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# Development receivers listen on this machine; production keeps webhooks to public addresses.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
 WHITENOISE_USE_FINDERS = True  # serve static files straight from the source folders
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise expects it to exist
 

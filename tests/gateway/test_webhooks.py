@@ -312,3 +312,82 @@ def test_backoff_doubles_with_jitter_up_to_a_cap(attempt, low, high):
 
 def test_module_constants_keep_a_lease_longer_than_a_request():
     assert webhooks.LEASE.total_seconds() > webhooks.REQUEST_TIMEOUT_SECONDS
+
+
+# --------------------------------------------------------------------------- public addresses only (SSRF)
+
+
+@pytest.fixture
+def public_only(settings):
+    """As in production: deliveries to public addresses only."""
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hooks",
+        "http://10.1.2.3/hooks",
+        "https://192.168.0.10/hooks",
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://100.64.0.1/hooks",  # shared address space
+        "http://[::1]/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://[fd00::1]/hooks",
+        "http://0.0.0.0/hooks",
+        "http://localhost:9000/hooks",
+        "http://api.localhost/hooks",
+    ],
+)
+def test_an_endpoint_on_a_local_or_private_address_is_refused(alpha, public_only, url):
+    with pytest.raises(InvalidWebhookEndpoint, match="local or private"):
+        create_webhook_endpoint(url=url, events=["*"])
+    assert WebhookEndpoint.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/x", "http://93.184.216.34/x", "https://[2606:4700::1111]/x"])
+def test_public_looking_endpoints_are_accepted(alpha, public_only, url):
+    assert create_webhook_endpoint(url=url, events=["*"]).url == url
+
+
+def test_a_name_resolving_to_a_private_address_is_not_connected_to(
+    alpha, receiver, public_only, monkeypatch, settings
+):
+    """The check is made at connect time on what the name resolves to then: DNS pointing a registered
+    name inward (rebinding) reaches nothing."""
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+    port = receiver.server.server_port
+
+    def rebinding(host, *args, **kwargs):
+        if host == "hooks.example.com":
+            return real_getaddrinfo("127.0.0.1", *args, **kwargs)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    endpoint(f"http://hooks.example.com:{port}/hooks")  # accepted: a public-looking name
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    (delivery,) = enqueue_event(event_type="order.paid", payload={"order": 1})
+
+    assert deliver(schema_name="alpha", delivery_id=delivery.pk) == "retry"
+
+    delivery.refresh_from_db()
+    assert receiver.requests == []
+    assert "non-public" in delivery.last_error and "127.0.0.1" in delivery.last_error
+
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True  # development: the same name now reaches the receiver
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert deliver(schema_name="alpha", delivery_id=delivery.pk) == "succeeded"
+    assert len(receiver.requests) == 1
+
+
+def test_an_endpoint_stored_with_a_private_address_fails_its_attempts_cleanly(alpha, receiver, public_only):
+    """Rows from before the check (or written directly) are refused at connect time, as failed attempts."""
+    made = WebhookEndpoint.objects.create(url=receiver.url, secret="whsec_t", events=["*"])
+    (delivery,) = enqueue_event(event_type="order.paid", payload={"order": 1})
+
+    assert deliver(schema_name="alpha", delivery_id=delivery.pk) == "retry"
+
+    delivery.refresh_from_db()
+    assert delivery.endpoint_id == made.pk and delivery.last_response_code is None
+    assert receiver.requests == [] and "non-public" in delivery.last_error
