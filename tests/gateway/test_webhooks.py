@@ -391,3 +391,22 @@ def test_an_endpoint_stored_with_a_private_address_fails_its_attempts_cleanly(al
     delivery.refresh_from_db()
     assert delivery.endpoint_id == made.pk and delivery.last_response_code is None
     assert receiver.requests == [] and "non-public" in delivery.last_error
+
+
+def test_an_https_endpoint_is_guarded_the_same_way(alpha, public_only, monkeypatch):
+    """HTTPS connections go through the same connect-time check, before any TLS is spoken."""
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: real_getaddrinfo("127.0.0.1" if host == "hooks.example.com" else host, *a, **k),
+    )
+    endpoint("https://hooks.example.com:1/hooks")
+    (delivery,) = enqueue_event(event_type="order.paid", payload={"order": 1})
+
+    assert deliver(schema_name="alpha", delivery_id=delivery.pk) == "retry"
+
+    delivery.refresh_from_db()
+    assert "non-public" in delivery.last_error and "refused" not in delivery.last_error.lower()
