@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -15,6 +17,7 @@ from billing.retail.selectors import order_get_for
 from gateway.api.auth import ApiKeyAuthentication, HasScope
 from gateway.api.edge import EdgeMixin
 from gateway.api.schema import problems
+from gateway.stamping.errors import InvalidCursor
 from tenants.portal.models import Customer
 from tenants.portal.services import create_customer, customer_get
 
@@ -66,7 +69,33 @@ class CustomerDoc(CustomerOutput):  # documentation only
 
 
 class CustomerListDoc(serializers.Serializer):  # documentation only
-    results = CustomerOutput(many=True, help_text="The channel's first 100 customers, oldest first.")
+    results = CustomerOutput(many=True, help_text="Up to 100 customers, oldest first.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+CUSTOMER_PAGE_SIZE = 100
+_CUSTOMER_CURSOR_PREFIX = "customer:"
+
+
+def _encode_customer_cursor(customer_id: int) -> str:
+    raw = f"{_CUSTOMER_CURSOR_PREFIX}{customer_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_customer_cursor(cursor: str) -> int:
+    """The id after which the next page starts; ``invalid_cursor`` for anything this API did not give out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not raw.startswith(_CUSTOMER_CURSOR_PREFIX):
+            raise ValueError
+        digits = raw.removeprefix(_CUSTOMER_CURSOR_PREFIX)
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+            raise ValueError
+        return int(digits)
+    except (ValueError, UnicodeError):
+        raise InvalidCursor("The cursor is not one this API gave out; start again without it.") from None
 
 
 def customer_with_quota(request, customer: Customer) -> dict:
@@ -88,12 +117,33 @@ class CustomerListApi(ChannelApiView):
         tags=["customers"],
         operation_id="customers_list",
         summary="List customers",
-        description="The channel's customers, oldest first (at most 100; not paginated yet).",
+        description="The channel's customers, oldest first, 100 per page: follow `next_cursor` until it is null. "
+        "`external_ref` finds a customer by the channel's own id for it.",
+        parameters=[
+            OpenApiParameter(
+                "external_ref", OpenApiTypes.STR, description="Only the customer with this `external_ref`."
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
+        ],
         responses={200: CustomerListDoc},
     )
+    @problems("invalid_cursor")
     def get(self, request):
-        customers = Customer.objects.order_by("id")[:100]
-        return Response({"results": CustomerOutput(customers, many=True).data})
+        customers = Customer.objects.order_by("id")
+        params = request.query_params
+        if params.get("external_ref") is not None:  # (a NUL in the URL is refused by the middleware)
+            customers = customers.filter(external_ref=params["external_ref"])
+        if params.get("cursor"):
+            customers = customers.filter(id__gt=_decode_customer_cursor(params["cursor"]))
+        page = list(customers[: CUSTOMER_PAGE_SIZE + 1])
+        more = len(page) > CUSTOMER_PAGE_SIZE
+        page = page[:CUSTOMER_PAGE_SIZE]
+        return Response(
+            {
+                "results": CustomerOutput(page, many=True).data,
+                "next_cursor": _encode_customer_cursor(page[-1].id) if more else None,
+            }
+        )
 
     @extend_schema(
         tags=["customers"],
