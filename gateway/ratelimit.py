@@ -166,9 +166,9 @@ class RateLimited(ApplicationError):
     http_status = 429
     title = "Too many requests"
 
-    def __init__(self, decision: Decision):
+    def __init__(self, decision: Decision, *, who: str = "This API key or channel"):
         super().__init__(
-            f"This API key or channel sent more requests than its limit allows. "
+            f"{who} sent more requests than its limit allows. "
             f"Retry after {max(1, math.ceil(decision.retry_after))} s; the RateLimit header shows what is left."
         )
         self.decision = decision
@@ -372,20 +372,66 @@ def check_rate_limit(*, channel, api_key_id: int, cost: int = 1, reads: tuple = 
     sent in the same round trip; their answers are ``Decision.reads`` (None when Redis was not reached).
     Never raises for an unreachable Redis: the in-process fallback answers instead.
     """
-    policies = policies_for(channel)
-    keys = bucket_keys(channel=channel, api_key_id=api_key_id)
+    return _check(
+        policies_for(channel),
+        bucket_keys(channel=channel, api_key_id=api_key_id),
+        keys_epoch_key(channel_id=channel.pk),
+        cost,
+        reads,
+    )
+
+
+def _check(policies, keys: tuple[str, str], epoch_key: str, cost: int, reads: tuple = ()) -> Decision:
+    """Both buckets in one script call (the fallback limiter while Redis is unreachable)."""
     if time.monotonic() >= _redis_retry_at:
         client, script = _client_and_script(settings.REDIS_URL)
         args = (policies[0].interval_us, policies[0].tolerance_us, policies[1].interval_us, policies[1].tolerance_us)
-        all_keys = (*keys, keys_epoch_key(channel_id=channel.pk))
         try:
-            raw, answers = _script_with_reads(client, script, all_keys, (*args, cost), reads)
+            raw, answers = _script_with_reads(client, script, (*keys, epoch_key), (*args, cost), reads)
         except redis.RedisError as exc:
             _note_redis_failure(exc)
         else:
             _note_redis_recovered()
             return _decide(policies, raw, "redis", answers if reads else None)
     return _decide(policies, local_limiter.check(keys, policies, cost), "local")
+
+
+def public_policies() -> tuple[Policy, Policy]:
+    """(per client address, all clients) for the issuer's public verification endpoints."""
+    (client_rate, client_burst), (all_rate, all_burst) = settings.PUBLIC_RATE_LIMITS
+    return Policy("client", rate=client_rate, burst=client_burst), Policy("public", rate=all_rate, burst=all_burst)
+
+
+def client_address(request) -> str:
+    """Who is asking: ``REMOTE_ADDR``, or with ``NUM_PROXIES`` trusted proxies in front, the address the
+    outermost of them saw (counted from the right of ``X-Forwarded-For``, which a client can only
+    prepend to)."""
+    proxies = settings.NUM_PROXIES
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded:
+            return forwarded[-min(proxies, len(forwarded))]
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+PUBLIC_WHO = "Your address (or everyone together)"
+
+
+def enforce_public_rate_limit(request, *, cost: int = 1) -> Decision:
+    """:func:`check_public_rate_limit` for ``request``'s client, raising :class:`RateLimited` when refused."""
+    decision = check_public_rate_limit(client=client_address(request), cost=cost)
+    if not decision.allowed:
+        raise RateLimited(decision, who=PUBLIC_WHO)
+    return decision
+
+
+def check_public_rate_limit(*, client: str, cost: int = 1) -> Decision:
+    """Charge a request of the public verification endpoints (no API key) to its client address's
+    bucket and to the bucket all clients share: one address cannot flood them, and all of them
+    together cannot take the issuer's verification down. ``cost``: a document upload costs more than a
+    serial lookup. Same script, headers, 429 and Redis fallback as the storefront's limits."""
+    tag = _tag("public")
+    return _check(public_policies(), (f"rl:{tag}:client:{client}", f"rl:{tag}:all"), f"rl:{tag}:epoch", cost)
 
 
 def enforce_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:

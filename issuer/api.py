@@ -12,14 +12,41 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.api.schema import PARSED, problems
+from gateway.ratelimit import enforce_public_rate_limit
 from issuer.models import Serial
 from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 
 
 class PublicApiView(APIView):
+    """No API key; each request is charged to its client address and to all clients together
+    (``gateway.ratelimit.check_public_rate_limit``), before its body is read."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    public_rate_limit = True  # the schema documents 429 and the RateLimit headers
+
+    def rate_limit_cost(self, request) -> int:
+        return 1
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        request.rate_limit = enforce_public_rate_limit(request, cost=self.rate_limit_cost(request))
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        decision = getattr(exc, "decision", None)
+        if decision is not None:
+            self.request.rate_limit = decision  # the refusal carries the headers too
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response[name] = value
+        return response
 
 
 # --------------------------------------------------------------------------- documentation only
@@ -93,7 +120,7 @@ class VerifySerialApi(PublicApiView):
         parameters=[OpenApiParameter("serial", OpenApiTypes.STR, OpenApiParameter.PATH)],
         responses={200: SerialStatusDoc},
     )
-    @problems("invalid_serial", "serial_not_found")
+    @problems("invalid_serial", "serial_not_found", "rate_limited")
     def get(self, request, serial: str):
         return Response(verify_serial(serial))
 
@@ -102,6 +129,9 @@ class VerifyDocumentApi(PublicApiView):
     """``POST /api/v1/verify`` (multipart ``document``, optional ``password``): verify a stamped PDF."""
 
     parser_classes = [MultiPartParser, FormParser]
+
+    def rate_limit_cost(self, request) -> int:
+        return settings.PUBLIC_UPLOAD_COST  # a document to check costs more than a serial to look up
 
     class InputSerializer(serializers.Serializer):
         document = serializers.FileField(allow_empty_file=False)
@@ -115,7 +145,7 @@ class VerifyDocumentApi(PublicApiView):
         request={"multipart/form-data": InputSerializer},
         responses={200: DocumentVerdictDoc},
     )
-    @problems(*PARSED, "not_a_pdf", "document_unreadable", "wrong_password", "document_too_large")
+    @problems(*PARSED, "not_a_pdf", "document_unreadable", "wrong_password", "document_too_large", "rate_limited")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from gateway.errors import ApplicationError
+from gateway.ratelimit import RateLimited, enforce_public_rate_limit
 from issuer.backoffice import selectors
 from issuer.backoffice.charts import Series, line_chart
 from issuer.pdf.inspect import check_size
@@ -65,13 +66,20 @@ def status_page(request):
     return response
 
 
+def _render_refusal(request, template: str, context: dict, exc: ApplicationError):
+    response = render(request, template, context | {"error": exc}, status=exc.http_status)
+    for name, value in getattr(exc, "headers", {}).items():
+        response[name] = value
+    return response
+
+
 def verify_serial_page(request, serial: str):
     """``/v/<serial>``: where the stamp's QR code points."""
     try:
+        enforce_public_rate_limit(request)
         result = verify_serial(serial)
     except ApplicationError as exc:
-        context = {"serial": normalize_serial(serial)[:40], "error": exc}
-        return render(request, "issuer/verify_serial.html", context, status=exc.http_status)
+        return _render_refusal(request, "issuer/verify_serial.html", {"serial": normalize_serial(serial)[:40]}, exc)
     times = {
         name: timezone.localtime(parse_datetime(result[name])) if result.get(name) else None
         for name in ("used_at", "voided_at")
@@ -95,6 +103,11 @@ def verify_page(request):
     if request.method == "GET" and request.GET.get("serial"):
         serial = normalize_serial(request.GET["serial"]).replace(" ", "")[:40] or "-"
         return redirect(reverse("verify-serial", kwargs={"serial": serial}))
+    if request.method == "POST":
+        try:  # before the upload is read
+            enforce_public_rate_limit(request, cost=settings.PUBLIC_UPLOAD_COST)
+        except RateLimited as exc:
+            return _render_refusal(request, "issuer/verify.html", {"form": VerifyUploadForm()}, exc)
     form = VerifyUploadForm(request.POST or None, request.FILES or None)
     context: dict = {"form": form}
     status = 200

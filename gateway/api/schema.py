@@ -281,6 +281,10 @@ class GatewayAutoSchema(AutoSchema):
         getter = getattr(self.view, "get_required_scope", None)
         return getter() if getter else getattr(self.view, "required_scope", "read")
 
+    def _is_limited(self) -> bool:
+        """Charged to a rate limit: every keyed view, and the public ones that say so."""
+        return self._is_keyed() or getattr(self.view, "public_rate_limit", False)
+
     def _problem_codes(self) -> list[str]:
         handler = getattr(self.view, self.method.lower(), None)
         codes = list(ANY)
@@ -309,8 +313,9 @@ class GatewayAutoSchema(AutoSchema):
         if edge and self.method == "POST":
             operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY_PARAMETER))
         responses = operation["responses"]
+        limited = self._is_limited()
         for response in responses.values():
-            self._add_headers(response, keyed=keyed, edge=edge, status=None)
+            self._add_headers(response, limited=limited, edge=edge, status=None)
         by_status: dict[int, list[str]] = {}
         for code in self._problem_codes():
             by_status.setdefault(catalogue()[code][0], []).append(code)
@@ -327,15 +332,15 @@ class GatewayAutoSchema(AutoSchema):
                     },
                 }
             }
-            self._add_headers(response, keyed=keyed, edge=edge, status=status, codes=codes)
+            self._add_headers(response, limited=limited, edge=edge, status=status, codes=codes)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
-    def _add_headers(self, response: dict, *, keyed: bool, edge: bool, status: int | None, codes=()) -> None:
+    def _add_headers(self, response: dict, *, limited: bool, edge: bool, status: int | None, codes=()) -> None:
         headers = response.setdefault("headers", {})
         headers["X-Request-Id"] = _header_ref("X-Request-Id")
         after_auth = status is None or bool(set(codes) - BEFORE_RATE_LIMIT)
-        if keyed and after_auth:
+        if limited and after_auth:
             headers["RateLimit"] = _header_ref("RateLimit")
             headers["RateLimit-Policy"] = _header_ref("RateLimit-Policy")
         if status in (429, 503) or "idempotency_request_in_progress" in codes:

@@ -261,6 +261,16 @@ STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LI
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.
 GATEWAY_BENCH_ENDPOINTS = env_bool("GATEWAY_BENCH_ENDPOINTS", False)
+# The issuer's public verification endpoints (no API key): (rate per second, burst) per client address,
+# and for all clients together. A serial lookup costs 1, a document upload PUBLIC_UPLOAD_COST.
+# GATEWAY_PUBLIC_RATE_LIMITS="5/30,1000/2000" sets both.
+PUBLIC_RATE_LIMITS = tuple(
+    tuple(int(n) for n in pair.split("/"))
+    for pair in os.environ.get("GATEWAY_PUBLIC_RATE_LIMITS", "5/30,1000/2000").split(",")
+)
+PUBLIC_UPLOAD_COST = 5
+# Proxies in front of the gateway that append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+NUM_PROXIES = int(os.environ.get("GATEWAY_NUM_PROXIES", "0"))
 # Webhook deliveries to loopback/private/link-local addresses: off in production (SSRF), on for
 # development, where receivers listen on this machine.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)

@@ -26,3 +26,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
 }
+# Every test client is 127.0.0.1: the public verification limits are tested with their own addresses
+# and settings (tests/issuer/test_public_rate_limit.py), and do not throttle the rest of the suite.
+PUBLIC_RATE_LIMITS = ((100_000, 100_000), (100_000, 100_000))
