@@ -49,6 +49,14 @@ class InvalidIdempotencyKey(ApplicationError):
     title = "Invalid Idempotency-Key"
 
 
+class IdempotencyKeyRequired(ApplicationError):
+    """For requests that move money, where a retry without a key could do it twice."""
+
+    code = "idempotency_key_required"
+    http_status = 400
+    title = "Idempotency-Key required"
+
+
 class IdempotencyKeyReused(ApplicationError):
     code = "idempotency_key_reused"
     http_status = 409

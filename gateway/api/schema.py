@@ -69,7 +69,12 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
     from billing.providers import InvalidWebhookSignature, MalformedWebhook, UnknownProvider
     from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
     from gateway.apikeys import InvalidApiKey
-    from gateway.idempotency import IdempotencyKeyReused, IdempotencyRequestInProgress, InvalidIdempotencyKey
+    from gateway.idempotency import (
+        IdempotencyKeyRequired,
+        IdempotencyKeyReused,
+        IdempotencyRequestInProgress,
+        InvalidIdempotencyKey,
+    )
     from gateway.ratelimit import RateLimited
     from gateway.stamping.errors import (
         DocumentNotReady,
@@ -88,6 +93,7 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         RateLimited: "Wait `Retry-After` seconds; `RateLimit` / `RateLimit-Policy` say how much is left.",
         InvalidIdempotencyKey: "`Idempotency-Key` must be 1-255 printable ASCII characters.",
         IdempotencyKeyReused: "This key was used for a different request; use a new key for a new request.",
+        IdempotencyKeyRequired: "This request moves money: send an `Idempotency-Key` and reuse it to retry.",
         IdempotencyRequestInProgress: "The first request with this key is still running; retry after `Retry-After`.",
         CustomerExists: "A customer with this `external_ref` exists; fetch it instead.",
         CustomerNotFound: "No such customer in this channel.",

@@ -17,6 +17,7 @@ from billing.retail.selectors import order_get_for
 from gateway.api.auth import ApiKeyAuthentication, HasScope
 from gateway.api.edge import EdgeMixin
 from gateway.api.schema import problems
+from gateway.idempotency import IdempotencyKeyRequired
 from gateway.stamping.errors import InvalidCursor
 from tenants.portal.models import Customer
 from tenants.portal.services import create_customer, customer_get
@@ -284,18 +285,25 @@ class RefundCreateApi(ChannelApiView):
         tags=["orders"],
         summary="Refund unused units of an order",
         description="Moves `units` unused units of a credited order from the wallet back to the channel's stock "
-        "and pays the money back less the channel's refund fee. Send an `Idempotency-Key`: without one, a "
-        "retry is only recognised while the order's refunded count is unchanged.",
+        "and pays the money back less the channel's refund fee. The `Idempotency-Key` header is required: a "
+        "retry with the same key (a lost answer, a timeout) gets the first refund's answer and refunds nothing "
+        "twice.",
         parameters=[ORDER_ID],
         request=InputSerializer,
         responses={201: RefundDoc},
     )
-    @problems("order_not_found", "refund_not_allowed")
+    @problems("order_not_found", "refund_not_allowed", "idempotency_key_required")
     def post(self, request, order_id):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         order = order_get_for(order_id=order_id)
-        key = request.idempotency_key or f"refund-{order.pk}-{order.refunded_units}"
+        key = request.idempotency_key
+        if key is None:
+            # Without a key a retry after a lost answer could not be told from a second refund.
+            raise IdempotencyKeyRequired(
+                "Refunds move money: send an Idempotency-Key header (for example a UUID) and send the same "
+                "key again if you retry this refund."
+            )
         refund = retail.refund_order(
             channel=request.tenant,
             order_id=order.pk,

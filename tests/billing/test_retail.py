@@ -240,7 +240,10 @@ def test_refund_outside_the_window_is_refused(client_for, alpha, customer):
     with schema_context("alpha"):
         Order.objects.filter(pk=order.pk).update(credited_at=timezone.now() - timedelta(days=46))
     response = client_for("alpha").post(
-        f"/api/v1/orders/{order.pk}/refunds", data={"units": 1}, content_type="application/json"
+        f"/api/v1/orders/{order.pk}/refunds",
+        data={"units": 1},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="refund-late",
     )
     assert response.status_code == 409
     assert "45 days" in response.json()["detail"]
@@ -293,3 +296,22 @@ def test_no_money_leaves_before_the_refund_is_committed(client_for, alpha, custo
         assert retail.send_pending_refunds(channel=alpha) == 0
     assert calls == []
     assert wallet(alpha, customer)["available"] == 2
+
+
+def test_a_refund_needs_an_idempotency_key_and_its_retry_refunds_nothing_twice(client_for, alpha, customer):
+    """Without a key, a retry after a lost answer could not be told from a second refund: refused. With
+    one, the retry (same key, same body) gets the first answer and nothing moves again."""
+    order = order_for(alpha, customer, quantity=3)
+    webhook(client_for, order, payment_ref=unique("pay"))
+    api = client_for("alpha")
+    path, body = f"/api/v1/orders/{order.pk}/refunds", json.dumps({"units": 1})
+
+    keyless = api.post(path, body, content_type="application/json")
+    assert keyless.status_code == 400 and keyless.json()["code"] == "idempotency_key_required"
+    assert wallet(alpha, customer)["available"] == 3  # nothing refunded
+
+    first = api.post(path, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="refund-once")
+    retry = api.post(path, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="refund-once")
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json() and retry["Idempotent-Replayed"] == "true"
+    assert wallet(alpha, customer)["available"] == 2  # one unit refunded, once
