@@ -7,6 +7,7 @@ which a test inside pytest-django's transaction never is."""
 from __future__ import annotations
 
 import datetime
+import time
 
 import psycopg
 import pytest
@@ -31,18 +32,26 @@ def alpha(live_db):
 
 
 @pytest.fixture
-def customer_id(alpha):
+def customer_id(alpha, monkeypatch):
     from tenants.portal.models import Customer
 
+    # These jobs are committed in alpha, and the e2e tests' session worker may still be draining its
+    # lane: no wake for them, so no worker is sent for them.
+    monkeypatch.setattr(services, "queued", lambda **_: None)
     customer_id = funded_wallet(channel_id=alpha.pk, units=6)
     with schema_context("alpha"):
         Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Intake Caller")
     yield customer_id
-    # Committed jobs left queued would sit in alpha's lane ahead of later tests' jobs: end them (the
-    # held units go back), as a worker refusing them would.
+    # Jobs left queued would sit in alpha's lane ahead of later tests' jobs (and one a drainer already
+    # running took would count as in flight): let any taken one finish, then end the rest, their held
+    # units going back, as a worker refusing them would.
     connection.close_if_unusable_or_obsolete()
     with schema_context("alpha"):
-        for job in StampJob.objects.filter(customer_id=customer_id, status="queued"):
+        mine = StampJob.objects.filter(customer_id=customer_id)
+        deadline = time.monotonic() + 60
+        while mine.filter(status="processing").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for job in mine.filter(status="queued"):
             services._fail(job, code="test_cleanup", detail="left by test_intake_call")
 
 
