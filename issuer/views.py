@@ -68,7 +68,7 @@ def status_page(request):
 
 def _render_refusal(request, template: str, context: dict, exc: ApplicationError):
     response = render(request, template, context | {"error": exc}, status=exc.http_status)
-    for name, value in getattr(exc, "headers", {}).items():
+    for name, value in (getattr(exc, "headers", None) or {}).items():
         response[name] = value
     return response
 
