@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gateway.api.edge import RateLimitHeadersMixin
 from gateway.api.schema import PARSED, problems
 from gateway.ratelimit import enforce_public_rate_limit
 from issuer.models import Serial
@@ -18,7 +19,7 @@ from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 
 
-class PublicApiView(APIView):
+class PublicApiView(RateLimitHeadersMixin, APIView):
     """No API key; each request is charged to its client address and to all clients together
     (``gateway.ratelimit.check_public_rate_limit``), before its body is read."""
 
@@ -32,21 +33,6 @@ class PublicApiView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         request.rate_limit = enforce_public_rate_limit(request, cost=self.rate_limit_cost(request))
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        decision = getattr(exc, "decision", None)
-        if decision is not None:
-            self.request.rate_limit = decision  # the refusal carries the headers too
-        return response
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        decision = getattr(request, "rate_limit", None)
-        if decision is not None:
-            for name, value in decision.headers().items():
-                response[name] = value
-        return response
 
 
 # --------------------------------------------------------------------------- documentation only

@@ -95,7 +95,20 @@ def _replay_response(replay: Replay) -> HttpResponse:
     return response
 
 
-class EdgeMixin:
+class RateLimitHeadersMixin:
+    """Every answer to a request charged to a rate limit (``request.rate_limit``, a ``Decision``) carries
+    ``RateLimit`` and ``RateLimit-Policy``; a refusal's come with its exception."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(request, "rate_limit", None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response[name] = value
+        return response
+
+
+class EdgeMixin(RateLimitHeadersMixin):
     """Rate limits and idempotency for an ``APIView`` (see the module docstring)."""
 
     rate_limit_cost = 1
@@ -130,14 +143,6 @@ class EdgeMixin:
         """Redis reads this request will need, sent with the rate-limit check (one round trip for both);
         the view finds the answers in ``request.rate_limit.reads`` (None if Redis was not reached)."""
         return ()
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        decision = getattr(request, "rate_limit", None)
-        if decision is not None:
-            for name, value in decision.headers().items():
-                response[name] = value
-        return response
 
     # ------------------------------------------------------------------ idempotency
 
