@@ -8,9 +8,25 @@ the public schema.
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
 
 app = Celery("gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _run_below_request_handling(**_kwargs) -> None:
+    """Worker processes give way to the web processes on a shared CPU: a surge of stamping must not
+    slow down request handling (``WORKER_NICE``, 10 by default; 0 leaves the priority alone).
+    Stamping still gets every cycle the web tier does not use."""
+    from django.conf import settings
+
+    increment = int(getattr(settings, "WORKER_NICE", 0))
+    if increment > 0:
+        try:
+            os.nice(increment)
+        except OSError:  # pragma: no cover - not permitted here: run at the normal priority
+            pass

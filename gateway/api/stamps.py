@@ -22,6 +22,7 @@ from gateway.api.parsers import SingleUploadParser
 from gateway.api.schema import problems
 from gateway.api.stamp_input import PlacementInput, StampInput, validate_stamp_input
 from gateway.api.views import ChannelApiView
+from gateway.idempotency import IDEMPOTENCY_HEADER
 from gateway.stamping import admission
 from gateway.stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
 from gateway.stamping.models import Batch, StampJob
@@ -58,8 +59,14 @@ DOCUMENT_CHECKS = (
 
 
 class QueueDoc(serializers.Serializer):
-    position = serializers.IntegerField(help_text="1 = next to be stamped.")
-    eta_seconds = serializers.IntegerField(help_text="Estimated from the measured drain rate.")
+    position = serializers.IntegerField(
+        help_text="1 = next to be stamped: one more than the channel's jobs queued or being stamped ahead of it."
+    )
+    eta_seconds = serializers.IntegerField(
+        help_text="Seconds until it is stamped (at least 1), from the lane model: the workers, the channels "
+        "sharing them and the measured time per stamp (docs/stamping.md)."
+    )
+    eta_ms = serializers.IntegerField(help_text="The same ETA in milliseconds.")
 
 
 class StampErrorDoc(serializers.Serializer):
@@ -181,7 +188,11 @@ def _request_from(data: dict, upload) -> StampRequest:
     )
 
 
-def job_output(job: StampJob, *, position: int | None = None, queue: admission.QueueState | None = None) -> dict:
+def job_output(
+    job: StampJob, *, position: int | None = None, queue: admission.QueueState | None = None, budget: int | None = None
+) -> dict:
+    """The job as the API shows it; with ``position`` (jobs of its lane ahead of it, 0: none), its place
+    in the queue and the ETA the lane model gives that place (``queue``, or read now)."""
     body = {
         "id": job.id,
         "customer": job.customer_id,
@@ -205,8 +216,12 @@ def job_output(job: StampJob, *, position: int | None = None, queue: admission.Q
         "document_url": f"/api/v1/stamps/{job.id}/document" if job.status == StampJob.Status.STAMPED else None,
     }
     if position is not None:
-        eta = queue.eta_seconds(position) if queue is not None else admission.eta_seconds(position)
-        body["queue"] = {"position": position + 1, "eta_seconds": eta}
+        queue = queue if queue is not None else admission.queue_state(budget=budget)
+        body["queue"] = {
+            "position": position + 1,
+            "eta_seconds": queue.eta_seconds(position),
+            "eta_ms": queue.eta_ms(position),
+        }
     return body
 
 
@@ -226,6 +241,18 @@ class StampListApi(ChannelApiView):
     def rate_limit_reads(self, request) -> tuple:
         return admission.state_reads() if request.method == "POST" else ()  # the queue, for admission
 
+    def initial(self, request, *args, **kwargs):
+        """Admission right after the key, the rate limit and the scope: a refusal reads no body and
+        touches no database. A request with an ``Idempotency-Key`` is admitted in the handler instead,
+        after its claim, so the retry of an accepted request gets its first answer even in a surge."""
+        super().initial(request, *args, **kwargs)
+        request.stamp_queue = None
+        if request.method == "POST" and IDEMPOTENCY_HEADER not in request.headers:
+            request.stamp_queue = self._admit(request)
+
+    def _admit(self, request) -> admission.QueueState:
+        return admission.admit(channel=request.tenant, answers=getattr(request.rate_limit, "reads", None))
+
     @extend_schema(
         tags=["stamps"],
         summary="Stamp a document (asynchronous)",
@@ -236,8 +263,8 @@ class StampListApi(ChannelApiView):
     )
     @problems(*DOCUMENT_CHECKS)
     def post(self, request):
+        queue = request.stamp_queue or self._admit(request)
         data = validate_stamp_input(request.data)
-        queue = admission.admit(channel=request.tenant, answers=getattr(request.rate_limit, "reads", None))
         job = request_stamp(
             channel=request.tenant, customer_id=data["customer"], request=_request_from(data, data["document"])
         )
@@ -330,9 +357,11 @@ class StampDetailApi(ChannelApiView):
     def get(self, request, job_id):
         job = _job_get(job_id)
         position = None
-        if job.status == StampJob.Status.QUEUED:
-            position = StampJob.objects.filter(status=StampJob.Status.QUEUED, created_at__lt=job.created_at).count()
-        return json_response(request, job_output(job, position=position))
+        if job.status == StampJob.Status.QUEUED:  # ahead: the lane's jobs queued or being stamped, as on the 202
+            position = StampJob.objects.filter(
+                status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING], created_at__lt=job.created_at
+            ).count()
+        return json_response(request, job_output(job, position=position, budget=request.tenant.stamping_concurrency))
 
 
 class StampDocumentApi(ChannelApiView):

@@ -255,10 +255,18 @@ LOGGING = {
 # --------------------------------------------------------------------------- the product
 
 ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
-# Stamping admission: a channel's backlog beyond this is refused with 503 + Retry-After; the assumed
-# drain rate (stamps/s) is used for ETAs until a real one has been measured.
+# Stamping admission (docs/stamping.md): a channel is refused with 503 + Retry-After when its lane could
+# not finish one more job within STAMPING_MAX_WAIT_SECONDS (from the lane model: workers, lanes, measured
+# cost), once it has STAMPING_MIN_BACKLOG jobs; or past STAMPING_CHANNEL_BACKLOG_LIMIT jobs in any case.
+# The assumed figures stand in until the workers have measured real ones.
 STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LIMIT", "5000"))
-STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))
+STAMPING_MAX_WAIT_SECONDS = float(os.environ.get("STAMPING_MAX_WAIT_SECONDS", "60"))
+STAMPING_MIN_BACKLOG = int(os.environ.get("STAMPING_MIN_BACKLOG", "20"))
+STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))  # stamps/s of one worker
+STAMPING_ASSUMED_DISPATCH_SECONDS = float(os.environ.get("STAMPING_ASSUMED_DISPATCH_SECONDS", "0.05"))
+STAMPING_WORKER_SLOTS = int(os.environ.get("STAMPING_WORKER_SLOTS", "2"))  # until workers report themselves
+# Celery worker processes run this much nicer than the web processes (0: the same priority).
+WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.
 GATEWAY_BENCH_ENDPOINTS = env_bool("GATEWAY_BENCH_ENDPOINTS", False)
 # The issuer's public verification endpoints (no API key): (rate per second, burst) per client address,

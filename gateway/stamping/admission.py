@@ -1,14 +1,21 @@
-"""Admission control and fairness for stamping.
+"""Admission control, ETAs and fairness for stamping.
 
-- **Drain rate**: every finished job is counted in Redis in 10-second buckets, per channel and in
-  total; the rate over the last minute turns a queue position into an honest ETA.
-- **Backlog limits**: a channel whose backlog passes its limit is answered ``503 overloaded`` with
-  ``Retry-After`` (the time to drain what is queued), so a surge on one channel is refused at its
-  own door before it can fill the workers' queue for everyone.
+- **The lane model** (:class:`LaneModel`): a job's ETA comes from what will actually run it - the
+  stamping workers alive (each worker process notes itself in Redis), the lanes sharing them and
+  their drainers (``lanes`` keeps that count), this lane's measured worker time per stamp and its
+  measured wait for a worker (both smoothed, reported by every drainer slice). It is updated as a
+  surge evolves: a slice's figures count within seconds, not after a minute's look-back.
+- **Admission from capacity**: a channel is refused ``503 overloaded`` when its lane could not
+  finish one more job within ``STAMPING_MAX_WAIT_SECONDS`` at the rate the model gives it (or holds
+  ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs) - a limit derived from what the workers measurably do,
+  not a constant. The refusal costs two Redis round trips and no body or database work.
+- **Spread retries**: each refused client gets its own retry slot, one lane-job apart, so fifty
+  clients refused together do not come back together (``Retry-After``).
+- **Drain rate**: finished jobs are also counted in 10-second buckets for the back office's figures.
 - **Per-channel concurrency**: see ``lanes`` - a channel has at most ``Channel.stamping_concurrency``
   drainers, so one channel can never occupy every worker.
 
-Redis being down never blocks stamping: the counters are advisory and fall back to defaults.
+Redis being down never blocks stamping: the counters are advisory and fall back to assumed figures.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import random
+import socket
 import time
 from dataclasses import dataclass
 
@@ -101,61 +111,252 @@ def resync_backlog() -> int:
     return actual
 
 
-def eta_seconds(position: int, *, rate: float | None = None) -> int:
-    """Seconds until the job at 0-based ``position`` is done, at the measured (or assumed) drain rate."""
-    rate = (drain_rate() if rate is None else rate) or settings.STAMPING_ASSUMED_RATE
-    return max(1, math.ceil((position + 1) / rate))
+def eta_seconds(position: int, *, budget: int | None = None) -> int:
+    """Whole seconds until the job at 0-based ``position`` of the current channel is done (at least 1),
+    from the lane model of :func:`queue_state`."""
+    return queue_state(budget=budget).eta_seconds(position)
+
+
+# --------------------------------------------------------------------------- the lane model
+
+
+@dataclass(frozen=True)
+class LaneModel:
+    """What decides when a channel's next job is done: the stamping workers alive, the lanes that
+    share them (and how many drainers each has), this lane's budget, and two measured costs.
+
+    The broker queue hands the workers to drainer tasks in turn, one job each while other lanes wait
+    (``lanes.drain``), so a lane's share of the ``workers`` is proportional to its drainers:
+    ``share = drainers`` while all drainers fit on the workers, else ``workers * drainers / total``.
+    A lane with ``share`` workers and ``cost`` seconds of worker time per stamp finishes one job every
+    ``cost / share`` seconds; a lane with no drainer running first waits ``dispatch`` seconds (publish,
+    the broker, a worker's pick-up: measured) for its first one."""
+
+    schema: str
+    workers: int
+    drainers: dict  # schema -> drainers running, for every lane with work
+    budget: int  # this lane's most drainers (``Channel.stamping_concurrency``)
+    cost: float  # seconds of worker time per stamp in this lane (measured, smoothed)
+    dispatch: float  # seconds from a lane's wake to its first job starting (measured, smoothed)
+
+    def share(self, waiting: int) -> float:
+        """Workers this lane gets while ``waiting`` of its jobs are queued or running."""
+        running = self.drainers.get(self.schema, 0)
+        mine = max(running, min(self.budget, max(1, waiting)))
+        total = sum(n for schema, n in self.drainers.items() if schema != self.schema) + mine
+        return float(mine) if total <= self.workers else self.workers * mine / total
+
+    def seconds_until_done(self, position: int) -> float:
+        """Seconds until the job with ``position`` jobs of this lane ahead of it (0: none) is done."""
+        share = self.share(position + 1)
+        pickup = 0.0 if self.drainers.get(self.schema, 0) else self.dispatch
+        return pickup + self.cost * max(1.0, (position + 1) / share)
+
+    def seconds_per_job(self, waiting: int) -> float:
+        """How often this lane finishes a job while ``waiting`` of its jobs are in it."""
+        return self.cost / self.share(waiting)
+
+
+def _float(value, default: float) -> float:
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _pairs(flat) -> dict:
+    """A raw HGETALL answer (flat list, or the dict redis-py's parser makes) as {str: str}."""
+    if isinstance(flat, dict):
+        items = flat.items()
+    else:
+        items = zip(flat[0::2], flat[1::2], strict=True)
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in items}
+
+
+def _model(schema: str, budget: int, lanes_raw, workers_raw, costs_raw, *, now: float | None = None) -> LaneModel:
+    now = time.time() if now is None else now
+    drainers = {}
+    for name, value in _pairs(lanes_raw or []).items():
+        count, _, expires = value.partition(":")
+        if _float(expires, now + 1) > now and int(_float(count, 0)) > 0:
+            drainers[name] = int(_float(count, 0))
+    alive = sum(1 for expires in _pairs(workers_raw or []).values() if _float(expires, 0) > now)
+    cost, dispatch, cost_all = (list(costs_raw) + [None, None, None])[:3] if costs_raw else (None, None, None)
+    assumed_cost = 1.0 / settings.STAMPING_ASSUMED_RATE
+    return LaneModel(
+        schema=schema,
+        workers=alive or settings.STAMPING_WORKER_SLOTS,
+        drainers=drainers,
+        budget=max(1, budget),
+        cost=max(0.001, _float(cost, _float(cost_all, assumed_cost))),
+        dispatch=max(0.0, _float(dispatch, settings.STAMPING_ASSUMED_DISPATCH_SECONDS)),
+    )
 
 
 @dataclass(frozen=True)
 class QueueState:
-    waiting: int  # jobs of this channel queued or running
-    rate: float  # stamps finished per second over the last minute (0.0 when unknown)
+    waiting: int  # jobs of this channel queued or running (the ones ahead of a new job)
+    model: LaneModel
+
+    def seconds_until_done(self, position: int) -> float:
+        return self.model.seconds_until_done(position)
 
     def eta_seconds(self, position: int) -> int:
-        return eta_seconds(position, rate=self.rate)
+        return max(1, math.ceil(self.seconds_until_done(position)))
+
+    def eta_ms(self, position: int) -> int:
+        return max(1, math.ceil(self.seconds_until_done(position) * 1000))
 
 
-def state_reads() -> tuple:
+def state_reads(schema_name: str | None = None) -> tuple:
     """The Redis commands behind :func:`queue_state`, for a caller that sends them with its own round
     trip (the stamp request sends them with its rate-limit check)."""
     from django.db import connection
 
-    now = int(time.time()) // BUCKET_SECONDS
+    schema = schema_name or connection.schema_name
     return (
-        ("GET", _key("backlog", connection.schema_name)),
-        ("MGET", *[_key("done", "all", now - i) for i in range(1, WINDOW_BUCKETS + 1)]),
+        ("GET", _key("backlog", schema)),
+        ("HGETALL", _key("lanes")),
+        ("HGETALL", _key("workers")),
+        ("HMGET", _key("costs"), f"{schema}:cost", f"{schema}:dispatch", "all:cost"),
     )
 
 
-def queue_state(answers: list | None = None) -> QueueState:
-    """Backlog and drain rate: from ``answers`` to :func:`state_reads` when the caller has them, else in
-    one Redis round trip of its own."""
+def _budget(schema: str) -> int:
+    from tenants.models import Channel
+
+    budget = Channel.objects.filter(schema_name=schema).values_list("stamping_concurrency", flat=True).first()
+    return budget or 1
+
+
+def queue_state(answers: list | None = None, *, budget: int | None = None) -> QueueState:
+    """Backlog and lane model: from ``answers`` to :func:`state_reads` when the caller has them, else in
+    one Redis round trip of its own. Without Redis: the database's count and the assumed figures."""
+    from django.db import connection
+
+    schema = connection.schema_name
+    budget = _budget(schema) if budget is None else budget
     if answers is None:
         try:
             pipe = client().pipeline(transaction=False)
-            for command in state_reads():
+            for command in state_reads(schema):
                 pipe.execute_command(*command)
             answers = pipe.execute()
         except redis.RedisError:
-            return QueueState(waiting=count_backlog(), rate=0.0)
-    value, buckets = answers
+            return QueueState(waiting=count_backlog(), model=_model(schema, budget, None, None, None))
+    value, lanes_raw, workers_raw, costs_raw = answers
     waiting = resync_backlog() if value is None else max(0, int(value))
-    return QueueState(waiting=waiting, rate=sum(int(v) for v in buckets if v) / (BUCKET_SECONDS * WINDOW_BUCKETS))
+    return QueueState(waiting=waiting, model=_model(schema, budget, lanes_raw, workers_raw, costs_raw))
+
+
+# --------------------------------------------------------------------------- measurements (workers)
+
+# KEYS[1] the costs hash; ARGV: (field, sample, weight) triples. Moves each field toward its sample by
+# ``weight`` (an exponentially weighted moving average); a field not yet there takes the sample.
+_SMOOTH = """
+for i = 1, #ARGV, 3 do
+  local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  local sample = tonumber(ARGV[i + 1])
+  local value = sample
+  if old then value = old + tonumber(ARGV[i + 2]) * (sample - old) end
+  redis.call('HSET', KEYS[1], ARGV[i], tostring(value))
+end
+return 1
+"""
+_smooth = None
+COST_WEIGHT = 0.3  # of the newest slice, in the smoothed per-stamp cost
+DISPATCH_WEIGHT = 0.3
+WORKER_TTL_SECONDS = 60
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def note_worker_alive() -> None:
+    """A stamping worker process is alive (called when it starts and with every slice it runs)."""
+    with contextlib.suppress(redis.RedisError):
+        client().hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.0f}")
+
+
+def forget_worker() -> None:
+    with contextlib.suppress(redis.RedisError):
+        client().hdel(_key("workers"), worker_id())
+
+
+def record_slice(*, channel_schema: str, jobs: int, seconds: float, dispatch: float | None = None) -> None:
+    """A drainer of ``channel_schema`` ran ``jobs`` jobs in ``seconds`` of its worker's time, after
+    waiting ``dispatch`` seconds for a worker (None: it was a continuation, not a fresh wake)."""
+    global _smooth
+    args: list = []
+    if jobs > 0:
+        per_job = seconds / jobs
+        args += [f"{channel_schema}:cost", f"{per_job:.6f}", COST_WEIGHT, "all:cost", f"{per_job:.6f}", COST_WEIGHT]
+    if dispatch is not None:
+        args += [f"{channel_schema}:dispatch", f"{max(0.0, dispatch):.6f}", DISPATCH_WEIGHT]
+    try:
+        if _smooth is None:
+            _smooth = client().register_script(_SMOOTH)
+        pipe = client().pipeline(transaction=False)
+        pipe.hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.0f}")
+        if args:
+            _smooth(keys=[_key("costs")], args=args, client=pipe)
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("could not record a stamping slice", exc_info=True)
+
+
+# --------------------------------------------------------------------------- admission
+
+# KEYS[1] the channel's next retry slot (epoch seconds); ARGV now, spacing, earliest, latest.
+# Hands out retry times one ``spacing`` apart (the time the lane takes to free one place), so refused
+# clients come back spread over time instead of all at once.
+_NEXT_SLOT = """
+local now = tonumber(ARGV[1])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+local earliest = now + tonumber(ARGV[3])
+if slot < earliest then slot = earliest end
+slot = slot + tonumber(ARGV[2])
+if slot > now + tonumber(ARGV[4]) then slot = now + tonumber(ARGV[4]) end
+redis.call('SET', KEYS[1], tostring(slot), 'EX', math.ceil(tonumber(ARGV[4])) + 1)
+return tostring(slot - now)
+"""
+_next_slot = None
+MAX_RETRY_AFTER_SECONDS = 120
+
+
+def retry_slot(*, schema: str, spacing: float, earliest: float) -> float:
+    """Seconds until this refused client's turn to retry; without Redis, a random spread."""
+    global _next_slot
+    try:
+        if _next_slot is None:
+            _next_slot = client().register_script(_NEXT_SLOT)
+        args = [f"{time.time():.6f}", f"{spacing:.6f}", f"{earliest:.6f}", MAX_RETRY_AFTER_SECONDS]
+        return float(_next_slot(keys=[_key("retry-slot", schema)], args=args))
+    except redis.RedisError:
+        return earliest + random.uniform(0, 1) * max(1.0, spacing * 10)
 
 
 def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueState:
-    """Refuse with 503 when the channel's backlog is past its limit; else return the queue ahead.
-    ``answers``: the caller's answers to :func:`state_reads`, if it has them."""
+    """Refuse with 503 when the channel's lane cannot stamp one more job within the promise the
+    gateway makes (``STAMPING_MAX_WAIT_SECONDS``, from the lane model and what it measured) or holds
+    ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs; else return the queue ahead. ``answers``: the caller's
+    answers to :func:`state_reads`, if it has them."""
     from gateway.stamping.errors import Overloaded
 
-    state = queue_state(answers)
+    state = queue_state(answers, budget=channel.stamping_concurrency)
     waiting = state.waiting
-    if waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT:
-        retry_after = state.eta_seconds(waiting)
+    last = waiting + new_jobs - 1  # the position of the last new job
+    wait = state.seconds_until_done(last)
+    too_long = wait > settings.STAMPING_MAX_WAIT_SECONDS and last >= settings.STAMPING_MIN_BACKLOG
+    if too_long or waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT:
+        spacing = state.model.seconds_per_job(waiting) * new_jobs
+        earliest = max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else spacing
+        retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=earliest)))
         error = Overloaded(
-            f"{channel.name} has {waiting} documents waiting to be stamped, the most it queues at once. "
-            f"Nothing was charged. Try again in about {retry_after} seconds.",
+            f"{channel.name} has {waiting} documents waiting to be stamped, about "
+            f"{math.ceil(wait)} seconds of work: the most it queues at once. "
+            f"Nothing was charged. Try again in {retry_after} seconds.",
             extra={"queue_depth": waiting, "retry_after": retry_after},
         )
         error.headers = {"Retry-After": str(retry_after)}

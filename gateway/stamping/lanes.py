@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 import redis
@@ -43,7 +44,8 @@ TOKEN_TTL_SECONDS = 600
 WAKE_GATHER_SECONDS = 0.005  # how long the waker lets wakes gather before one Redis call
 SATURATED_GATHER_SECONDS = 0.05  # the same, for a lane whose drainers were all running at its last wake
 
-# KEYS[1] lane slots, KEYS[2] backlog counter; ARGV budget, slot TTL, jobs just queued.
+# KEYS[1] lane slots, KEYS[2] backlog counter, KEYS[3] the lanes hash (schema -> "drainers:expires");
+# ARGV budget, slot TTL, jobs just queued, schema, now (epoch seconds).
 # Takes one free slot per job just queued (at least one), up to the budget; returns how many it took.
 _CLAIM_LANE_SLOT = """
 local queued = tonumber(ARGV[3])
@@ -51,10 +53,26 @@ if queued > 0 then redis.call('INCRBY', KEYS[2], queued) end
 local free = tonumber(ARGV[1]) - tonumber(redis.call('GET', KEYS[1]) or '0')
 if free <= 0 then return 0 end
 local take = math.min(free, math.max(queued, 1))
-redis.call('INCRBY', KEYS[1], take)
+local now = redis.call('INCRBY', KEYS[1], take)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[4], now .. ':' .. (tonumber(ARGV[5]) + tonumber(ARGV[2])))
 return take
 """
+# KEYS[1] lane slots, KEYS[2] the lanes hash; ARGV schema, slot TTL, now, change (-1: a drainer ends,
+# 0: it goes on). Keeps the lanes hash in step with the slots, for the lane model (``admission``).
+_UPDATE_LANE_SLOTS = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[4])
+if n <= 0 then
+  redis.call('SET', KEYS[1], 0, 'EX', ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], n .. ':' .. (tonumber(ARGV[3]) + tonumber(ARGV[2])))
+return n
+"""
+_update_slots = None
+WAITING_STALE_SECONDS = 60  # a published drainer not started after this long is presumed lost
 _claim_slot = None
 
 
@@ -63,10 +81,7 @@ def _token_key(schema: str) -> str:
 
 
 def _budget(schema: str) -> int:
-    from tenants.models import Channel
-
-    budget = Channel.objects.filter(schema_name=schema).values_list("stamping_concurrency", flat=True).first()
-    return max(1, budget or 1)
+    return max(1, admission._budget(schema))
 
 
 def wake(*, schema_name: str, budget: int | None = None, queued: int = 0) -> bool:
@@ -79,13 +94,14 @@ def wake(*, schema_name: str, budget: int | None = None, queued: int = 0) -> boo
     try:
         if _claim_slot is None:
             _claim_slot = admission.client().register_script(_CLAIM_LANE_SLOT)
-        keys = [_token_key(schema_name), admission._key("backlog", schema_name)]
-        taken = int(_claim_slot(keys=keys, args=[budget, TOKEN_TTL_SECONDS, queued]))
+        keys = [_token_key(schema_name), admission._key("backlog", schema_name), admission._key("lanes")]
+        args = [budget, TOKEN_TTL_SECONDS, queued, schema_name, int(time.time())]
+        taken = int(_claim_slot(keys=keys, args=args))
         if not taken:
             return False  # the lane has all its drainers already; they will find this job
     except redis.RedisError:
         logger.warning("lane tokens unavailable; publishing anyway", exc_info=True)
-    return sum(_publish(schema_name) for _ in range(taken)) > 0
+    return sum(_publish(schema_name, fresh=True) for _ in range(taken)) > 0
 
 
 class Waker:
@@ -195,30 +211,83 @@ def flush_wakes(timeout: float = 10.0) -> bool:
     return _waker.flush(timeout)
 
 
-def _publish(schema_name: str) -> bool:
+def _waiting_key() -> str:
+    return admission._key("drainers-waiting")
+
+
+def _publish(schema_name: str, *, fresh: bool = False) -> bool:
+    """Publish one ``drain_lane`` task for the lane. ``fresh``: a lane being woken (its wait for a
+    worker is measured), not a drainer going to the back of the queue after its slice.
+
+    The task is noted in the *waiting* set until a worker starts it: a drainer that sees another
+    lane's task waiting ends its slice after the job in hand (:func:`others_waiting`)."""
     from gateway.stamping.tasks import drain_lane_task
 
+    now = time.time()
+    ticket = f"{schema_name}|{uuid.uuid4().hex}"
+    with contextlib.suppress(redis.RedisError):
+        pipe = admission.client().pipeline(transaction=False)
+        pipe.zadd(_waiting_key(), {ticket: now})
+        pipe.zremrangebyscore(_waiting_key(), "-inf", now - 10 * WAITING_STALE_SECONDS)
+        pipe.execute()
     try:
-        drain_lane_task.apply_async(args=[schema_name], queue="stamping")
+        drain_lane_task.apply_async(
+            args=[schema_name], kwargs={"published_at": now, "fresh": fresh, "ticket": ticket}, queue="stamping"
+        )
         return True
     except Exception:  # noqa: BLE001 - the jobs are safe in the table; the sweeper wakes the lane
+        started(ticket)
         release_token(schema_name=schema_name)
         logger.warning("could not publish a lane task; the sweeper will", exc_info=True)
         return False
 
 
+def started(ticket: str | None) -> None:
+    """A drainer task was taken by a worker: it no longer waits."""
+    if ticket:
+        with contextlib.suppress(redis.RedisError):
+            admission.client().zrem(_waiting_key(), ticket)
+
+
+def others_waiting(schema_name: str) -> bool:
+    """Is a drainer of ANOTHER lane waiting for a worker? (Then this one yields after its job.)"""
+    try:
+        tickets = admission.client().zrangebyscore(_waiting_key(), time.time() - WAITING_STALE_SECONDS, "+inf")
+    except redis.RedisError:
+        return False
+    prefix = f"{schema_name}|".encode()
+    return any(not ticket.startswith(prefix) for ticket in tickets)
+
+
+def _update_slots_by(schema_name: str, change: int) -> None:
+    global _update_slots
+    try:
+        client = admission.client()
+        if _update_slots is None:
+            _update_slots = client.register_script(_UPDATE_LANE_SLOTS)
+        _update_slots(
+            keys=[_token_key(schema_name), admission._key("lanes")],
+            args=[schema_name, TOKEN_TTL_SECONDS, int(time.time()), change],
+        )
+    except redis.RedisError:
+        pass
+
+
 def keep_token(*, schema_name: str) -> None:
-    with contextlib.suppress(redis.RedisError):
-        admission.client().expire(_token_key(schema_name), TOKEN_TTL_SECONDS)
+    _update_slots_by(schema_name, 0)
 
 
 def release_token(*, schema_name: str) -> None:
-    try:
-        client = admission.client()
-        if client.decr(_token_key(schema_name)) < 0:
-            client.set(_token_key(schema_name), 0, ex=TOKEN_TTL_SECONDS)
-    except redis.RedisError:
-        pass
+    _update_slots_by(schema_name, -1)
+
+
+def forget_tokens(*, schema_name: str) -> None:
+    """Start the lane's slots over (their tasks may be lost): the sweeper, before it wakes the lane."""
+    with contextlib.suppress(redis.RedisError):
+        pipe = admission.client().pipeline(transaction=False)
+        pipe.delete(_token_key(schema_name))
+        pipe.hdel(admission._key("lanes"), schema_name)
+        pipe.execute()
 
 
 def claim_next() -> str | None:
@@ -241,8 +310,10 @@ def has_claimable_work() -> bool:
     return StampJob.objects.filter(status=StampJob.Status.QUEUED, available_at__lte=timezone.now()).exists()
 
 
-def drain(*, channel, time_slice: float = TIME_SLICE_SECONDS) -> tuple[int, bool]:
-    """Stamp the channel's jobs for one time slice. Returns (jobs run, more work waiting)."""
+def drain(*, channel, time_slice: float = TIME_SLICE_SECONDS, should_yield=None) -> tuple[int, bool]:
+    """Stamp the channel's jobs for one time slice, or fewer: after each job, ``should_yield()`` (when
+    given) may end the slice early - another lane waits for a worker. Returns (jobs run, more work
+    waiting)."""
     from gateway.stamping.services import run_stamp_job
 
     deadline = time.monotonic() + time_slice
@@ -253,6 +324,8 @@ def drain(*, channel, time_slice: float = TIME_SLICE_SECONDS) -> tuple[int, bool
             return done, False
         run_stamp_job(channel=channel, job_id=job_id)
         done += 1
+        if should_yield is not None and should_yield():
+            break
     return done, has_claimable_work()
 
 
@@ -263,9 +336,6 @@ def recover(*, lease: timedelta = LEASE) -> int:
     taken_back = stale.update(status=StampJob.Status.QUEUED, available_at=timezone.now())
     if has_claimable_work():
         # Tokens of lost tasks would keep the lane asleep: start over from the tasks that exist.
-        try:
-            admission.client().delete(_token_key(connection.schema_name))
-        except redis.RedisError:
-            pass
+        forget_tokens(schema_name=connection.schema_name)
         wake(schema_name=connection.schema_name)
     return taken_back

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from django_tenants.utils import schema_context
 
-from gateway.stamping import lanes, services
+from gateway.stamping import admission, lanes, services
 from tenants.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -26,17 +27,27 @@ def _channel(schema_name: str) -> Channel | None:
     reject_on_worker_lost=True,
     ignore_result=True,
 )
-def drain_lane_task(schema_name: str) -> int:
+def drain_lane_task(
+    schema_name: str, published_at: float | None = None, fresh: bool = False, ticket: str | None = None
+) -> int:
     """Stamp one channel's queued jobs for a time slice, then yield: re-queue at the back if work remains.
 
-    The task holds one of the channel's lane tokens for its whole life (and its re-publications); the
-    token is released only when the lane is empty, so the channel's concurrency never exceeds its budget.
+    The slice ends early, after the job in hand, when another lane's drainer waits for a worker: the
+    workers pass from lane to lane job by job under contention, and a quiet channel's job waits for
+    one job of the surge, not a slice of it. The task holds one of the channel's lane tokens for its
+    whole life (and its re-publications); the token is released only when the lane is empty, so the
+    channel's concurrency never exceeds its budget. Each slice reports its worker time per job and, for
+    a fresh wake, its wait for a worker: the lane model's measurements (``admission``).
     """
+    lanes.started(ticket)
     channel = _channel(schema_name)
     if channel is None:
         return 0
+    waited = max(0.0, time.time() - published_at) if (fresh and published_at) else None
+    began = time.monotonic()
     with schema_context(schema_name):
-        done, more = lanes.drain(channel=channel)
+        done, more = lanes.drain(channel=channel, should_yield=lambda: lanes.others_waiting(schema_name))
+        admission.record_slice(channel_schema=schema_name, jobs=done, seconds=time.monotonic() - began, dispatch=waited)
         if more:
             lanes.keep_token(schema_name=schema_name)  # a long surge must not outlive its token's TTL
             lanes._publish(schema_name)  # keeps the token, goes to the back of the queue

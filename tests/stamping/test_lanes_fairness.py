@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def published(monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr(lanes, "_publish", lambda schema: sent.append(schema) or True)
+    monkeypatch.setattr(lanes, "_publish", lambda schema, **_: sent.append(schema) or True)
     for schema in ("alpha", "beta"):
         admission.client().delete(lanes._token_key(schema), admission._key("backlog", schema))
     yield sent

@@ -67,7 +67,7 @@ def test_web_process_killed_before_the_wake_leaves_a_job_the_sweeper_drains_once
 
     # The sweeper (every minute in production) wakes the lane and recounts the backlog.
     published: list[str] = []
-    monkeypatch.setattr(lanes, "_publish", lambda schema: published.append(schema) or True)
+    monkeypatch.setattr(lanes, "_publish", lambda schema, **_: published.append(schema) or True)
     with schema_context("alpha"):
         services.resume_stale_jobs()
         backlog = admission.client().get(admission._key("backlog", "alpha"))

@@ -1,0 +1,182 @@
+"""Admission and ETAs from the lane model: workers, lanes sharing them, measured costs (real Redis)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django_tenants.utils import schema_context
+
+from billing import quota
+from gateway.stamping import admission, lanes
+from gateway.stamping.models import StampJob
+from tests.billing.factories import funded_wallet, unique
+from tests.fixtures.pdfs.factory import text_pdf
+from tests.stamping.test_stamp_upload import PLACEMENT, raw_body, send
+
+pytestmark = pytest.mark.django_db
+
+
+def model(**overrides) -> admission.LaneModel:
+    fields = {
+        "schema": "quiet",
+        "workers": 2,
+        "drainers": {},
+        "budget": 4,
+        "cost": 0.1,
+        "dispatch": 0.02,
+    }
+    fields.update(overrides)
+    return admission.LaneModel(**fields)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_a_lone_idle_lane_waits_for_dispatch_and_one_stamp():
+    assert model().seconds_until_done(0) == pytest.approx(0.02 + 0.1)
+
+
+def test_a_lone_lane_uses_every_worker_up_to_its_budget():
+    # 10 jobs ahead on 2 workers (budget 4 > 2 workers): 11 jobs at 2 per 0.1 s.
+    busy = model(drainers={"quiet": 2})
+    assert busy.share(11) == 2
+    assert busy.seconds_until_done(10) == pytest.approx(0.1 * 11 / 2)
+
+
+def test_a_quiet_lane_next_to_a_surge_gets_its_fair_share_not_the_machine():
+    # The surge lane has 4 drainers on 2 workers; the quiet lane's one drainer gets 2 * 1/5 of them.
+    quiet = model(drainers={"surge": 4})
+    assert quiet.share(1) == pytest.approx(2 * 1 / 5)
+    assert quiet.seconds_until_done(0) == pytest.approx(0.02 + 0.1 * 1 / 0.4)
+    # And the surge lane's promise accounts for the quiet one: 4 of 5 shares of 2 workers.
+    surge = model(schema="surge", drainers={"surge": 4, "quiet": 1}, cost=0.05)
+    assert surge.share(100) == pytest.approx(2 * 4 / 5)
+    assert surge.seconds_until_done(99) == pytest.approx(0.05 * 100 / 1.6)
+
+
+def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
+    now = 1_000_000.0
+    lanes_raw = [b"surge", b"3:1000100", b"gone", b"2:999000", b"quiet", b"0:1000100"]
+    workers_raw = {b"w:1": b"1000050", b"w:2": b"1000050", b"w:old": b"999999"}
+    built = admission._model("quiet", 2, lanes_raw, workers_raw, [b"0.25", None, b"0.5"], now=now)
+    assert built.drainers == {"surge": 3}
+    assert built.workers == 2
+    assert built.cost == 0.25
+    # No measurement of the lane's own yet: the figure of all lanes, then the assumed one.
+    assert admission._model("x", 2, [], [], [None, None, b"0.5"], now=now).cost == 0.5
+    assumed = admission._model("x", 2, [], [], None, now=now)
+    assert assumed.cost == pytest.approx(1 / 20) and assumed.workers == 2
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@pytest.fixture
+def clean_redis():
+    keys = [admission._key(name) for name in ("lanes", "workers", "costs", "drainers-waiting")]
+    keys += [admission._key(kind, schema) for kind in ("backlog", "retry-slot") for schema in ("alpha", "beta")]
+    keys += [lanes._token_key(schema) for schema in ("alpha", "beta")]
+    admission.client().delete(*keys)
+    yield
+    admission.client().delete(*keys)
+
+
+def test_each_slice_moves_the_lane_cost_toward_what_it_measured(clean_redis):
+    admission.record_slice(channel_schema="alpha", jobs=4, seconds=2.0, dispatch=0.3)
+    costs = admission.client().hgetall(admission._key("costs"))
+    assert float(costs[b"alpha:cost"]) == pytest.approx(0.5)
+    assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)
+    admission.record_slice(channel_schema="alpha", jobs=1, seconds=1.5)
+    costs = admission.client().hgetall(admission._key("costs"))
+    assert float(costs[b"alpha:cost"]) == pytest.approx(0.5 + admission.COST_WEIGHT * (1.5 - 0.5))
+    assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)  # a continuation does not count
+    assert admission.worker_id().encode() in admission.client().hgetall(admission._key("workers"))
+
+
+def test_the_lanes_hash_follows_the_drainers(clean_redis, monkeypatch):
+    monkeypatch.setattr(lanes, "_publish", lambda schema, **_: True)
+    lanes.wake(schema_name="alpha", budget=3, queued=2)
+    state = admission._model("beta", 1, admission.client().hgetall(admission._key("lanes")), [], None)
+    assert state.drainers == {"alpha": 2}
+    lanes.release_token(schema_name="alpha")
+    lanes.release_token(schema_name="alpha")
+    assert admission.client().hgetall(admission._key("lanes")) == {}
+
+
+def test_a_drainer_yields_only_to_another_lanes_waiting_task(clean_redis):
+    client = admission.client()
+    client.zadd(lanes._waiting_key(), {"alpha|t1": time.time()})
+    assert not lanes.others_waiting("alpha")
+    assert lanes.others_waiting("beta")
+    lanes.started("alpha|t1")
+    assert not lanes.others_waiting("beta")
+
+
+# --------------------------------------------------------------------------- admission over HTTP
+
+
+@pytest.fixture
+def customers(channels):
+    from tenants.portal.models import Customer
+
+    ids = {}
+    for code in ("alpha", "beta"):
+        cid = funded_wallet(channel_id=channels[code].pk, units=1)
+        with schema_context(code):
+            Customer.objects.create(id=cid, external_ref=unique("c"), name="Applicant")
+        ids[code] = cid
+    return ids
+
+
+def _surge_on_alpha(*, backlog: int, cost: float) -> None:
+    client = admission.client()
+    client.set(admission._key("backlog", "alpha"), backlog)
+    client.hset(admission._key("lanes"), "alpha", f"2:{int(time.time()) + 600}")
+    client.hset(admission._key("costs"), mapping={"alpha:cost": cost, "beta:cost": 0.05, "beta:dispatch": 0.01})
+
+
+def test_a_channel_over_its_share_is_refused_while_another_is_served(
+    client_for, channels, customers, clean_redis, django_capture_on_commit_callbacks, settings
+):
+    settings.STAMPING_MAX_WAIT_SECONDS = 60
+    # 200 jobs at 1 s each on its share of 2 workers is ~100 s of work: past the 60 s promise.
+    _surge_on_alpha(backlog=200, cost=1.0)
+    body, ctype = raw_body({"customer": customers["alpha"], **PLACEMENT}, {"document": ("a.pdf", text_pdf())})
+    refused = send(client_for("alpha"), body, ctype)
+    assert refused.status_code == 503
+    problem = refused.json()
+    assert problem["code"] == "overloaded" and problem["request_id"]
+    assert int(refused["Retry-After"]) >= 1
+    with schema_context("alpha"):
+        assert not StampJob.objects.filter(customer_id=customers["alpha"]).exists()
+    assert quota.wallet_balance(channel_id=channels["alpha"].pk, customer_id=customers["alpha"])["held"] == 0
+
+    body, ctype = raw_body({"customer": customers["beta"], **PLACEMENT}, {"document": ("b.pdf", text_pdf())})
+    with django_capture_on_commit_callbacks(execute=True):
+        served = send(client_for("beta"), body, ctype)
+    assert served.status_code == 202, served.content
+    queue = served.json()["queue"]
+    # beta's promise counts alpha's two drainers: one third of the two workers, 0.05 s a stamp.
+    assert queue["position"] == 1
+    assert queue["eta_ms"] == pytest.approx(1000 * (0.01 + 0.05 / (2 / 3)), abs=2)
+    assert lanes.flush_wakes()
+
+
+def test_a_refusal_reads_no_body(client_for, customers, clean_redis):
+    """Admission comes before the body is parsed: a request that would be a 422 is still a 503."""
+    _surge_on_alpha(backlog=500, cost=1.0)
+    response = client_for("alpha").generic("POST", "/api/v1/stamps", b"not multipart", content_type="text/plain")
+    assert response.status_code == 503 and response.json()["code"] == "overloaded"
+
+
+def test_refused_clients_are_given_spread_retry_times(client_for, customers, clean_redis):
+    _surge_on_alpha(backlog=200, cost=1.0)
+    waits = []
+    for _ in range(6):
+        response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
+        assert response.status_code == 503
+        waits.append(int(response["Retry-After"]))
+    # One lane job (1 s / its 2 workers = 0.5 s) apart: not all told the same moment.
+    assert waits == sorted(waits) and waits[-1] > waits[0]
+    assert waits[0] >= 40  # ~100 s of work ahead, 60 s of it within the promise
