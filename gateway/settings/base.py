@@ -68,6 +68,7 @@ TENANT_LIMIT_SET_CALLS = True
 MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
     "gateway.middleware.TenantMiddleware",
+    "gateway.bulkhead.ChannelBulkheadMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -265,6 +266,10 @@ STAMPING_MIN_BACKLOG = int(os.environ.get("STAMPING_MIN_BACKLOG", "20"))
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))  # stamps/s of one worker
 STAMPING_ASSUMED_DISPATCH_SECONDS = float(os.environ.get("STAMPING_ASSUMED_DISPATCH_SECONDS", "0.05"))
 STAMPING_WORKER_SLOTS = int(os.environ.get("STAMPING_WORKER_SLOTS", "2"))  # until workers report themselves
+# Web tier bulkheads (gateway/bulkhead.py): the threads of one web process (gunicorn gthread; set by
+# gateway/gunicorn_conf.py from the same variable) and the share of them one channel may hold at once.
+WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))
+WEB_CHANNEL_SHARE = float(os.environ.get("WEB_CHANNEL_SHARE", "0.5"))
 # Celery worker processes run this much nicer than the web processes (0: the same priority).
 WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.

@@ -1,0 +1,83 @@
+"""Bulkheads in the web tier: one channel can hold at most its share of a process's request threads.
+
+A web process (gunicorn ``gthread``) has ``WEB_THREADS`` threads. A surge on one channel sends more
+requests than there are threads; without a limit they would take every thread, and another channel's
+request would wait behind them. This middleware counts, per process, the requests of each channel in
+progress: a channel already holding ``ceil(WEB_THREADS * WEB_CHANNEL_SHARE)`` threads of this process
+is answered ``503 channel_busy`` with a short ``Retry-After`` at once, before its API key, its body or
+the database are touched (a few microseconds: one lock and a dict). The other threads stay free for
+the other channels, and for the issuer's hosts, which are never limited here.
+
+The count is per process on purpose: a thread is what a request occupies, and the lock is all it
+costs. Across ``N`` processes a channel holds at most ``N`` times its per-process share. A sync worker
+(one thread) cannot be shared, so with ``WEB_THREADS = 1`` the bulkhead lets every request through -
+run the web tier with threads (``gateway/gunicorn_conf.py`` does).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+
+from django.conf import settings
+
+from gateway.api.problems import problem_response
+
+_lock = threading.Lock()
+_in_flight: dict[str, int] = {}
+
+
+def channel_cap() -> int:
+    """The most requests of one channel this process handles at once."""
+    threads = max(1, int(settings.WEB_THREADS))
+    if threads == 1:
+        return 1_000_000  # nothing to share: see the module docstring
+    return max(1, min(threads - 1, math.ceil(threads * settings.WEB_CHANNEL_SHARE)))
+
+
+def in_flight(schema: str) -> int:
+    return _in_flight.get(schema, 0)
+
+
+class ChannelBulkheadMiddleware:
+    """After ``TenantMiddleware``: requests on a channel's host count against that channel's share."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        tenant = getattr(request, "tenant", None)
+        schema = getattr(tenant, "schema_name", "public")
+        if schema == "public" or getattr(tenant, "kind", "channel") != "channel":
+            return self.get_response(request)
+        cap = channel_cap()
+        with _lock:
+            held = _in_flight.get(schema, 0)
+            if held >= cap:
+                refused = True
+            else:
+                refused = False
+                _in_flight[schema] = held + 1
+        if refused:
+            retry_after = 1 + int(random.random() < 0.5)  # half come back a second later: no herd
+            return problem_response(
+                request,
+                status=503,
+                code="channel_busy",
+                title="Too many requests of this channel at once",
+                detail=(
+                    f"{tenant.name} already has {held} requests in progress on this server, its share. "
+                    f"Nothing was done with this one. Try again in {retry_after} seconds."
+                ),
+                headers={"Retry-After": str(retry_after)},
+            )
+        try:
+            return self.get_response(request)
+        finally:
+            with _lock:
+                left = _in_flight.get(schema, 1) - 1
+                if left > 0:
+                    _in_flight[schema] = left
+                else:
+                    _in_flight.pop(schema, None)
