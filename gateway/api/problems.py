@@ -233,7 +233,7 @@ def dependency_failure(exc: BaseException | None) -> str | None:
             return "redis"
         if _broker_down(exc):
             return "broker"
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return None
 
 
