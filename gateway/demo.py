@@ -19,6 +19,8 @@ from gateway import embedded
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PORT = int(os.environ.get("DEMO_PORT", "8000"))
+# The probe listener (gateway.gunicorn_conf): /healthz and /readyz that no request can queue in front of.
+PROBE_PORT = int(os.environ.get("DEMO_PROBE_PORT", str(PORT + 81)))
 
 
 def _was_running() -> tuple[bool, bool]:
@@ -54,6 +56,8 @@ def main() -> int:
         [
             str(BIN / "gunicorn"),
             "gateway.wsgi:application",
+            "--config",
+            "python:gateway.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{PORT}",
             "--workers",
@@ -79,8 +83,9 @@ def main() -> int:
         ],
         [str(BIN / "celery"), "-A", "gateway", "beat", "--loglevel", "INFO", "-s", str(schedule)],
     ]
+    env = dict(os.environ, GATEWAY_PROBE_BIND=f"127.0.0.1:{PROBE_PORT}")
     for command in commands:
-        procs.append(subprocess.Popen(command, cwd=ROOT))  # noqa: S603
+        procs.append(subprocess.Popen(command, cwd=ROOT, env=env))  # noqa: S603
     _print_banner(credentials)
 
     def stop(*_):
@@ -117,6 +122,7 @@ def _print_banner(credentials: dict) -> None:
         "e-Meterai gateway demo is running.",
         f"  Issuer (back office, verification, status): http://localhost:{PORT}/",
         f"    staff login: {issuer['staff_user']} / {issuer['staff_password']}",
+        f"  Probes (never queued behind requests): http://127.0.0.1:{PROBE_PORT}/healthz and /readyz",
     ]
     for code, info in credentials["channels"].items():
         lines += [

@@ -81,6 +81,17 @@ class TenantMiddleware(TenantMainMiddleware):
     def forget(cls) -> None:
         cls._cache.clear()
 
+    @classmethod
+    def last_known_tenant(cls, request):
+        """The channel this request's host was served as the last time it was looked up, expired or not
+        (None if never): an error page says whose site it is even when the database cannot tell."""
+        try:
+            hostname = cls.hostname_from_request(request)
+        except Exception:  # noqa: BLE001 - a host Django refuses (DisallowedHost) has no channel
+            return None
+        hit = cls._cache.get(hostname)
+        return hit[1] if hit else None
+
     def no_tenant_found(self, request, hostname):
         from gateway.api.problems import problem_response
 

@@ -62,6 +62,11 @@ _EDGE: dict[str, tuple[int, str]] = {
     "not_acceptable": (406, "Accept `application/json` (and `application/problem+json`)."),
     "unsupported_media_type": (415, "Send `application/json` or `multipart/form-data` as this operation documents."),
     "internal_error": (500, "Our fault. Retry with the same `Idempotency-Key`; quote `request_id` if it persists."),
+    "service_unavailable": (
+        503,
+        "A service the gateway depends on (database, Redis, broker) is briefly unreachable; nothing was done. "
+        "Retry after `Retry-After` seconds with the same `Idempotency-Key`.",
+    ),
 }
 
 
@@ -143,7 +148,7 @@ def catalogue() -> dict[str, tuple[int, str]]:
 
 
 # What the edge adds to an operation, by the kind of view.
-ANY = ("bad_request", "unknown_host", "not_acceptable", "internal_error")
+ANY = ("bad_request", "unknown_host", "not_acceptable", "internal_error", "service_unavailable")
 KEYED = ("authentication_required", "invalid_api_key", "permission_denied", "rate_limited")
 KEYED_POST = (
     "malformed_request",
@@ -164,6 +169,7 @@ BEFORE_RATE_LIMIT = {
     "authentication_required",
     "invalid_api_key",
     "internal_error",
+    "service_unavailable",
 }
 
 _CODES_ATTR = "_problem_codes"

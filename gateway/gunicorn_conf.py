@@ -1,0 +1,63 @@
+"""gunicorn configuration for the gateway's web processes: ``gunicorn -c python:gateway.gunicorn_conf ...``.
+
+It adds the **probe listener**: ``/healthz`` and ``/readyz`` on a port of their own
+(``GATEWAY_PROBE_BIND``, default ``127.0.0.1:8081``; empty or ``off`` disables it), answered by a thread
+of the gunicorn master. Requests go to the workers; the master never serves one, so a surge that keeps
+every worker busy (and a backlog in the listen queue) cannot delay a probe. ``/healthz`` there is 200
+while the master has at least one live worker; ``/readyz`` adds PostgreSQL and Redis checks with their
+own short deadlines (``gateway.probes``). The in-app ``/healthz`` and ``/readyz`` stay as they are.
+
+Everything else (bind, workers, threads, timeouts) is given on the command line as usual; anything given
+there wins over this file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+PROBE_BIND_ENV = "GATEWAY_PROBE_BIND"
+DEFAULT_PROBE_BIND = "127.0.0.1:8081"
+
+_listener = None
+
+
+def probe_address() -> tuple[str, int] | None:
+    value = os.environ.get(PROBE_BIND_ENV, DEFAULT_PROBE_BIND).strip()
+    if value.lower() in ("", "off", "0", "none"):
+        return None
+    host, _, port = value.rpartition(":")
+    return (host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104 - only when the operator asks for it
+
+
+def when_ready(server) -> None:
+    """In the master, before the first worker is forked: start the probe listener."""
+    global _listener
+    address = probe_address()
+    if address is None:
+        return
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")  # as gateway.wsgi
+    import django
+
+    django.setup()  # the checks read the database and Redis settings; no connection is opened here
+    from gateway.probes import ProbeListener
+
+    try:
+        _listener = ProbeListener(address, workers_alive=lambda: len(server.WORKERS)).start()
+    except OSError as exc:  # e.g. the port is taken: serve anyway; the in-app probes still answer
+        server.log.error("probe listener could not bind %s:%s: %s", *address, exc)
+        return
+    host, port = _listener.server_address[:2]
+    server.log.info("probe listener on http://%s:%s (/healthz, /readyz)", host, port)
+
+
+def post_fork(server, worker) -> None:
+    """In each worker: drop the inherited copy of the probe socket (only the master answers on it)."""
+    if _listener is not None:
+        with contextlib.suppress(OSError):
+            _listener.socket.close()
+
+
+def on_exit(server) -> None:
+    if _listener is not None:
+        _listener.stop()
