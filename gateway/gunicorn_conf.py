@@ -7,8 +7,13 @@ every worker busy (and a backlog in the listen queue) cannot delay a probe. ``/h
 while the master has at least one live worker; ``/readyz`` adds PostgreSQL and Redis checks with their
 own short deadlines (``gateway.probes``). The in-app ``/healthz`` and ``/readyz`` stay as they are.
 
-Everything else (bind, workers, threads, timeouts) is given on the command line as usual; anything given
-there wins over this file.
+It also runs the workers with **threads** (``gthread``, ``WEB_THREADS`` threads a process, 4 by
+default): a channel may hold only a share of a process's threads (``gateway.bulkhead``), so the other
+threads stay free for the other channels during one channel's surge. Each worker learns its real
+thread count (a ``--threads`` on the command line included) in ``post_fork``, before Django loads.
+
+Everything else (bind, workers, timeouts) is given on the command line as usual; anything given there
+wins over this file.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ DEFAULT_PROBE_BIND = "127.0.0.1:8081"
 
 _listener = None
 
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+
 
 def probe_address() -> tuple[str, int] | None:
     value = os.environ.get(PROBE_BIND_ENV, DEFAULT_PROBE_BIND).strip()
@@ -30,9 +38,15 @@ def probe_address() -> tuple[str, int] | None:
     return (host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104 - only when the operator asks for it
 
 
+def _note_threads(server) -> None:
+    threaded = server.cfg.worker_class_str in ("gthread", "sync")  # sync with threads > 1 is gthread
+    os.environ["WEB_THREADS"] = str(server.cfg.threads if threaded else 1)
+
+
 def when_ready(server) -> None:
     """In the master, before the first worker is forked: start the probe listener."""
     global _listener
+    _note_threads(server)  # before django.setup() below reads the settings the workers inherit
     address = probe_address()
     if address is None:
         return
@@ -52,7 +66,9 @@ def when_ready(server) -> None:
 
 
 def post_fork(server, worker) -> None:
-    """In each worker: drop the inherited copy of the probe socket (only the master answers on it)."""
+    """In each worker: tell the bulkhead how many threads this process has (settings read it when the
+    app loads, after this), and drop the inherited copy of the probe socket (only the master answers)."""
+    _note_threads(server)
     if _listener is not None:
         with contextlib.suppress(OSError):
             _listener.socket.close()

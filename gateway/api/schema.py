@@ -62,6 +62,11 @@ _EDGE: dict[str, tuple[int, str]] = {
     "not_acceptable": (406, "Accept `application/json` (and `application/problem+json`)."),
     "unsupported_media_type": (415, "Send `application/json` or `multipart/form-data` as this operation documents."),
     "internal_error": (500, "Our fault. Retry with the same `Idempotency-Key`; quote `request_id` if it persists."),
+    "channel_busy": (
+        503,
+        "This channel already has its share of the server's request threads busy; nothing was done. "
+        "Retry after `Retry-After` seconds (1 or 2).",
+    ),
     "service_unavailable": (
         503,
         "A service the gateway depends on (database, Redis, broker) is briefly unreachable; nothing was done. "
@@ -149,7 +154,7 @@ def catalogue() -> dict[str, tuple[int, str]]:
 
 # What the edge adds to an operation, by the kind of view.
 ANY = ("bad_request", "unknown_host", "not_acceptable", "internal_error", "service_unavailable")
-KEYED = ("authentication_required", "invalid_api_key", "permission_denied", "rate_limited")
+KEYED = ("authentication_required", "invalid_api_key", "permission_denied", "rate_limited", "channel_busy")
 KEYED_POST = (
     "malformed_request",
     "validation_failed",
@@ -164,6 +169,7 @@ PARSED = ("malformed_request", "validation_failed", "unsupported_media_type")
 # Answered before the rate limiter has charged the request, so without RateLimit headers.
 BEFORE_RATE_LIMIT = {
     "bad_request",
+    "channel_busy",
     "unknown_host",
     "not_acceptable",
     "authentication_required",

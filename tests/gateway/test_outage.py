@@ -402,7 +402,7 @@ def test_probe_listener_answers_while_every_web_worker_is_busy(live_db, tmp_path
 
     port, probe_port = free_port(), free_port()
     argv = [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--config", "python:gateway.gunicorn_conf",
-            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--timeout", "120"]  # fmt: skip
+            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1", "--timeout", "120"]  # fmt: skip
     server = Process(argv, tmp_path / "gunicorn.log", {"GATEWAY_PROBE_BIND": f"127.0.0.1:{probe_port}"})
     hog = None
     try:
