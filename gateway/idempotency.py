@@ -140,6 +140,7 @@ def request_fingerprint(*, method: str, path: str, api_key_id: int, body_sha256:
 # is noticed (and its locks released) after about idle + interval x count seconds. Ignored on unix sockets.
 _KEEPALIVES = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
 # Django's own connection parameters that psycopg.connect must not get for a plain lock connection.
+LOCK_APPLICATION_NAME = "gateway-idempotency-locks"
 _DJANGO_ONLY_PARAMS = ("cursor_factory", "context", "prepare_threshold", "server_side_binding")
 
 
@@ -201,6 +202,7 @@ def _connect() -> psycopg.Connection:
     params = connections[alias].get_connection_params()
     for name in _DJANGO_ONLY_PARAMS:
         params.pop(name, None)
+    params.setdefault("application_name", LOCK_APPLICATION_NAME)  # how operators (and tests) find it
     conn = psycopg.connect(**params, autocommit=True)
     with contextlib.suppress(psycopg.Error):  # best effort: a pooler may refuse these
         conn.execute(
