@@ -37,6 +37,9 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
             keys[code] = provisioned.api_key.plaintext
         django_db_setup_keys.update(keys)
     yield
+    from gateway.idempotency import release_owner_locks
+
+    release_owner_locks()  # the idempotency lock connection of this thread would keep the database open
     with django_db_blocker.unblock():
         try:
             teardown_databases(db_cfg, verbosity=request.config.option.verbose)

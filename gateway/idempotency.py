@@ -11,26 +11,74 @@ constraint on ``(api_key_id, key)`` decides which of two concurrent requests win
 - same key, different request (method, path, body or API key) -> :class:`IdempotencyKeyReused` (409).
 
 Final answers (2xx, and 4xx except 429 and the 409s above) are stored. On anything else (5xx, or an
-exception) the key is released so a retry can run. Records expire after :data:`IDEMPOTENCY_TTL`; a
-request in flight for longer than :data:`IN_FLIGHT_TIMEOUT` is presumed dead (its process crashed) and
-a retry may take the key over.
+exception) the key is released so a retry can run. Records expire after :data:`IDEMPOTENCY_TTL`.
 
 The claim must commit on its own, before the work starts (do not run requests under
 ``ATOMIC_REQUESTS``): otherwise a concurrent duplicate waits on the row lock instead of getting a 409.
+
+Owner locks: a claim lives as long as its owner
+------------------------------------------------
+"Still running" must mean that a live process is carrying the request out, not merely that a row says
+``in_progress``: a web worker killed mid-request (SIGKILL, OOM, a lost connection) never completes or
+releases its claim. So the owner of a claim holds a PostgreSQL **session-level advisory lock** derived
+from ``(api_key_id, key)`` (:func:`owner_lock_key`) for as long as it works:
+
+- it takes the lock (``pg_try_advisory_lock``) *before* it inserts or takes over the row, so a claim is
+  never visible without its owner's lock;
+- a request that finds the key ``in_progress`` and can take the lock knows the owner is gone (its
+  connection closed, and PostgreSQL released the lock with it) and takes the claim over at once; one
+  that cannot take it answers 409 ``idempotency_request_in_progress`` with ``Retry-After``;
+- the owner releases the lock on every exit: :func:`complete_idempotent_request` and
+  :func:`release_idempotency_key`, one of which the edge calls on every path (answer stored, error,
+  exception, lost claim), release it even when their own statement fails. A replay or a refusal
+  releases the lock before it returns.
+
+The lock is held on a **connection of its own** (one per thread, opened on first use, autocommit), not
+on Django's request connection: Django's persistent connections (``CONN_MAX_AGE``) outlive the request
+and would keep a forgotten lock, ``close_old_connections`` or an error recovery that closes the request
+connection would drop it mid-request, and a rolled-back transaction neither takes nor gives back a
+session lock. On its own connection the lock is exactly as long-lived as the process (or the claim,
+whichever ends first). The connection sets TCP keepalives on the server side, so even a host that
+vanishes without closing its sockets loses its locks within about half a minute. The claim itself is
+still written through Django's connection and committed on its own, as before.
+
+The time lease stays as a backstop: an ``in_progress`` claim older than :data:`IN_FLIGHT_TIMEOUT` is
+taken over even when its lock is held (a stuck owner, or a lock that was not released). Whoever loses a
+claim loses its work too: the owner's answer is stored only if it still holds the claim
+(``locked_at`` unchanged) in the same transaction as its work, so a takeover can never make a request
+run twice.
+
+**Connection poolers.** Session locks need a session: the lock connection must reach PostgreSQL
+directly or through a *session*-mode pool. Behind a *transaction*-mode pooler (PgBouncer
+``pool_mode = transaction``), each statement may run on another server connection: an unlock can miss
+its lock (which then stays held on a pooled server connection, so retries get 409 until the
+:data:`IN_FLIGHT_TIMEOUT` lease ends), and a try-lock can land on the server connection that holds it
+and succeed (advisory locks are re-entrant), so a retry takes over a live claim (the owner's work is
+then rolled back and it answers 409; the work is still done once). To keep owner locks exact there,
+point ``settings.IDEMPOTENCY_LOCK_DATABASE`` (a ``DATABASES`` alias, default ``"default"``) at a direct
+connection; ``settings.IDEMPOTENCY_OWNER_LOCKS = False`` turns owner locks off (only the lease remains).
+A process that forks (gunicorn's master) must not hold a lock connection; lock connections are opened
+lazily by the threads that serve requests, and a child never uses one it inherited.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 from celery import shared_task
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.utils import OperationalError
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
+from gateway import faults
 from gateway.edge.models import IdempotencyRecord
 from gateway.errors import ApplicationError
 
@@ -86,11 +134,146 @@ def request_fingerprint(*, method: str, path: str, api_key_id: int, body_sha256:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+# --------------------------------------------------------------------------- owner locks (see the docstring)
+
+# Server-side TCP keepalives for the lock connection: a peer that vanished without closing its socket
+# is noticed (and its locks released) after about idle + interval x count seconds. Ignored on unix sockets.
+_KEEPALIVES = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
+# Django's own connection parameters that psycopg.connect must not get for a plain lock connection.
+LOCK_APPLICATION_NAME = "gateway-idempotency-locks"
+_DJANGO_ONLY_PARAMS = ("cursor_factory", "context", "prepare_threshold", "server_side_binding")
+
+
+def owner_lock_key(*, api_key_id: int, key: str) -> int:
+    """The advisory lock (a signed 64-bit number) that the owner of ``(api_key_id, key)`` holds.
+
+    API key ids are unique across channels (one public table), so one number space serves every channel
+    schema. Two claims whose numbers collide (odds 2**-64 per pair) only make each other's retries wait
+    for the owner to finish, as a live owner would.
+    """
+    digest = hashlib.blake2b(f"{api_key_id}\n{key}".encode(), digest_size=8, person=b"idem-owner").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def owner_locks_enabled() -> bool:
+    return bool(getattr(settings, "IDEMPOTENCY_OWNER_LOCKS", True))
+
+
+class _LockConnection:
+    """One thread's connection for owner locks, and the locks it holds (closed when the thread ends)."""
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection | None = None
+        self.pid = os.getpid()
+        self.held: set[int] = set()
+
+    def close(self) -> None:
+        """Drop the connection (PostgreSQL releases every lock on it) and forget what it held."""
+        conn, self.conn = self.conn, None
+        self.held.clear()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # never close a connection inherited through fork: it is the parent's
+            self.close()
+
+
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        self.locks = _LockConnection()
+
+
+_state = _ThreadState()
+_INHERITED: list[_LockConnection] = []  # a forked child's copies of its parent's connections, never used
+
+
+def _lock_connection() -> _LockConnection:
+    locks = _state.locks
+    if locks.pid != os.getpid():
+        _INHERITED.append(locks)  # kept referenced: finalizing it would end the parent's session
+        locks = _state.locks = _LockConnection()
+    return locks
+
+
+def _connect() -> psycopg.Connection:
+    alias = getattr(settings, "IDEMPOTENCY_LOCK_DATABASE", DEFAULT_DB_ALIAS)
+    params = connections[alias].get_connection_params()
+    for name in _DJANGO_ONLY_PARAMS:
+        params.pop(name, None)
+    params.setdefault("application_name", LOCK_APPLICATION_NAME)  # how operators (and tests) find it
+    conn = psycopg.connect(**params, autocommit=True)
+    with contextlib.suppress(psycopg.Error):  # best effort: a pooler may refuse these
+        conn.execute(
+            "SELECT " + ", ".join(f"set_config('{name}', %s, false)" for name in _KEEPALIVES),
+            list(_KEEPALIVES.values()),
+        )
+    return conn
+
+
+def _lock_query(sql: str, lock: int) -> bool:
+    """Run a one-value lock query on this thread's lock connection; reconnect once if it was broken."""
+    locks = _lock_connection()
+    for attempt in (1, 2):
+        reused = locks.conn is not None
+        try:
+            if locks.conn is None:
+                locks.conn = _connect()
+            row = locks.conn.execute(sql, [lock]).fetchone()
+            return bool(row and row[0])
+        except psycopg.Error as exc:
+            locks.close()  # whatever it held went with it
+            if attempt == 2 or not reused:
+                raise OperationalError(f"the idempotency lock connection failed: {type(exc).__name__}") from exc
+    raise AssertionError("unreachable")
+
+
+def _take_owner_lock(lock: int) -> bool:
+    """True if this thread now holds ``lock``; False if a live owner holds it (another process, another
+    thread, or this very thread for an earlier claim: advisory locks are re-entrant, ours are not)."""
+    locks = _lock_connection()
+    if lock in locks.held:
+        return False
+    if not _lock_query("SELECT pg_try_advisory_lock(%s)", lock):
+        return False
+    locks.held.add(lock)
+    return True
+
+
+def _release_owner_lock(lock: int) -> None:
+    """Give ``lock`` back if this thread holds it. Never raises: on any failure the connection is closed,
+    which releases the lock just as well."""
+    locks = _lock_connection()
+    if lock not in locks.held:
+        return
+    locks.held.discard(lock)
+    try:
+        if locks.conn is not None:
+            locks.conn.execute("SELECT pg_advisory_unlock(%s)", [lock])
+    except Exception:  # noqa: BLE001 - closing the connection releases the lock too
+        locks.close()
+
+
+def release_owner_locks() -> None:
+    """Close this thread's lock connection, releasing every owner lock it holds (tests; shutdown)."""
+    _lock_connection().close()
+
+
+def owner_locks_held() -> frozenset[int]:
+    """The owner locks this thread holds (for tests and diagnostics)."""
+    return frozenset(_lock_connection().held)
+
+
 @dataclass(frozen=True)
 class Claimed:
-    """This request owns the key: run it, then complete (:func:`complete_idempotent_request`) or release it."""
+    """This request owns the key: run it, then complete (:func:`complete_idempotent_request`) or release it.
+
+    ``owner_lock`` is the advisory lock this thread holds for the claim (None when owner locks are off,
+    or when the claim was taken over by the time lease from an owner that still holds its lock)."""
 
     record: IdempotencyRecord
+    owner_lock: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,27 +321,67 @@ def _take_over(record: IdempotencyRecord, *, fingerprint: str, method: str, path
 def begin_idempotent_request(
     *, api_key_id: int, key: str, fingerprint: str, method: str, path: str, now: datetime | None = None
 ) -> Claimed | Replay:
-    """Claim ``key`` for this request, or say why not (Replay, or one of the two 409 errors)."""
+    """Claim ``key`` for this request, or say why not (Replay, or one of the two 409 errors).
+
+    With owner locks on, the owner's lock is taken first: holding it means no live process is carrying
+    out this key, so a claim found in flight is abandoned and taken over at once; not getting it means
+    a live owner is at work, and this request only reads (replay, reuse, or 409)."""
     validate_idempotency_key(key)
     now = now or timezone.now()
+    lock = owner_lock_key(api_key_id=api_key_id, key=key) if owner_locks_enabled() else None
+    owned = lock is not None and _take_owner_lock(lock)
+    outcome: Claimed | Replay | None = None
+    try:
+        outcome = _claim(
+            api_key_id=api_key_id,
+            key=key,
+            fingerprint=fingerprint,
+            method=method,
+            path=path,
+            now=now,
+            may_insert=lock is None or owned,
+            owner_gone=owned,
+        )
+    finally:
+        if owned and not isinstance(outcome, Claimed):
+            _release_owner_lock(lock)  # a replay, a refusal or an exception: this request owns nothing
+    if isinstance(outcome, Claimed) and owned:
+        return Claimed(outcome.record, owner_lock=lock)
+    return outcome
+
+
+def _claim(
+    *,
+    api_key_id: int,
+    key: str,
+    fingerprint: str,
+    method: str,
+    path: str,
+    now: datetime,
+    may_insert: bool,
+    owner_gone: bool,
+) -> Claimed | Replay:
     for _ in range(3):  # the row may vanish (released, purged) between our insert and our read
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    api_key_id=api_key_id,
-                    key=key,
-                    fingerprint=fingerprint,
-                    request_method=method,
-                    request_path=path[:2000],
-                    locked_at=now,
-                    expires_at=now + IDEMPOTENCY_TTL,
-                )
-            return Claimed(record)
-        except IntegrityError:
-            pass
+        if may_insert:
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        api_key_id=api_key_id,
+                        key=key,
+                        fingerprint=fingerprint,
+                        request_method=method,
+                        request_path=path[:2000],
+                        locked_at=now,
+                        expires_at=now + IDEMPOTENCY_TTL,
+                    )
+                return Claimed(record)
+            except IntegrityError:
+                pass
         record = IdempotencyRecord.objects.filter(api_key_id=api_key_id, key=key).first()
         if record is None:
-            continue
+            if may_insert:
+                continue
+            break  # a live owner holds the lock and has not written its claim yet (or just released it)
         if record.expires_at <= now:
             if _take_over(record, fingerprint=fingerprint, method=method, path=path, now=now):
                 return Claimed(record)
@@ -170,15 +393,17 @@ def begin_idempotent_request(
             )
         if record.state == IdempotencyRecord.State.COMPLETED:
             return Replay(record)
-        if record.locked_at <= now - IN_FLIGHT_TIMEOUT:
+        # In flight. Its owner is gone if we hold its lock (its connection closed); the time lease is
+        # the backstop for an owner that still holds its lock but never finishes.
+        if owner_gone or record.locked_at <= now - IN_FLIGHT_TIMEOUT:
             if _take_over(record, fingerprint=fingerprint, method=method, path=path, now=now):
                 return Claimed(record)
             continue
-        raise IdempotencyRequestInProgress(
-            f"A request with the {IDEMPOTENCY_HEADER} {key!r} is still being carried out. "
-            "Retry in a second to get its answer."
-        )
-    raise IdempotencyRequestInProgress(f"The {IDEMPOTENCY_HEADER} {key!r} is contended; retry in a second.")
+        break
+    raise IdempotencyRequestInProgress(
+        f"A request with the {IDEMPOTENCY_HEADER} {key!r} is still being carried out. "
+        "Retry in a second to get its answer."
+    )
 
 
 def is_final_answer(status_code: int, *, error_code: str | None = None) -> bool:
@@ -188,32 +413,48 @@ def is_final_answer(status_code: int, *, error_code: str | None = None) -> bool:
     return 200 <= status_code < 500 and status_code != 429
 
 
-@transaction.atomic
+def _record_lock(record: IdempotencyRecord) -> int | None:
+    return owner_lock_key(api_key_id=record.api_key_id, key=record.key) if owner_locks_enabled() else None
+
+
 def complete_idempotent_request(
     *, record: IdempotencyRecord, status_code: int, body: bytes, headers: dict[str, str]
 ) -> bool:
-    """Store the final answer. False if the claim was lost (taken over after :data:`IN_FLIGHT_TIMEOUT`)."""
+    """Store the final answer. False if the claim was lost (taken over by a retry). Releases the owner
+    lock either way, before the caller's transaction commits: a retry that takes the lock in between
+    finds the row locked by this update, waits for the commit, and then replays the stored answer."""
     stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
-    return bool(
-        IdempotencyRecord.objects.filter(
-            pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
-        ).update(
-            state=IdempotencyRecord.State.COMPLETED,
-            status_code=status_code,
-            response_body=body,
-            response_headers=stored,
-            completed_at=timezone.now(),
-        )
-    )
+    try:
+        faults.point("idempotency.before_complete")  # the work is written, not committed; the claim in flight
+        with transaction.atomic():
+            return bool(
+                IdempotencyRecord.objects.filter(
+                    pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
+                ).update(
+                    state=IdempotencyRecord.State.COMPLETED,
+                    status_code=status_code,
+                    response_body=body,
+                    response_headers=stored,
+                    completed_at=timezone.now(),
+                )
+            )
+    finally:
+        if (lock := _record_lock(record)) is not None:
+            _release_owner_lock(lock)
 
 
-@transaction.atomic
 def release_idempotency_key(*, record: IdempotencyRecord) -> bool:
-    """Give the key back after a failure so that a retry runs (only if this request still holds it)."""
-    deleted, _ = IdempotencyRecord.objects.filter(
-        pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
-    ).delete()
-    return bool(deleted)
+    """Give the key back after a failure so that a retry runs (only if this request still holds it).
+    The owner lock is released even if the delete fails (the database may be what failed)."""
+    try:
+        with transaction.atomic():
+            deleted, _ = IdempotencyRecord.objects.filter(
+                pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
+            ).delete()
+            return bool(deleted)
+    finally:
+        if (lock := _record_lock(record)) is not None:
+            _release_owner_lock(lock)
 
 
 @transaction.atomic

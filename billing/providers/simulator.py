@@ -4,6 +4,17 @@ It behaves like a real provider over real HTTP: its pay page (served at
 ``/pay/simulator/<order>`` on the channel host) lets a person pay or fail an order, and the
 simulator then POSTs a signed webhook to the gateway, exactly as an outside provider would.
 
+The pay page never makes that call itself: a request that waited on its own server would wait for a
+free web worker, and when all are busy (a surge) it would wait on itself until it timed out. The page
+queues the delivery (``billing.deliver_simulator_webhook``, after commit) and answers at once with a
+"payment sent, waiting for confirmation" page that refreshes itself until the order is credited or the
+payment failed. A Celery worker then POSTs the signed event to the gateway's own webhook endpoint, so
+the real verification path runs, and retries with backoff while the gateway is unreachable or answers
+5xx/429. The event and its payment reference are fixed when the page queues it (one reference per
+order and outcome, :func:`payment_ref`), and only the signature is made afresh for each attempt: a
+delivery repeated (a retry, a redelivered task, a second click on "Pay") is the same payment, which the
+gateway credits once (it is idempotent by payment reference).
+
 Signature: header ``Simulator-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``;
 a signature older than five minutes is refused (replay protection).
 """
@@ -20,6 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 
 from billing.providers import InvalidWebhookSignature, MalformedWebhook, PaymentEvent, ProviderRefund
 
@@ -51,6 +63,14 @@ def verify(body: bytes, header: str, *, now: float | None = None) -> None:
         raise InvalidWebhookSignature("The webhook signature is too old; the provider must sign it afresh.")
 
 
+def payment_ref(*, order_id: str, succeeded: bool) -> str:
+    """The simulator's payment reference for paying (or failing to pay) ``order_id``: the same every
+    time, so paying an order twice on the pay page is one payment, credited once."""
+    outcome = "succeeded" if succeeded else "failed"
+    digest = hmac.new(_secret(), f"simpay:{order_id}:{outcome}".encode(), hashlib.sha256).hexdigest()
+    return f"simpay_{digest[:20]}"
+
+
 def event_body(*, order_id: str, amount_rupiah: int, succeeded: bool, payment_ref: str | None = None) -> bytes:
     return json.dumps(
         {
@@ -71,7 +91,8 @@ class WebhookAnswer:
 
 
 def send_webhook(*, url: str, host: str, body: bytes, timeout: float = 10.0) -> WebhookAnswer:
-    """POST a signed event to the gateway, as the real provider would (a real HTTP request)."""
+    """POST a signed event to the gateway, as the real provider would (a real HTTP request). Called by
+    the delivery task on a worker, never from a web request. Network failures raise ``OSError``."""
     request = urllib.request.Request(  # noqa: S310 - the URL is the gateway's own webhook endpoint
         url,
         data=body,
@@ -112,3 +133,71 @@ class SimulatorProvider:
 
     def refund(self, *, provider_ref: str, amount_rupiah: int, reference: str) -> ProviderRefund:
         return ProviderRefund(reference=f"simrfd_{hashlib.sha256(reference.encode()).hexdigest()[:16]}", succeeded=True)
+
+
+# --------------------------------------------------------------------------- the pay page's side
+
+
+def delivery_outcome_key(ref: str) -> str:
+    """Cache key (per channel schema) where the delivery task notes how its last attempt went."""
+    return f"billing:simulator:delivery:{ref}"
+
+
+def send_payment(*, order, succeeded: bool, webhook_url: str, host: str, schema_name: str) -> str:
+    """Queue the webhook for paying (or failing) ``order``, after the current transaction commits;
+    returns its payment reference. Never waits for the gateway: a worker delivers it."""
+    from billing.tasks import deliver_simulator_webhook
+
+    ref = payment_ref(order_id=order.pk, succeeded=succeeded)
+    body = event_body(order_id=order.pk, amount_rupiah=order.total_rupiah, succeeded=succeeded, payment_ref=ref)
+    transaction.on_commit(
+        lambda: deliver_simulator_webhook.delay(
+            schema_name=schema_name, url=webhook_url, host=host, body=body.decode(), payment_ref=ref
+        )
+    )
+    return ref
+
+
+@dataclass(frozen=True)
+class PaymentProgress:
+    """Where a payment sent from the pay page stands, as that page shows it."""
+
+    state: str  # waiting | credited | failed | refunded | refused | closed
+    done: bool  # False: the page refreshes itself
+    message: str
+
+
+def payment_progress(*, order, ref: str) -> PaymentProgress:
+    """Read-only: what became of the payment ``ref`` of ``order`` (in the current channel schema)."""
+    from django.core.cache import cache
+
+    from billing.retail.models import Order, Payment
+
+    payment = Payment.objects.filter(provider=SimulatorProvider.name, provider_ref=ref, order=order).first()
+    if order.status == Order.Status.CREDITED and (payment is None or payment.status == Payment.Status.SUCCEEDED):
+        return PaymentProgress("credited", True, f"Payment confirmed: {order.quantity} e-Meterai credited.")
+    if payment is not None:
+        if payment.status == Payment.Status.FAILED:
+            return PaymentProgress("failed", True, "The payment failed. The order is still waiting for payment.")
+        if payment.status in (Payment.Status.REFUND_PENDING, Payment.Status.REFUNDED):
+            reason = payment.refund_reason or "refunded"
+            return PaymentProgress(
+                "refunded", True, f"The payment was not applied to the order and is refunded ({reason})."
+            )
+        if order.status == Order.Status.PAID:
+            return PaymentProgress("waiting", False, "Payment received; crediting the order.")
+    if order.status in (Order.Status.EXPIRED, Order.Status.REFUNDED):
+        return PaymentProgress("closed", True, f"The order is {order.get_status_display().lower()}.")
+    try:
+        outcome = cache.get(delivery_outcome_key(ref))
+    except Exception:  # noqa: BLE001 - only a hint for the page; the order's own state is what counts
+        outcome = None
+    if outcome and outcome.get("final") and not outcome.get("delivered"):
+        status = outcome.get("status")
+        why = f"refused it (HTTP {status})" if status else "could not be reached"
+        return PaymentProgress("refused", True, f"The payment notification was not accepted: the gateway {why}.")
+    if outcome and not outcome.get("final"):
+        return PaymentProgress(
+            "waiting", False, "Payment sent; the gateway is not answering yet, the provider keeps retrying."
+        )
+    return PaymentProgress("waiting", False, "Payment sent, waiting for confirmation.")

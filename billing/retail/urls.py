@@ -4,4 +4,5 @@ from billing.retail import views
 
 urlpatterns = [
     path("pay/simulator/<str:order_id>", views.pay_simulator, name="pay-simulator"),
+    path("pay/simulator/<str:order_id>/payments/<str:ref>", views.pay_simulator_sent, name="pay-simulator-sent"),
 ]

@@ -1,32 +1,55 @@
-"""The simulator provider's pay page (stands in for a real provider's hosted checkout)."""
+"""The simulator provider's pay page (stands in for a real provider's hosted checkout).
+
+The page never calls its own server: paying queues the webhook for a worker to deliver
+(:func:`billing.providers.simulator.send_payment`) and redirects to a page that waits for the
+confirmation, refreshing itself, so no request ever waits on another request to this server.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from billing.providers import simulator
 from billing.retail.errors import OrderNotFound
 from billing.retail.models import Order
 from billing.retail.selectors import order_get_for
 
+REFRESH_SECONDS = 1
+
+
+def _order_or_404(order_id: str) -> Order:
+    try:
+        return order_get_for(order_id=order_id)
+    except OrderNotFound:
+        raise Http404("no such order") from None
+
 
 @require_http_methods(["GET", "POST"])
 def pay_simulator(request, order_id: str):
-    try:
-        order = order_get_for(order_id=order_id)
-    except OrderNotFound:
-        raise Http404("no such order") from None
-    result = None
+    order = _order_or_404(order_id)
     if request.method == "POST" and order.status == Order.Status.AWAITING_PAYMENT:
-        succeeded = request.POST.get("action") == "pay"
-        body = simulator.event_body(order_id=order.pk, amount_rupiah=order.total_rupiah, succeeded=succeeded)
         path = reverse("payment-webhook", kwargs={"provider": "simulator"})
         base = settings.PAYMENT_SIMULATOR_WEBHOOK_BASE or f"http://127.0.0.1:{request.get_port()}"
-        answer = simulator.send_webhook(url=base.rstrip("/") + path, host=request.get_host(), body=body)
-        result = {"succeeded": succeeded, "status": answer.status}
-        order.refresh_from_db()
-    return render(request, "billing/pay_simulator.html", {"order": order, "result": result})
+        ref = simulator.send_payment(
+            order=order,
+            succeeded=request.POST.get("action") == "pay",
+            webhook_url=base.rstrip("/") + path,
+            host=request.get_host(),
+            schema_name=request.tenant.schema_name,
+        )
+        return HttpResponseRedirect(
+            reverse("pay-simulator-sent", kwargs={"order_id": order.pk, "ref": ref}), status=303
+        )
+    return render(request, "billing/pay_simulator.html", {"order": order})
+
+
+@require_GET
+def pay_simulator_sent(request, order_id: str, ref: str):
+    order = _order_or_404(order_id)
+    progress = simulator.payment_progress(order=order, ref=ref)
+    context = {"order": order, "progress": progress, "refresh_seconds": REFRESH_SECONDS}
+    return render(request, "billing/pay_simulator_sent.html", context)

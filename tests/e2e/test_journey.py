@@ -40,7 +40,8 @@ def test_the_whole_journey(live_db, gateway_url, stamping_worker, channel_keys):
         headers={"Idempotency-Key": unique("order")},
     ).json()
     paid = HttpClient(gateway_url, "alpha.test").csrf_form(f"/pay/simulator/{order['id']}", {"action": "pay"})
-    assert "answered 200" in paid.text
+    assert "Payment sent, waiting for confirmation." in paid.text  # a worker delivers the webhook
+    wait_for(lambda: api.get(f"/api/v1/orders/{order['id']}").json(), lambda o: o["status"] == "credited")
     assert api.get(f"/api/v1/customers/{customer['id']}").json()["quota"]["available"] == 1
 
     document = text_pdf()

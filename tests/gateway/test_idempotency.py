@@ -19,7 +19,10 @@ from gateway.idempotency import (
     IN_FLIGHT_TIMEOUT,
     Claimed,
     begin_idempotent_request,
+    owner_lock_key,
+    owner_locks_held,
     purge_expired,
+    release_owner_locks,
     request_fingerprint,
 )
 from tenants.portal.models import Customer
@@ -35,6 +38,7 @@ def _own_buckets_and_switches(settings):
     urls_edge.FAIL_NEXT.update(crash=False, unavailable=False, lose_claim=False)
     yield
     urls_edge.FAIL_NEXT.update(crash=False, unavailable=False, lose_claim=False)
+    release_owner_locks()  # a claim a test left in flight must not outlive the test
 
 
 def post(client, path, payload, key=None, **extra):
@@ -409,3 +413,156 @@ def test_a_replay_writes_nothing(client_for):
     # (the API key comes from the cache the first request filled) the claim, refused by the unique
     # constraint; the read of the stored answer
     assert statements == ["SAVEPOINT", "INSERT", "ROLLBACK", "RELEASE", "SELECT"]
+
+
+# --------------------------------------------------------------------------- owner locks
+
+
+def _alpha_api_key(channel_keys):
+    from gateway.models import ApiKey
+
+    return ApiKey.objects.get(prefix=channel_keys["alpha"].split("_")[1])
+
+
+def _claim_in_flight(channel_keys, key: str, payload: dict) -> Claimed:
+    """What a request has done when it is killed mid-way: it claimed ``key`` (and holds its owner lock)."""
+    api_key = _alpha_api_key(channel_keys)
+    fingerprint = request_fingerprint(
+        method="POST", path="/edge/customers", api_key_id=api_key.pk, body_sha256=_sha256(json.dumps(payload).encode())
+    )
+    with schema_context("alpha"):
+        claim = begin_idempotent_request(
+            api_key_id=api_key.pk, key=key, fingerprint=fingerprint, method="POST", path="/edge/customers"
+        )
+    assert isinstance(claim, Claimed)
+    assert claim.owner_lock == owner_lock_key(api_key_id=api_key.pk, key=key)
+    assert owner_locks_held() == {claim.owner_lock}
+    return claim
+
+
+def _other_session():
+    """A connection of its own, as another process would have."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    for name in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(name, None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+def _lock_is_free(lock: int) -> bool:
+    with _other_session() as other:
+        got = other.execute("SELECT pg_try_advisory_lock(%s)", [lock]).fetchone()[0]
+        if got:
+            other.execute("SELECT pg_advisory_unlock(%s)", [lock])
+    return got
+
+
+def test_a_claim_whose_owner_connection_is_gone_is_taken_over_at_once(client_for, channel_keys):
+    payload = {"external_ref": "c-1", "name": "Ani"}
+    claim = _claim_in_flight(channel_keys, "k-dead", payload)
+    release_owner_locks()  # the owner's process died: PostgreSQL dropped its connection and its lock
+
+    retry = post(client_for("alpha"), "/edge/customers", payload, key="k-dead")
+
+    assert retry.status_code == 201  # not 409, and not after IN_FLIGHT_TIMEOUT
+    assert "Idempotent-Replayed" not in retry
+    assert customers() == ["c-1"]
+    assert records() == [("k-dead", "completed", 201)]
+    assert owner_locks_held() == frozenset()
+    assert _lock_is_free(claim.owner_lock)
+
+
+def test_a_claim_lives_exactly_as_long_as_its_owner_connection(client_for, channel_keys):
+    payload = {"external_ref": "c-1", "name": "Ani"}
+    claim = _claim_in_flight(channel_keys, "k-alive", payload)
+    release_owner_locks()
+    owner = _other_session()  # the owner, alive in another process: it holds the claim's lock
+    assert owner.execute("SELECT pg_try_advisory_lock(%s)", [claim.owner_lock]).fetchone()[0]
+    try:
+        while_alive = post(client_for("alpha"), "/edge/customers", payload, key="k-alive")
+
+        assert_problem(while_alive, 409, "idempotency_request_in_progress")
+        assert while_alive["Retry-After"] == "1"
+        assert customers() == []
+        assert records() == [("k-alive", "in_progress", None)]
+        assert owner_locks_held() == frozenset()  # the refused retry kept nothing
+    finally:
+        owner.close()  # the owner dies
+
+    after = post(client_for("alpha"), "/edge/customers", payload, key="k-alive")
+
+    assert after.status_code == 201
+    assert customers() == ["c-1"]
+    assert records() == [("k-alive", "completed", 201)]
+
+
+@pytest.mark.parametrize(
+    ("switch", "payload", "status"),
+    [
+        (None, {"external_ref": "c-1", "name": "Ani"}, 201),  # answer stored
+        (None, {"name": "no ref"}, 400),  # refusal stored
+        ("crash", {"external_ref": "c-1", "name": "Ani"}, 500),  # exception: key released
+        ("unavailable", {"external_ref": "c-1", "name": "Ani"}, 503),  # not final: key released
+        ("lose_claim", {"external_ref": "c-1", "name": "Ani"}, 409),  # claim lost while running
+    ],
+)
+def test_the_owner_lock_is_given_back_on_every_exit(client_for, channel_keys, switch, payload, status):
+    client = client_for("alpha")
+    client.raise_request_exception = False
+    if switch:
+        urls_edge.FAIL_NEXT[switch] = True
+
+    response = post(client, "/edge/customers", payload, key="k-exit")
+
+    assert response.status_code == status
+    assert owner_locks_held() == frozenset()
+    assert _lock_is_free(owner_lock_key(api_key_id=_alpha_api_key(channel_keys).pk, key="k-exit"))
+
+
+def test_replays_and_refusals_keep_no_owner_lock(client_for, channel_keys):
+    client = client_for("alpha")
+    post(client, "/edge/customers", {"external_ref": "c-1", "name": "Ani"}, key="k-1")
+
+    assert post(client, "/edge/customers", {"external_ref": "c-1", "name": "Ani"}, key="k-1")["Idempotent-Replayed"]
+    assert_problem(
+        post(client, "/edge/customers", {"external_ref": "c-2", "name": "B"}, key="k-1"), 409, "idempotency_key_reused"
+    )
+
+    assert owner_locks_held() == frozenset()
+    assert _lock_is_free(owner_lock_key(api_key_id=_alpha_api_key(channel_keys).pk, key="k-1"))
+
+
+def test_a_broken_lock_connection_is_replaced(client_for, channel_keys):
+    client = client_for("alpha")
+    assert post(client, "/edge/customers", {"external_ref": "c-1", "name": "Ani"}, key="k-1").status_code == 201
+    with connection.cursor() as cursor:  # PostgreSQL restarted, say: the lock connection is dead
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND datname = current_database() AND application_name = 'gateway-idempotency-locks'"
+        )
+        assert cursor.fetchone() == (True,)
+
+    second = post(client, "/edge/customers", {"external_ref": "c-2", "name": "Budi"}, key="k-2")
+
+    assert second.status_code == 201
+    assert customers() == ["c-1", "c-2"]
+    assert owner_locks_held() == frozenset()
+
+
+def test_owner_locks_can_be_turned_off(client_for, channel_keys, settings):
+    settings.IDEMPOTENCY_OWNER_LOCKS = False
+    payload = {"external_ref": "c-1", "name": "Ani"}
+    api_key = _alpha_api_key(channel_keys)
+    fingerprint = request_fingerprint(
+        method="POST", path="/edge/customers", api_key_id=api_key.pk, body_sha256=_sha256(json.dumps(payload).encode())
+    )
+    with schema_context("alpha"):
+        claim = begin_idempotent_request(
+            api_key_id=api_key.pk, key="k-1", fingerprint=fingerprint, method="POST", path="/edge/customers"
+        )
+    assert claim.owner_lock is None and owner_locks_held() == frozenset()
+
+    duplicate = post(client_for("alpha"), "/edge/customers", payload, key="k-1")
+
+    assert_problem(duplicate, 409, "idempotency_request_in_progress")  # only the lease can free it now
