@@ -20,7 +20,8 @@ if os.environ.get("PYTEST_DB_SUFFIX"):
 if not os.environ.get("REDIS_URL"):
     REDIS_URL = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + "db=1"  # noqa: F405
     CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
-    CELERY_BROKER_URL = _celery_url(REDIS_URL)
+    # (a test that needs a broker of its own, out of reach of the suite's other workers, names one)
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or _celery_url(REDIS_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
     "unacked_restore_interval": 1,

@@ -23,12 +23,24 @@ from tests.live import Process, free_port, start_worker
 pytestmark = pytest.mark.slow
 
 
+def private_broker() -> dict[str, str]:
+    """A broker database of this test's own: no other test's worker (the e2e session worker) may
+    deliver the payment before this test starts its worker."""
+    from django.conf import settings
+
+    url, swapped = re.subn(r"((?:virtual_host=|db=)|/)1$", r"\g<1>7", settings.CELERY_BROKER_URL)
+    assert swapped == 1, settings.CELERY_BROKER_URL
+    return {"CELERY_BROKER_URL": url}
+
+
 def start_single_thread_server(tmp_path) -> tuple[Process, str]:
     """gunicorn with one worker process and one thread: a request that called this server would wait
     on itself (the old pay page timed out and answered 500)."""
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-    server = Process([*argv, "--workers", "1", "--threads", "1", "--timeout", "60"], tmp_path / "gunicorn.log")
+    server = Process(
+        [*argv, "--workers", "1", "--threads", "1", "--timeout", "60"], tmp_path / "gunicorn.log", private_broker()
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -71,7 +83,7 @@ def test_the_pay_page_answers_at_once_and_a_worker_delivers_the_webhook(live_db,
         assert '<meta http-equiv="refresh"' in sent.text
         assert api.get(f"/api/v1/orders/{order_id}").json()["status"] == "awaiting_payment"
 
-        worker = start_worker(tmp_path, name="simulator", queues="default", concurrency=1)
+        worker = start_worker(tmp_path, name="simulator", queues="default", concurrency=1, env=private_broker())
         ref = simulator.payment_ref(order_id=order_id, succeeded=True)
         waiting = f"/pay/simulator/{order_id}/payments/{ref}"
         deadline = time.monotonic() + 90
