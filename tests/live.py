@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -71,6 +72,16 @@ class Process:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def private_broker(database: int = 7) -> dict[str, str]:
+    """Environment for servers and workers that share a broker database of their own, out of reach
+    of the suite's other workers (the e2e session worker would otherwise take their tasks)."""
+    from django.conf import settings
+
+    url, swapped = re.subn(r"((?:virtual_host=|db=)|/)1$", rf"\g<1>{database}", settings.CELERY_BROKER_URL)
+    assert swapped == 1, settings.CELERY_BROKER_URL
+    return {"CELERY_BROKER_URL": url}
 
 
 def start_server(tmp: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[Process, str]:

@@ -18,19 +18,9 @@ from billing import quota, tasks
 from billing.providers import simulator
 from tests.billing.factories import unique
 from tests.e2e.http import HttpClient
-from tests.live import Process, free_port, start_worker
+from tests.live import Process, free_port, private_broker, start_worker
 
 pytestmark = pytest.mark.slow
-
-
-def private_broker() -> dict[str, str]:
-    """A broker database of this test's own: no other test's worker (the e2e session worker) may
-    deliver the payment before this test starts its worker."""
-    from django.conf import settings
-
-    url, swapped = re.subn(r"((?:virtual_host=|db=)|/)1$", r"\g<1>7", settings.CELERY_BROKER_URL)
-    assert swapped == 1, settings.CELERY_BROKER_URL
-    return {"CELERY_BROKER_URL": url}
 
 
 def start_single_thread_server(tmp_path) -> tuple[Process, str]:

@@ -17,7 +17,7 @@ from gateway.idempotency import owner_lock_key
 from tests.billing.factories import funded_wallet, unique
 from tests.e2e.http import HttpClient
 from tests.fixtures.pdfs.factory import text_pdf
-from tests.live import start_server
+from tests.live import private_broker, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +56,13 @@ def test_a_web_worker_killed_holding_a_key_leaves_it_to_an_immediate_retry(live_
     doomed, doomed_url = start_server(
         tmp_path,
         workers=1,
-        env={"GATEWAY_FAULT_POINT": "idempotency.before_complete", "GATEWAY_FAULT_MARKER": str(marker)},
+        env={
+            "GATEWAY_FAULT_POINT": "idempotency.before_complete",
+            "GATEWAY_FAULT_MARKER": str(marker),
+            **private_broker(),  # the suite's e2e worker must not stamp the job this test inspects
+        },
     )
-    healthy, healthy_url = start_server(tmp_path, workers=1)
+    healthy, healthy_url = start_server(tmp_path, workers=1, env=private_broker())
     answers: list = []
 
     def send(url: str):
