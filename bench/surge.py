@@ -84,6 +84,7 @@ QUIET_CUSTOMERS = 4
 UNITS_PER_CUSTOMER = 3_000  # added per run
 BOX = {"page": 1, "llx": 40, "lly": 40, "urx": 140, "ury": 140}
 REQUEST_TIMEOUT = 60.0
+WARM_UP_STAMPS = 6  # per channel, sent at once
 RETRY_PAUSE = 1.0  # after a connection error or a 5xx without Retry-After: fixed, no jitter
 FAULTS = ("worker", "web", "redis", "postgres")
 FAULT_AT = {"worker": 0.2, "web": 0.4, "redis": 0.6, "postgres": 0.8}  # default moments: share of the hold
@@ -914,23 +915,34 @@ def warm_up(port: int, ctx: dict, servers: Servers) -> None:
         if time.monotonic() > deadline or not servers.alive():
             raise RuntimeError(f"the servers did not come up; see {LOG_DIR}")
         time.sleep(0.3)
+    # Several stamps per channel at once, so every web worker has served one (its first request loads
+    # what Django loads lazily) and the worker has stamped for both channels before the clock starts.
     docs = {"text": documents()["text"]}
+    jobs: dict[str, list[str]] = {QUIET: [], SURGE: []}
     for name in (QUIET, SURGE):
         records: list = []
-        client = Client(port, ctx[name], name, lambda _t: "warm-up", records)
         body, ctype = _bodies(ctx[name], docs, ctx[name]["customers"][0])["text"]
-        client.stamp(body, ctype, stop_at=time.time() + 60)
-        client.close()
-        job = records[-1].get("job")
-        if not job:
-            raise RuntimeError(f"warm-up stamp on {name} was refused: {records[-1]}")
-        while True:
-            rows = job_rows({name: [job]})
-            if rows.get(job, {}).get("status") in ("stamped", "failed"):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the warm-up stamp on {name} did not finish; see {LOG_DIR}")
-            time.sleep(0.3)
+
+        def send(name=name, body=body, ctype=ctype, records=records) -> None:
+            client = Client(port, ctx[name], name, lambda _t: "warm-up", records)
+            client.stamp(body, ctype, stop_at=time.time() + 60)
+            client.close()
+
+        threads = [threading.Thread(target=send) for _ in range(WARM_UP_STAMPS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        jobs[name] = [r["job"] for r in records if r.get("job")]
+        if len(jobs[name]) < WARM_UP_STAMPS:
+            raise RuntimeError(f"warm-up stamps on {name} were refused: {[r for r in records if not r.get('job')]}")
+    while True:
+        rows = job_rows(jobs)
+        if all(rows.get(j, {}).get("status") in ("stamped", "failed") for ids in jobs.values() for j in ids):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the warm-up stamps did not finish; see {LOG_DIR}")
+        time.sleep(0.3)
     from django.db import connections
 
     connections.close_all()
