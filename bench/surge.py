@@ -242,9 +242,11 @@ class Client:
         says, after connection errors and other 5xx after a fixed pause; given up at ``stop_at``."""
         key = uuid.uuid4().hex
         first = scheduled if scheduled is not None else time.time()
+        previous = None  # the answer that sent this attempt back (a retry), or None
         while True:
             record = self.attempt(body, ctype, key, scheduled)
             record["first_sent"] = first
+            record["retry_of"] = previous
             scheduled = None
             status = record["status"]
             if status in (503, 429) or (status == 409 and record.get("code") == "idempotency_request_in_progress"):
@@ -258,7 +260,10 @@ class Client:
             else:
                 return
             if time.time() + wait >= stop_at:
+                # Told to come back after the run: honour it (no new request before then), then give up.
+                time.sleep(max(0.0, stop_at - time.time()))
                 return
+            previous = status
             time.sleep(wait)
 
     def close(self) -> None:
@@ -690,6 +695,12 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
     if retried:
         waits = Counter(r.get("retry_after") for r in retried)
         print("  Retry-After values given: " + ", ".join(f"{k}s x{n}" for k, n in waits.most_common(6)))
+        again = [r for r in records if r.get("retry_of") in (503, 429)]
+        refused = sum(1 for r in again if r["status"] in (503, 429))
+        print(
+            f"  retries after waiting Retry-After: {len(again)}, refused again: {refused}"
+            + (f" ({refused / len(again):.0%})" if again else "")
+        )
     bad_probes = Counter(p["phase"] for p in probes if not p["ok"])
     print(
         f"/readyz (1 s timeout, once a second): {len(probes)} probes, failed: "
@@ -759,6 +770,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-class", default=None, help="gunicorn worker class (default: gunicorn's)")
     parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--backlog-limit",
+        type=int,
+        default=None,
+        help="set STAMPING_CHANNEL_BACKLOG_LIMIT for the servers (default: the product's own)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.alone, args.ramp, args.hold = 10.0, 10.0, 25.0
@@ -812,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         port = 18000 + random.randrange(1000)  # noqa: S311 - a port, not a secret
         env = dict(os.environ, REDIS_URL=redis_url, LOG_LEVEL="WARNING", DJANGO_SECRET_KEY=settings.SECRET_KEY,
                    PAYMENT_SIMULATOR_SECRET=settings.PAYMENT_SIMULATOR_SECRET)  # fmt: skip
+        if args.backlog_limit is not None:
+            env["STAMPING_CHANNEL_BACKLOG_LIMIT"] = str(args.backlog_limit)
         servers = Servers(port, env, args)
         servers.start()
         warm_up(port, ctx, servers)
