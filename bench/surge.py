@@ -5,6 +5,7 @@ Run from the repository root (embedded PostgreSQL and Redis under ``.data/``; no
     .venv/bin/python bench/surge.py                  # the full run: 20 s alone, 20 s ramp, 60 s hold
     .venv/bin/python bench/surge.py --faults all     # the same with the four faults below
     .venv/bin/python bench/surge.py --quick          # a smoke run of about a minute and a half
+    .venv/bin/python bench/surge.py --quick --backlog-limit 200   # ... that also drives 503 overloaded
 
 What it does:
   - starts the project's own processes as production runs on this machine: gunicorn (3 workers, its
@@ -282,6 +283,7 @@ def quiet_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
     """Open loop: a stamp request every 1/3 s from ``t0`` to ``end``, each on its own thread; plus the
     readiness prober."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by the parent: go quietly
     docs = documents()
     rng = random.Random(plan["seed"])
     bodies = [_bodies(ctx, docs, c) for c in ctx["customers"]]
@@ -332,6 +334,7 @@ def quiet_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
 def surge_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
     """Closed loop: client i starts at t1 + i * ramp / clients and sends until ``end``."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by the parent: go quietly
     docs = documents()
     records: list = []
     phase_of = plan_phase(plan)
@@ -815,6 +818,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     signal.alarm(int(args.deadline))
     pg_before, redis_before, redis_url = prepare_services(args.redis_db)
     servers = None
