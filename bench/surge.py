@@ -1,0 +1,975 @@
+"""A deadline surge, replayed on loopback: does a quiet channel stay fast, are ETAs honest, is nothing lost?
+
+Run from the repository root (embedded PostgreSQL and Redis under ``.data/``; nothing leaves 127.0.0.1):
+
+    .venv/bin/python bench/surge.py                  # the full run: 20 s alone, 20 s ramp, 60 s hold
+    .venv/bin/python bench/surge.py --faults all     # the same with the four faults below
+    .venv/bin/python bench/surge.py --quick          # a smoke run of about a minute and a half
+    .venv/bin/python bench/surge.py --quick --backlog-limit 200   # ... that also drives 503 overloaded
+
+What it does:
+  - starts the project's own processes as production runs on this machine: gunicorn (3 workers, its
+    default worker class unless ``--worker-class``/``--threads``; a ``gunicorn.conf.py`` in the root is
+    honoured), ONE Celery worker (concurrency 2, queues ``default,stamping``) and beat, all against the
+    embedded PostgreSQL and a Redis database of their own (``--redis-db``, default 3, flushed at the start:
+    cache, rate limits, admission counters and broker);
+  - seeds two channels, ``benchquiet`` and ``benchsurge``, with stock, customers with quota and an API key
+    each, with rate limits lifted (so the bench measures admission and fairness; a 429 is still counted);
+    backlog limits, lanes and concurrency budgets are the product's own;
+  - phase 1, *alone*: the quiet channel sends 3 stamp requests/s, open loop (on schedule, whatever the
+    answers), for ``--alone`` s;
+  - phase 2, *surge*: the surge channel ramps from 0 to ``--clients`` closed-loop clients over ``--ramp`` s
+    and holds for ``--hold`` s; each sends its next request as soon as it has an answer, waits exactly the
+    ``Retry-After`` a 503 or 429 (or ``409 idempotency_request_in_progress``) gives, and retries with the
+    same ``Idempotency-Key``; a connection error or another 5xx is retried after a fixed 1 s. The quiet
+    channel keeps its 3/s throughout. A prober reads ``/readyz`` (1 s timeout) once a second;
+  - documents: a 1-page text PDF, and the ~800 KB scan for ``--scan-share`` of the requests (the fixtures
+    of ``tests/fixtures/pdfs``, as ``bench/stamping.py`` uses);
+  - faults, each at its moment of phase 2 (seconds after the surge starts; default: spread over the hold)
+    and each restarted: ``--kill-worker [AT]`` SIGKILLs a Celery pool process (the pool replaces it),
+    ``--kill-web [AT]`` a gunicorn worker (the arbiter replaces it), ``--kill-redis [AT]`` the embedded
+    Redis and ``--kill-postgres [AT]`` the PostgreSQL postmaster (each started again with
+    ``gateway.embedded`` after ``--outage`` s); ``--faults all`` (or a comma list) picks several;
+  - after phase 2 it waits (at most ``--drain-timeout`` s) until every accepted job has ended, stops what
+    it started, and prints:
+      * the quiet channel's stamp-request p50/p99 alone and in the surge (every HTTP attempt, timed from
+        its scheduled send), the p99 ratio surge/alone, and its time-to-stamped p99 alone and in the surge;
+      * ETA error |actual - promised| / promised for every accepted job (promised: ``queue.eta_seconds``
+        of the 202; actual: the job's ``finished_at`` minus the time the request was first sent), median
+        and p90, overall and per channel;
+      * stamps completed per second during phase 2 and during the hold (from the jobs' ``finished_at``);
+      * answers by status and problem ``code``; 5xx other than 503; connection errors;
+      * the ledger check: every 202's job exists and ended stamped (unit committed, hold posted, one
+        used serial with the job's ``job_ref``) or failed (unit released, hold voided); no serial twice;
+        ``manage.py reconcile`` clean. ``lost`` = 202s without a job + jobs in a wrong end state +
+        serials used twice + jobs still open after the drain wait.
+  - The last line: ``surge: quiet p99 ratio X, ETA error median M% p90 P%, S stamps/s, 5xx(non-503) N, lost L``.
+
+Goals (issue #11): quiet p99 ratio <= 2; ETA error median <= 25% and p90 <= 50%; zero 5xx other than the
+documented 503s; zero loss. The load generator shares the cores with the server (2 on the reference
+machine): compare runs on the same machine. Bounded: the load stops on schedule, the drain wait is
+capped, and a hard deadline (``--deadline``, default the phases + drain + 5 min) ends the run; every
+process it started is stopped on the way out, Ctrl-C and errors included. Server logs go to
+``.data/bench-surge/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
+
+from bench.common import multipart_body, quantile  # noqa: E402
+
+QUIET, SURGE = "benchquiet", "benchsurge"
+HOSTS = {QUIET: f"{QUIET}.localhost", SURGE: f"{SURGE}.localhost"}
+QUIET_RATE = 3.0  # stamp requests per second, open loop
+QUIET_CUSTOMERS = 4
+UNITS_PER_CUSTOMER = 3_000  # added per run
+BOX = {"page": 1, "llx": 40, "lly": 40, "urx": 140, "ury": 140}
+REQUEST_TIMEOUT = 60.0
+WARM_UP_STAMPS = 6  # per channel, sent at once
+RETRY_PAUSE = 1.0  # after a connection error or a 5xx without Retry-After: fixed, no jitter
+FAULTS = ("worker", "web", "redis", "postgres")
+FAULT_AT = {"worker": 0.2, "web": 0.4, "redis": 0.6, "postgres": 0.8}  # default moments: share of the hold
+LOG_DIR = ROOT / ".data" / "bench-surge"
+
+
+# --------------------------------------------------------------------------- setup (this process, Django)
+
+
+def prepare_services(redis_db: int) -> tuple[bool, bool, str]:
+    """Start the embedded servers if needed; point this process (and its children) at our Redis database.
+    Returns (postgres was running, redis was running, the Redis URL)."""
+    from gateway import embedded
+
+    pg_before = (embedded._pg_dir() / "postmaster.pid").exists()
+    redis_before = embedded._redis_alive(embedded._redis_paths()[1])
+    if os.environ.get("DATABASE_URL") is None:
+        embedded.ensure_postgres()
+    base = os.environ.get("REDIS_URL") or embedded.ensure_redis()
+    url = base + ("&" if "?" in base else "?") + f"db={redis_db}"
+    os.environ["REDIS_URL"] = url
+    return pg_before, redis_before, url
+
+
+def seed(clients: int) -> dict:
+    from bench.common import setup_migrated
+
+    setup_migrated()
+    import redis
+    from django.conf import settings
+    from django_tenants.utils import schema_context
+
+    from billing import quota
+    from gateway.apikeys import issue_api_key
+    from tenants.models import Channel
+    from tenants.portal.models import Customer
+    from tenants.services import ensure_issuer, provision_channel
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # our own database: stale counters and queues go
+    ensure_issuer(domains=["localhost"])
+    ctx: dict = {}
+    for code, customers in ((QUIET, QUIET_CUSTOMERS), (SURGE, clients)):
+        channel = (
+            Channel.objects.filter(code=code).first()
+            or provision_channel(code=code, name=f"Surge bench {code[5:]}", domain=HOSTS[code]).channel
+        )
+        Channel.objects.filter(pk=channel.pk).update(
+            rate_limit_per_key=1_000_000, rate_limit_per_channel=1_000_000, rate_limit_burst=1_000_000
+        )
+        closed = fail_open_jobs(code)
+        if closed:
+            print(f"{code}: {closed} jobs left open by an earlier run failed and their units released")
+        key = issue_api_key(channel=channel, name=f"surge bench {uuid.uuid4().hex[:6]}").plaintext
+        quota.allocate_stock(
+            channel_id=channel.pk, units=customers * UNITS_PER_CUSTOMER + 1000, reference=f"surge-{uuid.uuid4().hex}"
+        )
+        ids = []
+        with schema_context(code):
+            for i in range(customers):
+                customer, _ = Customer.objects.get_or_create(
+                    external_ref=f"surge-{i}", defaults={"name": f"Surge bench {i}"}
+                )
+                ids.append(customer.pk)
+                reserved = quota.reserve_stock(
+                    channel_id=channel.pk,
+                    customer_id=customer.pk,
+                    order_ref=f"surge-{uuid.uuid4().hex}",
+                    quantity=UNITS_PER_CUSTOMER,
+                    timeout=quota.DEFAULT_HOLD_TIMEOUT,
+                )
+                quota.settle_reservation(reservation_ids=reserved)
+        ctx[code] = {"key": key, "customers": ids, "host": HOSTS[code], "concurrency": channel.stamping_concurrency}
+    return ctx
+
+
+def fail_open_jobs(schema: str) -> int:
+    """Jobs an interrupted earlier run left queued or running: failed, units released (they would skew
+    this run's backlog)."""
+    from django_tenants.utils import schema_context
+
+    from gateway.stamping import services
+    from gateway.stamping.models import StampJob
+
+    with schema_context(schema):
+        open_jobs = list(StampJob.objects.filter(status__in=["queued", "processing"]).values_list("pk", flat=True))
+        for job_id in open_jobs:
+            services._fail(StampJob.objects.get(pk=job_id), code="bench", detail="left by an earlier bench/surge.py")
+    return len(open_jobs)
+
+
+# --------------------------------------------------------------------------- the load (forked, no Django)
+
+
+def documents() -> dict[str, bytes]:
+    from tests.fixtures.pdfs import factory
+
+    return {"text": factory.text_pdf(), "scan": factory.scanned_pdf()}
+
+
+class Client:
+    """One HTTP/1.1 connection to the server; sends a stamp request and retries it as a well-behaved
+    integration does. Every attempt is recorded."""
+
+    def __init__(self, port: int, channel: dict, name: str, phase_of, out: list):
+        self.port, self.channel, self.name, self.phase_of, self.out = port, channel, name, phase_of, out
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        return self.conn
+
+    def attempt(self, body: bytes, ctype: str, key: str, scheduled: float | None = None) -> dict:
+        sent = time.time()
+        started = time.perf_counter() - (max(0.0, sent - scheduled) if scheduled is not None else 0.0)
+        headers = {
+            "Host": self.channel["host"],
+            "Authorization": f"Bearer {self.channel['key']}",
+            "Content-Type": ctype,
+            "Idempotency-Key": key,
+        }
+        record = {"ch": self.name, "sent": scheduled if scheduled is not None else sent, "key": key}
+        try:
+            conn = self._connection()
+            conn.request("POST", "/api/v1/stamps", body=body, headers=headers)
+            resp = conn.getresponse()
+            payload = resp.read()
+            record["status"] = resp.status
+            record["retry_after"] = resp.getheader("Retry-After")
+            record["replayed"] = resp.getheader("Idempotent-Replayed") == "true"
+            ctype_out = resp.getheader("Content-Type", "")
+            if "json" in ctype_out:
+                data = json.loads(payload)
+                if resp.status == 202:
+                    record["job"] = data.get("id")
+                    record["eta"] = (data.get("queue") or {}).get("eta_seconds")
+                    record["position"] = (data.get("queue") or {}).get("position")
+                else:
+                    record["code"] = data.get("code") if isinstance(data, dict) else None
+            else:
+                record["code"] = "(not json)"
+            if resp.will_close:
+                self.close()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            record["status"] = 0
+            record["code"] = f"({type(exc).__name__})"
+            self.close()
+        record["lat"] = time.perf_counter() - started
+        record["phase"] = self.phase_of(record["sent"])
+        self.out.append(record)
+        return record
+
+    def stamp(self, body: bytes, ctype: str, *, stop_at: float, scheduled: float | None = None) -> None:
+        """One logical stamp request: retried (same key) after 503/429/409-in-progress as ``Retry-After``
+        says, after connection errors and other 5xx after a fixed pause; given up at ``stop_at``."""
+        key = uuid.uuid4().hex
+        first = scheduled if scheduled is not None else time.time()
+        previous = None  # the answer that sent this attempt back (a retry), or None
+        while True:
+            record = self.attempt(body, ctype, key, scheduled)
+            record["first_sent"] = first
+            record["retry_of"] = previous
+            scheduled = None
+            status = record["status"]
+            if status in (503, 429) or (status == 409 and record.get("code") == "idempotency_request_in_progress"):
+                try:
+                    wait = float(record["retry_after"])
+                except (TypeError, ValueError):
+                    wait = RETRY_PAUSE
+                    record["no_retry_after"] = True
+            elif status == 0 or status >= 500:
+                wait = RETRY_PAUSE
+            else:
+                return
+            if time.time() + wait >= stop_at:
+                # Told to come back after the run: honour it (no new request before then), then give up.
+                time.sleep(max(0.0, stop_at - time.time()))
+                return
+            previous = status
+            time.sleep(wait)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _bodies(ctx: dict, docs: dict[str, bytes], customer: int) -> dict[str, tuple[bytes, str]]:
+    return {
+        kind: multipart_body({"customer": customer, **BOX}, data, filename=f"{kind}.pdf") for kind, data in docs.items()
+    }
+
+
+def quiet_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
+    """Open loop: a stamp request every 1/3 s from ``t0`` to ``end``, each on its own thread; plus the
+    readiness prober."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by the parent: go quietly
+    docs = documents()
+    rng = random.Random(plan["seed"])
+    bodies = [_bodies(ctx, docs, c) for c in ctx["customers"]]
+    records: list = []
+    probes: list = []
+    phase_of = plan_phase(plan)
+    local = threading.local()
+
+    def one(n: int, scheduled: float, kind: str) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client(port, ctx, QUIET, phase_of, records)
+        body, ctype = bodies[n % len(bodies)][kind]
+        client.stamp(body, ctype, stop_at=plan["end"] + 30, scheduled=scheduled)
+
+    def prober() -> None:
+        while time.time() < plan["end"]:
+            began = time.time()
+            ok = False
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+                conn.request("GET", "/readyz")
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+                conn.close()
+            except (OSError, http.client.HTTPException):
+                pass
+            probes.append({"t": began, "ok": ok, "phase": phase_of(began)})
+            time.sleep(max(0.0, began + 1.0 - time.time()))
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    threading.Thread(target=prober, daemon=True).start()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        n = 0
+        while True:
+            scheduled = plan["t0"] + n / QUIET_RATE
+            if scheduled >= plan["end"]:
+                break
+            time.sleep(max(0.0, scheduled - time.time()))
+            kind = "scan" if rng.random() < plan["scan_share"] else "text"
+            pool.submit(one, n, scheduled, kind)
+            n += 1
+    Path(out_path).write_text(json.dumps({"requests": records, "probes": probes}))
+
+
+def surge_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
+    """Closed loop: client i starts at t1 + i * ramp / clients and sends until ``end``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by the parent: go quietly
+    docs = documents()
+    records: list = []
+    phase_of = plan_phase(plan)
+    clients = plan["clients"]
+
+    def run(i: int) -> None:
+        rng = random.Random(plan["seed"] * 1000 + i)
+        customer = ctx["customers"][i % len(ctx["customers"])]
+        bodies = _bodies(ctx, docs, customer)
+        client = Client(port, ctx, SURGE, phase_of, records)
+        time.sleep(max(0.0, plan["t1"] + i * plan["ramp"] / clients - time.time()))
+        while time.time() < plan["end"]:
+            body, ctype = bodies["scan" if rng.random() < plan["scan_share"] else "text"]
+            client.stamp(body, ctype, stop_at=plan["end"])
+        client.close()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(1.0, plan["end"] + REQUEST_TIMEOUT + 5 - time.time()))
+    Path(out_path).write_text(json.dumps({"requests": list(records)}))
+
+
+def plan_phase(plan: dict):
+    def phase_of(t: float) -> str:
+        if t < plan["t1"]:
+            return "alone"
+        return "ramp" if t < plan["t1"] + plan["ramp"] else "hold"
+
+    return phase_of
+
+
+# --------------------------------------------------------------------------- the servers and the faults
+
+
+class Servers:
+    """gunicorn, one Celery worker and beat, each in its own session so they can be stopped whole."""
+
+    def __init__(self, port: int, env: dict, args):
+        self.port, self.env, self.args = port, env, args
+        self.procs: dict[str, subprocess.Popen] = {}
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.logs = {name: LOG_DIR / f"{name}.log" for name in ("web", "worker", "beat")}
+
+    def start(self) -> None:
+        web = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "gateway.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            "3",
+            "--graceful-timeout",
+            "5",
+        ]
+        if self.args.worker_class:
+            web += ["--worker-class", self.args.worker_class]
+        if self.args.threads:
+            web += ["--threads", str(self.args.threads)]
+        commands = {
+            "web": web,
+            "worker": [sys.executable, "-m", "celery", "-A", "gateway", "worker", "--loglevel", "WARNING",
+                       "--concurrency", "2", "-Q", "default,stamping", "-n", f"surgebench{self.port}@%h"],
+            "beat": [sys.executable, "-m", "celery", "-A", "gateway", "beat", "--loglevel", "WARNING",
+                     "-s", str(LOG_DIR / "celerybeat-schedule")],
+        }  # fmt: skip
+        for name, command in commands.items():
+            with self.logs[name].open("w") as log:
+                self.procs[name] = subprocess.Popen(  # noqa: S603 - our own processes, fixed arguments
+                    command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs.values())
+
+    def children(self, name: str) -> list:
+        import psutil
+
+        try:
+            return psutil.Process(self.procs[name].pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            # The whole session goes, pool processes included (a SIGKILLed parent would orphan them).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+
+def http_get(port: int, path: str, host: str = "localhost", timeout: float = 2.0) -> int:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn.request("GET", path, headers={"Host": host})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+    except (OSError, http.client.HTTPException):
+        return 0
+
+
+def restart_embedded(deadline_s: float = 90.0) -> float:
+    """``python -m gateway.embedded start`` until it succeeds (a killed postmaster's backends take a
+    moment to go); returns how long it took."""
+    began = time.monotonic()
+    while True:
+        done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "gateway.embedded", "start"], cwd=ROOT, capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            return time.monotonic() - began
+        if time.monotonic() - began > deadline_s:
+            raise RuntimeError(f"could not restart the embedded services: {done.stderr[-500:]}")
+        time.sleep(1.0)
+
+
+def inject(fault: str, servers: Servers, outage: float, events: list) -> None:
+    """SIGKILL one process of ``fault``'s kind and see it replaced or start it again."""
+    import psutil
+
+    from gateway import embedded
+
+    t = time.time()
+    if fault in ("worker", "web"):
+        name = "worker" if fault == "worker" else "web"
+        before = servers.children(name)
+        if not before:
+            events.append((t, fault, "no child process to kill"))
+            return
+        victim = before[0]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            victim.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = [p.pid for p in servers.children(name)]
+            if victim.pid not in now and len(now) >= len(before):
+                break
+            time.sleep(0.2)
+        events.append((t, fault, f"SIGKILL pid {victim.pid}; replaced after {time.time() - t:.1f}s"))
+        return
+    if fault == "redis":
+        pid = int(embedded._redis_paths()[2].read_text().strip())
+    else:
+        pid = int((embedded._pg_dir() / "postmaster.pid").read_text().splitlines()[0])
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(outage)
+    took = restart_embedded()
+    events.append(
+        (
+            t,
+            fault,
+            f"SIGKILL pid {pid}; started again, up {time.time() - t:.1f}s after the kill (start took {took:.1f}s)",
+        )
+    )
+
+
+# --------------------------------------------------------------------------- after the run (Django again)
+
+
+def job_rows(job_ids: dict[str, list[str]]) -> dict[str, dict]:
+    """Every job of the given ids, by id: status, unit, serial, hold, times."""
+    from django_tenants.utils import schema_context
+
+    from gateway.stamping.models import StampJob
+
+    rows = {}
+    for schema, ids in job_ids.items():
+        with schema_context(schema):
+            for start in range(0, len(ids), 2000):
+                for row in StampJob.objects.filter(pk__in=ids[start : start + 2000]).values(
+                    "id", "status", "unit", "serial", "hold_id", "finished_at", "created_at", "error_code"
+                ):
+                    row["schema"] = schema
+                    rows[row["id"]] = row
+    return rows
+
+
+def wait_drained(job_ids: dict[str, list[str]], timeout: float) -> int:
+    """Poll until every accepted job has ended or ``timeout`` passes; returns how many are still open."""
+    from django.db import connections
+
+    deadline = time.monotonic() + timeout
+    total = sum(len(v) for v in job_ids.values())
+    last_print = 0.0
+    while True:
+        try:
+            rows = job_rows(job_ids)
+            open_jobs = total - sum(1 for r in rows.values() if r["status"] in ("stamped", "failed"))
+        except Exception as exc:  # noqa: BLE001 - the database may still be recovering from a fault
+            connections.close_all()
+            open_jobs = -1
+            print(f"  (drain poll failed: {type(exc).__name__})", flush=True)
+        if open_jobs == 0:
+            return 0
+        if time.monotonic() > deadline:
+            return open_jobs
+        if time.monotonic() - last_print > 15:
+            print(f"  waiting for {open_jobs} of {total} accepted jobs to end ...", flush=True)
+            last_print = time.monotonic()
+        time.sleep(2.0)
+
+
+def ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:.0f} ms"
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.astimezone(UTC).timestamp()
+
+
+def ledger_check(rows: dict[str, dict], accepted: dict[str, str], env: dict) -> dict:
+    """The accepted jobs against the ledger and the serial registry, and ``manage.py reconcile``."""
+    from billing.ledger.models import Transfer
+    from issuer.models import Serial
+
+    out = {"missing": 0, "wrong_state": 0, "open": 0, "serial_mismatch": 0, "serial_twice": 0, "notes": []}
+    for job_id in accepted:
+        row = rows.get(job_id)
+        if row is None:
+            out["missing"] += 1
+            if len(out["notes"]) < 10:
+                out["notes"].append(f"202 for {job_id} but no such job")
+        elif row["status"] not in ("stamped", "failed"):
+            out["open"] += 1
+        elif (row["status"], row["unit"]) not in (("stamped", "committed"), ("failed", "released")):
+            out["wrong_state"] += 1
+    ended = [r for r in rows.values() if r["status"] in ("stamped", "failed")]
+    resolution = {}
+    holds = [r["hold_id"] for r in ended]
+    for start in range(0, len(holds), 2000):
+        resolution.update(
+            Transfer.objects.filter(pending_id__in=holds[start : start + 2000]).values_list("pending_id", "state")
+        )
+    for r in ended:
+        want = "posted" if r["status"] == "stamped" else "voided"
+        if resolution.get(r["hold_id"]) != want:
+            out["wrong_state"] += 1
+            if len(out["notes"]) < 10:
+                out["notes"].append(f"{r['id']} {r['status']} but its hold is {resolution.get(r['hold_id'])}")
+    stamped = [r for r in ended if r["status"] == "stamped"]
+    refs = {f"{r['schema']}:{r['id']}": r for r in stamped}
+    used: dict[str, list[str]] = {}
+    keys = list(refs)
+    for start in range(0, len(keys), 2000):
+        for job_ref, serial in Serial.objects.filter(job_ref__in=keys[start : start + 2000], status="used").values_list(
+            "job_ref", "serial"
+        ):
+            used.setdefault(job_ref, []).append(serial)
+    for ref, r in refs.items():
+        if used.get(ref) != [r["serial"]]:
+            out["serial_mismatch"] += 1
+            if len(out["notes"]) < 10:
+                out["notes"].append(f"{r['id']} stamped with {r['serial']!r}; used serials for it: {used.get(ref)}")
+    serials = Counter(r["serial"] for r in stamped)
+    out["serial_twice"] = sum(1 for n in serials.values() if n > 1)
+    done = subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
+        [sys.executable, "manage.py", "reconcile", "--no-store"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    out["reconcile_ok"] = done.returncode == 0
+    out["reconcile"] = [line for line in done.stdout.splitlines() if "FAIL" in line or line.startswith("       -")]
+    out["lost"] = out["missing"] + out["wrong_state"] + out["serial_mismatch"] + out["serial_twice"] + out["open"]
+    return out
+
+
+def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledger: dict, events: list) -> None:
+    t1, end = plan["t1"], plan["end"]
+    quiet = [r for r in records if r["ch"] == QUIET]
+
+    def lat(phase_filter) -> list[float]:
+        return [r["lat"] for r in quiet if phase_filter(r["phase"]) and r["status"] != 0]
+
+    alone, surge = lat(lambda p: p == "alone"), lat(lambda p: p != "alone")
+    hold = lat(lambda p: p == "hold")
+    p99_alone, p99_surge = quantile(alone, 0.99), quantile(surge, 0.99)
+    ratio = (p99_surge / p99_alone) if p99_alone and p99_surge else None
+    print("\nquiet channel, stamp request (every attempt, from its scheduled send):")
+    print(f"  alone  n={len(alone):5d}  p50 {ms(quantile(alone, 0.5))}  p99 {ms(p99_alone)}")
+    print(
+        f"  surge  n={len(surge):5d}  p50 {ms(quantile(surge, 0.5))}  p99 {ms(p99_surge)}  "
+        f"(hold only: p99 {ms(quantile(hold, 0.99))})"
+    )
+    print(f"  p99 ratio surge/alone: {'-' if ratio is None else f'{ratio:.1f}'}")
+
+    # Accepted jobs: the 202s (a replayed 202 names the job its first attempt created).
+    accepted: dict[str, dict] = {}
+    for r in records:
+        if r["status"] == 202 and r.get("job") and r["job"] not in accepted:
+            accepted[r["job"]] = r
+    tts = {"alone": [], "surge": []}
+    eta_err: dict[str, list[float]] = {QUIET: [], SURGE: []}
+    late = Counter()
+    for job_id, r in accepted.items():
+        row = rows.get(job_id)
+        finished = epoch(row["finished_at"]) if row else None
+        if finished is None:
+            continue
+        actual = finished - r["first_sent"]
+        if r["ch"] == QUIET and row["status"] == "stamped":
+            tts["alone" if r["phase"] == "alone" else "surge"].append(actual)
+        if r.get("eta"):
+            eta_err[r["ch"]].append(abs(actual - r["eta"]) / r["eta"])
+            late[r["ch"]] += actual > r["eta"]
+    print("quiet channel, time to stamped (finished_at - first send):")
+    for phase in ("alone", "surge"):
+        v = tts[phase]
+        print(f"  {phase:5s}  n={len(v):5d}  p50 {ms(quantile(v, 0.5))}  p99 {ms(quantile(v, 0.99))}")
+    every = eta_err[QUIET] + eta_err[SURGE]
+    print("ETA error |actual - promised| / promised (accepted jobs that ended):")
+    for name, v in (("all", every), (QUIET, eta_err[QUIET]), (SURGE, eta_err[SURGE])):
+        later = sum(late.values()) if name == "all" else late[name]
+        print(
+            f"  {name:10s} n={len(v):6d}  median {pct(quantile(v, 0.5))}  p90 {pct(quantile(v, 0.9))}  "
+            f"finished later than promised {later}"
+        )
+
+    stamped_at = sorted(epoch(row["finished_at"]) for row in stamped_rows_between(plan["schemas"], t1, end))
+    rate_surge = len(stamped_at) / (end - t1)
+    hold_start = t1 + plan["ramp"]
+    in_hold = [t for t in stamped_at if t >= hold_start]
+    rate_hold = len(in_hold) / max(1e-9, end - hold_start)
+    print(
+        f"stamps completed (both channels, from finished_at): {rate_surge:.1f}/s during phase 2, "
+        f"{rate_hold:.1f}/s during the hold"
+    )
+
+    by_status = Counter(r["status"] for r in records)
+    by_code = Counter((r["status"], r.get("code")) for r in records if r["status"] != 202)
+    print("answers by status: " + ", ".join(f"{s or 'no answer'}: {n}" for s, n in sorted(by_status.items())))
+    for ch in (QUIET, SURGE):
+        c = Counter((r["status"], r.get("code")) for r in records if r["ch"] == ch and r["status"] != 202)
+        n202 = sum(1 for r in records if r["ch"] == ch and r["status"] == 202)
+        detail = ", ".join(f"{s} {code}: {n}" for (s, code), n in sorted(c.items(), key=lambda x: -x[1]))
+        print(f"  {ch}: 202: {n202}" + (f"; {detail}" if detail else ""))
+    five_xx = sum(n for (s, _), n in by_code.items() if s >= 500 and s != 503)
+    no_retry_after = sum(1 for r in records if r.get("no_retry_after"))
+    print(
+        f"5xx other than 503: {five_xx}; 503 by code: "
+        + (", ".join(f"{code}: {n}" for (s, code), n in by_code.items() if s == 503) or "none")
+        + f"; 503/429 without Retry-After: {no_retry_after}; 429: {by_status.get(429, 0)}; "
+        f"no answer (connection error/timeout): {by_status.get(0, 0)}"
+    )
+    retried = [r for r in records if r["status"] in (503, 429)]
+    if retried:
+        waits = Counter(r.get("retry_after") for r in retried)
+        print("  Retry-After values given: " + ", ".join(f"{k}s x{n}" for k, n in waits.most_common(6)))
+        again = [r for r in records if r.get("retry_of") in (503, 429)]
+        refused = sum(1 for r in again if r["status"] in (503, 429))
+        print(
+            f"  retries after waiting Retry-After: {len(again)}, refused again: {refused}"
+            + (f" ({refused / len(again):.0%})" if again else "")
+        )
+    bad_probes = Counter(p["phase"] for p in probes if not p["ok"])
+    print(
+        f"/readyz (1 s timeout, once a second): {len(probes)} probes, failed: "
+        + (", ".join(f"{k} {n}" for k, n in bad_probes.items()) or "none")
+    )
+    for t, fault, what in events:
+        print(f"fault {fault} at +{t - t1:.1f}s into phase 2: {what}")
+
+    print(
+        f"ledger: {len(accepted)} accepted (202) jobs; missing {ledger['missing']}, still open {ledger['open']}, "
+        f"wrong end state {ledger['wrong_state']}, serial mismatch {ledger['serial_mismatch']}, serials used "
+        f"twice {ledger['serial_twice']}; manage.py reconcile {'clean' if ledger['reconcile_ok'] else 'FAILED'}"
+    )
+    ended = Counter(rows[j]["status"] for j in accepted if j in rows)
+    failed_codes = Counter(rows[j]["error_code"] for j in accepted if j in rows and rows[j]["status"] == "failed")
+    print(f"  ended: {dict(ended)}" + (f"; failed by code: {dict(failed_codes)}" if failed_codes else ""))
+    for note in ledger["notes"] + ledger["reconcile"]:
+        print(f"  {note}")
+    ratio_s = "-" if ratio is None else f"{ratio:.1f}"
+    print(
+        f"surge: quiet p99 ratio {ratio_s}, ETA error median {pct(quantile(every, 0.5))} "
+        f"p90 {pct(quantile(every, 0.9))}, {rate_surge:.1f} stamps/s, 5xx(non-503) {five_xx}, lost {ledger['lost']}"
+    )
+
+
+def stamped_rows_between(schemas: list[str], t_from: float, t_to: float) -> list[dict]:
+    from django_tenants.utils import schema_context
+
+    from gateway.stamping.models import StampJob
+
+    lo, hi = datetime.fromtimestamp(t_from, UTC), datetime.fromtimestamp(t_to, UTC)
+    rows = []
+    for schema in schemas:
+        with schema_context(schema):
+            rows += list(
+                StampJob.objects.filter(status="stamped", finished_at__gte=lo, finished_at__lt=hi).values("finished_at")
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--alone", type=float, default=20.0, help="phase 1 length, s")
+    parser.add_argument("--ramp", type=float, default=20.0, help="phase 2 ramp, s")
+    parser.add_argument("--hold", type=float, default=60.0, help="phase 2 hold at --clients, s")
+    parser.add_argument("--clients", type=int, default=50, help="closed-loop clients of the surge channel")
+    parser.add_argument("--scan-share", type=float, default=0.1, help="share of requests with the 800 KB scan")
+    parser.add_argument("--quick", action="store_true", help="short phases (10/10/25 s, 30 clients): a smoke run")
+    for fault in FAULTS:
+        parser.add_argument(
+            f"--kill-{fault}",
+            type=float,
+            nargs="?",
+            const=-1.0,
+            default=None,
+            metavar="AT",
+            help=f"SIGKILL the {fault} AT s into phase 2 (default: {FAULT_AT[fault]:.0%} into the hold) and restart it",
+        )
+    parser.add_argument("--faults", default="", help="'all' or a comma list of " + ",".join(FAULTS))
+    parser.add_argument("--outage", type=float, default=3.0, help="seconds Redis/PostgreSQL stay down")
+    parser.add_argument("--drain-timeout", type=float, default=900.0, help="max wait for accepted jobs to end, s")
+    parser.add_argument("--deadline", type=float, default=None, help="hard limit for the whole run, s")
+    parser.add_argument("--redis-db", type=int, default=3, help="the servers' Redis database (flushed)")
+    parser.add_argument("--worker-class", default=None, help="gunicorn worker class (default: gunicorn's)")
+    parser.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--backlog-limit",
+        type=int,
+        default=None,
+        help="set STAMPING_CHANNEL_BACKLOG_LIMIT for the servers (default: the product's own)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.alone, args.ramp, args.hold = 10.0, 10.0, 25.0
+        if "--clients" not in (argv or sys.argv):
+            args.clients = 30
+        if "--drain-timeout" not in (argv or sys.argv):
+            args.drain_timeout = 300.0
+    chosen = set(FAULTS) if args.faults.strip() == "all" else {f.strip() for f in args.faults.split(",") if f.strip()}
+    unknown = chosen - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
+    args.fault_at = {}
+    for fault in FAULTS:
+        at = getattr(args, f"kill_{fault}")
+        if at is None and fault in chosen:
+            at = -1.0
+        if at is not None:
+            args.fault_at[fault] = args.ramp + FAULT_AT[fault] * args.hold if at < 0 else at
+    if args.deadline is None:
+        args.deadline = args.alone + args.ramp + args.hold + args.drain_timeout + 300
+    return args
+
+
+class Deadline(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    began = time.monotonic()
+
+    def on_alarm(*_):
+        raise Deadline(f"the hard deadline of {args.deadline:.0f}s passed")
+
+    def on_term(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    signal.alarm(int(args.deadline))
+    pg_before, redis_before, redis_url = prepare_services(args.redis_db)
+    servers = None
+    loaders: list = []
+    code = 1
+    try:
+        ctx = seed(args.clients)
+        from django.conf import settings
+        from django.db import connections
+
+        connections.close_all()
+        port = 18000 + random.randrange(1000)  # noqa: S311 - a port, not a secret
+        env = dict(os.environ, REDIS_URL=redis_url, LOG_LEVEL="WARNING", DJANGO_SECRET_KEY=settings.SECRET_KEY,
+                   PAYMENT_SIMULATOR_SECRET=settings.PAYMENT_SIMULATOR_SECRET)  # fmt: skip
+        if args.backlog_limit is not None:
+            env["STAMPING_CHANNEL_BACKLOG_LIMIT"] = str(args.backlog_limit)
+        servers = Servers(port, env, args)
+        servers.start()
+        warm_up(port, ctx, servers)
+        print(f"gunicorn 3 workers on 127.0.0.1:{port}, celery worker (concurrency 2) and beat; logs in {LOG_DIR}")
+        print(
+            f"phases: alone {args.alone:.0f}s, ramp to {args.clients} clients {args.ramp:.0f}s, hold "
+            f"{args.hold:.0f}s; quiet {QUIET_RATE:.0f}/s open loop; scan share {args.scan_share:.0%}; "
+            f"faults: {', '.join(f'{f} at +{t:.0f}s' for f, t in args.fault_at.items()) or 'none'}",
+            flush=True,
+        )
+
+        t0 = time.time() + 1.0
+        plan = {
+            "t0": t0,
+            "t1": t0 + args.alone,
+            "ramp": args.ramp,
+            "end": t0 + args.alone + args.ramp + args.hold,
+            "clients": args.clients,
+            "scan_share": args.scan_share,
+            "seed": args.seed,
+            "schemas": [QUIET, SURGE],
+        }
+        tmp = LOG_DIR / f"run-{port}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        mpctx = mp.get_context("fork")
+        outputs = {QUIET: tmp / "quiet.json", SURGE: tmp / "surge.json"}
+        loaders = [
+            mpctx.Process(target=quiet_process, args=(port, ctx[QUIET], plan, str(outputs[QUIET])), daemon=True),
+            mpctx.Process(target=surge_process, args=(port, ctx[SURGE], plan, str(outputs[SURGE])), daemon=True),
+        ]
+        for p in loaders:
+            p.start()
+        events: list = []
+        faults = sorted(args.fault_at.items(), key=lambda x: x[1])
+        for fault, at in faults:
+            time.sleep(max(0.0, plan["t1"] + at - time.time()))
+            print(f"  fault: killing {fault} at +{time.time() - plan['t1']:.0f}s", flush=True)
+            inject(fault, servers, args.outage, events)
+            print(f"    {events[-1][2]}", flush=True)
+        for p in loaders:
+            p.join(timeout=max(1.0, plan["end"] + REQUEST_TIMEOUT + 40 - time.time()))
+        records, probes = [], []
+        for name, path in outputs.items():
+            if not path.exists():
+                raise RuntimeError(f"the {name} load generator left no results")
+            data = json.loads(path.read_text())
+            records += data["requests"]
+            probes += data.get("probes", [])
+        print(
+            f"load done: {len(records)} attempts; waiting for the accepted jobs to end "
+            f"(at most {args.drain_timeout:.0f}s) ...",
+            flush=True,
+        )
+        job_ids: dict[str, list[str]] = {QUIET: [], SURGE: []}
+        for r in records:
+            if r["status"] == 202 and r.get("job"):
+                job_ids[r["ch"]].append(r["job"])
+        job_ids = {k: sorted(set(v)) for k, v in job_ids.items()}
+        drain_began = time.monotonic()
+        still_open = wait_drained(job_ids, args.drain_timeout)
+        print(
+            f"drained in {time.monotonic() - drain_began:.0f}s" + (f"; {still_open} still open" if still_open else "")
+        )
+        servers.stop()
+        servers = None
+        rows = job_rows(job_ids)
+        accepted = {j: ch for ch, ids in job_ids.items() for j in ids}
+        ledger = ledger_check(rows, accepted, env)
+        report(records, probes, rows, plan, ledger, events)
+        print(f"(run took {time.monotonic() - began:.0f}s)")
+        code = 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping everything this run started", file=sys.stderr)
+    except Deadline as exc:
+        print(f"\n{exc}; stopping everything this run started", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+        for p in loaders:
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+        if servers is not None:
+            servers.stop()
+        from gateway import embedded
+
+        # A fault may have left a service down; leave each as it was found.
+        if redis_before or pg_before:
+            with contextlib.suppress(Exception):
+                restart_embedded(30)
+        if not redis_before:
+            embedded.stop_redis()
+        if not pg_before:
+            embedded.stop_postgres()
+    return code
+
+
+def warm_up(port: int, ctx: dict, servers: Servers) -> None:
+    """Wait until the web answers ready and one stamp per channel has gone all the way through."""
+    deadline = time.monotonic() + 120
+    while http_get(port, "/readyz") != 200:
+        if time.monotonic() > deadline or not servers.alive():
+            raise RuntimeError(f"the servers did not come up; see {LOG_DIR}")
+        time.sleep(0.3)
+    # Several stamps per channel at once, so every web worker has served one (its first request loads
+    # what Django loads lazily) and the worker has stamped for both channels before the clock starts.
+    docs = {"text": documents()["text"]}
+    jobs: dict[str, list[str]] = {QUIET: [], SURGE: []}
+    for name in (QUIET, SURGE):
+        records: list = []
+        body, ctype = _bodies(ctx[name], docs, ctx[name]["customers"][0])["text"]
+
+        def send(name=name, body=body, ctype=ctype, records=records) -> None:
+            client = Client(port, ctx[name], name, lambda _t: "warm-up", records)
+            client.stamp(body, ctype, stop_at=time.time() + 60)
+            client.close()
+
+        threads = [threading.Thread(target=send) for _ in range(WARM_UP_STAMPS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        jobs[name] = [r["job"] for r in records if r.get("job")]
+        if len(jobs[name]) < WARM_UP_STAMPS:
+            raise RuntimeError(f"warm-up stamps on {name} were refused: {[r for r in records if not r.get('job')]}")
+    while True:
+        rows = job_rows(jobs)
+        if all(rows.get(j, {}).get("status") in ("stamped", "failed") for ids in jobs.values() for j in ids):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the warm-up stamps did not finish; see {LOG_DIR}")
+        time.sleep(0.3)
+    from django.db import connections
+
+    connections.close_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
