@@ -8,9 +8,9 @@ Run from the repository root (embedded PostgreSQL and Redis under ``.data/``; no
     .venv/bin/python bench/surge.py --quick --backlog-limit 200   # ... that also drives 503 overloaded
 
 What it does:
-  - starts the project's own processes as production runs on this machine: gunicorn (3 workers, its
-    default worker class unless ``--worker-class``/``--threads``; a ``gunicorn.conf.py`` in the root is
-    honoured), ONE Celery worker (concurrency 2, queues ``default,stamping``) and beat, all against the
+  - starts the project's own processes as production runs on this machine: gunicorn (3 workers, with the
+    project's ``gateway.gunicorn_conf``: gthread, ``WEB_THREADS`` threads, the probe listener; ``--worker-class``
+    / ``--threads`` override it), ONE Celery worker (concurrency 2, queues ``default,stamping``) and beat, all against the
     embedded PostgreSQL and a Redis database of their own (``--redis-db``, default 3, flushed at the start:
     cache, rate limits, admission counters and broker);
   - seeds two channels, ``benchquiet`` and ``benchsurge``, with stock, customers with quota and an API key
@@ -22,7 +22,8 @@ What it does:
     and holds for ``--hold`` s; each sends its next request as soon as it has an answer, waits exactly the
     ``Retry-After`` a 503 or 429 (or ``409 idempotency_request_in_progress``) gives, and retries with the
     same ``Idempotency-Key``; a connection error or another 5xx is retried after a fixed 1 s. The quiet
-    channel keeps its 3/s throughout. A prober reads ``/readyz`` (1 s timeout) once a second;
+    channel keeps its 3/s throughout. A prober reads ``/readyz`` of the probe listener (1 s timeout) once
+    a second, as an orchestrator would;
   - documents: a 1-page text PDF, and the ~800 KB scan for ``--scan-share`` of the requests (the fixtures
     of ``tests/fixtures/pdfs``, as ``bench/stamping.py`` uses);
   - faults, each at its moment of phase 2 (seconds after the surge starts; default: spread over the hold)
@@ -34,8 +35,8 @@ What it does:
     it started, and prints:
       * the quiet channel's stamp-request p50/p99 alone and in the surge (every HTTP attempt, timed from
         its scheduled send), the p99 ratio surge/alone, and its time-to-stamped p99 alone and in the surge;
-      * ETA error |actual - promised| / promised for every accepted job (promised: ``queue.eta_seconds``
-        of the 202; actual: the job's ``finished_at`` minus the time the request was first sent), median
+      * ETA error |actual - promised| / promised for every accepted job (promised: ``queue.eta_ms``, or
+        ``queue.eta_seconds``, of the 202; actual: the job's ``finished_at`` minus the time the request was first sent), median
         and p90, overall and per channel;
       * stamps completed per second during phase 2 and during the hold (from the jobs' ``finished_at``);
       * answers by status and problem ``code``; 5xx other than 503; connection errors;
@@ -221,7 +222,8 @@ class Client:
                 data = json.loads(payload)
                 if resp.status == 202:
                     record["job"] = data.get("id")
-                    record["eta"] = (data.get("queue") or {}).get("eta_seconds")
+                    queue = data.get("queue") or {}
+                    record["eta"] = queue["eta_ms"] / 1000 if "eta_ms" in queue else queue.get("eta_seconds")
                     record["position"] = (data.get("queue") or {}).get("position")
                 else:
                     record["code"] = data.get("code") if isinstance(data, dict) else None
@@ -304,7 +306,7 @@ def quiet_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
             began = time.time()
             ok = False
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+                conn = http.client.HTTPConnection("127.0.0.1", plan.get("probe_port", port), timeout=1.0)
                 conn.request("GET", "/readyz")
                 resp = conn.getresponse()
                 resp.read()
@@ -386,6 +388,8 @@ class Servers:
             "-m",
             "gunicorn",
             "gateway.wsgi:application",
+            "--config",
+            "python:gateway.gunicorn_conf",  # as production: gthread, the probe listener
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
@@ -833,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
         port = 18000 + random.randrange(1000)  # noqa: S311 - a port, not a secret
         env = dict(os.environ, REDIS_URL=redis_url, LOG_LEVEL="WARNING", DJANGO_SECRET_KEY=settings.SECRET_KEY,
                    PAYMENT_SIMULATOR_SECRET=settings.PAYMENT_SIMULATOR_SECRET)  # fmt: skip
+        env["GATEWAY_PROBE_BIND"] = f"127.0.0.1:{port + 1000}"  # the probe listener (gateway.gunicorn_conf)
         if args.backlog_limit is not None:
             env["STAMPING_CHANNEL_BACKLOG_LIMIT"] = str(args.backlog_limit)
         servers = Servers(port, env, args)
@@ -856,6 +861,7 @@ def main(argv: list[str] | None = None) -> int:
             "scan_share": args.scan_share,
             "seed": args.seed,
             "schemas": [QUIET, SURGE],
+            "probe_port": port + 1000,
         }
         tmp = LOG_DIR / f"run-{port}"
         tmp.mkdir(parents=True, exist_ok=True)
