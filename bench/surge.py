@@ -9,10 +9,10 @@ Run from the repository root (embedded PostgreSQL and Redis under ``.data/``; no
 
 What it does:
   - starts the project's own processes as production runs on this machine: gunicorn (3 workers, with the
-    project's ``gateway.gunicorn_conf``: gthread, ``WEB_THREADS`` threads, the probe listener; ``--worker-class``
-    / ``--threads`` override it), ONE Celery worker (concurrency 2, queues ``default,stamping``) and beat, all against the
-    embedded PostgreSQL and a Redis database of their own (``--redis-db``, default 3, flushed at the start:
-    cache, rate limits, admission counters and broker);
+    project's ``gateway.gunicorn_conf``: gthread, ``WEB_THREADS`` threads, the probe listener;
+    ``--worker-class`` / ``--threads`` override it), ONE Celery worker (concurrency 2, queues
+    ``default,stamping``) and beat, all against the embedded PostgreSQL and a Redis database of their
+    own (``--redis-db``, default 3, flushed at the start: cache, rate limits, admission counters, broker);
   - seeds two channels, ``benchquiet`` and ``benchsurge``, with stock, customers with quota and an API key
     each, with rate limits lifted (so the bench measures admission and fairness; a 429 is still counted);
     backlog limits, lanes and concurrency budgets are the product's own;
@@ -36,8 +36,8 @@ What it does:
       * the quiet channel's stamp-request p50/p99 alone and in the surge (every HTTP attempt, timed from
         its scheduled send), the p99 ratio surge/alone, and its time-to-stamped p99 alone and in the surge;
       * ETA error |actual - promised| / promised for every accepted job (promised: ``queue.eta_ms``, or
-        ``queue.eta_seconds``, of the 202; actual: the job's ``finished_at`` minus the time the request was first sent), median
-        and p90, overall and per channel;
+        ``queue.eta_seconds``, of the 202; actual: the job's ``finished_at`` minus the time the request was
+        first sent), median and p90, overall and per channel;
       * stamps completed per second during phase 2 and during the hold (from the jobs' ``finished_at``);
       * answers by status and problem ``code``; 5xx other than 503; connection errors;
       * the ledger check: every 202's job exists and ended stamped (unit committed, hold posted, one
