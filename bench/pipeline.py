@@ -22,10 +22,11 @@ The last line reads ``pipeline P stamps/s on C cores, engine E stamps/s/core, ra
 R = P / (E x C), C the cores this process may run on. With ``--profile DIR`` each worker child writes a
 cProfile of its run to ``DIR`` (``pstats`` can read them).
 
-It cleans up after itself: the workers are stopped, the run's jobs and their uploaded documents are
-deleted (a job left unfinished is failed first, so its unit goes back), and its broker queue (a
-Redis database of its own, number 3) is flushed. The channel, its ledger and the issuer's registry
-of the serials it used stay, as every stamp's record does, so the books still reconcile.
+It cleans up after itself (and after an interrupted run, first): the workers are stopped, the bench
+channel's jobs and their uploaded documents are deleted (a job left unfinished is failed first, so
+its unit goes back), and its broker queue (a Redis database of its own, number 3) is flushed. The
+channel, its ledger and the issuer's registry of the serials it used stay, as every stamp's record
+does, so the books still reconcile.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def prequeue(channel, customer_id: int, docs: int, pdfs: list[bytes]) -> list[st
 
 
 def start_workers(count: int, concurrency: int, logs: Path, profile_dir: str | None) -> list[subprocess.Popen]:
-    env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
     if profile_dir:
         env["GATEWAY_BENCH_PROFILE_DIR"] = profile_dir
     argv = [
@@ -140,7 +141,7 @@ def start_workers(count: int, concurrency: int, logs: Path, profile_dir: str | N
         "--concurrency",
         str(concurrency),
         "--loglevel",
-        "WARNING",
+        "INFO",
         "--without-gossip",
         "--without-mingle",
     ]
@@ -174,18 +175,78 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
             proc.wait(timeout=10)
 
 
-def wait_finished(job_ids: list[str], procs: list[subprocess.Popen], timeout: float) -> int:
+def wait_finished(job_ids: list[str], procs: list[subprocess.Popen], timeout: float) -> tuple[int, int]:
+    """Poll until the jobs are finished; returns (jobs left open, polls made)."""
     from django_tenants.utils import schema_context
 
     from gateway.stamping.models import StampJob
 
     deadline = time.monotonic() + timeout
+    polls = 0
     while True:
+        polls += 1
         with schema_context(CHANNEL):
             open_jobs = StampJob.objects.filter(pk__in=job_ids, status__in=["queued", "processing"]).count()
         if open_jobs == 0 or time.monotonic() > deadline or all(p.poll() is not None for p in procs):
-            return open_jobs
+            return open_jobs, polls
         time.sleep(0.25)
+
+
+def pg_counters() -> dict[str, float]:
+    """PostgreSQL's own counters: WAL written and flushed, transactions committed, rows written."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT w.wal_bytes, w.wal_records, w.wal_sync, w.wal_fpi, d.xact_commit, d.xact_rollback,"
+            " d.tup_inserted + d.tup_updated + d.tup_deleted"
+            " FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
+        )
+        names = ("wal_bytes", "wal_records", "wal_syncs", "wal_fpi", "commits", "rollbacks", "rows_written")
+        return dict(zip(names, (float(v) for v in cursor.fetchone()), strict=True))
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU used by a process, its reaped children and its live descendants."""
+    try:
+        fields = _stat(pid)
+        total = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        return 0.0  # gone meanwhile: its parent counts it from now on
+    return total / os.sysconf("SC_CLK_TCK") + sum(tree_cpu_seconds(int(child)) for child in children)
+
+
+def wait_ready(procs: list[subprocess.Popen], logs: Path, timeout: float = 120.0) -> None:
+    """Until every worker has logged that it is ready (so start-up is not counted in its CPU)."""
+    deadline = time.monotonic() + timeout
+    for i, proc in enumerate(procs):
+        log = logs / f"worker-{i}.log"
+        while " ready." not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"worker {i} did not start (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU used by the PostgreSQL server so far (postmaster, its live children and its reaped ones),
+    when it runs on this machine; None otherwise."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        postmaster = int(_stat(backend)[1])
+    except (OSError, ValueError, IndexError):
+        return None  # not on this machine
+    return tree_cpu_seconds(postmaster)
 
 
 def verify(channel, job_ids: list[str]) -> tuple[float, list[str]]:
@@ -220,19 +281,22 @@ def verify(channel, job_ids: list[str]) -> tuple[float, list[str]]:
     return (len(job_ids) / seconds if seconds > 0 else 0.0), problems
 
 
-def cleanup(job_ids: list[str]) -> None:
+def cleanup() -> int:
+    """Delete the bench channel's jobs and their documents (failing any left open, so their units go
+    back) and empty this run's Redis database. Returns how many jobs were left open."""
     from django_tenants.utils import schema_context
 
     from gateway.stamping import admission, services
     from gateway.stamping.models import JobDocument, StampJob
 
     with schema_context(CHANNEL):
-        for job in StampJob.objects.filter(pk__in=job_ids, status__in=["queued", "processing"]):
+        left = list(StampJob.objects.filter(status__in=["queued", "processing"]))
+        for job in left:
             services._fail(job, code="bench", detail="left unfinished by bench/pipeline.py")
-        JobDocument.objects.filter(pk__in=job_ids).delete()
-        StampJob.objects.filter(pk__in=job_ids).delete()
-        admission.resync_backlog()
+        JobDocument.objects.all().delete()
+        StampJob.objects.all().delete()
     admission.client().flushdb()  # this run's own database: its broker queue, lane tokens, counters
+    return len(left)
 
 
 def engine_rate(pdfs: list[bytes], seconds: float) -> float:
@@ -314,36 +378,59 @@ def main() -> int:
     channel, customer_id = setup(docs=args.docs, budget=budget)
     from django.db import connections
 
-    from gateway.stamping import admission, lanes
+    from gateway.stamping import lanes
 
-    admission.client().flushdb()  # whatever an interrupted run left in this bench database
+    if cleanup():
+        print("(failed and removed the open jobs of an interrupted run)")
     pdfs = documents()
-    started = time.monotonic()
-    job_ids = prequeue(channel, customer_id, args.docs, pdfs)
-    print(
-        f"{args.docs} jobs queued ({', '.join(f'{len(p) // 1024} KB' for p in pdfs)}, alternating) "
-        f"in {time.monotonic() - started:.1f}s; {args.workers} worker(s) x concurrency {args.concurrency}"
-    )
-    connections.close_all()
     problems: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="benchpipe-") as logs:
-        lanes.wake(schema_name=CHANNEL, budget=budget, queued=args.docs)
-        procs = start_workers(args.workers, args.concurrency, Path(logs), profile_dir)
-        try:
-            left = wait_finished(job_ids, procs, args.timeout)
-        finally:
-            stop_workers(procs)
-        if left:
-            problems.append(f"{left} jobs unfinished after {args.timeout:.0f}s")
-            for log in sorted(Path(logs).glob("*.log")):
-                print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
     try:
+        started = time.monotonic()
+        job_ids = prequeue(channel, customer_id, args.docs, pdfs)
+        print(
+            f"{args.docs} jobs queued ({', '.join(f'{len(p) // 1024} KB' for p in pdfs)}, alternating) "
+            f"in {time.monotonic() - started:.1f}s; {args.workers} worker(s) x concurrency {args.concurrency}"
+        )
+        before = pg_counters()
+        pg_cpu_before = postgres_cpu_seconds()
+        connections.close_all()
+        with tempfile.TemporaryDirectory(prefix="benchpipe-") as logs:
+            procs = start_workers(args.workers, args.concurrency, Path(logs), profile_dir)
+            try:
+                wait_ready(procs, Path(logs))
+                worker_cpu_before = sum(tree_cpu_seconds(p.pid) for p in procs)
+                lanes.wake(schema_name=CHANNEL, budget=budget, queued=args.docs)
+                left, polls = wait_finished(job_ids, procs, args.timeout)
+                worker_cpu = sum(tree_cpu_seconds(p.pid) for p in procs) - worker_cpu_before
+            finally:
+                stop_workers(procs)
+            time.sleep(0.5)  # (the workers' backends report their statistics as they exit)
+            after = pg_counters()
+            pg_cpu = postgres_cpu_seconds()
+            if left:
+                problems.append(f"{left} jobs unfinished after {args.timeout:.0f}s")
+                for log in sorted(Path(logs).glob("*.log")):
+                    lines = log.read_text(errors="replace").splitlines()[-30:]
+                    print(f"--- {log.name} (last lines)\n" + "\n".join(lines))
         pipeline, found = verify(channel, job_ids)
         problems.extend(found)
     finally:
-        cleanup(job_ids)
+        cleanup()
     engine = engine_rate(pdfs, args.engine_seconds)
     cores = len(os.sched_getaffinity(0))
+    per_stamp = {name: (after[name] - before[name]) / args.docs for name in after}
+    per_stamp["commits"] -= (polls + 1) / args.docs  # the bench's own polls (autocommit reads)
+    print(
+        "PostgreSQL per stamp: {wal_bytes:,.0f} WAL bytes in {wal_records:.1f} records ({wal_fpi:.2f} full pages), "
+        "{wal_syncs:.2f} WAL flushes, {commits:.2f} commits, {rollbacks:.2f} rollbacks, "
+        "{rows_written:.1f} rows written".format(**per_stamp)
+    )
+    if pg_cpu is not None and pg_cpu_before is not None:
+        pg_ms = (pg_cpu - pg_cpu_before) * 1000 / args.docs
+        print(
+            f"CPU per stamp: workers {worker_cpu * 1000 / args.docs:.2f} ms, PostgreSQL {pg_ms:.2f} ms "
+            f"(the engine alone: {1000 / engine:.2f} ms)"
+        )
     print(f"checks: {'all jobs stamped once, reconcile clean' if not problems else 'FAILED'}")
     for problem in problems:
         print(f"  - {problem}")

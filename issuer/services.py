@@ -25,9 +25,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from gateway.errors import ApplicationError
 from issuer.engine import get_engine
@@ -244,10 +246,21 @@ def _record_used(
             ):
                 raise _JobAlreadyStamped from None
             raise
-        StampedDocument.objects.create(serial=row, pdf=result.pdf, sha256=result.sha256_out, size=len(result.pdf))
+        _store_stamped(row.pk, result)
         if on_recorded is not None:
             on_recorded(row)
     return row
+
+
+def _store_stamped(serial_id: int, result: StampResult) -> None:
+    """The stamped PDF, sent as a binary parameter: through Django's cursor it would travel as a hex
+    literal in the query text (twice its size), for PostgreSQL to parse and decode."""
+    table = f"{connection.ops.quote_name(get_public_schema_name())}.{StampedDocument._meta.db_table}"
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (serial_id, pdf, sha256, size, created_at) VALUES (%s, %b, %s, %s, %s)",  # noqa: S608
+            [serial_id, result.pdf, result.sha256_out, len(result.pdf), timezone.now()],
+        )
 
 
 def _record_void(

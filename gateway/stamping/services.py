@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -77,11 +78,29 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     llx, lly, urx, ury = request.box
     for attempt in range(2):
         params = [
-            job_id, customer_id, hold_id, ledger.wallet_code(channel_id=channel.pk, customer_id=customer_id),
-            quota.used_account(channel_id=channel.pk, customer_id=customer_id), int(HOLD_TIMEOUT.total_seconds()),
-            batch_id, file_name, info.sha256, info.page_count, request.page, llx, lly, urx, ury, request.profile,
-            request.document_type, request.document_number, request.document_date, request.reason,
-            request.location, request.data, seal(request.password),
+            job_id,
+            customer_id,
+            hold_id,
+            ledger.wallet_code(channel_id=channel.pk, customer_id=customer_id),
+            quota.used_account(channel_id=channel.pk, customer_id=customer_id),
+            int(HOLD_TIMEOUT.total_seconds()),
+            batch_id,
+            file_name,
+            info.sha256,
+            info.page_count,
+            request.page,
+            llx,
+            lly,
+            urx,
+            ury,
+            request.profile,
+            request.document_type,
+            request.document_number,
+            request.document_date,
+            request.reason,
+            request.location,
+            request.data,
+            seal(request.password),
         ]
         # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
         # refusal from aborting the caller's transaction.
@@ -106,14 +125,37 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     # The row as stamping_intake wrote it, built the way a query result is (a third of the cost of
     # StampJob(**fields), and the instance knows it is saved).
     row = {
-        "id": job_id, "customer_id": customer_id, "batch_id": batch_id, "status": StampJob.Status.QUEUED.value,
-        "unit": StampJob.Unit.HELD.value, "hold_id": hold_id, "file_name": file_name, "sha256_in": info.sha256,
-        "pages": info.page_count, "page": request.page, "llx": llx, "lly": lly, "urx": urx, "ury": ury,
-        "profile": request.profile, "document_type": request.document_type,
-        "document_number": request.document_number, "document_date": request.document_date,
-        "reason": request.reason, "location": request.location, "serial": "", "sha256_out": "", "error_code": "",
-        "error_detail": "", "attempts": 0, "created_at": created, "started_at": None, "finished_at": None,
-        "enqueued_at": created, "available_at": created, "claimed_at": None,
+        "id": job_id,
+        "customer_id": customer_id,
+        "batch_id": batch_id,
+        "status": StampJob.Status.QUEUED.value,
+        "unit": StampJob.Unit.HELD.value,
+        "hold_id": hold_id,
+        "file_name": file_name,
+        "sha256_in": info.sha256,
+        "pages": info.page_count,
+        "page": request.page,
+        "llx": llx,
+        "lly": lly,
+        "urx": urx,
+        "ury": ury,
+        "profile": request.profile,
+        "document_type": request.document_type,
+        "document_number": request.document_number,
+        "document_date": request.document_date,
+        "reason": request.reason,
+        "location": request.location,
+        "serial": "",
+        "sha256_out": "",
+        "error_code": "",
+        "error_detail": "",
+        "attempts": 0,
+        "created_at": created,
+        "started_at": None,
+        "finished_at": None,
+        "enqueued_at": created,
+        "available_at": created,
+        "claimed_at": None,
     }
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
@@ -160,7 +202,7 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         job.started_at = job.started_at or timezone.now()
         job.claimed_at = timezone.now()
         job.save(update_fields=["status", "attempts", "started_at", "claimed_at"])
-    document = JobDocument.objects.get(pk=job_id)
+    original, sealed_password = _job_document(job_id)
     faults.point("stamping.before_issuer")
 
     def commit_unit(serial_row) -> None:
@@ -183,11 +225,11 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
     try:
         outcome = stamp_document(
             channel=channel,
-            data=bytes(document.original),
+            data=original,
             page=job.page,
             box=(job.llx, job.lly, job.urx, job.ury),
             profile=job.profile,
-            password=unseal(document.sealed_password),
+            password=unseal(sealed_password),
             reason=job.reason,
             location=job.location,
             document_type=job.document_type or None,
@@ -218,6 +260,19 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         raise RuntimeError(f"job {job.pk} recorded serial {outcome.serial} but reads {job.status}")
     admission.record_completion(channel_schema=channel.schema_name)
     return job
+
+
+def _job_document(job_id: str) -> tuple[bytes, bytes | None]:
+    """The job's uploaded document and sealed password, read in binary: Django's cursor would have
+    PostgreSQL send the bytes as hex text (twice their size) and decode them here."""
+    table = f"{connection.ops.quote_name(connection.schema_name)}.stamping_jobdocument"
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"SELECT original, sealed_password FROM {table} WHERE job_id = %s", [job_id], binary=True)  # noqa: S608 - quoted schema name
+        row = cursor.fetchone()
+    if row is None:
+        raise StampJobNotFound(f"No document for stamp job {job_id}.")
+    return row[0], row[1]
 
 
 def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:
