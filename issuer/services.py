@@ -189,12 +189,6 @@ def _replay(
     return _outcome_from_row(row, replayed=True)
 
 
-def _lock_job(channel: Channel, job_ref: str) -> None:
-    """Serialise concurrent calls for one job until the end of the current transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"issuer.job:{channel.pk}:{job_ref}"])
-
-
 def _record_used(
     *,
     channel: Channel,
@@ -208,59 +202,58 @@ def _record_used(
     job_ref: str | None,
     on_recorded: Callable[[Serial], object] | None,
 ) -> Serial:
-    with transaction.atomic():
-        if job_ref is not None:
-            _lock_job(channel, job_ref)
-            if Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists():
-                raise _JobAlreadyStamped
-        try:
-            with transaction.atomic():
-                row = Serial.objects.create(
-                    serial=result.serial,
-                    channel=channel,
-                    status=Serial.Status.USED,
-                    profile=profile,
-                    document_sha256=result.sha256_in,
-                    stamped_sha256=result.sha256_out,
-                    stamped_size=len(result.pdf),
-                    page=result.page,
-                    page_count=info_pages,
-                    box_llx=box[0],
-                    box_lly=box[1],
-                    box_urx=box[2],
-                    box_ury=box[3],
-                    certification=result.certification,
-                    upgraded_to=result.upgraded_to or "",
-                    document_type=document_type,
-                    document_number=document_number,
-                    document_date=document_date,
-                    job_ref=job_ref,
-                    used_at=result.signed_at,
-                )
-        except IntegrityError:
-            if Serial.objects.filter(serial=result.serial).exists():
-                raise _SerialTaken from None
-            if (
-                job_ref is not None
-                and Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists()
-            ):
-                raise _JobAlreadyStamped from None
-            raise
-        _store_stamped(row.pk, result)
-        if on_recorded is not None:
-            on_recorded(row)
+    """Serial (used), stamped file and the caller's ``on_recorded`` in one transaction.
+
+    Two used serials for one job cannot both commit: ``serial_one_used_per_job`` is a unique index,
+    and an insert that meets a concurrent one for the same job waits for its outcome. The insert is
+    the transaction's first statement, so a unique violation (this job stamped meanwhile, or the
+    serial taken) costs no savepoint: the transaction is rolled back and the cause looked up after.
+    """
+    fields = {
+        "serial": result.serial, "channel_id": channel.pk, "status": Serial.Status.USED.value, "profile": profile,
+        "document_sha256": result.sha256_in, "stamped_sha256": result.sha256_out, "stamped_size": len(result.pdf),
+        "page": result.page, "page_count": info_pages, "box_llx": box[0], "box_lly": box[1], "box_urx": box[2],
+        "box_ury": box[3], "certification": result.certification, "upgraded_to": result.upgraded_to or "",
+        "document_type_id": document_type.pk if document_type else None, "document_number": document_number,
+        "document_date": document_date, "job_ref": job_ref, "created_at": timezone.now(), "used_at": result.signed_at,
+        "voided_at": None, "void_reason": "",
+    }  # fmt: skip
+    try:
+        with transaction.atomic():
+            row = Serial(**fields)
+            row.pk = _insert_used(fields, result)
+            row._state.adding = False
+            if on_recorded is not None:
+                on_recorded(row)
+    except IntegrityError:
+        if Serial.objects.filter(serial=result.serial).exists():
+            raise _SerialTaken from None
+        if (
+            job_ref is not None
+            and Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists()
+        ):
+            raise _JobAlreadyStamped from None
+        raise
     return row
 
 
-def _store_stamped(serial_id: int, result: StampResult) -> None:
-    """The stamped PDF, sent as a binary parameter: through Django's cursor it would travel as a hex
-    literal in the query text (twice its size), for PostgreSQL to parse and decode."""
-    table = f"{connection.ops.quote_name(get_public_schema_name())}.{StampedDocument._meta.db_table}"
+def _insert_used(fields: dict, result: StampResult) -> int:
+    """Insert the serial row and its stamped PDF in one statement (one round trip); the PDF goes as a
+    binary parameter: through Django's cursor it would travel as a hex literal in the query text
+    (twice its size), for PostgreSQL to parse and decode. Returns the serial row's id."""
+    public = connection.ops.quote_name(get_public_schema_name())
+    names = list(fields)
+    sql = (
+        f"WITH serial AS (INSERT INTO {public}.{Serial._meta.db_table} ({', '.join(names)})"  # noqa: S608 - our names
+        f" VALUES ({', '.join(['%s'] * len(names))}) RETURNING id)"
+        f" INSERT INTO {public}.{StampedDocument._meta.db_table} (serial_id, pdf, sha256, size, created_at)"
+        " SELECT id, %b, %s, %s, %s FROM serial RETURNING serial_id"
+    )
+    params = [*fields.values(), result.pdf, result.sha256_out, len(result.pdf), fields["created_at"]]
+    connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (serial_id, pdf, sha256, size, created_at) VALUES (%s, %b, %s, %s, %s)",  # noqa: S608
-            [serial_id, result.pdf, result.sha256_out, len(result.pdf), timezone.now()],
-        )
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
 
 
 def _record_void(
@@ -320,6 +313,7 @@ def stamp_document(
     document_date: dt.date | None = None,
     job_ref: str | None = None,
     on_recorded: Callable[[Serial], object] | None = None,
+    check_replay: bool = True,
 ) -> StampOutcome:
     """Check, mint, stamp, sign and record one e-Meterai on ``data`` for ``channel``.
 
@@ -332,6 +326,9 @@ def stamp_document(
 
     Raises the ``issuer.errors`` refusals, ``UnknownProfile``, ``UnknownDocumentType``,
     ``JobRefConflict``, ``ChannelInactive`` or ``SigningUnavailable``.
+
+    ``check_replay=False`` skips the look-up of an earlier stamp before signing, for a caller that
+    knows there is none (it still replays one found when recording: nothing is ever stamped twice).
     """
     if job_ref is not None:
         job_ref = job_ref.strip() or None
@@ -342,8 +339,8 @@ def stamp_document(
     profile_row = _profile(profile)
     doc_type = _document_type(document_type)
     box = _normalised_box(box)
-    sha256_in = hashlib.sha256(data).hexdigest()
-    if job_ref is not None:
+    sha256_in = hashlib.sha256(data).hexdigest() if check_replay else ""
+    if job_ref is not None and check_replay:
         replayed = _replay(channel=channel, job_ref=job_ref, sha256_in=sha256_in, page=page, box=box, profile=profile)
         if replayed is not None:
             return replayed
@@ -353,6 +350,7 @@ def stamp_document(
     info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
     check_profile(info, rules)
     check_placement(info, page, box, rules)
+    sha256_in = info.sha256
     engine = get_engine()
 
     for _attempt in range(MAX_SERIAL_ATTEMPTS):

@@ -187,39 +187,44 @@ def queued(*, schema_name: str, budget: int, count: int = 1) -> None:
     lanes.wake_soon(schema_name=schema_name, budget=budget, queued=count)
 
 
-def run_stamp_job(*, channel, job_id: str) -> StampJob:
-    """Stamp one job. Safe to run any number of times, concurrently, after any crash."""
+def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = None) -> StampJob:
+    """Stamp one job. Safe to run any number of times, concurrently, after any crash.
+
+    ``claimed`` is the job as :func:`lanes.claim_job` claimed it (processing, attempt counted, with
+    its document): then nothing needs reading or marking first."""
     from issuer.services import stamp_document
 
-    with transaction.atomic():
-        job = StampJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None:
-            raise StampJobNotFound(f"No stamp job {job_id}.")
-        if job.status in (StampJob.Status.STAMPED, StampJob.Status.FAILED):
-            return job
-        job.status = StampJob.Status.PROCESSING
-        job.attempts += 1
-        job.started_at = job.started_at or timezone.now()
-        job.claimed_at = timezone.now()
-        job.save(update_fields=["status", "attempts", "started_at", "claimed_at"])
-    original, sealed_password = _job_document(job_id)
+    if claimed is not None:
+        job, original, sealed_password = claimed.job, claimed.original, claimed.sealed_password
+    else:
+        with transaction.atomic():
+            job = StampJob.objects.select_for_update().filter(pk=job_id).first()
+            if job is None:
+                raise StampJobNotFound(f"No stamp job {job_id}.")
+            if job.status in (StampJob.Status.STAMPED, StampJob.Status.FAILED):
+                return job
+            job.status = StampJob.Status.PROCESSING
+            job.attempts += 1
+            job.started_at = job.started_at or timezone.now()
+            job.claimed_at = timezone.now()
+            job.save(update_fields=["status", "attempts", "started_at", "claimed_at"])
+        original, sealed_password = _job_document(job_id)
     faults.point("stamping.before_issuer")
 
     def commit_unit(serial_row) -> None:
         """Runs inside the issuer's recording transaction: serial, unit and job in one commit."""
         quota.commit_hold(hold_id=job.hold_id)
         faults.point("stamping.after_commit_hold")
-        StampJob.objects.filter(pk=job.pk).update(
-            status=StampJob.Status.STAMPED,
-            unit=StampJob.Unit.COMMITTED,
-            serial=serial_row.serial,
-            sha256_out=serial_row.stamped_sha256,
-            finished_at=timezone.now(),
-            error_code="",
-            error_detail="",
-        )
-        JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
-        job.refresh_from_db()
+        stamped = {
+            "status": StampJob.Status.STAMPED.value, "unit": StampJob.Unit.COMMITTED.value,
+            "serial": serial_row.serial, "sha256_out": serial_row.stamped_sha256, "finished_at": timezone.now(),
+            "error_code": "", "error_detail": "",
+        }  # fmt: skip
+        StampJob.objects.filter(pk=job.pk).update(**stamped)
+        if sealed_password is not None:
+            JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
+        for name, value in stamped.items():  # the row as just written, without reading it back
+            setattr(job, name, value)
         webhooks.enqueue_event(event_type="stamp.completed", payload=event_payload(job))
 
     try:
@@ -237,6 +242,9 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
             document_date=job.document_date,
             job_ref=f"{channel.schema_name}:{job.pk}",
             on_recorded=commit_unit,
+            # A job not stamped has no used serial: both are written in one transaction. (Should one
+            # exist anyway, recording finds it and replays it.)
+            check_replay=claimed is None,
         )
     except LedgerError as exc:
         # The hold is gone (timed out and swept): the stamp must not happen without its unit.
@@ -255,7 +263,8 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         return _fail(job, code=exc.code, detail=exc.message)
     # Serial, unit and job committed together in the issuer's transaction (or, when ``outcome.replayed``,
     # in an earlier attempt's); the row now says stamped.
-    job.refresh_from_db()
+    if outcome.replayed:
+        job.refresh_from_db()
     if job.status != StampJob.Status.STAMPED:  # pragma: no cover - would mean the commit above was lost
         raise RuntimeError(f"job {job.pk} recorded serial {outcome.serial} but reads {job.status}")
     admission.record_completion(channel_schema=channel.schema_name)
