@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ from gateway.errors import ApplicationError
 from issuer.engine import get_engine
 from issuer.errors import SigningUnavailable
 from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
-from issuer.pdf import check_placement, check_profile, inspect_document
+from issuer.pdf import ProfileRules, check_placement, check_profile, inspect_document
 from issuer.serials import new_serial
 from issuer.signing import StampResult
 from issuer.stamp import verification_url
@@ -130,6 +131,23 @@ def _profile(name: str) -> StampProfile:
         raise UnknownProfile(
             f"There is no document profile {name!r}. Use one of: {names}.", extra={"profile": name}
         ) from None
+
+
+PROFILE_CACHE_SECONDS = 5.0
+_rules_cache: dict[str, tuple[float, ProfileRules]] = {}
+
+
+def _profile_rules(name: str) -> ProfileRules:
+    """An active profile's rules, read at most every ``PROFILE_CACHE_SECONDS`` per process (a
+    profile changed or withdrawn in the back office applies to stamps signed a few seconds later;
+    the request path's check caches them for 30)."""
+    now = time.monotonic()
+    hit = _rules_cache.get(name)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rules = _profile(name).to_rules()
+    _rules_cache[name] = (now + PROFILE_CACHE_SECONDS, rules)
+    return rules
 
 
 def _document_type(code: str | None) -> DocumentType | None:
@@ -336,7 +354,7 @@ def stamp_document(
             raise ValueError(f"job_ref is longer than {MAX_JOB_REF_LENGTH} characters")
     if not channel.is_active:
         raise ChannelInactive("This channel is suspended and cannot stamp documents. Contact the issuer.")
-    profile_row = _profile(profile)
+    rules = _profile_rules(profile)
     doc_type = _document_type(document_type)
     box = _normalised_box(box)
     sha256_in = hashlib.sha256(data).hexdigest() if check_replay else ""
@@ -345,7 +363,6 @@ def stamp_document(
         if replayed is not None:
             return replayed
 
-    rules = profile_row.to_rules()
     rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
     info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
     check_profile(info, rules)

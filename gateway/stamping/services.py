@@ -213,7 +213,8 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
 
     def commit_unit(serial_row) -> None:
         """Runs inside the issuer's recording transaction: serial, unit and job in one commit."""
-        quota.commit_hold(hold_id=job.hold_id)
+        # No savepoint: a refused commit aborts the whole recording transaction anyway (hold_lost).
+        quota.commit_hold(hold_id=job.hold_id, isolate=False)
         faults.point("stamping.after_commit_hold")
         stamped = {
             "status": StampJob.Status.STAMPED.value, "unit": StampJob.Unit.COMMITTED.value,
