@@ -2,7 +2,7 @@
 
 Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
 
-    .venv/bin/python bench/pipeline.py [--docs 200] [--workers 1] [--concurrency 2] [--timeout 300]
+    .venv/bin/python bench/pipeline.py [--docs 400] [--workers 1] [--concurrency 2] [--timeout 300]
                                        [--engine-seconds 6] [--profile DIR]
 
 1. Pre-queues ``--docs`` stamp jobs on a bench-only channel (``benchpipe``) through the real intake
@@ -360,7 +360,7 @@ def profiled_worker(argv: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--docs", type=int, default=400)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for the jobs, seconds")
