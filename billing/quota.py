@@ -188,8 +188,10 @@ def hold_quota(
     )
 
 
-def commit_hold(*, hold_id: str) -> ledger.TransferResult:
-    return ledger.post_pending(id=f"{hold_id}:commit", pending_id=hold_id, kind="commit")
+def commit_hold(*, hold_id: str, isolate: bool = True) -> ledger.TransferResult:
+    """``isolate=False``: no savepoint around the call, for a caller whose transaction a refusal
+    aborts anyway (two round trips fewer; see ``ledger.services._call``)."""
+    return ledger.post_pending(id=f"{hold_id}:commit", pending_id=hold_id, kind="commit", isolate=isolate)
 
 
 def release_hold(*, hold_id: str) -> ledger.TransferResult:

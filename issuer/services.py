@@ -22,18 +22,21 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from gateway.errors import ApplicationError
 from issuer.engine import get_engine
 from issuer.errors import SigningUnavailable
 from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
-from issuer.pdf import check_placement, check_profile, inspect_document
+from issuer.pdf import ProfileRules, check_placement, check_profile, inspect_document
 from issuer.serials import new_serial
 from issuer.signing import StampResult
 from issuer.stamp import verification_url
@@ -130,6 +133,23 @@ def _profile(name: str) -> StampProfile:
         ) from None
 
 
+PROFILE_CACHE_SECONDS = 5.0
+_rules_cache: dict[str, tuple[float, ProfileRules]] = {}
+
+
+def _profile_rules(name: str) -> ProfileRules:
+    """An active profile's rules, read at most every ``PROFILE_CACHE_SECONDS`` per process (a
+    profile changed or withdrawn in the back office applies to stamps signed a few seconds later;
+    the request path's check caches them for 30)."""
+    now = time.monotonic()
+    hit = _rules_cache.get(name)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rules = _profile(name).to_rules()
+    _rules_cache[name] = (now + PROFILE_CACHE_SECONDS, rules)
+    return rules
+
+
 def _document_type(code: str | None) -> DocumentType | None:
     if not code:
         return None
@@ -187,12 +207,6 @@ def _replay(
     return _outcome_from_row(row, replayed=True)
 
 
-def _lock_job(channel: Channel, job_ref: str) -> None:
-    """Serialise concurrent calls for one job until the end of the current transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"issuer.job:{channel.pk}:{job_ref}"])
-
-
 def _record_used(
     *,
     channel: Channel,
@@ -206,48 +220,58 @@ def _record_used(
     job_ref: str | None,
     on_recorded: Callable[[Serial], object] | None,
 ) -> Serial:
-    with transaction.atomic():
-        if job_ref is not None:
-            _lock_job(channel, job_ref)
-            if Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists():
-                raise _JobAlreadyStamped
-        try:
-            with transaction.atomic():
-                row = Serial.objects.create(
-                    serial=result.serial,
-                    channel=channel,
-                    status=Serial.Status.USED,
-                    profile=profile,
-                    document_sha256=result.sha256_in,
-                    stamped_sha256=result.sha256_out,
-                    stamped_size=len(result.pdf),
-                    page=result.page,
-                    page_count=info_pages,
-                    box_llx=box[0],
-                    box_lly=box[1],
-                    box_urx=box[2],
-                    box_ury=box[3],
-                    certification=result.certification,
-                    upgraded_to=result.upgraded_to or "",
-                    document_type=document_type,
-                    document_number=document_number,
-                    document_date=document_date,
-                    job_ref=job_ref,
-                    used_at=result.signed_at,
-                )
-        except IntegrityError:
-            if Serial.objects.filter(serial=result.serial).exists():
-                raise _SerialTaken from None
-            if (
-                job_ref is not None
-                and Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists()
-            ):
-                raise _JobAlreadyStamped from None
-            raise
-        StampedDocument.objects.create(serial=row, pdf=result.pdf, sha256=result.sha256_out, size=len(result.pdf))
-        if on_recorded is not None:
-            on_recorded(row)
+    """Serial (used), stamped file and the caller's ``on_recorded`` in one transaction.
+
+    Two used serials for one job cannot both commit: ``serial_one_used_per_job`` is a unique index,
+    and an insert that meets a concurrent one for the same job waits for its outcome. The insert is
+    the transaction's first statement, so a unique violation (this job stamped meanwhile, or the
+    serial taken) costs no savepoint: the transaction is rolled back and the cause looked up after.
+    """
+    fields = {
+        "serial": result.serial, "channel_id": channel.pk, "status": Serial.Status.USED.value, "profile": profile,
+        "document_sha256": result.sha256_in, "stamped_sha256": result.sha256_out, "stamped_size": len(result.pdf),
+        "page": result.page, "page_count": info_pages, "box_llx": box[0], "box_lly": box[1], "box_urx": box[2],
+        "box_ury": box[3], "certification": result.certification, "upgraded_to": result.upgraded_to or "",
+        "document_type_id": document_type.pk if document_type else None, "document_number": document_number,
+        "document_date": document_date, "job_ref": job_ref, "created_at": timezone.now(), "used_at": result.signed_at,
+        "voided_at": None, "void_reason": "",
+    }  # fmt: skip
+    try:
+        with transaction.atomic():
+            row = Serial(**fields)
+            row.pk = _insert_used(fields, result)
+            row._state.adding = False
+            if on_recorded is not None:
+                on_recorded(row)
+    except IntegrityError:
+        if Serial.objects.filter(serial=result.serial).exists():
+            raise _SerialTaken from None
+        if (
+            job_ref is not None
+            and Serial.objects.filter(channel=channel, job_ref=job_ref, status=Serial.Status.USED).exists()
+        ):
+            raise _JobAlreadyStamped from None
+        raise
     return row
+
+
+def _insert_used(fields: dict, result: StampResult) -> int:
+    """Insert the serial row and its stamped PDF in one statement (one round trip); the PDF goes as a
+    binary parameter: through Django's cursor it would travel as a hex literal in the query text
+    (twice its size), for PostgreSQL to parse and decode. Returns the serial row's id."""
+    public = connection.ops.quote_name(get_public_schema_name())
+    names = list(fields)
+    sql = (
+        f"WITH serial AS (INSERT INTO {public}.{Serial._meta.db_table} ({', '.join(names)})"  # noqa: S608 - our names
+        f" VALUES ({', '.join(['%s'] * len(names))}) RETURNING id)"
+        f" INSERT INTO {public}.{StampedDocument._meta.db_table} (serial_id, pdf, sha256, size, created_at)"
+        " SELECT id, %b, %s, %s, %s FROM serial RETURNING serial_id"
+    )
+    params = [*fields.values(), result.pdf, result.sha256_out, len(result.pdf), fields["created_at"]]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
 
 
 def _record_void(
@@ -307,6 +331,7 @@ def stamp_document(
     document_date: dt.date | None = None,
     job_ref: str | None = None,
     on_recorded: Callable[[Serial], object] | None = None,
+    check_replay: bool = True,
 ) -> StampOutcome:
     """Check, mint, stamp, sign and record one e-Meterai on ``data`` for ``channel``.
 
@@ -319,6 +344,9 @@ def stamp_document(
 
     Raises the ``issuer.errors`` refusals, ``UnknownProfile``, ``UnknownDocumentType``,
     ``JobRefConflict``, ``ChannelInactive`` or ``SigningUnavailable``.
+
+    ``check_replay=False`` skips the look-up of an earlier stamp before signing, for a caller that
+    knows there is none (it still replays one found when recording: nothing is ever stamped twice).
     """
     if job_ref is not None:
         job_ref = job_ref.strip() or None
@@ -326,20 +354,20 @@ def stamp_document(
             raise ValueError(f"job_ref is longer than {MAX_JOB_REF_LENGTH} characters")
     if not channel.is_active:
         raise ChannelInactive("This channel is suspended and cannot stamp documents. Contact the issuer.")
-    profile_row = _profile(profile)
+    rules = _profile_rules(profile)
     doc_type = _document_type(document_type)
     box = _normalised_box(box)
-    sha256_in = hashlib.sha256(data).hexdigest()
-    if job_ref is not None:
+    sha256_in = hashlib.sha256(data).hexdigest() if check_replay else ""
+    if job_ref is not None and check_replay:
         replayed = _replay(channel=channel, job_ref=job_ref, sha256_in=sha256_in, page=page, box=box, profile=profile)
         if replayed is not None:
             return replayed
 
-    rules = profile_row.to_rules()
     rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
     info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
     check_profile(info, rules)
     check_placement(info, page, box, rules)
+    sha256_in = info.sha256
     engine = get_engine()
 
     for _attempt in range(MAX_SERIAL_ATTEMPTS):

@@ -96,10 +96,13 @@ def create_transfer(
     return TransferResult(id=id, created=outcome == "created")
 
 
-def post_pending(*, id: str, pending_id: str, kind: str = "post", data: dict | None = None) -> TransferResult:
+def post_pending(
+    *, id: str, pending_id: str, kind: str = "post", data: dict | None = None, isolate: bool = True
+) -> TransferResult:
     outcome = _call(
         "SELECT ledger_resolve_pending(%s, %s, true, false, %s, %s::jsonb)",
         [id, pending_id, kind, json.dumps(data or {})],
+        isolate=isolate,
     )
     return TransferResult(id=id, created=outcome != "exists")
 

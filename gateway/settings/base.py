@@ -190,7 +190,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-expired-holds": {"task": "billing.sweep_expired_pending", "schedule": timedelta(seconds=30)},
     "sweep-orders": {"task": "billing.sweep_orders", "schedule": timedelta(seconds=60)},
     "reconcile": {"task": "billing.reconcile", "schedule": timedelta(minutes=10)},
-    "stamping-resume-stale": {"task": "gateway.stamping.resume_stale", "schedule": timedelta(seconds=60)},
+    "stamping-resume-stale": {"task": "gateway.stamping.resume_stale", "schedule": timedelta(seconds=5)},
     "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
 }

@@ -27,10 +27,12 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 import redis
-from django.db import connection, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from gateway.stamping import admission
@@ -290,20 +292,80 @@ def forget_tokens(*, schema_name: str) -> None:
         pipe.execute()
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job this connection claimed (status ``processing``, attempt counted, owner lock held), with
+    its document: everything the stamp needs, read in the claim's one round trip."""
+
+    job: StampJob
+    original: bytes
+    sealed_password: bytes | None
+
+
+_JOB_COLUMNS = tuple(field.column for field in StampJob._meta.concrete_fields)
+_JOB_ATTNAMES = tuple(field.attname for field in StampJob._meta.concrete_fields)
+
+# One statement, its own transaction: take the oldest claimable job, mark it processing, count the
+# attempt, take its owner lock (a session advisory lock: held while this connection lives, so a
+# dead worker or a restarted server drops it) and return the job with its document, in binary.
+# Run on its own (autocommit), the claim's commit does not wait for its WAL flush (set_config(...,
+# true) lasts to the end of the statement's transaction): a claim lost in a crash only leaves the job
+# queued, and the stamp's own commit, which does wait, flushes the claim with it. Inside a caller's
+# transaction the setting would outlive the claim, so there the claim commits as everything does.
+_CLAIM = """
+UPDATE {schema}.stamping_stampjob AS j
+SET status = 'processing', attempts = j.attempts + 1, started_at = coalesce(j.started_at, clock_timestamp()),
+    claimed_at = clock_timestamp()
+FROM (
+    SELECT id FROM {schema}.stamping_stampjob
+    WHERE status = 'queued' AND available_at <= clock_timestamp()
+    ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+) AS next, {schema}.stamping_jobdocument AS d
+WHERE j.id = next.id AND d.job_id = j.id
+RETURNING {columns}, d.original, d.sealed_password,
+    pg_try_advisory_lock(hashtextextended(%s::text || j.id, 0)) AS owned{async_claim}
+"""
+_ASYNC_CLAIM = ", set_config('synchronous_commit', 'off', true) AS async_claim"
+
+
+def owner_lock_prefix(schema_name: str) -> str:
+    """The text before a job id in its owner lock's key (advisory locks are per database)."""
+    return f"stamping.job:{schema_name}:"
+
+
+def claim_job() -> ClaimedJob | None:
+    """Claim the oldest claimable queued job of the current channel; None when there is none.
+
+    The owner lock stays held after the job is finished (released with all others when the drain
+    ends, :func:`release_owner_locks`): only ``processing`` jobs are ever judged by it."""
+    schema = connection.schema_name
+    quoted = connection.ops.quote_name(schema)
+    columns = ", ".join(f"j.{connection.ops.quote_name(c)}" for c in _JOB_COLUMNS)
+    async_claim = "" if connection.in_atomic_block else _ASYNC_CLAIM
+    sql = _CLAIM.format(schema=quoted, columns=columns, async_claim=async_claim)
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [owner_lock_prefix(schema)], binary=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    count = len(_JOB_COLUMNS)
+    job = StampJob.from_db(connection.alias, _JOB_ATTNAMES, row[:count])
+    return ClaimedJob(job=job, original=row[count], sealed_password=row[count + 1])
+
+
 def claim_next() -> str | None:
-    """Claim the oldest claimable queued job of the current channel; None when there is none."""
-    with transaction.atomic():
-        job = (
-            StampJob.objects.select_for_update(skip_locked=True)
-            .filter(status=StampJob.Status.QUEUED, available_at__lte=timezone.now())
-            .order_by("created_at")
-            .only("pk")
-            .first()
-        )
-        if job is None:
-            return None
-        StampJob.objects.filter(pk=job.pk).update(status=StampJob.Status.PROCESSING, claimed_at=timezone.now())
-        return job.pk
+    """:func:`claim_job`, for callers that want only the id."""
+    claimed = claim_job()
+    return None if claimed is None else claimed.job.pk
+
+
+def release_owner_locks() -> None:
+    """Give up every owner lock this connection holds (its jobs are finished or given back)."""
+    if connection.connection is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock_all()")
 
 
 def has_claimable_work() -> bool:
@@ -318,24 +380,55 @@ def drain(*, channel, time_slice: float = TIME_SLICE_SECONDS, should_yield=None)
 
     deadline = time.monotonic() + time_slice
     done = 0
-    while time.monotonic() < deadline:
-        job_id = claim_next()
-        if job_id is None:
-            return done, False
-        run_stamp_job(channel=channel, job_id=job_id)
-        done += 1
-        if should_yield is not None and should_yield():
-            break
+    try:
+        while time.monotonic() < deadline:
+            claimed = claim_job()
+            if claimed is None:
+                return done, False
+            run_stamp_job(channel=channel, job_id=claimed.job.pk, claimed=claimed)
+            done += 1
+            if should_yield is not None and should_yield():
+                break
+    finally:
+        with contextlib.suppress(DatabaseError):
+            release_owner_locks()
     return done, has_claimable_work()
 
 
+# Processing jobs whose owner is gone: the owner lock is free (the claiming connection ended: the
+# worker died, or the server restarted), or, as a backstop, the lease ran out. The sweeper's own try
+# of the lock is released when its statement's transaction ends.
+_TAKE_BACK = """
+UPDATE {schema}.stamping_stampjob SET status = 'queued', available_at = clock_timestamp()
+WHERE status = 'processing'
+  AND (claimed_at < clock_timestamp() - %s OR pg_try_advisory_xact_lock(hashtextextended(%s::text || id, 0)))
+"""
+TOKEN_RESET_SECONDS = 60  # how often, at most, the sweeper starts a lane's tokens over without cause
+
+
 def recover(*, lease: timedelta = LEASE) -> int:
-    """Sweeper: jobs whose worker vanished (processing past the lease) go back to the queue, and
-    the lane is woken if it has work. Safe to run anywhere, any number of times."""
-    stale = StampJob.objects.filter(status=StampJob.Status.PROCESSING, claimed_at__lt=timezone.now() - lease)
-    taken_back = stale.update(status=StampJob.Status.QUEUED, available_at=timezone.now())
+    """Sweeper: jobs whose worker vanished (its owner lock free, or processing past the lease) go
+    back to the queue, and the lane is woken if it has work. Cheap enough to run every few seconds;
+    safe to run anywhere, any number of times."""
+    schema = connection.schema_name
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_BACK.format(schema=connection.ops.quote_name(schema)), [lease, owner_lock_prefix(schema)])
+        taken_back = cursor.rowcount
     if has_claimable_work():
-        # Tokens of lost tasks would keep the lane asleep: start over from the tasks that exist.
-        forget_tokens(schema_name=connection.schema_name)
-        wake(schema_name=connection.schema_name)
+        if taken_back or _token_reset_due(schema):
+            # Tokens of lost tasks (a dead worker's among them) would keep the lane asleep: start over
+            # from the tasks that exist. (Not on every sweep: tasks waiting in the broker hold tokens
+            # too, and each reset may add up to the budget's worth of drainers.)
+            forget_tokens(schema_name=schema)
+        wake(schema_name=schema)  # (publishes only if the lane has a free token)
     return taken_back
+
+
+def _token_reset_due(schema_name: str) -> bool:
+    """True at most once per ``TOKEN_RESET_SECONDS`` per lane (and whenever Redis cannot say)."""
+    try:
+        return bool(
+            admission.client().set(admission._key("lane-reset", schema_name), 1, nx=True, ex=TOKEN_RESET_SECONDS)
+        )
+    except redis.RedisError:
+        return True

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -77,11 +78,29 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     llx, lly, urx, ury = request.box
     for attempt in range(2):
         params = [
-            job_id, customer_id, hold_id, ledger.wallet_code(channel_id=channel.pk, customer_id=customer_id),
-            quota.used_account(channel_id=channel.pk, customer_id=customer_id), int(HOLD_TIMEOUT.total_seconds()),
-            batch_id, file_name, info.sha256, info.page_count, request.page, llx, lly, urx, ury, request.profile,
-            request.document_type, request.document_number, request.document_date, request.reason,
-            request.location, request.data, seal(request.password),
+            job_id,
+            customer_id,
+            hold_id,
+            ledger.wallet_code(channel_id=channel.pk, customer_id=customer_id),
+            quota.used_account(channel_id=channel.pk, customer_id=customer_id),
+            int(HOLD_TIMEOUT.total_seconds()),
+            batch_id,
+            file_name,
+            info.sha256,
+            info.page_count,
+            request.page,
+            llx,
+            lly,
+            urx,
+            ury,
+            request.profile,
+            request.document_type,
+            request.document_number,
+            request.document_date,
+            request.reason,
+            request.location,
+            request.data,
+            seal(request.password),
         ]
         # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
         # refusal from aborting the caller's transaction.
@@ -106,14 +125,37 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     # The row as stamping_intake wrote it, built the way a query result is (a third of the cost of
     # StampJob(**fields), and the instance knows it is saved).
     row = {
-        "id": job_id, "customer_id": customer_id, "batch_id": batch_id, "status": StampJob.Status.QUEUED.value,
-        "unit": StampJob.Unit.HELD.value, "hold_id": hold_id, "file_name": file_name, "sha256_in": info.sha256,
-        "pages": info.page_count, "page": request.page, "llx": llx, "lly": lly, "urx": urx, "ury": ury,
-        "profile": request.profile, "document_type": request.document_type,
-        "document_number": request.document_number, "document_date": request.document_date,
-        "reason": request.reason, "location": request.location, "serial": "", "sha256_out": "", "error_code": "",
-        "error_detail": "", "attempts": 0, "created_at": created, "started_at": None, "finished_at": None,
-        "enqueued_at": created, "available_at": created, "claimed_at": None,
+        "id": job_id,
+        "customer_id": customer_id,
+        "batch_id": batch_id,
+        "status": StampJob.Status.QUEUED.value,
+        "unit": StampJob.Unit.HELD.value,
+        "hold_id": hold_id,
+        "file_name": file_name,
+        "sha256_in": info.sha256,
+        "pages": info.page_count,
+        "page": request.page,
+        "llx": llx,
+        "lly": lly,
+        "urx": urx,
+        "ury": ury,
+        "profile": request.profile,
+        "document_type": request.document_type,
+        "document_number": request.document_number,
+        "document_date": request.document_date,
+        "reason": request.reason,
+        "location": request.location,
+        "serial": "",
+        "sha256_out": "",
+        "error_code": "",
+        "error_detail": "",
+        "attempts": 0,
+        "created_at": created,
+        "started_at": None,
+        "finished_at": None,
+        "enqueued_at": created,
+        "available_at": created,
+        "claimed_at": None,
     }
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
@@ -145,49 +187,55 @@ def queued(*, schema_name: str, budget: int, count: int = 1) -> None:
     lanes.wake_soon(schema_name=schema_name, budget=budget, queued=count)
 
 
-def run_stamp_job(*, channel, job_id: str) -> StampJob:
-    """Stamp one job. Safe to run any number of times, concurrently, after any crash."""
+def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = None) -> StampJob:
+    """Stamp one job. Safe to run any number of times, concurrently, after any crash.
+
+    ``claimed`` is the job as :func:`lanes.claim_job` claimed it (processing, attempt counted, with
+    its document): then nothing needs reading or marking first."""
     from issuer.services import stamp_document
 
-    with transaction.atomic():
-        job = StampJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None:
-            raise StampJobNotFound(f"No stamp job {job_id}.")
-        if job.status in (StampJob.Status.STAMPED, StampJob.Status.FAILED):
-            return job
-        job.status = StampJob.Status.PROCESSING
-        job.attempts += 1
-        job.started_at = job.started_at or timezone.now()
-        job.claimed_at = timezone.now()
-        job.save(update_fields=["status", "attempts", "started_at", "claimed_at"])
-    document = JobDocument.objects.get(pk=job_id)
+    if claimed is not None:
+        job, original, sealed_password = claimed.job, claimed.original, claimed.sealed_password
+    else:
+        with transaction.atomic():
+            job = StampJob.objects.select_for_update().filter(pk=job_id).first()
+            if job is None:
+                raise StampJobNotFound(f"No stamp job {job_id}.")
+            if job.status in (StampJob.Status.STAMPED, StampJob.Status.FAILED):
+                return job
+            job.status = StampJob.Status.PROCESSING
+            job.attempts += 1
+            job.started_at = job.started_at or timezone.now()
+            job.claimed_at = timezone.now()
+            job.save(update_fields=["status", "attempts", "started_at", "claimed_at"])
+        original, sealed_password = _job_document(job_id)
     faults.point("stamping.before_issuer")
 
     def commit_unit(serial_row) -> None:
         """Runs inside the issuer's recording transaction: serial, unit and job in one commit."""
-        quota.commit_hold(hold_id=job.hold_id)
+        # No savepoint: a refused commit aborts the whole recording transaction anyway (hold_lost).
+        quota.commit_hold(hold_id=job.hold_id, isolate=False)
         faults.point("stamping.after_commit_hold")
-        StampJob.objects.filter(pk=job.pk).update(
-            status=StampJob.Status.STAMPED,
-            unit=StampJob.Unit.COMMITTED,
-            serial=serial_row.serial,
-            sha256_out=serial_row.stamped_sha256,
-            finished_at=timezone.now(),
-            error_code="",
-            error_detail="",
-        )
-        JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
-        job.refresh_from_db()
+        stamped = {
+            "status": StampJob.Status.STAMPED.value, "unit": StampJob.Unit.COMMITTED.value,
+            "serial": serial_row.serial, "sha256_out": serial_row.stamped_sha256, "finished_at": timezone.now(),
+            "error_code": "", "error_detail": "",
+        }  # fmt: skip
+        StampJob.objects.filter(pk=job.pk).update(**stamped)
+        if sealed_password is not None:
+            JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
+        for name, value in stamped.items():  # the row as just written, without reading it back
+            setattr(job, name, value)
         webhooks.enqueue_event(event_type="stamp.completed", payload=event_payload(job))
 
     try:
         outcome = stamp_document(
             channel=channel,
-            data=bytes(document.original),
+            data=original,
             page=job.page,
             box=(job.llx, job.lly, job.urx, job.ury),
             profile=job.profile,
-            password=unseal(document.sealed_password),
+            password=unseal(sealed_password),
             reason=job.reason,
             location=job.location,
             document_type=job.document_type or None,
@@ -195,6 +243,9 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
             document_date=job.document_date,
             job_ref=f"{channel.schema_name}:{job.pk}",
             on_recorded=commit_unit,
+            # A job not stamped has no used serial: both are written in one transaction. (Should one
+            # exist anyway, recording finds it and replays it.)
+            check_replay=claimed is None,
         )
     except LedgerError as exc:
         # The hold is gone (timed out and swept): the stamp must not happen without its unit.
@@ -213,11 +264,25 @@ def run_stamp_job(*, channel, job_id: str) -> StampJob:
         return _fail(job, code=exc.code, detail=exc.message)
     # Serial, unit and job committed together in the issuer's transaction (or, when ``outcome.replayed``,
     # in an earlier attempt's); the row now says stamped.
-    job.refresh_from_db()
+    if outcome.replayed:
+        job.refresh_from_db()
     if job.status != StampJob.Status.STAMPED:  # pragma: no cover - would mean the commit above was lost
         raise RuntimeError(f"job {job.pk} recorded serial {outcome.serial} but reads {job.status}")
     admission.record_completion(channel_schema=channel.schema_name)
     return job
+
+
+def _job_document(job_id: str) -> tuple[bytes, bytes | None]:
+    """The job's uploaded document and sealed password, read in binary: Django's cursor would have
+    PostgreSQL send the bytes as hex text (twice their size) and decode them here."""
+    table = f"{connection.ops.quote_name(connection.schema_name)}.stamping_jobdocument"
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"SELECT original, sealed_password FROM {table} WHERE job_id = %s", [job_id], binary=True)  # noqa: S608 - quoted schema name
+        row = cursor.fetchone()
+    if row is None:
+        raise StampJobNotFound(f"No document for stamp job {job_id}.")
+    return row[0], row[1]
 
 
 def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:

@@ -99,3 +99,77 @@ def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, t
     ):
         result = check()
         assert result.ok, (result.name, result.violations)
+
+
+def test_a_killed_workers_job_is_taken_back_at_once_not_after_the_lease(live_db, tmp_path, monkeypatch):
+    """The claim holds an owner lock on the worker's own connection: while the worker lives the
+    sweeper leaves its job alone; once it is killed (its connection gone) the very next sweep takes
+    the job back, with the 2-minute lease nowhere near run out."""
+    from tenants.models import Channel
+    from tenants.portal.models import Customer
+
+    alpha = Channel.objects.get(code="alpha")
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    monkeypatch.setattr(services, "queued", lambda **_: None)  # we publish to this test's own queue below
+    with schema_context("alpha"):
+        customer = Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Owner Lost")
+        job = services.request_stamp(
+            channel=alpha,
+            customer_id=customer.pk,
+            request=services.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0)),
+        )
+    drain_lane_task.apply_async(args=["alpha"], queue=QUEUE)
+    job_ref = f"alpha:{job.pk}"
+
+    marker = tmp_path / "reached"
+    doomed = start_worker(
+        tmp_path,
+        name="doomed-owner",
+        queues=QUEUE,
+        concurrency=1,
+        env={"GATEWAY_FAULT_POINT": "stamping.after_commit_hold", "GATEWAY_FAULT_MARKER": str(marker)},
+    )
+    try:
+        wait_until(marker.exists, what="the worker to reach the commit")
+        # Alive (stopped inside its recording transaction): its job is its own.
+        with schema_context("alpha"):
+            assert services.resume_stale_jobs() == 0
+            assert StampJob.objects.get(pk=job.pk).status == "processing"
+    finally:
+        doomed.kill()  # SIGKILL to the worker's whole process group
+        doomed.stop()
+
+    # The server notices the closed connection and drops its locks; the sweep with the default lease
+    # (2 minutes, far from expired) takes the job back as soon as that has happened.
+    taken_back = []
+
+    def swept():
+        with schema_context("alpha"):
+            taken_back.append(services.resume_stale_jobs())
+        return sum(taken_back) > 0
+
+    wait_until(swept, timeout=30, what="the sweeper to take the dead worker's job back")
+    assert sum(taken_back) == 1
+    with schema_context("alpha"):
+        queued = StampJob.objects.get(pk=job.pk)
+    assert (queued.status, queued.unit) == ("queued", "held")
+    assert not Serial.objects.filter(job_ref=job_ref, status="used").exists()
+
+    rescuer = start_worker(tmp_path, name="rescuer-owner", queues=f"{QUEUE},stamping", concurrency=1)
+    try:
+
+        def finished():
+            with schema_context("alpha"):
+                return StampJob.objects.get(pk=job.pk).status in ("stamped", "failed")
+
+        wait_until(finished, what="another worker to finish the job")
+    finally:
+        rescuer.stop()
+
+    with schema_context("alpha"):
+        done = StampJob.objects.get(pk=job.pk)
+    assert (done.status, done.unit, done.attempts) == ("stamped", "committed", 2)
+    assert Serial.objects.filter(job_ref=job_ref, status="used").count() == 1
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 0, "held": 0, "used": 1}
+    result = reconciliation.check_one_serial_per_committed_unit(alpha.pk)
+    assert result.ok, result.violations
