@@ -22,7 +22,6 @@ from gateway.api.parsers import SingleUploadParser
 from gateway.api.schema import problems
 from gateway.api.stamp_input import PlacementInput, StampInput, validate_stamp_input
 from gateway.api.views import ChannelApiView
-from gateway.idempotency import IDEMPOTENCY_HEADER
 from gateway.stamping import admission
 from gateway.stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
 from gateway.stamping.models import Batch, StampJob
@@ -243,12 +242,10 @@ class StampListApi(ChannelApiView):
 
     def initial(self, request, *args, **kwargs):
         """Admission right after the key, the rate limit and the scope: a refusal reads no body and
-        touches no database. A request with an ``Idempotency-Key`` is admitted in the handler instead,
-        after its claim, so the retry of an accepted request gets its first answer even in a surge."""
+        touches no database, with or without an ``Idempotency-Key`` (a request already accepted under
+        the key keeps its job; its retry gets the stored answer once the channel takes work again)."""
         super().initial(request, *args, **kwargs)
-        request.stamp_queue = None
-        if request.method == "POST" and IDEMPOTENCY_HEADER not in request.headers:
-            request.stamp_queue = self._admit(request)
+        request.stamp_queue = self._admit(request) if request.method == "POST" else None
 
     def _admit(self, request) -> admission.QueueState:
         return admission.admit(channel=request.tenant, answers=getattr(request.rate_limit, "reads", None))

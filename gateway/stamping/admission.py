@@ -355,8 +355,9 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
         retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=earliest)))
         error = Overloaded(
             f"{channel.name} has {waiting} documents waiting to be stamped, about "
-            f"{math.ceil(wait)} seconds of work: the most it queues at once. "
-            f"Nothing was charged. Try again in {retry_after} seconds.",
+            f"{math.ceil(wait)} seconds of work: the most it queues at once. This request was not "
+            f"taken and nothing was charged for it (a request already accepted under the same "
+            f"Idempotency-Key keeps its place). Try again in {retry_after} seconds.",
             extra={"queue_depth": waiting, "retry_after": retry_after},
         )
         error.headers = {"Retry-After": str(retry_after)}
