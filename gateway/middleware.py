@@ -34,7 +34,36 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
             channel_var.reset(channel_token)
         response[REQUEST_ID_HEADER] = request_id
+        discard_unread_body(request, response)
         return response
+
+
+UNREAD_BODY_DISCARD_LIMIT = 32 * 1024 * 1024
+
+
+def discard_unread_body(request, response) -> None:
+    """A request refused before its body was read (admission, a bulkhead, a bad key): read the body
+    and throw it away, so the client, still sending, gets the answer instead of a reset connection.
+    Reading costs a copy from the socket, no parsing; a body over the limit closes the connection."""
+    if getattr(request, "_read_started", True):
+        return
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if length <= 0:
+        return
+    if length > UNREAD_BODY_DISCARD_LIMIT:
+        response["Connection"] = "close"
+        return
+    stream = getattr(request, "_stream", None)
+    if stream is None:
+        return
+    try:
+        while stream.read(256 * 1024):
+            pass
+    except OSError:
+        response["Connection"] = "close"
 
 
 class TenantMiddleware(TenantMainMiddleware):

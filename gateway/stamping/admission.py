@@ -27,7 +27,7 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
@@ -123,14 +123,17 @@ def eta_seconds(position: int, *, budget: int | None = None) -> int:
 @dataclass(frozen=True)
 class LaneModel:
     """What decides when a channel's next job is done: the stamping workers alive, the lanes that
-    share them (and how many drainers each has), this lane's budget, and two measured costs.
+    share them (their drainers, and how much worker time each really used of late), this lane's
+    budget, and two measured costs.
 
-    The broker queue hands the workers to drainer tasks in turn, one job each while other lanes wait
-    (``lanes.drain``), so a lane's share of the ``workers`` is proportional to its drainers:
-    ``share = drainers`` while all drainers fit on the workers, else ``workers * drainers / total``.
-    A lane with ``share`` workers and ``cost`` seconds of worker time per stamp finishes one job every
-    ``cost / share`` seconds; a lane with no drainer running first waits ``dispatch`` seconds (publish,
-    the broker, a worker's pick-up: measured) for its first one."""
+    The broker hands the workers to drainer tasks in turn, one job each while other lanes wait
+    (``lanes.drain``). A lane is therefore guaranteed ``workers * drainers / all drainers`` of the
+    workers (its *fair* share), and gets more when the other lanes use less than theirs: a channel
+    that sends a few documents a second holds a drainer but uses a sliver of a worker. So a lane's
+    share is the larger of its fair share and what the others leave (``workers`` minus their measured
+    use), never more than its own drainers. Its first job waits ``dispatch`` seconds for a worker if
+    no drainer of the lane runs yet (publish, the broker, a worker's pick-up: measured) and takes
+    ``cost``; each job after it, ``cost / share``."""
 
     schema: str
     workers: int
@@ -138,19 +141,22 @@ class LaneModel:
     budget: int  # this lane's most drainers (``Channel.stamping_concurrency``)
     cost: float  # seconds of worker time per stamp in this lane (measured, smoothed)
     dispatch: float  # seconds from a lane's wake to its first job starting (measured, smoothed)
+    usage: dict = field(default_factory=dict)  # schema -> worker-seconds per second used of late
 
     def share(self, waiting: int) -> float:
         """Workers this lane gets while ``waiting`` of its jobs are queued or running."""
         running = self.drainers.get(self.schema, 0)
         mine = max(running, min(self.budget, max(1, waiting)))
-        total = sum(n for schema, n in self.drainers.items() if schema != self.schema) + mine
-        return float(mine) if total <= self.workers else self.workers * mine / total
+        others = [schema for schema in self.drainers if schema != self.schema]
+        total = sum(self.drainers[schema] for schema in others) + mine
+        fair = float(mine) if total <= self.workers else self.workers * mine / total
+        left = self.workers - sum(self.usage.get(schema, 0.0) for schema in others)
+        return max(fair, min(float(mine), left))
 
     def seconds_until_done(self, position: int) -> float:
         """Seconds until the job with ``position`` jobs of this lane ahead of it (0: none) is done."""
-        share = self.share(position + 1)
         pickup = 0.0 if self.drainers.get(self.schema, 0) else self.dispatch
-        return pickup + self.cost * max(1.0, (position + 1) / share)
+        return pickup + self.cost + position * self.cost / self.share(position + 1)
 
     def seconds_per_job(self, waiting: int) -> float:
         """How often this lane finishes a job while ``waiting`` of its jobs are in it."""
@@ -173,7 +179,9 @@ def _pairs(flat) -> dict:
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in items}
 
 
-def _model(schema: str, budget: int, lanes_raw, workers_raw, costs_raw, *, now: float | None = None) -> LaneModel:
+def _model(
+    schema: str, budget: int, lanes_raw, workers_raw, costs_raw, usage_raw=None, *, now: float | None = None
+) -> LaneModel:
     now = time.time() if now is None else now
     drainers = {}
     for name, value in _pairs(lanes_raw or []).items():
@@ -190,6 +198,7 @@ def _model(schema: str, budget: int, lanes_raw, workers_raw, costs_raw, *, now: 
         budget=max(1, budget),
         cost=max(0.001, _float(cost, _float(cost_all, assumed_cost))),
         dispatch=max(0.0, _float(dispatch, settings.STAMPING_ASSUMED_DISPATCH_SECONDS)),
+        usage={name: _float(used, 0.0) / USAGE_BUCKET_SECONDS for name, used in _pairs(usage_raw or []).items()},
     )
 
 
@@ -219,6 +228,7 @@ def state_reads(schema_name: str | None = None) -> tuple:
         ("HGETALL", _key("lanes")),
         ("HGETALL", _key("workers")),
         ("HMGET", _key("costs"), f"{schema}:cost", f"{schema}:dispatch", "all:cost"),
+        ("HGETALL", _usage_key(int(time.time()) // USAGE_BUCKET_SECONDS - 1)),
     )
 
 
@@ -244,9 +254,9 @@ def queue_state(answers: list | None = None, *, budget: int | None = None) -> Qu
             answers = pipe.execute()
         except redis.RedisError:
             return QueueState(waiting=count_backlog(), model=_model(schema, budget, None, None, None))
-    value, lanes_raw, workers_raw, costs_raw = answers
+    value, lanes_raw, workers_raw, costs_raw, usage_raw = answers
     waiting = resync_backlog() if value is None else max(0, int(value))
-    return QueueState(waiting=waiting, model=_model(schema, budget, lanes_raw, workers_raw, costs_raw))
+    return QueueState(waiting=waiting, model=_model(schema, budget, lanes_raw, workers_raw, costs_raw, usage_raw))
 
 
 # --------------------------------------------------------------------------- measurements (workers)
@@ -264,9 +274,14 @@ end
 return 1
 """
 _smooth = None
-COST_WEIGHT = 0.3  # of the newest slice, in the smoothed per-stamp cost
-DISPATCH_WEIGHT = 0.3
+COST_WEIGHT = 0.05  # of each job in the smoothed per-stamp cost (a slice of n jobs: 1 - 0.95**n)
+DISPATCH_WEIGHT = 0.3  # of each fresh wake in the smoothed dispatch wait
 WORKER_TTL_SECONDS = 60
+USAGE_BUCKET_SECONDS = 5  # each lane's worker time is summed per 5 s; the model reads the last whole one
+
+
+def _usage_key(bucket: int) -> str:
+    return _key("usage", bucket)
 
 
 def worker_id() -> str:
@@ -291,7 +306,8 @@ def record_slice(*, channel_schema: str, jobs: int, seconds: float, dispatch: fl
     args: list = []
     if jobs > 0:
         per_job = seconds / jobs
-        args += [f"{channel_schema}:cost", f"{per_job:.6f}", COST_WEIGHT, "all:cost", f"{per_job:.6f}", COST_WEIGHT]
+        weight = f"{1 - (1 - COST_WEIGHT) ** jobs:.6f}"
+        args += [f"{channel_schema}:cost", f"{per_job:.6f}", weight, "all:cost", f"{per_job:.6f}", weight]
     if dispatch is not None:
         args += [f"{channel_schema}:dispatch", f"{max(0.0, dispatch):.6f}", DISPATCH_WEIGHT]
     try:
@@ -299,6 +315,9 @@ def record_slice(*, channel_schema: str, jobs: int, seconds: float, dispatch: fl
             _smooth = client().register_script(_SMOOTH)
         pipe = client().pipeline(transaction=False)
         pipe.hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.0f}")
+        usage = _usage_key(int(time.time()) // USAGE_BUCKET_SECONDS)
+        pipe.hincrbyfloat(usage, channel_schema, round(seconds, 6))
+        pipe.expire(usage, USAGE_BUCKET_SECONDS * 4)
         if args:
             _smooth(keys=[_key("costs")], args=args, client=pipe)
         pipe.execute()

@@ -97,3 +97,26 @@ def test_concurrent_requests_never_exceed_the_cap(four_threads, client_for, monk
         thread.join(10)
     assert sorted(answers) == [200, 200, 503, 503, 503]
     assert bulkhead.in_flight("alpha") == 0
+
+
+def test_a_refusal_before_the_body_still_reads_it_off_the_connection(rf):
+    """The client is still sending when an early refusal is answered: the body is read and dropped,
+    so the answer is not lost in a reset connection; an oversized one closes the connection."""
+    from django.http import HttpResponse
+
+    from gateway.middleware import UNREAD_BODY_DISCARD_LIMIT, discard_unread_body
+
+    request = rf.generic("POST", "/api/v1/stamps", b"x" * 300_000, content_type="application/pdf")
+    response = HttpResponse(status=503)
+    discard_unread_body(request, response)
+    assert request._stream.read() == b""
+    assert "Connection" not in response
+
+    read = rf.generic("POST", "/api/v1/stamps", b"y" * 10, content_type="text/plain")
+    assert read.body == b"y" * 10  # a view that read its body: nothing to do
+    discard_unread_body(read, response)
+
+    huge = rf.post("/api/v1/stamps", data=b"z", content_type="application/pdf")
+    huge.META["CONTENT_LENGTH"] = str(UNREAD_BODY_DISCARD_LIMIT + 1)
+    discard_unread_body(huge, response)
+    assert response["Connection"] == "close"

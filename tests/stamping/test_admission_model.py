@@ -41,18 +41,27 @@ def test_a_lone_lane_uses_every_worker_up_to_its_budget():
     # 10 jobs ahead on 2 workers (budget 4 > 2 workers): 11 jobs at 2 per 0.1 s.
     busy = model(drainers={"quiet": 2})
     assert busy.share(11) == 2
-    assert busy.seconds_until_done(10) == pytest.approx(0.1 * 11 / 2)
+    assert busy.seconds_until_done(10) == pytest.approx(0.1 + 0.1 * 10 / 2)
 
 
 def test_a_quiet_lane_next_to_a_surge_gets_its_fair_share_not_the_machine():
-    # The surge lane has 4 drainers on 2 workers; the quiet lane's one drainer gets 2 * 1/5 of them.
-    quiet = model(drainers={"surge": 4})
+    # The surge lane has 4 drainers on 2 workers and uses nearly both; the quiet lane's one drainer is
+    # guaranteed 2 * 1/5 of them: its first job waits for a worker, then runs; each next one waits its turn.
+    quiet = model(drainers={"surge": 4}, usage={"surge": 1.95})
     assert quiet.share(1) == pytest.approx(2 * 1 / 5)
-    assert quiet.seconds_until_done(0) == pytest.approx(0.02 + 0.1 * 1 / 0.4)
-    # And the surge lane's promise accounts for the quiet one: 4 of 5 shares of 2 workers.
-    surge = model(schema="surge", drainers={"surge": 4, "quiet": 1}, cost=0.05)
-    assert surge.share(100) == pytest.approx(2 * 4 / 5)
-    assert surge.seconds_until_done(99) == pytest.approx(0.05 * 100 / 1.6)
+    assert quiet.seconds_until_done(0) == pytest.approx(0.02 + 0.1)
+    # With four jobs it has four drainers (its budget): half of the eight, one worker.
+    assert quiet.seconds_until_done(3) == pytest.approx(0.02 + 0.1 + 3 * 0.1 / 1.0)
+
+
+def test_a_surge_lane_gets_what_a_quiet_neighbour_leaves_not_only_its_fair_share():
+    # Fair share 2 * 4/5 = 1.6, but the quiet lane uses a tenth of a worker: the surge gets 1.9.
+    surge = model(schema="surge", drainers={"surge": 4, "quiet": 1}, cost=0.05, usage={"quiet": 0.1, "surge": 1.8})
+    assert surge.share(100) == pytest.approx(1.9)
+    assert surge.seconds_until_done(99) == pytest.approx(0.05 + 99 * 0.05 / 1.9)
+    # A neighbour that uses its whole fair share leaves the surge exactly its own.
+    greedy = model(schema="surge", drainers={"surge": 4, "quiet": 1}, usage={"quiet": 0.7})
+    assert greedy.share(100) == pytest.approx(1.6)
 
 
 def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
@@ -75,6 +84,8 @@ def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
 @pytest.fixture
 def clean_redis():
     keys = [admission._key(name) for name in ("lanes", "workers", "costs", "drainers-waiting")]
+    bucket = int(time.time()) // admission.USAGE_BUCKET_SECONDS
+    keys += [admission._usage_key(b) for b in range(bucket - 2, bucket + 3)]
     keys += [admission._key(kind, schema) for kind in ("backlog", "retry-slot") for schema in ("alpha", "beta")]
     keys += [lanes._token_key(schema) for schema in ("alpha", "beta")]
     admission.client().delete(*keys)
@@ -92,6 +103,10 @@ def test_each_slice_moves_the_lane_cost_toward_what_it_measured(clean_redis):
     assert float(costs[b"alpha:cost"]) == pytest.approx(0.5 + admission.COST_WEIGHT * (1.5 - 0.5))
     assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)  # a continuation does not count
     assert admission.worker_id().encode() in admission.client().hgetall(admission._key("workers"))
+    # The lane's worker time is summed per bucket: what the other lanes' promises leave for it.
+    bucket = int(time.time()) // admission.USAGE_BUCKET_SECONDS
+    used = sum(float(admission.client().hget(admission._usage_key(b), "alpha") or 0) for b in (bucket - 1, bucket))
+    assert used == pytest.approx(3.5)
 
 
 def test_the_lanes_hash_follows_the_drainers(clean_redis, monkeypatch):
@@ -157,9 +172,9 @@ def test_a_channel_over_its_share_is_refused_while_another_is_served(
         served = send(client_for("beta"), body, ctype)
     assert served.status_code == 202, served.content
     queue = served.json()["queue"]
-    # beta's promise counts alpha's two drainers: one third of the two workers, 0.05 s a stamp.
+    # beta's first job waits for a worker (its measured dispatch), then takes its measured cost.
     assert queue["position"] == 1
-    assert queue["eta_ms"] == pytest.approx(1000 * (0.01 + 0.05 / (2 / 3)), abs=2)
+    assert queue["eta_ms"] == pytest.approx(1000 * (0.01 + 0.05), abs=2)
     assert lanes.flush_wakes()
 
 
