@@ -261,7 +261,7 @@ ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
 # cost), once it has STAMPING_MIN_BACKLOG jobs; or past STAMPING_CHANNEL_BACKLOG_LIMIT jobs in any case.
 # The assumed figures stand in until the workers have measured real ones.
 STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LIMIT", "5000"))
-STAMPING_MAX_WAIT_SECONDS = float(os.environ.get("STAMPING_MAX_WAIT_SECONDS", "60"))
+STAMPING_MAX_WAIT_SECONDS = float(os.environ.get("STAMPING_MAX_WAIT_SECONDS", "30"))
 STAMPING_MIN_BACKLOG = int(os.environ.get("STAMPING_MIN_BACKLOG", "20"))
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))  # stamps/s of one worker
 STAMPING_ASSUMED_DISPATCH_SECONDS = float(os.environ.get("STAMPING_ASSUMED_DISPATCH_SECONDS", "0.05"))

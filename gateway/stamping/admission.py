@@ -142,6 +142,11 @@ class LaneModel:
     cost: float  # seconds of worker time per stamp in this lane (measured, smoothed)
     dispatch: float  # seconds from a lane's wake to its first job starting (measured, smoothed)
     usage: dict = field(default_factory=dict)  # schema -> worker-seconds per second used of late
+    cost_long: float = 0.0  # the same cost, smoothed over hundreds of jobs (0: as ``cost``)
+
+    def __post_init__(self):
+        if not self.cost_long:
+            object.__setattr__(self, "cost_long", self.cost)
 
     def share(self, waiting: int) -> float:
         """Workers this lane gets while ``waiting`` of its jobs are queued or running."""
@@ -156,7 +161,14 @@ class LaneModel:
     def seconds_until_done(self, position: int) -> float:
         """Seconds until the job with ``position`` jobs of this lane ahead of it (0: none) is done."""
         pickup = 0.0 if self.drainers.get(self.schema, 0) else self.dispatch
-        return pickup + self.cost + position * self.cost / self.share(position + 1)
+        return pickup + self.cost + position * self.cost_over(position) / self.share(position + 1)
+
+    def cost_over(self, jobs: int) -> float:
+        """The cost per job to expect over the next ``jobs`` jobs: the recent figure for a few, the
+        long-run one for many (a handful of scans moves the recent figure; it averages out over
+        hundreds)."""
+        weight = min(1.0, jobs / LONG_RUN_JOBS)
+        return (1 - weight) * self.cost + weight * self.cost_long
 
     def seconds_per_job(self, waiting: int) -> float:
         """How often this lane finishes a job while ``waiting`` of its jobs are in it."""
@@ -189,7 +201,7 @@ def _model(
         if _float(expires, now + 1) > now and int(_float(count, 0)) > 0:
             drainers[name] = int(_float(count, 0))
     alive = sum(1 for expires in _pairs(workers_raw or []).values() if _float(expires, 0) > now)
-    cost, dispatch, cost_all = (list(costs_raw) + [None, None, None])[:3] if costs_raw else (None, None, None)
+    cost, dispatch, cost_all, cost_long = (list(costs_raw or []) + [None] * 4)[:4]
     assumed_cost = 1.0 / settings.STAMPING_ASSUMED_RATE
     return LaneModel(
         schema=schema,
@@ -197,6 +209,7 @@ def _model(
         drainers=drainers,
         budget=max(1, budget),
         cost=max(0.001, _float(cost, _float(cost_all, assumed_cost))),
+        cost_long=max(0.001, _float(cost_long, _float(cost, _float(cost_all, assumed_cost)))),
         dispatch=max(0.0, _float(dispatch, settings.STAMPING_ASSUMED_DISPATCH_SECONDS)),
         usage={name: _float(used, 0.0) / USAGE_BUCKET_SECONDS for name, used in _pairs(usage_raw or []).items()},
     )
@@ -227,7 +240,7 @@ def state_reads(schema_name: str | None = None) -> tuple:
         ("GET", _key("backlog", schema)),
         ("HGETALL", _key("lanes")),
         ("HGETALL", _key("workers")),
-        ("HMGET", _key("costs"), f"{schema}:cost", f"{schema}:dispatch", "all:cost"),
+        ("HMGET", _key("costs"), f"{schema}:cost", f"{schema}:dispatch", "all:cost", f"{schema}:cost-long"),
         ("HGETALL", _usage_key(int(time.time()) // USAGE_BUCKET_SECONDS - 1)),
     )
 
@@ -277,6 +290,7 @@ _smooth = None
 COST_WEIGHT = 0.05  # of each job in the smoothed per-stamp cost (a slice of n jobs: 1 - 0.95**n)
 DISPATCH_WEIGHT = 0.3  # of each fresh wake in the smoothed dispatch wait
 WORKER_TTL_SECONDS = 60
+LONG_RUN_JOBS = 200  # the long-run cost weighs each job 1/200; a promise past 200 jobs ahead uses it
 USAGE_BUCKET_SECONDS = 5  # each lane's worker time is summed per 5 s; the model reads the last whole one
 
 
@@ -307,7 +321,9 @@ def record_slice(*, channel_schema: str, jobs: int, seconds: float, dispatch: fl
     if jobs > 0:
         per_job = seconds / jobs
         weight = f"{1 - (1 - COST_WEIGHT) ** jobs:.6f}"
+        long_weight = f"{1 - (1 - 1 / LONG_RUN_JOBS) ** jobs:.6f}"
         args += [f"{channel_schema}:cost", f"{per_job:.6f}", weight, "all:cost", f"{per_job:.6f}", weight]
+        args += [f"{channel_schema}:cost-long", f"{per_job:.6f}", long_weight]
     if dispatch is not None:
         args += [f"{channel_schema}:dispatch", f"{max(0.0, dispatch):.6f}", DISPATCH_WEIGHT]
     try:

@@ -39,15 +39,32 @@ def drain_lane_task(
     channel's concurrency never exceeds its budget. Each slice reports its worker time per job and, for
     a fresh wake, its wait for a worker: the lane model's measurements (``admission``).
     """
+    global _previous_end
+    began = time.monotonic()
+    # Back to back with this process's previous task: the time between them (its bookkeeping, the
+    # broker, the pool handing over the next task) is worker time each job costs too.
+    gap = began - _previous_end if _previous_end is not None else BUSY_GAP_SECONDS
+    overhead = gap if 0 <= gap < BUSY_GAP_SECONDS else 0.0
+    try:
+        return _drain_slice(schema_name, published_at, fresh, ticket, began, overhead)
+    finally:
+        _previous_end = time.monotonic()
+
+
+_previous_end: float | None = None
+BUSY_GAP_SECONDS = 0.25  # a gap shorter than this between two tasks of a process is overhead, not idleness
+
+
+def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead) -> int:
     lanes.started(ticket)
     channel = _channel(schema_name)
     if channel is None:
         return 0
     waited = max(0.0, time.time() - published_at) if (fresh and published_at) else None
-    began = time.monotonic()
     with schema_context(schema_name):
         done, more = lanes.drain(channel=channel, should_yield=lambda: lanes.others_waiting(schema_name))
-        admission.record_slice(channel_schema=schema_name, jobs=done, seconds=time.monotonic() - began, dispatch=waited)
+        seconds = time.monotonic() - began + overhead
+        admission.record_slice(channel_schema=schema_name, jobs=done, seconds=seconds, dispatch=waited)
         if more:
             lanes.keep_token(schema_name=schema_name)  # a long surge must not outlive its token's TTL
             lanes._publish(schema_name)  # keeps the token, goes to the back of the queue

@@ -64,6 +64,13 @@ def test_a_surge_lane_gets_what_a_quiet_neighbour_leaves_not_only_its_fair_share
     assert greedy.share(100) == pytest.approx(1.6)
 
 
+def test_a_deep_position_is_priced_at_the_long_run_cost_a_shallow_one_at_the_recent():
+    lane = model(drainers={"quiet": 1}, budget=1, cost=0.1, cost_long=0.05)
+    assert lane.seconds_until_done(1) == pytest.approx(0.1 + 1 * (0.995 * 0.1 + 0.005 * 0.05))
+    assert lane.seconds_until_done(400) == pytest.approx(0.1 + 400 * 0.05)
+    assert model(cost=0.2).cost_long == 0.2  # none measured yet: the recent figure
+
+
 def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
     now = 1_000_000.0
     lanes_raw = [b"surge", b"3:1000100", b"gone", b"2:999000", b"quiet", b"0:1000100"]
@@ -98,9 +105,11 @@ def test_each_slice_moves_the_lane_cost_toward_what_it_measured(clean_redis):
     costs = admission.client().hgetall(admission._key("costs"))
     assert float(costs[b"alpha:cost"]) == pytest.approx(0.5)
     assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)
+    assert float(costs[b"alpha:cost-long"]) == pytest.approx(0.5)
     admission.record_slice(channel_schema="alpha", jobs=1, seconds=1.5)
     costs = admission.client().hgetall(admission._key("costs"))
     assert float(costs[b"alpha:cost"]) == pytest.approx(0.5 + admission.COST_WEIGHT * (1.5 - 0.5))
+    assert float(costs[b"alpha:cost-long"]) == pytest.approx(0.5 + (1.5 - 0.5) / admission.LONG_RUN_JOBS)
     assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)  # a continuation does not count
     assert admission.worker_id().encode() in admission.client().hgetall(admission._key("workers"))
     # The lane's worker time is summed per bucket: what the other lanes' promises leave for it.
