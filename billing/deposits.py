@@ -8,7 +8,7 @@ from django.utils import timezone
 from billing import quota
 from billing.ledger.models import Deposit
 from billing.retail.models import FACE_VALUE_RUPIAH
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class DepositError(ApplicationError):

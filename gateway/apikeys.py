@@ -30,8 +30,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway import ratelimit
-from gateway.errors import ApplicationError
 from gateway.models import ApiKey
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

@@ -78,9 +78,9 @@ from django.db.utils import OperationalError
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from gateway import faults
 from gateway.edge.models import IdempotencyRecord
-from gateway.errors import ApplicationError
+from kernel import faults
+from kernel.errors import ApplicationError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

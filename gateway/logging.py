@@ -6,7 +6,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from gateway.context import channel_var, request_id_var
+from kernel.context import channel_var, request_id_var
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "channel"}
 

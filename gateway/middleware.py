@@ -10,7 +10,7 @@ from django.db import connection
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_tenant_domain_model
 
-from gateway.context import channel_var, request_id_var
+from kernel.context import channel_var, request_id_var
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 REQUEST_ID_HEADER = "X-Request-Id"

@@ -31,8 +31,8 @@ from django.conf import settings
 from django.http import JsonResponse
 
 from gateway.api.problems import PROBLEM_CONTENT_TYPE, problem_body
-from gateway.context import request_id_var
 from gateway.middleware import _VALID_REQUEST_ID
+from kernel.context import request_id_var
 
 # Every check together must answer within this (orchestrators commonly time probes out at 1 s).
 CHECK_DEADLINE_SECONDS = 0.8

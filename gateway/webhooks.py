@@ -48,7 +48,7 @@ from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
 from gateway.edge.models import WebhookDelivery, WebhookEndpoint
-from gateway.errors import ApplicationError, NotFound
+from kernel.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ the document or the request.
 
 from __future__ import annotations
 
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class DocumentError(ApplicationError):

@@ -15,13 +15,13 @@ import hashlib
 from django.conf import settings
 from django.db.models import QuerySet
 
-from gateway.errors import ApplicationError
 from issuer.engine import trust_roots
 from issuer.models import DocumentType, Serial, StampProfile
 from issuer.pdf.inspect import check_size
 from issuer.serials import SERIAL_LENGTH, is_valid_serial, normalize_serial
 from issuer.signing import SignatureReport, verify_pdf
 from issuer.stamp import verification_url
+from kernel.errors import ApplicationError
 
 
 class InvalidSerial(ApplicationError):

@@ -32,7 +32,6 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
-from gateway.errors import ApplicationError
 from issuer.engine import get_engine
 from issuer.errors import SigningUnavailable
 from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
@@ -40,6 +39,7 @@ from issuer.pdf import ProfileRules, check_placement, check_profile, inspect_doc
 from issuer.serials import new_serial
 from issuer.signing import StampResult
 from issuer.stamp import verification_url
+from kernel.errors import ApplicationError
 from tenants.models import Channel
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from django.db import transaction
 from django_tenants.utils import schema_context
 
 from gateway.apikeys import IssuedKey, issue_api_key
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 from tenants.models import Channel, Domain, channel_code_validator
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")

@@ -1,4 +1,4 @@
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class LedgerError(ApplicationError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class InvalidWebhookSignature(ApplicationError):

@@ -19,7 +19,8 @@ from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlrea
 from billing.providers import PaymentEvent, get_provider
 from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
-from gateway import faults, webhooks
+from gateway import webhooks
+from kernel import faults
 
 logger = logging.getLogger(__name__)
 

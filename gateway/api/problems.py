@@ -24,8 +24,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from gateway.context import request_id_var
-from gateway.errors import ApplicationError
+from kernel.context import request_id_var
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

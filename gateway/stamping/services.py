@@ -24,14 +24,15 @@ from django.utils import timezone
 from billing import quota
 from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
-from gateway import faults, webhooks
-from gateway.errors import ApplicationError
+from gateway import webhooks
 from gateway.stamping import admission, lanes
 from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
 from gateway.stamping.intake import call_intake
 from gateway.stamping.models import JobDocument, StampJob, new_job_id
 from gateway.stamping.secrets import seal, unseal
 from issuer.checks import check_document
+from kernel import faults
+from kernel.errors import ApplicationError
 from tenants.portal.services import CustomerNotFound
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from gateway.errors import ApplicationError
 from issuer.backoffice.selectors import forget_cached_status
 from issuer.models import IncidentNote
+from kernel.errors import ApplicationError
 
 
 class InvalidIncidentNote(ApplicationError):

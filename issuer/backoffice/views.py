@@ -26,13 +26,13 @@ from billing.ledger.services import channel_balance
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from gateway.api.problems import problem_response
-from gateway.errors import ApplicationError
 from issuer.backoffice import selectors
 from issuer.backoffice.charts import Series, line_chart
 from issuer.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
 from issuer.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
 from issuer.models import IncidentNote, Serial
 from issuer.selectors import serial_get
+from kernel.errors import ApplicationError
 
 LOGIN_URL = reverse_lazy("backoffice:login")
 

@@ -12,7 +12,7 @@ import logging
 
 from django.core.management.base import CommandError
 
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1

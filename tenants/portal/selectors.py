@@ -11,9 +11,9 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from gateway.errors import NotFound
 from gateway.models import ApiKey
 from gateway.stamping.models import Batch, StampJob
+from kernel.errors import NotFound
 
 
 def customer_quotas(*, channel_id: int, customer_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 from tenants.portal.models import Customer
 
 

@@ -20,7 +20,7 @@ def main(argv: list[str]) -> None:
     from billing.providers import PaymentEvent
     from billing.retail import services as retail
     from billing.retail.models import Order
-    from gateway import faults
+    from kernel import faults
     from tenants.models import Channel
 
     if argv[1] == "credit":

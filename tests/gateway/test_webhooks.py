@@ -240,7 +240,7 @@ def test_replay_sends_a_failed_delivery_again(alpha, receiver, django_capture_on
 
 
 def test_replay_of_a_delivery_that_does_not_exist_is_not_found(alpha):
-    from gateway.errors import NotFound
+    from kernel.errors import NotFound
 
     with pytest.raises(NotFound):
         replay_delivery(delivery_id=999_999)

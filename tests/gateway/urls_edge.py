@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from gateway.api.auth import ApiKeyAuthentication, HasScope
 from gateway.api.edge import EdgeMixin
 from gateway.edge.models import IdempotencyRecord
-from gateway.errors import ApplicationError, ServiceUnavailable
 from gateway.urls_common import handler400, handler403, handler404, handler500  # noqa: F401
+from kernel.errors import ApplicationError, ServiceUnavailable
 from tenants.portal.models import Customer
 
 

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from gateway.migration_ops import DropLikeIndexes
+from kernel.migration_ops import DropLikeIndexes
 
 
 class Migration(migrations.Migration):

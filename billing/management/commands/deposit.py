@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.deposits import confirm_deposit, create_deposit
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 from tenants.models import Channel
 
 

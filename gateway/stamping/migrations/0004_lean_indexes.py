@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from gateway.migration_ops import DropLikeIndexes
+from kernel.migration_ops import DropLikeIndexes
 
 
 class Migration(migrations.Migration):

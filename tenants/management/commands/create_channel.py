@@ -7,7 +7,7 @@ import secrets
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.errors import ApplicationError
+from kernel.errors import ApplicationError
 from tenants.services import ensure_issuer, provision_channel
 
 
