@@ -200,8 +200,8 @@ def ratelimit_p99() -> tuple[float, float]:
 def cleanup() -> int:
     from django_tenants.utils import schema_context
 
-    from gateway.stamping import services
-    from gateway.stamping.models import StampJob
+    from stamping import services
+    from stamping.models import StampJob
 
     with schema_context(CHANNEL):
         open_jobs = list(StampJob.objects.filter(status__in=["queued", "processing"]).values_list("pk", flat=True))

@@ -108,7 +108,7 @@ def prequeue(channel, customer_id: int, docs: int, pdfs: list[bytes]) -> list[st
     """``docs`` jobs through the real intake, without waking the lane (nobody drains yet)."""
     from django_tenants.utils import schema_context
 
-    from gateway.stamping import services
+    from stamping import services
 
     queued, services.queued = services.queued, lambda **_: None
     try:
@@ -179,7 +179,7 @@ def wait_finished(job_ids: list[str], procs: list[subprocess.Popen], timeout: fl
     """Poll until the jobs are finished; returns (jobs left open, polls made)."""
     from django_tenants.utils import schema_context
 
-    from gateway.stamping.models import StampJob
+    from stamping.models import StampJob
 
     deadline = time.monotonic() + timeout
     polls = 0
@@ -255,8 +255,8 @@ def verify(channel, job_ids: list[str]) -> tuple[float, list[str]]:
     from django_tenants.utils import schema_context
 
     from billing.reconciliation import reconcile
-    from gateway.stamping.models import StampJob
     from issuer.models import Serial
+    from stamping.models import StampJob
 
     problems = []
     with schema_context(CHANNEL):
@@ -286,8 +286,8 @@ def cleanup() -> int:
     back) and empty this run's Redis database. Returns how many jobs were left open."""
     from django_tenants.utils import schema_context
 
-    from gateway.stamping import admission, services
-    from gateway.stamping.models import JobDocument, StampJob
+    from stamping import admission, services
+    from stamping.models import JobDocument, StampJob
 
     with schema_context(CHANNEL):
         left = list(StampJob.objects.filter(status__in=["queued", "processing"]))
@@ -378,7 +378,7 @@ def main() -> int:
     channel, customer_id = setup(docs=args.docs, budget=budget)
     from django.db import connections
 
-    from gateway.stamping import lanes
+    from stamping import lanes
 
     if cleanup():
         print("(failed and removed the open jobs of an interrupted run)")

@@ -168,8 +168,8 @@ def fail_open_jobs(schema: str) -> int:
     this run's backlog)."""
     from django_tenants.utils import schema_context
 
-    from gateway.stamping import services
-    from gateway.stamping.models import StampJob
+    from stamping import services
+    from stamping.models import StampJob
 
     with schema_context(schema):
         open_jobs = list(StampJob.objects.filter(status__in=["queued", "processing"]).values_list("pk", flat=True))
@@ -522,7 +522,7 @@ def job_rows(job_ids: dict[str, list[str]]) -> dict[str, dict]:
     """Every job of the given ids, by id: status, unit, serial, hold, times."""
     from django_tenants.utils import schema_context
 
-    from gateway.stamping.models import StampJob
+    from stamping.models import StampJob
 
     rows = {}
     for schema, ids in job_ids.items():
@@ -748,7 +748,7 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
 def stamped_rows_between(schemas: list[str], t_from: float, t_to: float) -> list[dict]:
     from django_tenants.utils import schema_context
 
-    from gateway.stamping.models import StampJob
+    from stamping.models import StampJob
 
     lo, hi = datetime.fromtimestamp(t_from, UTC), datetime.fromtimestamp(t_to, UTC)
     rows = []

@@ -19,8 +19,8 @@ from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlrea
 from billing.providers import PaymentEvent, get_provider
 from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
-from gateway import webhooks
 from kernel import faults
+from outbox import webhooks
 
 logger = logging.getLogger(__name__)
 

@@ -86,16 +86,16 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         InvalidIdempotencyKey,
     )
     from gateway.ratelimit import RateLimited
-    from gateway.stamping.errors import (
+    from issuer import errors as doc
+    from issuer.selectors import InvalidSerial, SerialNotFound
+    from issuer.services import UnknownProfile
+    from stamping.errors import (
         DocumentNotReady,
         InsufficientQuota,
         InvalidCursor,
         Overloaded,
         StampJobNotFound,
     )
-    from issuer import errors as doc
-    from issuer.selectors import InvalidSerial, SerialNotFound
-    from issuer.services import UnknownProfile
     from tenants.portal.services import CustomerExists, CustomerNotFound
 
     what_to_do = {

@@ -22,10 +22,10 @@ from gateway.api.parsers import SingleUploadParser
 from gateway.api.schema import problems
 from gateway.api.stamp_input import PlacementInput, StampInput, validate_stamp_input
 from gateway.api.views import ChannelApiView
-from gateway.stamping import admission
-from gateway.stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
-from gateway.stamping.models import Batch, StampJob
-from gateway.stamping.services import StampRequest, request_stamp
+from stamping import admission
+from stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
+from stamping.models import Batch, StampJob
+from stamping.services import StampRequest, request_stamp
 from tenants.portal.services import CustomerNotFound, customer_get
 
 MAX_BATCH_DOCUMENTS = 50

@@ -18,7 +18,7 @@ from gateway.api.auth import ApiKeyAuthentication, HasScope
 from gateway.api.edge import EdgeMixin
 from gateway.api.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
-from gateway.stamping.errors import InvalidCursor
+from stamping.errors import InvalidCursor
 from tenants.portal.models import Customer
 from tenants.portal.services import create_customer, customer_get
 

@@ -49,7 +49,8 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "tenants.portal",
     "gateway.edge",
-    "gateway.stamping",
+    "outbox",
+    "stamping",
     "billing.retail",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]

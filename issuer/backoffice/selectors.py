@@ -20,8 +20,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing.ledger.services import channel_balance
-from gateway.stamping import admission
 from issuer.models import IncidentNote, Serial
+from stamping import admission
 from tenants.models import Channel
 
 HEARTBEAT_KEY = "gateway:beat:last"  # written by gateway.tasks.heartbeat every 30 s

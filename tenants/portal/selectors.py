@@ -12,8 +12,8 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from gateway.models import ApiKey
-from gateway.stamping.models import Batch, StampJob
 from kernel.errors import NotFound
+from stamping.models import Batch, StampJob
 
 
 def customer_quotas(*, channel_id: int, customer_ids: list[int]) -> dict[int, dict[str, int]]:

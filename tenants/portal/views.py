@@ -18,12 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.ledger.services import channel_balance
 from billing.retail.models import Order
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
-from gateway.edge.models import WebhookDelivery, WebhookEndpoint
-from gateway.stamping.models import StampJob
-from gateway.webhooks import create_webhook_endpoint, replay_delivery
 from issuer.backoffice.charts import Series, bar_chart
 from issuer.stamp.render import verification_url
 from kernel.errors import ApplicationError, NotFound
+from outbox.models import WebhookDelivery, WebhookEndpoint
+from outbox.webhooks import create_webhook_endpoint, replay_delivery
+from stamping.models import StampJob
 from tenants.portal import selectors
 from tenants.portal.forms import ApiKeyForm, WebhookEndpointForm
 from tenants.portal.models import Customer

@@ -99,7 +99,7 @@ CASES = [
 def _objects(schema: str, customer_id: int) -> dict:
     """A customer, an order, a refundable-looking order, a stamp job and a batch in ``schema``."""
     from billing.retail.models import Order
-    from gateway.stamping.models import Batch, StampJob
+    from stamping.models import Batch, StampJob
     from tenants.portal.models import Customer
 
     with schema_context(schema):
@@ -164,7 +164,7 @@ def snapshot() -> dict:
     """Everything a refused request must leave alone."""
     from billing.ledger.models import Transfer
     from billing.retail.models import Order, Payment, Refund
-    from gateway.stamping.models import Batch, StampJob
+    from stamping.models import Batch, StampJob
     from tenants.portal.models import Customer
 
     counts = {"transfers": Transfer.objects.count()}

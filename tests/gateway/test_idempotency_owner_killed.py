@@ -36,9 +36,9 @@ def _lock_is_free(lock: int) -> bool:
 
 def test_a_web_worker_killed_holding_a_key_leaves_it_to_an_immediate_retry(live_db, tmp_path, channel_keys):
     from gateway.models import ApiKey
-    from gateway.stamping import services
-    from gateway.stamping.models import StampJob
     from issuer.models import Serial
+    from stamping import services
+    from stamping.models import StampJob
     from tenants.models import Channel
     from tenants.portal.models import Customer
 

@@ -255,7 +255,7 @@ def test_stamp_request_on_a_cut_connection_answers_503_and_holds_nothing(alpha_c
     from django_tenants.utils import schema_context
 
     from billing import quota
-    from gateway.stamping.models import StampJob
+    from stamping.models import StampJob
     from tests.fixtures.pdfs.factory import text_pdf
 
     channel, customer = alpha_customer

@@ -13,10 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from gateway import webhooks
 from gateway.celery import app as celery_app
-from gateway.edge.models import WebhookDelivery, WebhookEndpoint
-from gateway.webhooks import (
+from outbox import webhooks
+from outbox.models import WebhookDelivery, WebhookEndpoint
+from outbox.webhooks import (
     MAX_ATTEMPTS,
     SIGNATURE_HEADER,
     InvalidWebhookEndpoint,

@@ -416,8 +416,8 @@ def test_resolving_twice_keeps_the_first_time():
 
 
 def test_status_page_shows_components_queues_and_a_chart(channels, monkeypatch):
-    from gateway.stamping import admission
-    from gateway.stamping.models import StampJob
+    from stamping import admission
+    from stamping.models import StampJob
     from tenants.portal.models import Customer
 
     # The backlog may be a Redis counter kept by the stamping services; count this test's rows instead.

@@ -8,8 +8,8 @@ import pytest
 from django_tenants.utils import schema_context
 
 from billing import quota
-from gateway.stamping import admission, lanes
-from gateway.stamping.models import StampJob
+from stamping import admission, lanes
+from stamping.models import StampJob
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 from tests.stamping.test_stamp_upload import PLACEMENT, raw_body, send

@@ -9,10 +9,10 @@ from django_tenants.utils import schema_context
 from billing import quota
 from billing.providers import PaymentEvent
 from billing.retail import services as retail
-from gateway.edge.models import WebhookDelivery
-from gateway.stamping import services
-from gateway.stamping.models import StampJob
-from gateway.webhooks import create_webhook_endpoint
+from outbox.models import WebhookDelivery
+from outbox.webhooks import create_webhook_endpoint
+from stamping import services
+from stamping.models import StampJob
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 

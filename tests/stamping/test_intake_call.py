@@ -16,8 +16,8 @@ from django_tenants.utils import schema_context
 
 from billing import quota
 from billing.ledger import services as ledger
-from gateway.stamping import intake, services
-from gateway.stamping.models import JobDocument, StampJob, new_job_id
+from stamping import intake, services
+from stamping.models import JobDocument, StampJob, new_job_id
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 

@@ -9,11 +9,11 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from billing import quota
-from gateway.stamping import services
-from gateway.stamping.errors import InsufficientQuota
-from gateway.stamping.models import StampJob
 from issuer.errors import DocumentError
 from issuer.models import Serial
+from stamping import services
+from stamping.errors import InsufficientQuota
+from stamping.models import StampJob
 from tests.billing.factories import funded_wallet
 from tests.fixtures.pdfs.factory import text_pdf
 
@@ -128,7 +128,7 @@ def test_a_job_whose_hold_was_swept_fails_without_stamping(alpha, customer):
 def test_jobs_of_a_vanished_worker_are_taken_back_and_run_once(alpha, customer):
     from django.utils import timezone
 
-    from gateway.stamping import lanes
+    from stamping import lanes
 
     with schema_context("alpha"):
         job = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
@@ -144,7 +144,7 @@ def test_jobs_of_a_vanished_worker_are_taken_back_and_run_once(alpha, customer):
 
 
 def test_a_lane_takes_the_oldest_job_first_and_leaves_others_channels_alone(alpha, customer, channels):
-    from gateway.stamping import lanes
+    from stamping import lanes
 
     with schema_context("alpha"):
         first = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.stamping import admission, lanes
+from stamping import admission, lanes
 
 pytestmark = pytest.mark.django_db
 

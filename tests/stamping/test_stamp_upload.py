@@ -48,7 +48,7 @@ def send(client, body: bytes, content_type: str):
 
 
 def unchanged(channels, customer_id) -> bool:
-    from gateway.stamping.models import StampJob
+    from stamping.models import StampJob
 
     with schema_context("alpha"):
         jobs = StampJob.objects.filter(customer_id=customer_id).count()
@@ -176,7 +176,7 @@ def test_a_wallet_without_its_customer_is_not_found_and_holds_nothing(client_for
 def test_the_queue_position_comes_from_the_channels_backlog(
     client_for, channels, customer_id, django_capture_on_commit_callbacks
 ):
-    from gateway.stamping import admission, lanes
+    from stamping import admission, lanes
 
     backlog = admission._key("backlog", "alpha")
     admission.client().set(backlog, 7)
@@ -199,7 +199,7 @@ def test_without_redis_a_stamp_is_still_taken_and_queued(client_for, channels, c
     the stamp request must not fail with it."""
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     from gateway import ratelimit
-    from gateway.stamping import admission, lanes
+    from stamping import admission, lanes
 
     ratelimit.reset_fallback_state()
     admission._client = None

@@ -10,9 +10,9 @@ import pytest
 from django_tenants.utils import schema_context
 
 from billing import quota
-from gateway.stamping import admission, lanes, services
-from gateway.stamping.models import StampJob
 from issuer.models import Serial
+from stamping import admission, lanes, services
+from stamping.models import StampJob
 from tests.billing.factories import funded_wallet, unique
 from tests.e2e.http import HttpClient
 from tests.fixtures.pdfs.factory import text_pdf

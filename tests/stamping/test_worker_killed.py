@@ -9,10 +9,10 @@ import pytest
 from django_tenants.utils import schema_context
 
 from billing import quota, reconciliation
-from gateway.stamping import services
-from gateway.stamping.models import StampJob
-from gateway.stamping.tasks import drain_lane_task
 from issuer.models import Serial
+from stamping import services
+from stamping.models import StampJob
+from stamping.tasks import drain_lane_task
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 from tests.live import start_worker

@@ -12,9 +12,9 @@ from billing import quota
 from billing.ledger.services import channel_balance
 from billing.retail import services as retail
 from gateway.apikeys import authenticate_api_key, issue_api_key
-from gateway.edge.models import WebhookDelivery, WebhookEndpoint
 from gateway.models import ApiKey
-from gateway.stamping.models import StampJob
+from outbox.models import WebhookDelivery, WebhookEndpoint
+from stamping.models import StampJob
 from tenants.portal.models import Customer
 from tests.billing.factories import unique
 

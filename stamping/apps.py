@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class StampingConfig(AppConfig):
-    name = "gateway.stamping"
+    name = "stamping"
     label = "stamping"
     verbose_name = "Stamping jobs (per channel)"

@@ -24,15 +24,15 @@ from django.utils import timezone
 from billing import quota
 from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
-from gateway import webhooks
-from gateway.stamping import admission, lanes
-from gateway.stamping.errors import InsufficientQuota, StampJobNotFound
-from gateway.stamping.intake import call_intake
-from gateway.stamping.models import JobDocument, StampJob, new_job_id
-from gateway.stamping.secrets import seal, unseal
 from issuer.checks import check_document
 from kernel import faults
 from kernel.errors import ApplicationError
+from outbox import webhooks
+from stamping import admission, lanes
+from stamping.errors import InsufficientQuota, StampJobNotFound
+from stamping.intake import call_intake
+from stamping.models import JobDocument, StampJob, new_job_id
+from stamping.secrets import seal, unseal
 from tenants.portal.services import CustomerNotFound
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,8 @@ def _hold_id(channel, job_id: str) -> str:
 def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id: str | None = None) -> StampJob:
     """Check, hold a unit, record the job; queue it once committed.
 
-    The hold and the two rows are ONE call of ``stamping_intake`` (``gateway.stamping.sql``, called by
-    ``gateway.stamping.intake``): one round trip, one transaction of its own outside
+    The hold and the two rows are ONE call of ``stamping_intake`` (``stamping.sql``, called by
+    ``stamping.intake``): one round trip, one transaction of its own outside
     ``transaction.atomic``, or part of the caller's inside one (a batch: all documents or none).
     """
     info = check_document(

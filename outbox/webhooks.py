@@ -47,8 +47,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
-from gateway.edge.models import WebhookDelivery, WebhookEndpoint
 from kernel.errors import ApplicationError, NotFound
+from outbox.models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import redis
 from django.conf import settings
 
-from gateway.stamping.models import StampJob
+from stamping.models import StampJob
 
 logger = logging.getLogger(__name__)
 
@@ -377,7 +377,7 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
     gateway makes (``STAMPING_MAX_WAIT_SECONDS``, from the lane model and what it measured) or holds
     ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs; else return the queue ahead. ``answers``: the caller's
     answers to :func:`state_reads`, if it has them."""
-    from gateway.stamping.errors import Overloaded
+    from stamping.errors import Overloaded
 
     state = queue_state(answers, budget=channel.stamping_concurrency)
     waiting = state.waiting

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from gateway.stamping.sql import DROP_INTAKE, create_intake
+from stamping.sql import DROP_INTAKE, create_intake
 
 
 def _schema(schema_editor) -> str:

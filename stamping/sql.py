@@ -13,7 +13,7 @@ A wallet account that does not exist yet is a wallet with no units: the ledger's
 (insufficient balance). The intake never creates accounts, so unknown customer ids cannot make rows.
 
 Each channel schema has its own copy, with ``search_path`` pinned to that schema and public, and the
-request path calls it schema-qualified through a prepared statement (``gateway.stamping.services``):
+request path calls it schema-qualified through a prepared statement (``stamping.services``):
 one round trip, parsed and planned once per connection.
 """
 

@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django_tenants.utils import schema_context
 
-from gateway.stamping import admission, lanes, services
+from stamping import admission, lanes, services
 from tenants.models import Channel
 
 logger = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ import redis
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from gateway.stamping import admission
-from gateway.stamping.models import StampJob
+from stamping import admission
+from stamping.models import StampJob
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
 
     The task is noted in the *waiting* set until a worker starts it: a drainer that sees another
     lane's task waiting ends its slice after the job in hand (:func:`others_waiting`)."""
-    from gateway.stamping.tasks import drain_lane_task
+    from stamping.tasks import drain_lane_task
 
     now = time.time()
     ticket = f"{schema_name}|{uuid.uuid4().hex}"
@@ -376,7 +376,7 @@ def drain(*, channel, time_slice: float = TIME_SLICE_SECONDS, should_yield=None)
     """Stamp the channel's jobs for one time slice, or fewer: after each job, ``should_yield()`` (when
     given) may end the slice early - another lane waits for a worker. Returns (jobs run, more work
     waiting)."""
-    from gateway.stamping.services import run_stamp_job
+    from stamping.services import run_stamp_job
 
     deadline = time.monotonic() + time_slice
     done = 0

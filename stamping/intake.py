@@ -1,4 +1,4 @@
-"""The call of ``stamping_intake`` (``gateway.stamping.sql``): one round trip per stamp request.
+"""The call of ``stamping_intake`` (``stamping.sql``): one round trip per stamp request.
 
 A single stamp request runs the intake as its own transaction (the connection is in autocommit), and
 there it goes straight through libpq: ``PQexecPrepared`` with the parameters packed here in binary
@@ -25,7 +25,7 @@ import psycopg
 from django.db import connection
 from psycopg import pq
 
-from gateway.stamping.sql import CALL_INTAKE
+from stamping.sql import CALL_INTAKE
 
 # stamping_intake's parameters, in order, with their PostgreSQL types.
 PARAM_TYPES = (
