@@ -51,8 +51,8 @@ def setup() -> dict:
     from billing import quota
     from gateway.apikeys import issue_api_key
     from issuer.services import stamp_document
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
     from tenants.services import ensure_issuer, provision_channel
     from tests.fixtures.pdfs.factory import text_pdf
 

@@ -78,8 +78,8 @@ def setup(*, docs: int, budget: int):
     from django_tenants.utils import schema_context
 
     from billing import quota
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
     from tenants.services import ensure_issuer, provision_channel
 
     ensure_issuer(domains=["localhost"])

@@ -122,8 +122,8 @@ def seed(clients: int) -> dict:
 
     from billing import quota
     from gateway.apikeys import issue_api_key
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
     from tenants.services import ensure_issuer, provision_channel
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # our own database: stale counters and queues go

@@ -22,7 +22,7 @@ import threading
 
 from django.conf import settings
 
-from gateway.api.problems import problem_response
+from gateway.http.problems import problem_response
 
 _lock = threading.Lock()
 _in_flight: dict[str, int] = {}

@@ -82,7 +82,7 @@ class TenantMiddleware(TenantMainMiddleware):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query or "\x00" in query:
             # No path or parameter can hold a NUL (PostgreSQL text cannot): a clear 400, not a 500 later.
-            from gateway.api.problems import problem_response
+            from gateway.http.problems import problem_response
 
             return problem_response(
                 request, status=400, code="bad_request", title="Bad request", detail="The URL contains a NUL character."
@@ -122,7 +122,7 @@ class TenantMiddleware(TenantMainMiddleware):
         return hit[1] if hit else None
 
     def no_tenant_found(self, request, hostname):
-        from gateway.api.problems import problem_response
+        from gateway.http.problems import problem_response
 
         return problem_response(
             request,

@@ -30,7 +30,7 @@ import redis
 from django.conf import settings
 from django.http import JsonResponse
 
-from gateway.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.http.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.middleware import _VALID_REQUEST_ID
 from kernel.context import request_id_var
 

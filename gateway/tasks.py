@@ -7,7 +7,8 @@ import time
 from celery import shared_task
 from django.core.cache import cache
 
-from gateway import idempotency, webhooks  # noqa: F401 - registers their Celery tasks
+from gateway import idempotency  # noqa: F401 - registers its Celery tasks
+from outbox import webhooks  # noqa: F401 - registers its Celery tasks
 
 HEARTBEAT_KEY = "gateway:beat:last"
 

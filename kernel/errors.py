@@ -1,7 +1,7 @@
 """Domain errors.
 
 Services raise subclasses of :class:`ApplicationError`; the API layer turns each into an
-``application/problem+json`` answer (see ``gateway.api.problems``).  ``code`` is stable and
+``application/problem+json`` answer (see ``gateway.http.problems``).  ``code`` is stable and
 documented in ``docs/errors.md``; ``message`` is written for a person who has to act on it.
 """
 

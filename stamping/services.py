@@ -33,7 +33,7 @@ from stamping.errors import InsufficientQuota, StampJobNotFound
 from stamping.intake import call_intake
 from stamping.models import JobDocument, StampJob, new_job_id
 from stamping.secrets import seal, unseal
-from tenants.portal.services import CustomerNotFound
+from tenants.customers.services import CustomerNotFound
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
-    "tenants.portal",
+    "tenants.customers",
     "gateway.edge",
     "outbox",
     "stamping",
@@ -91,6 +91,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The portal's template tags live with the portal face, which is not an app.
+            "libraries": {"ui": "faces.portal.templatetags.ui"},
         },
     },
 ]
@@ -207,7 +209,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
-CSRF_FAILURE_VIEW = "gateway.api.problems.csrf_failure"
+CSRF_FAILURE_VIEW = "gateway.http.problems.csrf_failure"
 LOGIN_URL = "portal:login"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -225,13 +227,13 @@ MEDIA_ROOT = DATA_DIR / "media"
 # --------------------------------------------------------------------------- API
 
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "gateway.api.problems.exception_handler",
+    "EXCEPTION_HANDLER": "gateway.http.problems.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "gateway.api.negotiation.FastContentNegotiation",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "gateway.http.negotiation.FastContentNegotiation",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "gateway.api.schema.GatewayAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "gateway.http.schema.GatewayAutoSchema",
 }
 
 # --------------------------------------------------------------------------- logging

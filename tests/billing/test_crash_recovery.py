@@ -57,8 +57,8 @@ def assert_reconciled():
 
 @pytest.fixture
 def paid_order_setup(live_db):
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     alpha = Channel.objects.get(code="alpha")
     quota.allocate_stock(channel_id=alpha.pk, units=5, reference=unique("dep"))

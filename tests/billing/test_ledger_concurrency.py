@@ -117,8 +117,8 @@ def test_the_same_webhook_delivered_twenty_times_at_once_credits_once(live_db):
     from billing.providers import PaymentEvent
     from billing.retail import services as retail
     from billing.retail.models import Payment
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     alpha = Channel.objects.get(code="alpha")
     quota.allocate_stock(channel_id=alpha.pk, units=3, reference=unique("dep"))

@@ -30,8 +30,8 @@ from billing.providers import PaymentEvent
 from billing.retail import services as retail
 from billing.retail.errors import InsufficientStock, RefundNotAllowed
 from billing.retail.models import Order
+from tenants.customers.models import Customer
 from tenants.models import Channel
-from tenants.portal.models import Customer
 
 pytestmark = pytest.mark.django_db
 _ids = itertools.count(1)

@@ -57,7 +57,7 @@ def test_a_paid_order_left_uncredited_is_reported(alpha):
 
     from billing.retail import services as retail
     from billing.retail.models import Order
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     quota.allocate_stock(channel_id=alpha.pk, units=5, reference=unique("dep"))
     with schema_context("alpha"):

@@ -15,7 +15,7 @@ from billing.ledger import services as ledger
 from billing.providers import simulator
 from billing.retail import services as retail
 from billing.retail.models import Order, Payment
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 from tests.billing.factories import unique
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def order(channels):
     from billing import quota
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     alpha = channels["alpha"]
     quota.allocate_stock(channel_id=alpha.pk, units=3, reference=unique("dep"))

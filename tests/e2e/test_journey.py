@@ -100,8 +100,8 @@ def test_the_whole_journey(live_db, gateway_url, stamping_worker, channel_keys):
 def test_a_batch_shows_progress_until_every_document_is_done(live_db, gateway_url, stamping_worker, channel_keys):
     from django_tenants.utils import schema_context
 
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
     from tests.billing.factories import funded_wallet
 
     alpha = Channel.objects.get(code="alpha")

@@ -100,7 +100,7 @@ def _objects(schema: str, customer_id: int) -> dict:
     """A customer, an order, a refundable-looking order, a stamp job and a batch in ``schema``."""
     from billing.retail.models import Order
     from stamping.models import Batch, StampJob
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     with schema_context(schema):
         customer = Customer.objects.create(id=customer_id, external_ref=f"matrix-{customer_id}", name="Matrix")
@@ -131,7 +131,7 @@ def _objects(schema: str, customer_id: int) -> dict:
 
 @pytest.fixture
 def world(channels):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     with schema_context("alpha"):
         taken = set(Customer.objects.values_list("id", flat=True))
@@ -165,7 +165,7 @@ def snapshot() -> dict:
     from billing.ledger.models import Transfer
     from billing.retail.models import Order, Payment, Refund
     from stamping.models import Batch, StampJob
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     counts = {"transfers": Transfer.objects.count()}
     for schema in ("alpha", "beta"):
@@ -252,7 +252,7 @@ def test_the_matrix_covers_every_storefront_route():
 
     routes = {
         str(p.pattern)
-        for p in get_resolver("gateway.api.urls_channel").url_patterns
+        for p in get_resolver("faces.storefront.urls").url_patterns
         if isinstance(p, URLPattern) and getattr(p.callback, "view_class", None) is not None
     }
     covered = {e.path.split("?")[0].removeprefix("/api/v1/") for e in ENDPOINTS.values()}

@@ -118,7 +118,7 @@ def test_a_key_tried_on_another_channels_host_is_not_cached_against_that_channel
 
 
 def test_a_view_that_skips_the_rate_limit_still_confirms_a_cached_key(client_for, key, channels, monkeypatch):
-    from gateway.api.edge import EdgeMixin
+    from gateway.http.edge import EdgeMixin
 
     client = client_for("alpha", key=key.plaintext)
     assert client.get(URL).status_code == 200  # cached

@@ -49,7 +49,7 @@ def test_a_channel_at_its_share_is_refused_while_another_is_served(four_threads,
 
 
 def test_a_slot_is_given_back_when_the_view_fails(four_threads, client_for, monkeypatch):
-    from gateway.api import stamps
+    from faces.storefront import stamps
 
     def boom(*args, **kwargs):
         raise RuntimeError("a bug")
@@ -63,7 +63,7 @@ def test_a_slot_is_given_back_when_the_view_fails(four_threads, client_for, monk
 
 def test_concurrent_requests_never_exceed_the_cap(four_threads, client_for, monkeypatch):
     """Requests held inside the view: of five at once on one channel, two run and three are refused."""
-    from gateway.api import stamps
+    from faces.storefront import stamps
 
     release = threading.Event()
     inside = threading.Semaphore(0)

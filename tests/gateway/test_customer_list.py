@@ -8,8 +8,8 @@ import base64
 import pytest
 from django_tenants.utils import schema_context
 
-from gateway.api import views
-from tenants.portal.models import Customer
+from faces.storefront import views
+from tenants.customers.models import Customer
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from gateway.idempotency import (
     release_owner_locks,
     request_fingerprint,
 )
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 from tests.gateway import urls_edge
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.gateway.urls_edge")]

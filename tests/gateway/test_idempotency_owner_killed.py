@@ -39,8 +39,8 @@ def test_a_web_worker_killed_holding_a_key_leaves_it_to_an_immediate_retry(live_
     from issuer.models import Serial
     from stamping import services
     from stamping.models import StampJob
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     alpha = Channel.objects.get(code="alpha")
     customer_id = funded_wallet(channel_id=alpha.pk, units=2)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "module", ["gateway.api.stamps", "gateway.api.views", "gateway.api.schema", "gateway.api.urls_channel"]
+    "module", ["faces.storefront.stamps", "faces.storefront.views", "gateway.http.schema", "faces.storefront.urls"]
 )
 def test_module_imports_first(module):
     code = f"import django; django.setup(); import {module}"

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from gateway.api.edge import json_response
+from gateway.http.edge import json_response
 
 DATA = {
     "id": "stp_1",

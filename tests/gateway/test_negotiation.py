@@ -13,8 +13,8 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from gateway.api.negotiation import FastContentNegotiation
-from gateway.api.parsers import SingleUploadParser
+from gateway.http.negotiation import FastContentNegotiation
+from gateway.http.parsers import SingleUploadParser
 
 
 class StarParser(JSONParser):

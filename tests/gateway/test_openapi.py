@@ -7,9 +7,9 @@ database and check every answer: no 5xx, and status code, content type, headers 
 
 Regenerate the files after changing an endpoint::
 
-    .venv/bin/python manage.py spectacular --generator-class gateway.api.schema.StorefrontSchemaGenerator \
+    .venv/bin/python manage.py spectacular --generator-class gateway.http.schema.StorefrontSchemaGenerator \
         --file docs/openapi.yaml
-    .venv/bin/python manage.py spectacular --generator-class gateway.api.schema.IssuerSchemaGenerator \
+    .venv/bin/python manage.py spectacular --generator-class gateway.http.schema.IssuerSchemaGenerator \
         --file docs/openapi-issuer.yaml
 """
 
@@ -37,8 +37,8 @@ from tests.live import start_server
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMAS = {
-    "storefront": ("gateway.api.schema.StorefrontSchemaGenerator", DOCS / "openapi.yaml"),
-    "issuer": ("gateway.api.schema.IssuerSchemaGenerator", DOCS / "openapi-issuer.yaml"),
+    "storefront": ("gateway.http.schema.StorefrontSchemaGenerator", DOCS / "openapi.yaml"),
+    "issuer": ("gateway.http.schema.IssuerSchemaGenerator", DOCS / "openapi-issuer.yaml"),
 }
 HOSTS = {"storefront": "alpha.test", "issuer": "issuer.test"}  # conftest.CHANNELS["alpha"], conftest.ISSUER_HOST
 PROBLEM = "application/problem+json"

@@ -29,7 +29,7 @@ from django.db.utils import ConnectionHandler
 from django.test import override_settings
 
 from conftest import host_client as _host_client
-from gateway.api.problems import dependency_failure
+from gateway.http.problems import dependency_failure
 
 RETRY_AFTER_VALUES = {"2", "3", "4", "5"}
 
@@ -204,8 +204,8 @@ def alpha_customer(live_db):
     from django_tenants.utils import schema_context
 
     from billing import quota
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     channel = Channel.objects.get(code="alpha")
     quota.allocate_stock(channel_id=channel.pk, units=20, reference=f"outage-{uuid.uuid4().hex}")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import ValidationError
 
-from gateway.api.stamp_input import STAMP_INPUT, _plain_stamp_input, validate_stamp_input
+from faces.storefront.stamp_input import STAMP_INPUT, _plain_stamp_input, validate_stamp_input
 
 PDF = SimpleUploadedFile("a.pdf", b"%PDF-1.7\n", "application/pdf")
 

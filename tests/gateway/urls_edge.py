@@ -14,12 +14,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.api.auth import ApiKeyAuthentication, HasScope
-from gateway.api.edge import EdgeMixin
 from gateway.edge.models import IdempotencyRecord
+from gateway.http.auth import ApiKeyAuthentication, HasScope
+from gateway.http.edge import EdgeMixin
 from gateway.urls_common import handler400, handler403, handler404, handler500  # noqa: F401
 from kernel.errors import ApplicationError, ServiceUnavailable
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 
 
 class OutOfStock(ApplicationError):

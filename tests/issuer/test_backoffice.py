@@ -23,9 +23,9 @@ from billing import quota
 from billing.ledger.models import Deposit, ReconciliationRun
 from billing.ledger.services import channel_balance
 from conftest import ISSUER_HOST
-from issuer.backoffice import selectors
-from issuer.backoffice.charts import Series, bar_chart, line_chart, nice_scale
-from issuer.backoffice.services import create_incident_note, resolve_incident_note
+from faces.backoffice import selectors
+from faces.backoffice.services import create_incident_note, resolve_incident_note
+from faces.charts import Series, bar_chart, line_chart, nice_scale
 from issuer.models import IncidentNote, Serial
 from issuer.serials import new_serial
 from tests.billing.factories import new_customer_id, unique
@@ -418,7 +418,7 @@ def test_resolving_twice_keeps_the_first_time():
 def test_status_page_shows_components_queues_and_a_chart(channels, monkeypatch):
     from stamping import admission
     from stamping.models import StampJob
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     # The backlog may be a Redis counter kept by the stamping services; count this test's rows instead.
     monkeypatch.setattr(

@@ -52,7 +52,7 @@ def test_a_client_over_its_limit_gets_429_with_headers_and_others_are_unaffected
 
 
 def test_an_upload_costs_more_than_a_lookup_and_is_refused_before_it_is_read(limits, stamped, monkeypatch):
-    from issuer import api
+    from faces.public import api
 
     reads = []
     monkeypatch.setattr(api, "verify_document", lambda data, password: reads.append(data) or {})

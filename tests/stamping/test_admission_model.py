@@ -142,7 +142,7 @@ def test_a_drainer_yields_only_to_another_lanes_waiting_task(clean_redis):
 
 @pytest.fixture
 def customers(channels):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     ids = {}
     for code in ("alpha", "beta"):

@@ -32,7 +32,7 @@ def events() -> list[str]:
 
 
 def make_customer(alpha, units):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     customer_id = funded_wallet(channel_id=alpha.pk, units=units)
     with schema_context("alpha"):
@@ -64,7 +64,7 @@ def test_stamp_completed_and_failed_are_announced(alpha):
 
 def test_order_paid_and_credited_are_announced_once(alpha):
     quota.allocate_stock(channel_id=alpha.pk, units=500, reference=unique("dep"))
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     with schema_context("alpha"):
         customer = Customer.objects.create(external_ref=unique("c"), name="Buyer")
@@ -79,7 +79,7 @@ def test_order_paid_and_credited_are_announced_once(alpha):
 
 def test_stock_low_is_announced_when_an_order_crosses_the_threshold(alpha):
     from billing.ledger import services as ledger
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     available = ledger.channel_balance(channel_id=alpha.pk).available
     threshold = available + 5  # pretend the threshold sits just above what an allocation will give

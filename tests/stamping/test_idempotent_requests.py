@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_stamp_with_key_and_no_quota_replays_the_refusal(client_for, channels):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     with schema_context("alpha"):
         c = Customer.objects.create(external_ref=unique("c"), name="Broke")
@@ -39,7 +39,7 @@ def test_stamp_with_key_and_no_quota_replays_the_refusal(client_for, channels):
 
 
 def test_stamp_with_key_twice_holds_once(client_for, channels):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     alpha = channels["alpha"]
     cid = funded_wallet(channel_id=alpha.pk, units=2)

@@ -33,7 +33,7 @@ def alpha(live_db):
 
 @pytest.fixture
 def customer_id(alpha, monkeypatch):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     # These jobs are committed in alpha, and the e2e tests' session worker may still be draining its
     # lane: no wake for them, so no worker is sent for them.

@@ -29,7 +29,7 @@ def alpha(channels):
 
 @pytest.fixture
 def customer(alpha):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     customer_id = funded_wallet(channel_id=alpha.pk, units=2)
     with schema_context("alpha"):

@@ -11,7 +11,7 @@ from django_tenants.utils import schema_context
 
 from billing import quota
 from billing.ledger.services import forget_cached_accounts
-from gateway.api import parsers
+from gateway.http import parsers
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 
@@ -22,7 +22,7 @@ PLACEMENT = {"page": "1", "llx": "40", "lly": "40", "urx": "140", "ury": "140"}
 
 @pytest.fixture
 def customer_id(channels):
-    from tenants.portal.models import Customer
+    from tenants.customers.models import Customer
 
     cid = funded_wallet(channel_id=channels["alpha"].pk, units=1)
     with schema_context("alpha"):

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 def test_web_process_killed_before_the_wake_leaves_a_job_the_sweeper_drains_once(
     live_db, tmp_path, channel_keys, monkeypatch
 ):
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     alpha = Channel.objects.get(code="alpha")
     customer_id = funded_wallet(channel_id=alpha.pk, units=1)

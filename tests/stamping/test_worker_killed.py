@@ -31,8 +31,8 @@ def wait_until(predicate, *, timeout=90.0, what=""):
 
 
 def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, tmp_path, monkeypatch):
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     alpha = Channel.objects.get(code="alpha")
     customer_id = funded_wallet(channel_id=alpha.pk, units=1)
@@ -105,8 +105,8 @@ def test_a_killed_workers_job_is_taken_back_at_once_not_after_the_lease(live_db,
     """The claim holds an owner lock on the worker's own connection: while the worker lives the
     sweeper leaves its job alone; once it is killed (its connection gone) the very next sweep takes
     the job back, with the 2-minute lease nowhere near run out."""
+    from tenants.customers.models import Customer
     from tenants.models import Channel
-    from tenants.portal.models import Customer
 
     alpha = Channel.objects.get(code="alpha")
     customer_id = funded_wallet(channel_id=alpha.pk, units=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django_tenants.utils import schema_context
 
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from gateway.apikeys import authenticate_api_key, issue_api_key
 from gateway.models import ApiKey
 from outbox.models import WebhookDelivery, WebhookEndpoint
 from stamping.models import StampJob
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 from tests.billing.factories import unique
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django_tenants.utils import schema_context
 
 from billing import quota
 from billing.ledger import services as ledger
+from tenants.customers.models import Customer
 from tenants.models import Channel, Domain
-from tenants.portal.models import Customer
 
 pytestmark = pytest.mark.django_db
 

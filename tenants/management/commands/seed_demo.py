@@ -17,8 +17,8 @@ from billing.deposits import confirm_deposit, create_deposit
 from billing.providers import PaymentEvent
 from billing.retail import services as retail
 from gateway.apikeys import issue_api_key
+from tenants.customers.models import Customer
 from tenants.models import Channel
-from tenants.portal.models import Customer
 from tenants.services import ensure_issuer, provision_channel
 
 DEMO_CHANNELS = [

@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from issuer.backoffice.selectors import forget_cached_status
+from faces.backoffice.selectors import forget_cached_status
 from issuer.models import IncidentNote
 from kernel.errors import ApplicationError
 

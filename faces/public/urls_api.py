@@ -1,8 +1,8 @@
-"""Issuer-host API routes (mounted under ``/api/v1/`` by ``gateway.api.urls_public``)."""
+"""Issuer-host API routes (mounted under ``/api/v1/`` by ``faces.public.urls``)."""
 
 from django.urls import path
 
-from issuer import api
+from faces.public import api
 
 urlpatterns = [
     path("verify", api.VerifyDocumentApi.as_view(), name="verify-document-api"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing.retail import views
+from faces.payments import views
 
 urlpatterns = [
     path("pay/simulator/<str:order_id>", views.pay_simulator, name="pay-simulator"),

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tenants.portal import views
+from faces.portal import views
 
 app_name = "portal"
 urlpatterns = [

@@ -14,13 +14,13 @@ from billing import quota
 from billing.retail import services as retail
 from billing.retail.models import Order
 from billing.retail.selectors import order_get_for
-from gateway.api.auth import ApiKeyAuthentication, HasScope
-from gateway.api.edge import EdgeMixin
-from gateway.api.schema import problems
+from gateway.http.auth import ApiKeyAuthentication, HasScope
+from gateway.http.edge import EdgeMixin
+from gateway.http.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
 from stamping.errors import InvalidCursor
-from tenants.portal.models import Customer
-from tenants.portal.services import create_customer, customer_get
+from tenants.customers.models import Customer
+from tenants.customers.services import create_customer, customer_get
 
 
 class ChannelApiView(EdgeMixin, APIView):

@@ -11,8 +11,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.api.edge import RateLimitHeadersMixin
-from gateway.api.schema import PARSED, problems
+from gateway.http.edge import RateLimitHeadersMixin
+from gateway.http.schema import PARSED, problems
 from gateway.ratelimit import enforce_public_rate_limit
 from issuer.models import Serial
 from issuer.pdf.inspect import check_size

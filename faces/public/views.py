@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from faces.backoffice import selectors
+from faces.charts import Series, line_chart
 from gateway.ratelimit import RateLimited, enforce_public_rate_limit
-from issuer.backoffice import selectors
-from issuer.backoffice.charts import Series, line_chart
 from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 from issuer.serials import normalize_serial

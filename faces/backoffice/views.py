@@ -25,11 +25,11 @@ from billing.ledger.models import Deposit, ReconciliationRun
 from billing.ledger.services import channel_balance
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
-from gateway.api.problems import problem_response
-from issuer.backoffice import selectors
-from issuer.backoffice.charts import Series, line_chart
-from issuer.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
-from issuer.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
+from faces.backoffice import selectors
+from faces.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
+from faces.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
+from faces.charts import Series, line_chart
+from gateway.http.problems import problem_response
 from issuer.models import IncidentNote, Serial
 from issuer.selectors import serial_get
 from kernel.errors import ApplicationError

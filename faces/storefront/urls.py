@@ -1,7 +1,7 @@
 from django.urls import path
 
-from gateway.api import views
-from gateway.api.schema import ApiDocsPage, SchemaApi, StorefrontSchemaGenerator
+from faces.storefront import views
+from gateway.http.schema import ApiDocsPage, SchemaApi, StorefrontSchemaGenerator
 
 urlpatterns = [
     path("", views.ApiRootApi.as_view(), name="channel-api-root"),
@@ -15,7 +15,7 @@ urlpatterns = [
     path("payments/<str:provider>/webhook", views.PaymentWebhookApi.as_view(), name="payment-webhook"),
 ]
 
-from gateway.api import stamps  # noqa: E402
+from faces.storefront import stamps  # noqa: E402
 
 urlpatterns += [
     path("stamps", stamps.StampListApi.as_view(), name="stamp-list"),

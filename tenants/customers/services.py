@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from kernel.errors import ApplicationError
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 
 
 class CustomerExists(ApplicationError):

@@ -17,16 +17,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.ledger.services import channel_balance
 from billing.retail.models import Order
+from faces.charts import Series, bar_chart
+from faces.portal import selectors
+from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
-from issuer.backoffice.charts import Series, bar_chart
 from issuer.stamp.render import verification_url
 from kernel.errors import ApplicationError, NotFound
 from outbox.models import WebhookDelivery, WebhookEndpoint
 from outbox.webhooks import create_webhook_endpoint, replay_delivery
 from stamping.models import StampJob
-from tenants.portal import selectors
-from tenants.portal.forms import ApiKeyForm, WebhookEndpointForm
-from tenants.portal.models import Customer
+from tenants.customers.models import Customer
 
 portal_login_required = login_required(login_url="portal:login")
 PAGE_SIZE = 25

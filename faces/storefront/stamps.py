@@ -17,16 +17,16 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing.ledger import services as ledger
-from gateway.api.edge import json_response
-from gateway.api.parsers import SingleUploadParser
-from gateway.api.schema import problems
-from gateway.api.stamp_input import PlacementInput, StampInput, validate_stamp_input
-from gateway.api.views import ChannelApiView
+from faces.storefront.stamp_input import PlacementInput, StampInput, validate_stamp_input
+from faces.storefront.views import ChannelApiView
+from gateway.http.edge import json_response
+from gateway.http.parsers import SingleUploadParser
+from gateway.http.schema import problems
 from stamping import admission
 from stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
 from stamping.models import Batch, StampJob
 from stamping.services import StampRequest, request_stamp
-from tenants.portal.services import CustomerNotFound, customer_get
+from tenants.customers.services import CustomerNotFound, customer_get
 
 MAX_BATCH_DOCUMENTS = 50
 PAGE_SIZE = 50

@@ -10,13 +10,13 @@ for both would advertise paths that answer 404 on the other host.
 Every operation lists every ``application/problem+json`` answer it can give, by status, with the
 exact ``code`` values (an ``enum`` per response, on top of the shared ``Problem`` component). The
 edge's codes (authentication, rate limits, idempotency, parsing, the 500) are added here from what the
-view is (an :class:`~gateway.api.edge.EdgeMixin` view with API keys, or an anonymous one); the codes
+view is (an :class:`~gateway.http.edge.EdgeMixin` view with API keys, or an anonymous one); the codes
 of a view's own services are declared next to the view with :func:`problems`.
 
 ``docs/openapi.yaml`` and ``docs/openapi-issuer.yaml`` are generated from this module::
 
-    manage.py spectacular --generator-class gateway.api.schema.StorefrontSchemaGenerator --file docs/openapi.yaml
-    manage.py spectacular --generator-class gateway.api.schema.IssuerSchemaGenerator --file docs/openapi-issuer.yaml
+    manage.py spectacular --generator-class gateway.http.schema.StorefrontSchemaGenerator --file docs/openapi.yaml
+    manage.py spectacular --generator-class gateway.http.schema.IssuerSchemaGenerator --file docs/openapi-issuer.yaml
 
 and a test fails when either is stale.
 """
@@ -44,7 +44,7 @@ from drf_spectacular.settings import patched_settings
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.api.problems import PROBLEM_CONTENT_TYPE
+from gateway.http.problems import PROBLEM_CONTENT_TYPE
 
 # --------------------------------------------------------------------------- the error catalogue
 
@@ -96,7 +96,7 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         Overloaded,
         StampJobNotFound,
     )
-    from tenants.portal.services import CustomerExists, CustomerNotFound
+    from tenants.customers.services import CustomerExists, CustomerNotFound
 
     what_to_do = {
         InvalidApiKey: "The key is wrong, revoked, expired or belongs to another channel. Use a current key.",
@@ -187,7 +187,7 @@ def problems(*codes: str) -> Callable:
     def decorate(func):
         unknown = [c for c in codes if c not in catalogue()]
         if unknown:
-            raise ValueError(f"undocumented error codes {unknown}: add them to gateway.api.schema")
+            raise ValueError(f"undocumented error codes {unknown}: add them to gateway.http.schema")
         setattr(func, _CODES_ATTR, tuple(codes))
         return func
 
@@ -252,7 +252,7 @@ IDEMPOTENCY_KEY_PARAMETER = {
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "gateway.api.auth.ApiKeyAuthentication"
+    target_class = "gateway.http.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):
@@ -286,12 +286,12 @@ class GatewayAutoSchema(AutoSchema):
         return name.removesuffix("Doc") if name.endswith("Doc") and len(name) > 3 else name
 
     def _is_keyed(self) -> bool:
-        from gateway.api.auth import ApiKeyAuthentication
+        from gateway.http.auth import ApiKeyAuthentication
 
         return any(isinstance(a, ApiKeyAuthentication) for a in self.view.get_authenticators())
 
     def _is_edge(self) -> bool:
-        from gateway.api.edge import EdgeMixin
+        from gateway.http.edge import EdgeMixin
 
         return isinstance(self.view, EdgeMixin)
 
@@ -410,7 +410,7 @@ _COMMON_SETTINGS = {
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,  # our choices' labels are their values
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "gateway.api.schema.problem_code_enum_hook",
+        "gateway.http.schema.problem_code_enum_hook",
     ],
     "EXTERNAL_DOCS": {"description": "Guide: authentication, idempotency, rate limits, errors", "url": "/api/v1/docs"},
 }
@@ -433,7 +433,7 @@ class _HostSchemaGenerator(SchemaGenerator):
 
 
 class StorefrontSchemaGenerator(_HostSchemaGenerator):
-    urls_module = "gateway.api.urls_channel"
+    urls_module = "faces.storefront.urls"
     custom_settings = {
         "TITLE": "e-Meterai storefront API",
         "DESCRIPTION": (
@@ -464,7 +464,7 @@ class StorefrontSchemaGenerator(_HostSchemaGenerator):
 
 
 class IssuerSchemaGenerator(_HostSchemaGenerator):
-    urls_module = "gateway.api.urls_public"
+    urls_module = "faces.public.urls"
     custom_settings = {
         "TITLE": "e-Meterai public verification API",
         "DESCRIPTION": (

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from issuer.backoffice import views
+from faces.backoffice import views
 
 app_name = "backoffice"
 urlpatterns = [

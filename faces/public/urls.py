@@ -1,11 +1,11 @@
 from django.urls import include, path
 
-from gateway.api import views
-from gateway.api.schema import ApiDocsPage, IssuerSchemaGenerator, SchemaApi
+from faces.storefront import views
+from gateway.http.schema import ApiDocsPage, IssuerSchemaGenerator, SchemaApi
 
 urlpatterns = [
     path("", views.ApiRootApi.as_view(), name="public-api-root"),
     path("schema", SchemaApi.for_host(IssuerSchemaGenerator), name="public-api-schema"),
     path("docs", ApiDocsPage.as_view(generator_class=IssuerSchemaGenerator), name="public-api-docs"),
-    path("", include("issuer.urls_api")),
+    path("", include("faces.public.urls_api")),
 ]

@@ -1,0 +1,1 @@
+"""The HTTP faces: screens and APIs calling domain services (writes) and selectors (reads); no business rules."""
