@@ -19,6 +19,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 check: venv
 	DJANGO_SETTINGS_MODULE=gateway.settings.test $(BIN)/python manage.py check --fail-level WARNING

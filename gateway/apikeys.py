@@ -76,6 +76,11 @@ def issue_api_key(*, channel, name: str, scopes: tuple[str, ...] = ALL_SCOPES, e
     return IssuedKey(api_key=api_key, plaintext=f"{KEY_PREFIX}{prefix}_{secret}")
 
 
+def issue_first_key(sender, *, channel, **_kwargs) -> IssuedKey:
+    """``tenants.signals.channel_provisioned``: a new channel's first key (all scopes)."""
+    return issue_api_key(channel=channel, name="First key")
+
+
 def _split(presented: str) -> tuple[str, str] | None:
     if not presented.startswith(KEY_PREFIX):
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django_tenants.utils import schema_context
 
-from gateway.apikeys import IssuedKey, issue_api_key
 from kernel.errors import ApplicationError
 from tenants.models import Channel, Domain, channel_code_validator
+from tenants.signals import channel_provisioned
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -35,7 +36,7 @@ class ProvisionedChannel:
     channel: Channel
     domain: Domain
     admin_username: str
-    api_key: IssuedKey
+    api_key: Any  # the first API key, as the edge issued it (``gateway.apikeys.IssuedKey``)
 
 
 def ensure_issuer(*, domains: list[str] | None = None) -> Channel:
@@ -82,7 +83,8 @@ def provision_channel(
     try:
         with transaction.atomic():
             domain_row = Domain.objects.create(domain=domain, tenant=channel, is_primary=True)
-            issued = issue_api_key(channel=channel, name="First key")
+            answers = channel_provisioned.send(sender=Channel, channel=channel)
+            issued = next((answer for _, answer in answers if answer is not None), None)
             with schema_context(channel.schema_name):
                 user_model = get_user_model()
                 user = user_model(username=admin_username, is_staff=True)
