@@ -11,8 +11,10 @@ file's own hash, which the uploader already has).
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 
 from issuer.engine import trust_roots
@@ -145,3 +147,14 @@ def active_profiles() -> QuerySet[StampProfile]:
 
 def document_types() -> QuerySet[DocumentType]:
     return DocumentType.objects.filter(active=True).order_by("name")
+
+
+def used_serials_per_bucket(*, bucket: timedelta, origin: datetime, end: datetime) -> list[tuple[int, datetime, int]]:
+    """(channel id, bucket start, serials used) for the buckets from ``origin`` to ``end``, by ``used_at``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT channel_id, date_bin(%s, used_at, %s), count(*) FROM {Serial._meta.db_table}"  # noqa: S608 - table name from the model
+            " WHERE status = 'used' AND used_at >= %s AND used_at < %s GROUP BY 1, 2",
+            [bucket, origin, origin, end],
+        )
+        return cursor.fetchall()

@@ -19,8 +19,10 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.ledger.selectors import stock_changes_per_bucket
 from billing.ledger.services import channel_balance
-from issuer.models import IncidentNote, Serial
+from issuer.models import IncidentNote
+from issuer.selectors import used_serials_per_bucket
 from stamping import admission
 from tenants.models import Channel
 
@@ -88,43 +90,14 @@ def queue_depth(channel: Channel, schemas: set[str] | None = None) -> int:
 
 def stamps_per_bucket(*, starts: list[datetime], bucket: timedelta) -> dict[int, list[int]]:
     """Used serials per channel per bucket (by ``used_at``)."""
-    end = starts[-1] + bucket
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT channel_id, date_bin(%s, used_at, %s), count(*) FROM {Serial._meta.db_table}"  # noqa: S608 - table name from the model
-            " WHERE status = 'used' AND used_at >= %s AND used_at < %s GROUP BY 1, 2",
-            [bucket, starts[0], starts[0], end],
-        )
-        rows = cursor.fetchall()
     series: dict[int, list[int]] = {}
-    for channel_id, bucket_start, count in rows:
+    for channel_id, bucket_start, count in used_serials_per_bucket(
+        bucket=bucket, origin=starts[0], end=starts[-1] + bucket
+    ):
         i = _index(starts, bucket, bucket_start)
         if i is not None:
             series.setdefault(channel_id, [0] * len(starts))[i] += count
     return series
-
-
-# How each ledger row changes a stock account's *available* units (posted - posted debits - pending
-# debits), at the time the row was written:
-#   posted single-phase transfer: +amount credited (allocate, refund), -amount debited (sell);
-#   a pending debit (a reservation, whatever became of it later): -amount when it was made;
-#   the posting of a pending debit (settle): no change; its voiding (unreserve, expire): +amount.
-_STOCK_DELTAS = """
-SELECT a.channel_id, date_bin(%(bucket)s, t.created_at, %(origin)s) AS b,
-       sum(CASE WHEN t.state = 'voided' THEN t.amount
-                WHEN t.state = 'posted' AND t.pending_id IS NULL THEN -t.amount
-                WHEN t.state = 'pending' THEN -t.amount
-                ELSE 0 END)::bigint
-  FROM ledger_transfer t JOIN ledger_account a ON a.id = t.debit_account_id AND a.kind = 'stock'
- WHERE t.created_at >= %(origin)s
- GROUP BY 1, 2
-UNION ALL
-SELECT a.channel_id, date_bin(%(bucket)s, t.created_at, %(origin)s) AS b,
-       sum(CASE WHEN t.state = 'posted' AND t.pending_id IS NULL THEN t.amount ELSE 0 END)::bigint
-  FROM ledger_transfer t JOIN ledger_account a ON a.id = t.credit_account_id AND a.kind = 'stock'
- WHERE t.created_at >= %(origin)s
- GROUP BY 1, 2
-"""
 
 
 def stock_per_bucket(
@@ -132,11 +105,8 @@ def stock_per_bucket(
 ) -> dict[int, list[int]]:
     """Each channel's available stock at the end of each bucket, walked back from ``available_now``
     through the transfers since ``starts[0]`` (only the window is read, never the whole history)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_STOCK_DELTAS, {"bucket": bucket, "origin": starts[0]})
-        rows = cursor.fetchall()
     deltas: dict[int, list[int]] = {}
-    for channel_id, bucket_start, delta in rows:
+    for channel_id, bucket_start, delta in stock_changes_per_bucket(bucket=bucket, origin=starts[0]):
         i = _index(starts, bucket, bucket_start)
         if i is None:
             i = len(starts) - 1  # written after the last bucket began (a clock edge): count it last
