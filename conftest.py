@@ -11,6 +11,15 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+
+def pytest_configure(config):
+    """The embedded PostgreSQL and Redis, unless the environment names servers: the settings only say
+    where they listen, and the test setup is one of the commands that starts them."""
+    from gateway.embedded import start_if_unconfigured
+
+    start_if_unconfigured()
+
+
 CHANNELS = {
     "alpha": {"name": "Alpha Channel", "domain": "alpha.test"},
     "beta": {"name": "Beta Channel", "domain": "beta.test"},

@@ -95,6 +95,9 @@ def multipart(fields: dict, pdf: bytes) -> tuple[bytes, str]:
 def client_loop(scenario: str, port: int, ctx: dict, seconds: float, threads: int, out) -> None:
     import django
 
+    from gateway.embedded import start_if_unconfigured
+
+    start_if_unconfigured()  # settings start nothing
     django.setup()
     from billing.providers import simulator
 

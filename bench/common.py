@@ -7,6 +7,9 @@ def setup_migrated() -> None:
     """``django.setup()`` and ``migrate_schemas`` (a no-op when up to date), so a benchmark runs on a fresh clone."""
     import django
 
+    from gateway.embedded import start_if_unconfigured
+
+    start_if_unconfigured()
     django.setup()
     from django.core.management import call_command
 

@@ -33,6 +33,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
 def _setup_django():
     import django
 
+    from gateway.embedded import start_if_unconfigured
+
+    start_if_unconfigured()  # settings start nothing
     django.setup()
 
 

@@ -41,6 +41,9 @@ def main() -> None:
 
     import django
 
+    from gateway.embedded import start_if_unconfigured
+
+    start_if_unconfigured()  # settings start nothing
     django.setup()
     from django.conf import settings
 

@@ -6,7 +6,10 @@ When ``DATABASE_URL`` / ``REDIS_URL`` are unset the project runs its own real se
 processes (so a web server, a worker and a test run share them), and survive a crash of the process
 that started them: a stale pid or socket file is detected and cleaned before a fresh start.
 
-``python -m gateway.embedded start|stop|status`` manages them by hand.
+Importing the settings starts nothing: they only compute where the servers listen
+(:func:`postgres_location`, :func:`redis_url`). The commands that need the servers start them with
+:func:`start_if_unconfigured`: ``manage.py``, the test setup (``conftest.py``), the demo, the
+benchmarks, and ``python -m gateway.embedded start|stop|status`` by hand.
 """
 
 from __future__ import annotations
@@ -49,6 +52,40 @@ def _lock(name: str):
 
 
 # --------------------------------------------------------------------------- PostgreSQL
+
+EMBEDDED_DATABASE = "gateway"  # the project's database in the embedded server
+POSTGRES_PORT = 5432  # pgserver listens on a unix socket in the data directory, with the default port
+
+
+def postgres_location() -> PostgresLocation:
+    """Where the embedded PostgreSQL listens (or will listen). Starts nothing."""
+    return PostgresLocation(host=str(_pg_dir()), port=POSTGRES_PORT, user="postgres")
+
+
+def ensure_database(location: PostgresLocation, name: str = EMBEDDED_DATABASE) -> None:
+    """The embedded server starts with only ``postgres``; create the project's database once."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        dbname="postgres", user=location.user, host=location.host, port=location.port, autocommit=True
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def start_if_unconfigured() -> None:
+    """Start the embedded servers the environment does not name (``DATABASE_URL`` / ``REDIS_URL``
+    unset), with the project's database: what a command that needs them calls first."""
+    if not os.environ.get("DATABASE_URL"):
+        location = ensure_postgres()
+        expected = postgres_location()
+        if (location.host, location.port) != (expected.host, expected.port):  # pragma: no cover
+            raise RuntimeError(f"embedded PostgreSQL at {location}, settings expect {expected}")
+        ensure_database(location)
+    if not os.environ.get("REDIS_URL"):
+        ensure_redis()
 
 
 def _pg_dir() -> Path:
@@ -113,6 +150,12 @@ def stop_postgres() -> None:
 
 
 # --------------------------------------------------------------------------- Redis
+
+
+def redis_url() -> str:
+    """The ``unix://`` URL of the embedded Redis (running or not). Starts nothing."""
+    return f"unix://{_redis_paths()[1]}"
+
 
 
 def _redis_paths() -> tuple[Path, Path, Path]:
@@ -213,6 +256,7 @@ def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     if command == "start":
         loc = ensure_postgres()
+        ensure_database(loc)
         print(f"postgres: socket dir {loc.host} port {loc.port}")
         print(f"redis: {ensure_redis()}")
     elif command == "stop":

@@ -104,15 +104,17 @@ ASGI_APPLICATION = "gateway.asgi.application"
 
 
 def _database_config() -> dict:
+    """From ``DATABASE_URL``, else the embedded server's location (started by the commands that need
+    it, never by importing settings: see ``gateway.embedded``)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     else:
-        from gateway.embedded import ensure_postgres
+        from gateway.embedded import EMBEDDED_DATABASE, postgres_location
 
-        location = ensure_postgres()
+        location = postgres_location()
         config = {
-            "NAME": "gateway",
+            "NAME": EMBEDDED_DATABASE,
             "USER": location.user,
             "PASSWORD": "",
             "HOST": location.host,
@@ -120,23 +122,9 @@ def _database_config() -> dict:
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
         }
-        _ensure_database(config)
     config["ENGINE"] = "django_tenants.postgresql_backend"
     config.setdefault("OPTIONS", {})["connect_timeout"] = 5
     return config
-
-
-def _ensure_database(config: dict) -> None:
-    """The embedded server starts with only ``postgres``; create the project's database once."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(
-        dbname="postgres", user=config["USER"], host=config["HOST"], port=config["PORT"], autocommit=True
-    ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
 
 
 DATABASES = {"default": _database_config()}
@@ -148,9 +136,9 @@ def _redis_url() -> str:
     url = os.environ.get("REDIS_URL")
     if url:
         return url
-    from gateway.embedded import ensure_redis
+    from gateway.embedded import redis_url
 
-    return ensure_redis()
+    return redis_url()
 
 
 REDIS_URL = _redis_url()
