@@ -14,6 +14,7 @@ from kernel.errors import ApplicationError
 class DepositError(ApplicationError):
     code = "deposit_refused"
     http_status = 409
+    what_to_do = "The deposit's units or amount do not match, or its reference is used by another deposit."
 
 
 def create_deposit(*, channel, units: int, reference: str, amount_rupiah: int | None = None) -> Deposit:

@@ -46,6 +46,7 @@ class InvalidApiKey(ApplicationError):
     code = "invalid_api_key"
     http_status = 401
     title = "Invalid API key"
+    what_to_do = "The key is wrong, revoked, expired or belongs to another channel. Use a current key."
 
 
 @dataclass(frozen=True)

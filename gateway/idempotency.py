@@ -95,6 +95,7 @@ class InvalidIdempotencyKey(ApplicationError):
     code = "invalid_idempotency_key"
     http_status = 400
     title = "Invalid Idempotency-Key"
+    what_to_do = "`Idempotency-Key` must be 1-255 printable ASCII characters."
 
 
 class IdempotencyKeyRequired(ApplicationError):
@@ -103,18 +104,21 @@ class IdempotencyKeyRequired(ApplicationError):
     code = "idempotency_key_required"
     http_status = 400
     title = "Idempotency-Key required"
+    what_to_do = "This request moves money: send an `Idempotency-Key` and reuse it to retry."
 
 
 class IdempotencyKeyReused(ApplicationError):
     code = "idempotency_key_reused"
     http_status = 409
     title = "Idempotency-Key already used for another request"
+    what_to_do = "This key was used for a different request; use a new key for a new request."
 
 
 class IdempotencyRequestInProgress(ApplicationError):
     code = "idempotency_request_in_progress"
     http_status = 409
     title = "A request with this Idempotency-Key is still in progress"
+    what_to_do = "The first request with this key is still running; retry after `Retry-After`."
     headers = {"Retry-After": "1"}
 
 

@@ -165,6 +165,7 @@ class RateLimited(ApplicationError):
     code = "rate_limited"
     http_status = 429
     title = "Too many requests"
+    what_to_do = "Wait `Retry-After` seconds; `RateLimit` / `RateLimit-Policy` say how much is left."
 
     def __init__(self, decision: Decision, *, who: str = "This API key or channel"):
         super().__init__(

@@ -30,12 +30,14 @@ class InvalidSerial(ApplicationError):
     code = "invalid_serial"
     http_status = 400
     title = "Not a valid serial number"
+    what_to_do = "Not 22 letters and digits with a matching check character: a mistyped serial."
 
 
 class SerialNotFound(ApplicationError):
     code = "serial_not_found"
     http_status = 404
     title = "Unknown serial number"
+    what_to_do = "This issuer never recorded the serial: a document carrying it is not validly stamped."
 
 
 def serial_get(serial: str) -> Serial:

@@ -54,24 +54,31 @@ class UnknownProfile(ApplicationError):
     code = "unknown_profile"
     http_status = 422
     title = "Unknown document profile"
+    what_to_do = "No active stamp profile of that name; see `GET /api/v1/document-types`."
 
 
 class UnknownDocumentType(ApplicationError):
     code = "unknown_document_type"
     http_status = 422
     title = "Unknown document type"
+    what_to_do = "No active document type with that code; list them with `GET /api/v1/document-types`."
 
 
 class JobRefConflict(ApplicationError):
     code = "job_ref_conflict"
     http_status = 409
     title = "The job reference was used for another stamp"
+    what_to_do = (
+        "This job reference already stamped another document or position; use a new job reference "
+        "for a new stamp."
+    )
 
 
 class ChannelInactive(ApplicationError):
     code = "channel_inactive"
     http_status = 403
     title = "The channel is suspended"
+    what_to_do = "This channel is suspended and cannot stamp; contact the issuer."
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,12 +69,17 @@ class InvalidWebhookEndpoint(ApplicationError):
     code = "invalid_webhook_endpoint"
     http_status = 400
     title = "Invalid webhook endpoint"
+    what_to_do = (
+        "The webhook URL or event list is not acceptable (a public https or http address, known "
+        "event types); see `webhooks.md`."
+    )
 
 
 class InvalidWebhookEvent(ApplicationError):
     code = "invalid_webhook_event"
     http_status = 400
     title = "Invalid webhook event"
+    what_to_do = "Unknown event type for a webhook endpoint; see `webhooks.md` for the list."
 
 
 # --------------------------------------------------------------------------- signing

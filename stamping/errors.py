@@ -5,26 +5,34 @@ class InsufficientQuota(ApplicationError):
     code = "insufficient_quota"
     http_status = 409
     title = "No quota left"
+    what_to_do = "The customer has no quota left; buy some (`POST /api/v1/orders`)."
 
 
 class StampJobNotFound(ApplicationError):
     code = "stamp_not_found"
     http_status = 404
     title = "No such stamp"
+    what_to_do = "No such stamp or batch in this channel."
 
 
 class DocumentNotReady(ApplicationError):
     code = "document_not_ready"
     http_status = 409
     title = "The stamped document is not ready"
+    what_to_do = "The stamp is not `stamped` (yet); poll `GET /api/v1/stamps/{id}`."
 
 
 class Overloaded(ApplicationError):
     code = "overloaded"
     http_status = 503
     title = "Stamping is at capacity"
+    what_to_do = (
+        "The channel's stamping queue holds what its lane can finish within the promised wait; "
+        "nothing was charged. Retry after `Retry-After`."
+    )
 
 
 class InvalidCursor(ApplicationError):
     code = "invalid_cursor"
     title = "Invalid cursor"
+    what_to_do = "`cursor` is not one this API gave out, or `from`/`to` is not an ISO 8601 date-time."

@@ -25,10 +25,12 @@ RESERVED_CODES = frozenset({"public", "issuer", "information_schema", "admin", "
 class ChannelAlreadyExists(ApplicationError):
     code = "channel_exists"
     http_status = 409
+    what_to_do = "The channel code or the host is already taken; choose another or use the existing channel."
 
 
 class InvalidChannel(ApplicationError):
     code = "invalid_channel"
+    what_to_do = "The channel code or host name is malformed or reserved; choose another."
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,20 @@ class InvalidWebhookSignature(ApplicationError):
     code = "invalid_signature"
     http_status = 401
     title = "Invalid webhook signature"
+    what_to_do = "The provider signature is missing, wrong or older than five minutes."
 
 
 class MalformedWebhook(ApplicationError):
     code = "malformed_webhook"
     title = "Malformed webhook"
+    what_to_do = "The body is not an event this provider sends."
 
 
 class UnknownProvider(ApplicationError):
     code = "unknown_provider"
     http_status = 404
     title = "Unknown payment provider"
+    what_to_do = "No payment provider by that name."
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ class InvalidIncidentNote(ApplicationError):
     code = "invalid_incident_note"
     http_status = 400
     title = "Invalid incident note"
+    what_to_do = "The incident note needs a title, a message and a valid severity; correct the form and save again."
 
 
 def _check(*, title: str, started_at: datetime, resolved_at: datetime | None) -> None:

@@ -98,47 +98,47 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
     )
     from tenants.customers.services import CustomerExists, CustomerNotFound
 
-    what_to_do = {
-        InvalidApiKey: "The key is wrong, revoked, expired or belongs to another channel. Use a current key.",
-        RateLimited: "Wait `Retry-After` seconds; `RateLimit` / `RateLimit-Policy` say how much is left.",
-        InvalidIdempotencyKey: "`Idempotency-Key` must be 1-255 printable ASCII characters.",
-        IdempotencyKeyReused: "This key was used for a different request; use a new key for a new request.",
-        IdempotencyKeyRequired: "This request moves money: send an `Idempotency-Key` and reuse it to retry.",
-        IdempotencyRequestInProgress: "The first request with this key is still running; retry after `Retry-After`.",
-        CustomerExists: "A customer with this `external_ref` exists; fetch it instead.",
-        CustomerNotFound: "No such customer in this channel.",
-        OrderNotFound: "No such order in this channel.",
-        InvalidQuantity: "Order between 1 and 1,000 units.",
-        InsufficientStock: "The channel has too few units in stock for this order. Order fewer or try later.",
-        RefundNotAllowed: "Not credited, outside the refund window, or more units than are unused.",
-        InvalidWebhookSignature: "The provider signature is missing, wrong or older than five minutes.",
-        MalformedWebhook: "The body is not an event this provider sends.",
-        UnknownProvider: "No payment provider by that name.",
-        InsufficientQuota: "The customer has no quota left; buy some (`POST /api/v1/orders`).",
-        StampJobNotFound: "No such stamp or batch in this channel.",
-        DocumentNotReady: "The stamp is not `stamped` (yet); poll `GET /api/v1/stamps/{id}`.",
-        Overloaded: "The channel's stamping backlog is full; nothing was charged. Retry after `Retry-After`.",
-        InvalidCursor: "`cursor` is not one this API gave out, or `from`/`to` is not an ISO 8601 date-time.",
-        UnknownProfile: "No active stamp profile of that name; see `GET /api/v1/document-types`.",
-        doc.NotAPdf: "The file is not a PDF (it must start with `%PDF-`).",
-        doc.DocumentUnreadable: "The PDF is truncated or damaged.",
-        doc.DocumentEncrypted: "The PDF is password protected; send `password`.",
-        doc.WrongPassword: "The password is not the document's user or owner password.",
-        doc.EncryptionNotSupported: "Only AES-128 (R4) and AES-256 (R6) encrypted PDFs are accepted.",
-        doc.DocumentTooLarge: "The file is larger than the profile allows.",
-        doc.TooManyPages: "The PDF has more pages than the profile allows.",
-        doc.PageSizeNotAllowed: "A page is not the profile's page size.",
-        doc.PdfVersionTooOld: "The profile needs a newer PDF version.",
-        doc.DocumentAlreadyFinal: "A certification signature (DocMDP P=1) forbids any change.",
-        doc.DocumentCertified: "A certification signature (DocMDP P=2) forbids a new signature field.",
-        doc.PageOutOfRange: "`page` is past the end of the document.",
-        doc.InvalidStampBox: "The box is inverted or a side is outside 20-300 pt.",
-        doc.StampOutOfBounds: "The box is not fully inside the visible page.",
-        doc.StampOverlapsSignature: "The box overlaps an existing signature.",
-        InvalidSerial: "Not 22 letters and digits with a matching check character: a mistyped serial.",
-        SerialNotFound: "This issuer never recorded the serial: a document carrying it is not validly stamped.",
-    }
-    return {cls.code: (cls.http_status, text) for cls, text in what_to_do.items()}
+    classes = (
+        InvalidApiKey,
+        RateLimited,
+        InvalidIdempotencyKey,
+        IdempotencyKeyReused,
+        IdempotencyKeyRequired,
+        IdempotencyRequestInProgress,
+        CustomerExists,
+        CustomerNotFound,
+        OrderNotFound,
+        InvalidQuantity,
+        InsufficientStock,
+        RefundNotAllowed,
+        InvalidWebhookSignature,
+        MalformedWebhook,
+        UnknownProvider,
+        InsufficientQuota,
+        StampJobNotFound,
+        DocumentNotReady,
+        Overloaded,
+        InvalidCursor,
+        UnknownProfile,
+        doc.NotAPdf,
+        doc.DocumentUnreadable,
+        doc.DocumentEncrypted,
+        doc.WrongPassword,
+        doc.EncryptionNotSupported,
+        doc.DocumentTooLarge,
+        doc.TooManyPages,
+        doc.PageSizeNotAllowed,
+        doc.PdfVersionTooOld,
+        doc.DocumentAlreadyFinal,
+        doc.DocumentCertified,
+        doc.PageOutOfRange,
+        doc.InvalidStampBox,
+        doc.StampOutOfBounds,
+        doc.StampOverlapsSignature,
+        InvalidSerial,
+        SerialNotFound,
+    )
+    return {cls.code: (cls.http_status, cls.what_to_do) for cls in classes}
 
 
 _CATALOGUE: dict[str, tuple[int, str]] | None = None
@@ -637,3 +637,75 @@ class ApiDocsPage(View):
             "api/docs.html",
             {"info": schema["info"], "sections": sections, "codes": codes, "schema_url": "/api/v1/schema"},
         )
+
+
+# --------------------------------------------------------------------------- the error catalogue page
+
+# Codes answered by pages and probes rather than by an error class (docs/errors.md lists them too).
+_PAGES_AND_PROBES: dict[str, tuple[int, str]] = {
+    "csrf_failed": (403, "A portal form was stale or cross-site; reload the page and submit again."),
+    "not_ready": (503, "(`/readyz`) this instance cannot reach PostgreSQL or Redis; the body says which."),
+    "not_live": (503, "(probe listener `/healthz`) the gunicorn master has no live web worker; see `operations.md`."),
+}
+
+# The room an error class belongs to (its top-level package) -> the section of docs/errors.md.
+_SECTIONS = (
+    ("edge", "Edge (any host)"),
+    ("tenants", "Channels and customers"),
+    ("billing", "Quota, orders and payments"),
+    ("stamping", "Stamping"),
+    ("outbox", "Webhooks"),
+    ("issuer", "Documents, serials and the issuer"),
+    ("faces", "Screens"),
+)
+_ROOM_OF_PACKAGE = {"kernel": "edge", "gateway": "edge"}
+_ERROR_MODULES = (
+    "kernel.errors", "gateway.apikeys", "gateway.idempotency", "gateway.ratelimit", "tenants.services",
+    "tenants.customers.services", "billing.deposits", "billing.ledger.errors", "billing.providers",
+    "billing.retail.errors", "stamping.errors", "outbox.webhooks", "issuer.errors", "issuer.selectors",
+    "issuer.services", "faces.backoffice.services",
+)  # fmt: skip
+GENERATED_BEGIN = "<!-- BEGIN generated by `manage.py errors_doc` from the error classes: do not edit -->"
+GENERATED_END = "<!-- END generated -->"
+
+
+def error_classes() -> list[type]:
+    """Every ``ApplicationError`` subclass of the project that states what to do (bases without a
+    ``what_to_do`` of their own, such as ``DocumentError``, are left out)."""
+    import importlib
+
+    from kernel.errors import ApplicationError
+
+    for module in _ERROR_MODULES:
+        importlib.import_module(module)
+    found, pending = [], list(ApplicationError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__dict__.get("what_to_do"):
+            found.append(cls)
+    return sorted(found, key=lambda cls: (cls.__module__, cls.__name__))
+
+
+def errors_markdown() -> str:
+    """The tables of docs/errors.md: every code, its status and what to do, by room."""
+    rows: dict[str, dict[str, tuple[int, str]]] = {room: {} for room, _ in _SECTIONS}
+    for code, (status, text) in {**_EDGE, **_PAGES_AND_PROBES}.items():
+        rows["edge"][code] = (status, text)
+    seen = set(rows["edge"])
+    order = [room for room, _ in _SECTIONS]
+    packages = {cls: cls.__module__.split(".")[0] for cls in error_classes()}
+    rooms = {cls: _ROOM_OF_PACKAGE.get(package, package) for cls, package in packages.items()}
+    for cls, room in sorted(rooms.items(), key=lambda item: order.index(item[1])):
+        if cls.code not in seen:  # one line per code (the edge's wins: it is what a client sees)
+            rows[room][cls.code] = (cls.http_status, cls.what_to_do)
+            seen.add(cls.code)
+    out = [GENERATED_BEGIN]
+    for room, heading in _SECTIONS:
+        if not rows[room]:
+            continue
+        out += ["", f"## {heading}", "| code | status | what to do |", "|---|---|---|"]
+        for code, (status, text) in sorted(rows[room].items(), key=lambda item: (item[1][0], item[0])):
+            out.append(f"| `{code}` | {status} | {text} |")
+    out += ["", GENERATED_END]
+    return "\n".join(out)

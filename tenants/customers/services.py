@@ -12,12 +12,14 @@ class CustomerExists(ApplicationError):
     code = "customer_exists"
     http_status = 409
     title = "Customer already exists"
+    what_to_do = "A customer with this `external_ref` exists; fetch it instead."
 
 
 class CustomerNotFound(ApplicationError):
     code = "customer_not_found"
     http_status = 404
     title = "No such customer"
+    what_to_do = "No such customer in this channel."
 
 
 def create_customer(*, external_ref: str, name: str, email: str = "") -> Customer:
