@@ -30,9 +30,3 @@ class Overloaded(ApplicationError):
         "The channel's stamping queue holds what its lane can finish within the promised wait; "
         "nothing was charged. Retry after `Retry-After`."
     )
-
-
-class InvalidCursor(ApplicationError):
-    code = "invalid_cursor"
-    title = "Invalid cursor"
-    what_to_do = "`cursor` is not one this API gave out, or `from`/`to` is not an ISO 8601 date-time."

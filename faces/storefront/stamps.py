@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime
 
 from django.db import transaction
@@ -20,11 +18,13 @@ from billing.ledger import services as ledger
 from faces.storefront.stamp_input import PlacementInput, StampInput, validate_stamp_input
 from faces.storefront.views import ChannelApiView
 from gateway.http.edge import json_response
+from gateway.http.pagination import InvalidCursor, keyset_page
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
 from stamping import admission
-from stamping.errors import DocumentNotReady, InvalidCursor, StampJobNotFound
+from stamping.errors import DocumentNotReady, StampJobNotFound
 from stamping.models import Batch, StampJob
+from stamping.selectors import stamp_jobs_for_listing
 from stamping.services import StampRequest, request_stamp
 from tenants.customers.services import CustomerNotFound, customer_get
 
@@ -294,28 +294,29 @@ class StampListApi(ChannelApiView):
     @problems("customer_not_found", "invalid_cursor")
     def get(self, request):
         """History, newest first; ``?customer=&status=&from=&to=&cursor=``."""
-        jobs = StampJob.objects.all()
         params = request.query_params
+        customer_id = None
         if params.get("customer"):
             if not params["customer"].isascii():  # customer_get takes "²" for a digit (a 500); see tenants
                 raise CustomerNotFound(f"No customer {params['customer']!r} in this channel.")
-            jobs = jobs.filter(customer_id=customer_get(customer_id=params["customer"]).pk)
-        if params.get("status"):
-            jobs = jobs.filter(status=params["status"])
-        for name, lookup in (("from", "created_at__gte"), ("to", "created_at__lt")):
+            customer_id = customer_get(customer_id=params["customer"]).pk
+        window = {}
+        for name, bound in (("from", "since"), ("to", "until")):
             if params.get(name):
                 moment = _parse_moment(params[name])
                 if moment is None:
                     raise InvalidCursor(f"`{name}` must be an ISO 8601 date-time.")
-                jobs = jobs.filter(**{lookup: moment})
-        if params.get("cursor"):
-            created, job_id = _decode_cursor(params["cursor"])
-            jobs = jobs.filter(created_at__lt=created) | jobs.filter(created_at=created, id__lt=job_id)
-        page = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
-        more = len(page) > PAGE_SIZE
-        page = page[:PAGE_SIZE]
-        cursor = _encode_cursor(page[-1]) if more else None
-        return Response({"results": [job_output(j) for j in page], "next_cursor": cursor})
+                window[bound] = moment
+        page = keyset_page(
+            stamp_jobs_for_listing(customer_id=customer_id, status=params.get("status") or None, **window),
+            cursor=params.get("cursor"),
+            kind=STAMP_CURSOR,
+            size=PAGE_SIZE,
+            key=lambda job: (job.created_at.isoformat(), job.id),
+            parse=_stamp_key,
+            after=lambda jobs, key: jobs.filter(created_at__lt=key[0]) | jobs.filter(created_at=key[0], id__lt=key[1]),
+        )
+        return Response({"results": [job_output(j) for j in page.results], "next_cursor": page.next_cursor})
 
 
 def _parse_moment(value: str) -> datetime | None:
@@ -332,20 +333,15 @@ def _parse_moment(value: str) -> datetime | None:
         return None
 
 
-def _encode_cursor(job: StampJob) -> str:
-    raw = json.dumps([job.created_at.isoformat(), job.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+STAMP_CURSOR = "stamp"
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = _parse_moment(created)
-        if moment is None or "\x00" in str(job_id):  # a NUL cannot be compared with an id (was a 500)
-            raise ValueError
-        return moment, str(job_id)
-    except (ValueError, TypeError):
-        raise InvalidCursor("The cursor is not one this API gave out; start again without it.") from None
+def _stamp_key(created, job_id) -> tuple[datetime, str]:
+    """A stamp cursor's key: the creation time and id the next page starts after."""
+    moment = _parse_moment(created) if isinstance(created, str) else None
+    if moment is None or not isinstance(job_id, str) or "\x00" in job_id:  # a NUL cannot be compared (a 500)
+        raise ValueError
+    return moment, job_id
 
 
 class StampDetailApi(ChannelApiView):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -16,10 +14,11 @@ from billing.retail.models import Order
 from billing.retail.selectors import order_get_for
 from gateway.http.auth import ApiKeyAuthentication, HasScope
 from gateway.http.edge import EdgeMixin
+from gateway.http.pagination import encode_cursor, keyset_page
 from gateway.http.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
-from stamping.errors import InvalidCursor
 from tenants.customers.models import Customer
+from tenants.customers.selectors import customers_for_listing
 from tenants.customers.services import create_customer, customer_get
 
 
@@ -77,26 +76,19 @@ class CustomerListDoc(serializers.Serializer):  # documentation only
 
 
 CUSTOMER_PAGE_SIZE = 100
-_CUSTOMER_CURSOR_PREFIX = "customer:"
+CUSTOMER_CURSOR = "customer"
+
+
+def _customer_key(customer_id) -> tuple[int]:
+    """A customer cursor's key: the id the next page starts after (digits only, 18 at most)."""
+    digits = str(customer_id) if isinstance(customer_id, int) and not isinstance(customer_id, bool) else ""
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise ValueError
+    return (customer_id,)
 
 
 def _encode_customer_cursor(customer_id: int) -> str:
-    raw = f"{_CUSTOMER_CURSOR_PREFIX}{customer_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_customer_cursor(cursor: str) -> int:
-    """The id after which the next page starts; ``invalid_cursor`` for anything this API did not give out."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if not raw.startswith(_CUSTOMER_CURSOR_PREFIX):
-            raise ValueError
-        digits = raw.removeprefix(_CUSTOMER_CURSOR_PREFIX)
-        if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
-            raise ValueError
-        return int(digits)
-    except (ValueError, UnicodeError):
-        raise InvalidCursor("The cursor is not one this API gave out; start again without it.") from None
+    return encode_cursor(CUSTOMER_CURSOR, customer_id)
 
 
 def customer_with_quota(request, customer: Customer) -> dict:
@@ -130,21 +122,18 @@ class CustomerListApi(ChannelApiView):
     )
     @problems("invalid_cursor")
     def get(self, request):
-        customers = Customer.objects.order_by("id")
         params = request.query_params
-        if params.get("external_ref") is not None:  # (a NUL in the URL is refused by the middleware)
-            customers = customers.filter(external_ref=params["external_ref"])
-        if params.get("cursor"):
-            customers = customers.filter(id__gt=_decode_customer_cursor(params["cursor"]))
-        page = list(customers[: CUSTOMER_PAGE_SIZE + 1])
-        more = len(page) > CUSTOMER_PAGE_SIZE
-        page = page[:CUSTOMER_PAGE_SIZE]
-        return Response(
-            {
-                "results": CustomerOutput(page, many=True).data,
-                "next_cursor": _encode_customer_cursor(page[-1].id) if more else None,
-            }
+        # (a NUL in the URL is refused by the middleware)
+        page = keyset_page(
+            customers_for_listing(external_ref=params.get("external_ref")),
+            cursor=params.get("cursor"),
+            kind=CUSTOMER_CURSOR,
+            size=CUSTOMER_PAGE_SIZE,
+            key=lambda customer: (customer.id,),
+            parse=_customer_key,
+            after=lambda customers, key: customers.filter(id__gt=key[0]),
         )
+        return Response({"results": CustomerOutput(page.results, many=True).data, "next_cursor": page.next_cursor})
 
     @extend_schema(
         tags=["customers"],

@@ -79,6 +79,7 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
     from billing.providers import InvalidWebhookSignature, MalformedWebhook, UnknownProvider
     from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
     from gateway.apikeys import InvalidApiKey
+    from gateway.http.pagination import InvalidCursor
     from gateway.idempotency import (
         IdempotencyKeyRequired,
         IdempotencyKeyReused,
@@ -92,7 +93,6 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
     from stamping.errors import (
         DocumentNotReady,
         InsufficientQuota,
-        InvalidCursor,
         Overloaded,
         StampJobNotFound,
     )
@@ -660,8 +660,8 @@ _SECTIONS = (
 )
 _ROOM_OF_PACKAGE = {"kernel": "edge", "gateway": "edge"}
 _ERROR_MODULES = (
-    "kernel.errors", "gateway.apikeys", "gateway.idempotency", "gateway.ratelimit", "tenants.services",
-    "tenants.customers.services", "billing.deposits", "billing.ledger.errors", "billing.providers",
+    "kernel.errors", "gateway.apikeys", "gateway.http.pagination", "gateway.idempotency", "gateway.ratelimit",
+    "tenants.services", "tenants.customers.services", "billing.deposits", "billing.ledger.errors", "billing.providers",
     "billing.retail.errors", "stamping.errors", "outbox.webhooks", "issuer.errors", "issuer.selectors",
     "issuer.services", "faces.backoffice.services",
 )  # fmt: skip

@@ -1,0 +1,30 @@
+"""Reads of a channel's stamping jobs (current schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from stamping.models import StampJob
+
+
+def stamp_jobs_for_listing(
+    *,
+    customer_id: int | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[StampJob]:
+    """The channel's jobs, newest first (created, then id), narrowed by customer, status and a
+    ``[since, until)`` window of creation times."""
+    jobs = StampJob.objects.all()
+    if customer_id is not None:
+        jobs = jobs.filter(customer_id=customer_id)
+    if status:
+        jobs = jobs.filter(status=status)
+    if since is not None:
+        jobs = jobs.filter(created_at__gte=since)
+    if until is not None:
+        jobs = jobs.filter(created_at__lt=until)
+    return jobs.order_by("-created_at", "-id")
