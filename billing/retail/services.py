@@ -20,6 +20,7 @@ from billing.providers import PaymentEvent, get_provider
 from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
 from kernel import faults
+from kernel.db import each_locked
 from outbox import webhooks
 
 logger = logging.getLogger(__name__)
@@ -199,47 +200,34 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
     once; a provider's refund is idempotent by our reference, so a crash between the provider's
     answer and our commit is repaired by sending the same reference again.
     """
-    sent = 0
-    for refund_id in Refund.objects.filter(status=Refund.Status.PENDING).values_list("pk", flat=True)[:limit]:
-        with transaction.atomic():
-            refund = (
-                Refund.objects.select_for_update(skip_locked=True)
-                .filter(pk=refund_id, status=Refund.Status.PENDING)
-                .select_related("order")
-                .first()
-            )
-            if refund is None:
-                continue
-            payment = refund.order.payments.filter(status=Payment.Status.SUCCEEDED).first()
-            result = get_provider(refund.order.provider).refund(
-                provider_ref=payment.provider_ref if payment else "",
-                amount_rupiah=refund.amount_rupiah,
-                reference=f"refund:{refund.pk}",
-            )
-            if result.succeeded:
-                refund.status = Refund.Status.SUCCEEDED
-                refund.provider_refund_ref = result.reference
-                refund.save(update_fields=["status", "provider_refund_ref"])
-                sent += 1
-    for payment_id in Payment.objects.filter(status=Payment.Status.REFUND_PENDING).values_list("pk", flat=True)[:limit]:
-        with transaction.atomic():
-            payment = (
-                Payment.objects.select_for_update(skip_locked=True)
-                .filter(pk=payment_id, status=Payment.Status.REFUND_PENDING)
-                .first()
-            )
-            if payment is None:
-                continue
-            result = get_provider(payment.provider).refund(
-                provider_ref=payment.provider_ref,
-                amount_rupiah=payment.amount_rupiah,
-                reference=f"payment:{payment.pk}",
-            )
-            if result.succeeded:
-                payment.status = Payment.Status.REFUNDED
-                payment.save(update_fields=["status"])
-                sent += 1
-    return sent
+    def send_refund(refund: Refund) -> bool:
+        payment = refund.order.payments.filter(status=Payment.Status.SUCCEEDED).first()
+        result = get_provider(refund.order.provider).refund(
+            provider_ref=payment.provider_ref if payment else "",
+            amount_rupiah=refund.amount_rupiah,
+            reference=f"refund:{refund.pk}",
+        )
+        if result.succeeded:
+            refund.status = Refund.Status.SUCCEEDED
+            refund.provider_refund_ref = result.reference
+            refund.save(update_fields=["status", "provider_refund_ref"])
+        return result.succeeded
+
+    def send_payment_refund(payment: Payment) -> bool:
+        result = get_provider(payment.provider).refund(
+            provider_ref=payment.provider_ref,
+            amount_rupiah=payment.amount_rupiah,
+            reference=f"payment:{payment.pk}",
+        )
+        if result.succeeded:
+            payment.status = Payment.Status.REFUNDED
+            payment.save(update_fields=["status"])
+        return result.succeeded
+
+    pending_refunds = Refund.objects.filter(status=Refund.Status.PENDING).select_related("order")
+    sent = each_locked(pending_refunds, limit=limit, handle=send_refund)
+    pending_payments = Payment.objects.filter(status=Payment.Status.REFUND_PENDING)
+    return sent + each_locked(pending_payments, limit=limit, handle=send_payment_refund)
 
 
 # --------------------------------------------------------------------------- sweepers
@@ -248,42 +236,29 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
 def expire_orders(*, channel, now=None) -> int:
     """Unpaid orders past their expiry give their reserved stock back."""
     now = now or timezone.now()
-    expired = 0
-    for order_id in Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, expires_at__lt=now).values_list(
-        "pk", flat=True
-    )[:500]:
-        with transaction.atomic():
-            order = (
-                Order.objects.select_for_update(skip_locked=True)
-                .filter(pk=order_id, status=Order.Status.AWAITING_PAYMENT)
-                .first()
-            )
-            if order is None:
-                continue  # another sweeper or a webhook has it
-            for rid in order.reservation_ids:
-                try:
-                    quota.release_reservation(reservation_ids=[rid])
-                except LedgerError:
-                    pass  # already voided by the ledger's own timeout sweep
-            order.status = Order.Status.EXPIRED
-            order.save(update_fields=["status"])
-            expired += 1
-    return expired
+
+    def expire(order: Order) -> bool:
+        for rid in order.reservation_ids:
+            try:
+                quota.release_reservation(reservation_ids=[rid])
+            except LedgerError:
+                pass  # already voided by the ledger's own timeout sweep
+        order.status = Order.Status.EXPIRED
+        order.save(update_fields=["status"])
+        return True
+
+    # (an order another sweeper or a webhook holds is skipped)
+    unpaid = Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, expires_at__lt=now)
+    return each_locked(unpaid, limit=500, handle=expire)
 
 
 def credit_paid_orders(*, channel) -> int:
     """Orders whose payment was recorded but whose units never reached the wallet get them now."""
-    done = 0
-    for order_id in Order.objects.filter(status=Order.Status.PAID).values_list("pk", flat=True)[:500]:
-        with transaction.atomic():
-            order = (
-                Order.objects.select_for_update(skip_locked=True).filter(pk=order_id, status=Order.Status.PAID).first()
-            )
-            if order is None:
-                continue
-            _credit(channel=channel, order=order, payment=None, provider_name=order.provider)
-            done += 1
-    return done
+    def credit(order: Order) -> bool:
+        _credit(channel=channel, order=order, payment=None, provider_name=order.provider)
+        return True
+
+    return each_locked(Order.objects.filter(status=Order.Status.PAID), limit=500, handle=credit)
 
 
 # --------------------------------------------------------------------------- refunds
