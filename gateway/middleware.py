@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 
 from django.db import connection
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_tenant_domain_model
 
+from gateway import hosts
+from gateway.http.problems import problem_response
 from kernel.context import channel_var, request_id_var
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -75,15 +76,10 @@ class TenantMiddleware(TenantMainMiddleware):
     """
 
     PROBE_PATHS = ("/healthz", "/readyz")
-    CACHE_SECONDS = 10.0
-    _cache: dict[str, tuple[float, object]] = {}
-
     def process_request(self, request):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query or "\x00" in query:
             # No path or parameter can hold a NUL (PostgreSQL text cannot): a clear 400, not a 500 later.
-            from gateway.http.problems import problem_response
-
             return problem_response(
                 request, status=400, code="bad_request", title="Bad request", detail="The URL contains a NUL character."
             )
@@ -98,17 +94,15 @@ class TenantMiddleware(TenantMainMiddleware):
         return response
 
     def get_tenant(self, domain_model, hostname):
-        now = time.monotonic()
-        hit = self._cache.get(hostname)
-        if hit and hit[0] > now:
-            return hit[1]
-        tenant = super().get_tenant(domain_model, hostname)
-        self._cache[hostname] = (now + self.CACHE_SECONDS, tenant)
+        tenant = hosts.cached(hostname)
+        if tenant is None:
+            tenant = super().get_tenant(domain_model, hostname)
+            hosts.remember(hostname, tenant)
         return tenant
 
     @classmethod
     def forget(cls) -> None:
-        cls._cache.clear()
+        hosts.forget()
 
     @classmethod
     def last_known_tenant(cls, request):
@@ -118,12 +112,9 @@ class TenantMiddleware(TenantMainMiddleware):
             hostname = cls.hostname_from_request(request)
         except Exception:  # noqa: BLE001 - a host Django refuses (DisallowedHost) has no channel
             return None
-        hit = cls._cache.get(hostname)
-        return hit[1] if hit else None
+        return hosts.last_known(hostname)
 
     def no_tenant_found(self, request, hostname):
-        from gateway.http.problems import problem_response
-
         return problem_response(
             request,
             status=404,

@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
+from django.db import connection
 
+from stamping.errors import Overloaded
 from stamping.models import StampJob
+from tenants.models import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +93,6 @@ def backlog() -> int:
     to the database's count every minute, so a crash can skew it for a minute at most. Without Redis
     (or before the first count) the database is asked.
     """
-    from django.db import connection
-
     key = _key("backlog", connection.schema_name)
     try:
         value = client().get(key)
@@ -103,8 +104,6 @@ def backlog() -> int:
 
 
 def resync_backlog() -> int:
-    from django.db import connection
-
     actual = count_backlog()
     with contextlib.suppress(redis.RedisError):
         client().set(_key("backlog", connection.schema_name), actual, ex=600)
@@ -233,8 +232,6 @@ class QueueState:
 def state_reads(schema_name: str | None = None) -> tuple:
     """The Redis commands behind :func:`queue_state`, for a caller that sends them with its own round
     trip (the stamp request sends them with its rate-limit check)."""
-    from django.db import connection
-
     schema = schema_name or connection.schema_name
     return (
         ("GET", _key("backlog", schema)),
@@ -246,8 +243,6 @@ def state_reads(schema_name: str | None = None) -> tuple:
 
 
 def _budget(schema: str) -> int:
-    from tenants.models import Channel
-
     budget = Channel.objects.filter(schema_name=schema).values_list("stamping_concurrency", flat=True).first()
     return budget or 1
 
@@ -255,8 +250,6 @@ def _budget(schema: str) -> int:
 def queue_state(answers: list | None = None, *, budget: int | None = None) -> QueueState:
     """Backlog and lane model: from ``answers`` to :func:`state_reads` when the caller has them, else in
     one Redis round trip of its own. Without Redis: the database's count and the assumed figures."""
-    from django.db import connection
-
     schema = connection.schema_name
     budget = _budget(schema) if budget is None else budget
     if answers is None:
@@ -377,8 +370,6 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
     gateway makes (``STAMPING_MAX_WAIT_SECONDS``, from the lane model and what it measured) or holds
     ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs; else return the queue ahead. ``answers``: the caller's
     answers to :func:`state_reads`, if it has them."""
-    from stamping.errors import Overloaded
-
     state = queue_state(answers, budget=channel.stamping_concurrency)
     waiting = state.waiting
     last = waiting + new_jobs - 1  # the position of the last new job

@@ -32,7 +32,8 @@ from datetime import timedelta
 
 import psycopg
 import redis
-from django.db import DatabaseError, connection
+from celery import current_app
+from django.db import connection
 from django.utils import timezone
 
 from stamping import admission
@@ -40,6 +41,7 @@ from stamping.models import StampJob
 
 logger = logging.getLogger(__name__)
 
+DRAIN_LANE_TASK = "gateway.stamping.drain_lane"  # (published by name: lanes never import the tasks)
 TIME_SLICE_SECONDS = 2.0
 LEASE = timedelta(minutes=2)
 TOKEN_TTL_SECONDS = 600
@@ -223,8 +225,6 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
 
     The task is noted in the *waiting* set until a worker starts it: a drainer that sees another
     lane's task waiting ends its slice after the job in hand (:func:`others_waiting`)."""
-    from stamping.tasks import drain_lane_task
-
     now = time.time()
     ticket = f"{schema_name}|{uuid.uuid4().hex}"
     with contextlib.suppress(redis.RedisError):
@@ -233,8 +233,11 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
         pipe.zremrangebyscore(_waiting_key(), "-inf", now - 10 * WAITING_STALE_SECONDS)
         pipe.execute()
     try:
-        drain_lane_task.apply_async(
-            args=[schema_name], kwargs={"published_at": now, "fresh": fresh, "ticket": ticket}, queue="stamping"
+        current_app.send_task(
+            DRAIN_LANE_TASK,
+            args=[schema_name],
+            kwargs={"published_at": now, "fresh": fresh, "ticket": ticket},
+            queue="stamping",
         )
         return True
     except Exception:  # noqa: BLE001 - the jobs are safe in the table; the sweeper wakes the lane
@@ -370,29 +373,6 @@ def release_owner_locks() -> None:
 
 def has_claimable_work() -> bool:
     return StampJob.objects.filter(status=StampJob.Status.QUEUED, available_at__lte=timezone.now()).exists()
-
-
-def drain(*, channel, time_slice: float = TIME_SLICE_SECONDS, should_yield=None) -> tuple[int, bool]:
-    """Stamp the channel's jobs for one time slice, or fewer: after each job, ``should_yield()`` (when
-    given) may end the slice early - another lane waits for a worker. Returns (jobs run, more work
-    waiting)."""
-    from stamping.services import run_stamp_job
-
-    deadline = time.monotonic() + time_slice
-    done = 0
-    try:
-        while time.monotonic() < deadline:
-            claimed = claim_job()
-            if claimed is None:
-                return done, False
-            run_stamp_job(channel=channel, job_id=claimed.job.pk, claimed=claimed)
-            done += 1
-            if should_yield is not None and should_yield():
-                break
-    finally:
-        with contextlib.suppress(DatabaseError):
-            release_owner_locks()
-    return done, has_claimable_work()
 
 
 # Processing jobs whose owner is gone: the owner lock is free (the claiming connection ended: the

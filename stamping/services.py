@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -25,6 +26,7 @@ from billing import quota
 from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
 from issuer.checks import check_document
+from issuer.services import stamp_document
 from kernel import faults
 from kernel.errors import ApplicationError
 from outbox import webhooks
@@ -193,8 +195,6 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
 
     ``claimed`` is the job as :func:`lanes.claim_job` claimed it (processing, attempt counted, with
     its document): then nothing needs reading or marking first."""
-    from issuer.services import stamp_document
-
     if claimed is not None:
         job, original, sealed_password = claimed.job, claimed.original, claimed.sealed_password
     else:
@@ -312,3 +312,24 @@ def resume_stale_jobs(*, older_than: timedelta = lanes.LEASE) -> int:
     taken_back = lanes.recover(lease=older_than)
     admission.resync_backlog()
     return taken_back
+
+
+def drain(*, channel, time_slice: float = lanes.TIME_SLICE_SECONDS, should_yield=None) -> tuple[int, bool]:
+    """Stamp the channel's jobs for one time slice, or fewer: after each job, ``should_yield()`` (when
+    given) may end the slice early - another lane waits for a worker. Returns (jobs run, more work
+    waiting)."""
+    deadline = time.monotonic() + time_slice
+    done = 0
+    try:
+        while time.monotonic() < deadline:
+            claimed = lanes.claim_job()
+            if claimed is None:
+                return done, False
+            run_stamp_job(channel=channel, job_id=claimed.job.pk, claimed=claimed)
+            done += 1
+            if should_yield is not None and should_yield():
+                break
+    finally:
+        with contextlib.suppress(DatabaseError):
+            lanes.release_owner_locks()
+    return done, lanes.has_claimable_work()

@@ -22,7 +22,7 @@ def _channel(schema_name: str) -> Channel | None:
 
 
 @shared_task(
-    name="gateway.stamping.drain_lane",
+    name=lanes.DRAIN_LANE_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -62,7 +62,7 @@ def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead) -> i
         return 0
     waited = max(0.0, time.time() - published_at) if (fresh and published_at) else None
     with schema_context(schema_name):
-        done, more = lanes.drain(channel=channel, should_yield=lambda: lanes.others_waiting(schema_name))
+        done, more = services.drain(channel=channel, should_yield=lambda: lanes.others_waiting(schema_name))
         seconds = time.monotonic() - began + overhead
         admission.record_slice(channel_schema=schema_name, jobs=done, seconds=seconds, dispatch=waited)
         if more:

@@ -24,19 +24,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django_tenants.utils import schema_context
 
-from billing.providers import InvalidWebhookSignature, MalformedWebhook, PaymentEvent, ProviderRefund
+from billing.providers.base import InvalidWebhookSignature, MalformedWebhook, PaymentEvent, ProviderRefund
+from billing.retail.models import Order, Payment
 
 SIGNATURE_HEADER = "Simulator-Signature"
 TOLERANCE_SECONDS = 300
+
+
+logger = logging.getLogger(__name__)
 
 
 def _secret() -> bytes:
@@ -146,8 +154,6 @@ def delivery_outcome_key(ref: str) -> str:
 def send_payment(*, order, succeeded: bool, webhook_url: str, host: str, schema_name: str) -> str:
     """Queue the webhook for paying (or failing) ``order``, after the current transaction commits;
     returns its payment reference. Never waits for the gateway: a worker delivers it."""
-    from billing.tasks import deliver_simulator_webhook
-
     ref = payment_ref(order_id=order.pk, succeeded=succeeded)
     body = event_body(order_id=order.pk, amount_rupiah=order.total_rupiah, succeeded=succeeded, payment_ref=ref)
     transaction.on_commit(
@@ -169,9 +175,6 @@ class PaymentProgress:
 
 def payment_progress(*, order, ref: str) -> PaymentProgress:
     """Read-only: what became of the payment ``ref`` of ``order`` (in the current channel schema)."""
-    from django.core.cache import cache
-
-    from billing.retail.models import Order, Payment
 
     payment = Payment.objects.filter(provider=SimulatorProvider.name, provider_ref=ref, order=order).first()
     if order.status == Order.Status.CREDITED and (payment is None or payment.status == Payment.Status.SUCCEEDED):
@@ -201,3 +204,44 @@ def payment_progress(*, order, ref: str) -> PaymentProgress:
             "waiting", False, "Payment sent; the gateway is not answering yet, the provider keeps retrying."
         )
     return PaymentProgress("waiting", False, "Payment sent, waiting for confirmation.")
+
+
+SIMULATOR_DELIVERY_RETRIES = 8  # with backoff 1, 2, 4 ... 60 s: about four minutes of trying
+SIMULATOR_OUTCOME_TTL = 3600
+
+
+@shared_task(
+    name="billing.deliver_simulator_webhook", bind=True, ignore_result=True, max_retries=SIMULATOR_DELIVERY_RETRIES
+)
+def deliver_simulator_webhook(self, *, schema_name: str, url: str, host: str, body: str, payment_ref: str) -> int:
+    """The payment simulator's provider side: POST the signed event to the gateway's webhook over HTTP.
+
+    Queued by the pay page (which never calls its own server). Retried with backoff while the gateway
+    is unreachable or answers 5xx/429; a 2xx or a 4xx is final. Safe to run twice: the event carries
+    one payment reference, and the gateway applies a reference once. Returns the last HTTP status
+    (0: no answer)."""
+    try:
+        status = send_webhook(url=url, host=host, body=body.encode()).status
+    except OSError as exc:
+        status = 0
+        logger.warning(
+            "simulator webhook not delivered", extra={"payment_ref": payment_ref, "error": type(exc).__name__}
+        )
+    final = 200 <= status < 500 and status != 429
+    gave_up = not final and self.request.retries >= self.max_retries
+    try:
+        with schema_context(schema_name):
+            cache.set(
+                delivery_outcome_key(payment_ref),
+                {"status": status, "final": final or gave_up, "delivered": 200 <= status < 300},
+                SIMULATOR_OUTCOME_TTL,
+            )
+    except Exception:  # noqa: BLE001 - the note is only for the pay page; the delivery is what matters
+        logger.warning("simulator delivery outcome not noted", extra={"payment_ref": payment_ref})
+    if gave_up:
+        logger.error("simulator webhook given up", extra={"payment_ref": payment_ref, "status": status})
+    elif not final:
+        raise self.retry(countdown=min(60, 2**self.request.retries))
+    elif status >= 300:
+        logger.error("simulator webhook refused", extra={"payment_ref": payment_ref, "status": status})
+    return status

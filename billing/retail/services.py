@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -187,10 +188,9 @@ def _refund_payment(*, payment: Payment, provider_name: str, reason: str) -> Non
 def _send_after_commit() -> None:
     """Money leaves only after the rows that account for it are committed: a crash before the commit
     sends nothing; a crash after it leaves the row pending for the sender's next round."""
-    from billing.tasks import send_refunds_task
-
     schema = connection.schema_name
-    transaction.on_commit(lambda: send_refunds_task.delay(schema), robust=True)
+    # (published by name: the services never import the tasks, which call them)
+    transaction.on_commit(lambda: current_app.send_task("billing.send_refunds", args=[schema]), robust=True)
 
 
 def send_pending_refunds(*, channel, limit: int = 200) -> int:

@@ -20,10 +20,12 @@ import sys
 from django.db import utils as db_utils
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django_tenants.utils import remove_www
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from gateway import hosts
 from kernel.context import request_id_var
 from kernel.errors import ApplicationError
 
@@ -283,6 +285,14 @@ def service_unavailable_response(request: HttpRequest, dependency: str) -> HttpR
     return HttpResponse(html, status=503, headers=headers)
 
 
+def _last_known_tenant(request: HttpRequest):
+    try:
+        hostname = remove_www(request.get_host().split(":")[0])  # as TenantMiddleware.hostname_from_request
+    except Exception:  # noqa: BLE001 - a host Django refuses (DisallowedHost) has no channel
+        return None
+    return hosts.last_known(hostname)
+
+
 def _site_of(request: HttpRequest) -> dict:
     """Which of our sites the page belongs to, told without the database (it may be the thing that is down):
     the request's channel, or the channel the host pointed to a moment ago, or the path."""
@@ -291,9 +301,7 @@ def _site_of(request: HttpRequest) -> dict:
         return {"realm": "issuer back office", "home": "/backoffice/", "nav": [], "footer": None}
     tenant = getattr(request, "tenant", None)
     if tenant is None:
-        from gateway.middleware import TenantMiddleware
-
-        tenant = TenantMiddleware.last_known_tenant(request)
+        tenant = _last_known_tenant(request)
     public = tenant is None or getattr(tenant, "schema_name", "public") == "public"
     if path.startswith("/pay/"):
         return {"realm": "payment simulator", "home": None, "nav": [], "footer": None}

@@ -137,7 +137,7 @@ def test_jobs_of_a_vanished_worker_are_taken_back_and_run_once(alpha, customer):
         StampJob.objects.filter(pk=job.pk).update(claimed_at=timezone.now() - timedelta(minutes=10))
         assert services.resume_stale_jobs() == 1
         assert services.resume_stale_jobs() == 0
-        done, more = lanes.drain(channel=alpha)
+        done, more = services.drain(channel=alpha)
     assert (done, more) == (1, False)
     assert wallet(alpha, customer) == {"available": 1, "held": 0, "used": 1}
     assert Serial.objects.filter(job_ref=f"alpha:{job.pk}", status="used").count() == 1
