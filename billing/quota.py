@@ -176,13 +176,10 @@ def hold_quota(
 
     ``isolate=False``: a refusal aborts the caller's transaction (cheaper; for callers that abort anyway).
     """
-    return ledger.create_transfer(
+    return ledger.hold_unit(
         id=hold_id,
-        debit_account_id=_wallet(channel_id, customer_id),
-        credit_account_id=_used(channel_id, customer_id),
-        amount=1,
-        kind="hold",
-        pending=True,
+        wallet_account_id=_wallet(channel_id, customer_id),
+        used_account_id=_used(channel_id, customer_id),
         timeout=timeout,
         isolate=isolate,
     )

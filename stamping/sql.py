@@ -1,8 +1,8 @@
 """The stamp intake as one PL/pgSQL function, installed in every channel schema (migration 0003).
 
 ``stamping_intake`` does in ONE round trip, and one transaction, what the request path used to do in
-eight statements: check the customer, hold one unit of its wallet through the ledger (the same
-``ledger_create_transfer`` every other hold uses, so the ledger's invariants are untouched), and write
+eight statements: check the customer, hold one unit of its wallet through the ledger (``ledger_hold_unit``, the one
+definition of a hold, which ``billing.quota.hold_quota`` calls too), and write
 the job and its document. Anything it refuses raises, and then nothing of it is written.
 
 SQLSTATEs it raises besides the ledger's (``billing.ledger.sql``):
@@ -46,7 +46,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer % has no wallet', p_customer_id USING ERRCODE = 'L0002';
     END IF;
-    PERFORM ledger_create_transfer(p_hold_id, wallet, p_used_account, 1, 'hold', true, p_timeout_seconds, '{}'::jsonb);
+    PERFORM ledger_hold_unit(p_hold_id, wallet, p_used_account, p_timeout_seconds);
     INSERT INTO stamping_stampjob (
         id, customer_id, batch_id, status, unit, hold_id, file_name, sha256_in, pages, page,
         llx, lly, urx, ury, profile, document_type, document_number, document_date, reason, location,

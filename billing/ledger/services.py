@@ -96,6 +96,19 @@ def create_transfer(
     return TransferResult(id=id, created=outcome == "created")
 
 
+def hold_unit(
+    *, id: str, wallet_account_id: int, used_account_id: int, timeout: timedelta, isolate: bool = True
+) -> TransferResult:
+    """One unit of a wallet held for a stamp (``ledger_hold_unit``: the one definition of a hold,
+    which the stamp intake calls too)."""
+    outcome = _call(
+        "SELECT ledger_hold_unit(%s, %s, %s, %s)",
+        [id, wallet_account_id, used_account_id, int(timeout.total_seconds())],
+        isolate=isolate,
+    )
+    return TransferResult(id=id, created=outcome == "created")
+
+
 def post_pending(
     *, id: str, pending_id: str, kind: str = "post", data: dict | None = None, isolate: bool = True
 ) -> TransferResult:

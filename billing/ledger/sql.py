@@ -295,3 +295,14 @@ DROP FUNCTION IF EXISTS ledger_resolve_pending(text, text, boolean, boolean, tex
 DROP FUNCTION IF EXISTS ledger_create_transfer(text, bigint, bigint, bigint, text, boolean, integer, jsonb);
 DROP FUNCTION IF EXISTS ledger_apply(bigint, boolean, bigint, bigint, boolean);
 """
+
+# The stamping hold, defined once: one unit of a wallet held for a stamp (pending wallet -> used,
+# with a timeout). The stamp intake (``stamping.sql``) and ``billing.quota.hold_quota`` both call it.
+CREATE_HOLD_UNIT = r"""
+CREATE OR REPLACE FUNCTION ledger_hold_unit(
+    p_hold_id text, p_wallet bigint, p_used bigint, p_timeout_seconds integer
+) RETURNS text LANGUAGE sql AS $$
+    SELECT ledger_create_transfer(p_hold_id, p_wallet, p_used, 1, 'hold', true, p_timeout_seconds, '{}'::jsonb)
+$$;
+"""
+DROP_HOLD_UNIT = "DROP FUNCTION IF EXISTS ledger_hold_unit(text, bigint, bigint, integer);"
