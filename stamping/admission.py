@@ -126,7 +126,7 @@ class LaneModel:
     budget, and two measured costs.
 
     The broker hands the workers to drainer tasks in turn, one job each while other lanes wait
-    (``lanes.drain``). A lane is therefore guaranteed ``workers * drainers / all drainers`` of the
+    (``services.drain``). A lane is therefore guaranteed ``workers * drainers / all drainers`` of the
     workers (its *fair* share), and gets more when the other lanes use less than theirs: a channel
     that sends a few documents a second holds a drainer but uses a sliver of a worker. So a lane's
     share is the larger of its fair share and what the others leave (``workers`` minus their measured
