@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.deposits import confirm_deposit, create_deposit
 from billing.ledger.models import Deposit, ReconciliationRun
-from billing.ledger.services import channel_balance
+from billing.ledger.selectors import channel_balance
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from faces.backoffice import selectors

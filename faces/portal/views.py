@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.ledger.services import channel_balance
+from billing.ledger.selectors import channel_balance
 from billing.retail.models import Order
 from faces.charts import Series, bar_chart
 from faces.portal import selectors
@@ -76,15 +76,16 @@ def dashboard(request):
 
 def _stock_parts(balance) -> list[dict]:
     """Where the channel's allocated units are now, as shares of one bar."""
-    parts = [
-        ("Available", balance.available, "ok"),
-        ("Reserved", balance.reserved, "c2"),
-        ("In wallets", max(0, balance.sold - balance.used - balance.held), "c1"),
-        ("Held", balance.held, "c3"),
-        ("Used", balance.used, "c7"),
-    ]
-    total = sum(value for _, value, _ in parts) or 1
-    return [{"name": n, "value": v, "css": c, "percent": round(100 * v / total, 2)} for n, v, c in parts if v > 0]
+    looks = {
+        "available": ("Available", "ok"),
+        "reserved": ("Reserved", "c2"),
+        "in_wallets": ("In wallets", "c1"),
+        "held": ("Held", "c3"),
+        "used": ("Used", "c7"),
+    }
+    parts = [(*looks[key], value) for key, value in balance.parts()]
+    total = balance.allocated or 1
+    return [{"name": n, "value": v, "css": c, "percent": round(100 * v / total, 2)} for n, c, v in parts if v > 0]
 
 
 @portal_login_required
