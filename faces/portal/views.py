@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.ledger.selectors import channel_balance
 from billing.retail.models import Order
-from faces.charts import Series, bar_chart
+from faces.charts import Series, bar_chart, blank_before
 from faces.portal import selectors
 from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
@@ -36,15 +36,19 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _activity_chart(window: selectors.ActivityRange) -> tuple[dict, int, int]:
+def _activity_chart(window: selectors.ActivityRange, channel) -> tuple[dict, int, int]:
     starts, stamped, failed = selectors.stamp_activity(window)
+    total_stamped, total_failed = sum(stamped), sum(failed)
+    # No bar, and no 0 in the table, for the hours or days before the channel existed.
+    stamped = blank_before(stamped, starts=starts, step=window.step, since=channel.created_at)
+    failed = blank_before(failed, starts=starts, step=window.step, since=channel.created_at)
     chart = bar_chart(
         labels=[timezone.localtime(s).strftime(window.fmt) for s in starts],
         stacks=[Series("Stamped", stamped, css="ok"), Series("Failed", failed, css="bad")],
         unit="documents",
         title=f"Stamps, {window.label.lower()}",
     )
-    return chart, sum(stamped), sum(failed)
+    return chart, total_stamped, total_failed
 
 
 @portal_login_required
@@ -53,7 +57,7 @@ def dashboard(request):
     channel = request.tenant
     balance = channel_balance(channel_id=channel.pk)
     window = selectors.activity_range(request.GET.get("range"))
-    chart, stamped_total, failed_total = _activity_chart(window)
+    chart, stamped_total, failed_total = _activity_chart(window, channel)
     context = {
         "channel": channel,
         "balance": balance,
