@@ -1,6 +1,7 @@
 """API throughput on loopback: requests/s and p50/p99 per scenario, with a yardstick in the same run.
 
-Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set):
+Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set; the
+data goes to a database of its own, ``gateway_bench`` or ``<name>_bench``: see ``bench.common``):
 
     .venv/bin/python bench/api.py [--seconds 8] [--rounds 3] [--clients 16] [--workers 3] [--threads 4]
 

@@ -1,10 +1,72 @@
-"""What every benchmark does first: Django set up on a database whose schemas are migrated."""
+"""What every benchmark does first: Django set up on a database of its own whose schemas are migrated.
+
+Benchmarks never write to the project's database (the demo's): they make channels, customers,
+orders, holds without serials and serials without committed units, which ``manage.py reconcile``
+would then report for good. ``use_bench_database`` points this process and every process it
+starts at ``<database>_bench`` on the same server (``gateway_bench`` in the embedded one), created
+and migrated on first use. ``make clean`` removes it with the rest of ``.data/``; ``BENCH_DATABASE_URL``
+names another.
+"""
 
 from __future__ import annotations
 
+import os
+
+BENCH_SUFFIX = "_bench"
+
+
+def bench_database_url(project_url: str | None, *, embedded_host: str = "", embedded_user: str = "postgres") -> str:
+    """The benchmarks' database: ``project_url``'s server with ``_bench`` added to the database name,
+    or, without a ``project_url``, ``gateway_bench`` in the embedded server at ``embedded_host``."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    if not project_url:
+        from gateway.embedded import EMBEDDED_DATABASE, POSTGRES_PORT
+
+        host = quote(embedded_host, safe="")  # a unix-socket directory, percent-encoded as the host
+        return f"postgres://{embedded_user}@{host}:{POSTGRES_PORT}/{EMBEDDED_DATABASE}{BENCH_SUFFIX}"
+    parts = urlsplit(project_url)
+    name = parts.path.lstrip("/")
+    if name.endswith(BENCH_SUFFIX):
+        return project_url
+    return urlunsplit(parts._replace(path=f"/{name}{BENCH_SUFFIX}"))
+
+
+def use_bench_database() -> str:
+    """Point this process (and its children, through the environment) at the benchmarks' own
+    database, creating it if needed; start the embedded servers the environment does not name.
+    Call it before Django's settings are read. Returns the database URL."""
+    if os.environ.get("GATEWAY_BENCH_DATABASE_READY"):
+        return os.environ["DATABASE_URL"]
+    import psycopg
+    from psycopg import sql
+
+    from gateway import embedded
+
+    if os.environ.get("BENCH_DATABASE_URL"):
+        url = os.environ["BENCH_DATABASE_URL"]
+    elif os.environ.get("DATABASE_URL"):
+        url = bench_database_url(os.environ["DATABASE_URL"])
+    else:
+        location = embedded.ensure_postgres()
+        url = bench_database_url(None, embedded_host=location.host, embedded_user=location.user)
+    if not os.environ.get("REDIS_URL"):
+        embedded.ensure_redis()
+    target = psycopg.conninfo.conninfo_to_dict(url.replace("postgres://", "postgresql://", 1))
+    name = target.pop("dbname")
+    with psycopg.connect(**target, dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    os.environ["DATABASE_URL"] = url
+    os.environ["GATEWAY_BENCH_DATABASE_READY"] = "1"
+    print(f"Benchmark database: {name} (the project's own database is not touched)", flush=True)
+    return url
+
 
 def setup_migrated() -> None:
-    """``django.setup()`` and ``migrate_schemas`` (a no-op when up to date), so a benchmark runs on a fresh clone."""
+    """The benchmarks' own database (``use_bench_database``), ``django.setup()`` and ``migrate_schemas``
+    (a no-op when up to date), so a benchmark runs on a fresh clone and never on the demo's data."""
+    use_bench_database()
     import django
 
     from gateway.embedded import start_if_unconfigured

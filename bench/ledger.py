@@ -1,6 +1,7 @@
 """Ledger throughput: hold+commit pairs per second and wallet credits per second.
 
-Run from the repository root (uses the embedded PostgreSQL unless DATABASE_URL is set):
+Run from the repository root (in a database of its own, ``gateway_bench`` in the embedded
+PostgreSQL or ``<name>_bench`` next to DATABASE_URL's; see ``bench.common``):
 
     .venv/bin/python bench/ledger.py [--seconds 10] [--procs 2] [--threads 8] [--customers 2000]
 

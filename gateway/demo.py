@@ -2,6 +2,10 @@
 
 One Ctrl-C stops everything this command started (including the embedded PostgreSQL and Redis
 if it was the one that started them).
+
+``DEMO_PORT`` (default 8000) is the web server's port on 127.0.0.1, ``DEMO_PROBE_PORT`` (default
+``DEMO_PORT + 81``) the probes'. Both are checked before anything starts: a port in use stops the
+demo at once with a message naming a free one.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,9 +23,61 @@ from gateway import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PORT = int(os.environ.get("DEMO_PORT", "8000"))
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def _port_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"{name}={raw!r} is not a port number. Use a number from 1024 to 65535, e.g. {name}=8010.")
+    return int(raw)
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """Whether something already listens on ``host:port`` (a socket in TIME_WAIT does not count,
+    as gunicorn binds with SO_REUSEADDR too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port_after(port: int, *, avoid: tuple[int, ...] = ()) -> int | None:
+    """The first free port above ``port`` (within 100) whose probe port (+81) is free as well."""
+    for candidate in range(port + 1, min(port + 101, 65535 - 81)):
+        if candidate in avoid or candidate + 81 in avoid:
+            continue
+        if not port_in_use(candidate) and not port_in_use(candidate + 81):
+            return candidate
+    return None
+
+
+def check_ports(port: int, probe_port: int) -> str | None:
+    """None when both ports are free; otherwise what to tell the user (nothing has started yet)."""
+    busy = [(what, p) for what, p in (("web server", port), ("probe listener", probe_port)) if port_in_use(p)]
+    if not busy:
+        return None
+    what, taken = busy[0]
+    lines = [f"Cannot start the demo: port {taken} on {HOST} (for the {what}) is already in use."]
+    lines.append("Another demo may be running (stop it with Ctrl-C), or another server uses the port.")
+    suggestion = free_port_after(port, avoid=(port, probe_port))
+    example = suggestion or 8010
+    lines.append(
+        f"Pick another port with DEMO_PORT, e.g.: DEMO_PORT={example} make demo"
+        f" (the probes then listen on DEMO_PORT + 81 = {example + 81}; DEMO_PROBE_PORT sets them apart)."
+    )
+    return "\n".join(lines)
+
+
+PORT = _port_setting("DEMO_PORT", DEFAULT_PORT)
 # The probe listener (gateway.gunicorn_conf): /healthz and /readyz that no request can queue in front of.
-PROBE_PORT = int(os.environ.get("DEMO_PROBE_PORT", str(PORT + 81)))
+PROBE_PORT = _port_setting("DEMO_PROBE_PORT", PORT + 81)
 
 
 def _was_running() -> tuple[bool, bool]:
@@ -41,6 +98,10 @@ def _manage(*args: str, capture: bool = False) -> str:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
+    refusal = check_ports(PORT, PROBE_PORT)
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        return 2
     pg_before, redis_before = _was_running()
     print("Starting embedded PostgreSQL and Redis under .data/ ...", flush=True)
     embedded.ensure_postgres()
@@ -59,7 +120,7 @@ def main() -> int:
             "--config",
             "python:gateway.gunicorn_conf",
             "--bind",
-            f"127.0.0.1:{PORT}",
+            f"{HOST}:{PORT}",
             "--workers",
             "3",
             "--access-logfile",
@@ -83,7 +144,7 @@ def main() -> int:
         ],
         [str(BIN / "celery"), "-A", "gateway", "beat", "--loglevel", "INFO", "-s", str(schedule)],
     ]
-    env = dict(os.environ, GATEWAY_PROBE_BIND=f"127.0.0.1:{PROBE_PORT}")
+    env = dict(os.environ, GATEWAY_PROBE_BIND=f"{HOST}:{PROBE_PORT}")
     for command in commands:
         procs.append(subprocess.Popen(command, cwd=ROOT, env=env))  # noqa: S603
     _print_banner(credentials)

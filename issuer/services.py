@@ -22,12 +22,14 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
@@ -69,8 +71,7 @@ class JobRefConflict(ApplicationError):
     http_status = 409
     title = "The job reference was used for another stamp"
     what_to_do = (
-        "This job reference already stamped another document or position; use a new job reference "
-        "for a new stamp."
+        "This job reference already stamped another document or position; use a new job reference for a new stamp."
     )
 
 
@@ -428,3 +429,52 @@ def stamp_document(
             job_ref=job_ref,
         )
     raise SigningUnavailable("Could not mint a unique serial; try again.")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- document profiles
+
+PROFILE_FIELDS = (
+    "description", "max_bytes", "page_width", "page_height", "page_size_tolerance", "min_pdf_version", "max_pages",
+    "min_stamp_size", "max_stamp_size", "active",
+)  # fmt: skip
+
+
+def _check_profile_rules(profile: StampProfile) -> None:
+    """The model's check constraints, said the way a person fixes them (before the database says it
+    by a constraint's name)."""
+    errors: dict[str, str] = {}
+    if (profile.page_width is None) != (profile.page_height is None) or (
+        profile.page_width is not None and (profile.page_width <= 0 or profile.page_height <= 0)
+    ):
+        errors["page_width"] = "give both page width and height (above 0), or neither for any size"
+    if profile.max_bytes is not None and profile.max_bytes <= 0:
+        errors["max_bytes"] = "the largest size must be above 0"
+    if profile.min_stamp_size is not None and profile.max_stamp_size is not None:
+        if not 0 < profile.min_stamp_size <= profile.max_stamp_size:
+            errors["min_stamp_size"] = "the smallest stamp side must be above 0 and not above the largest"
+    if profile.min_pdf_version and not re.fullmatch(r"[12]\.[0-9]", profile.min_pdf_version):
+        errors["min_pdf_version"] = f"{profile.min_pdf_version!r} is not a PDF version: write e.g. 1.6, or none"
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def save_profile(*, name: str, **changes) -> tuple[StampProfile, bool]:
+    """Create the document profile ``name`` or change the given fields of an existing one; returns
+    (profile, created). Every rule of the model is checked first: a ``ValidationError`` names each
+    field that is wrong, and nothing is written. Stamps pick the change up within
+    ``PROFILE_CACHE_SECONDS`` (and the request path's check within 30 s)."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise TypeError(f"not a profile field: {', '.join(sorted(unknown))}")
+    profile = StampProfile.objects.select_for_update().filter(name=name).first()
+    created = profile is None
+    if created:
+        profile = StampProfile(name=name)
+    for field, value in changes.items():
+        setattr(profile, field, value)
+    _check_profile_rules(profile)
+    profile.full_clean()  # and every field's own format
+    profile.save()
+    _rules_cache.pop(name, None)
+    return profile, created

@@ -1,11 +1,83 @@
-"""Ledger reads for screens and reports (nothing here writes): what the back office draws comes from
-here, never from its own SQL on the ledger's tables."""
+"""Ledger reads for screens and reports (nothing here writes): what the portal, the back office and the
+storefront's ``/balance`` show comes from here, never from their own SQL on the ledger's tables."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
+
+
+@dataclass(frozen=True)
+class ChannelBalance:
+    """Where a channel's allocated units are now. The five places add up to the allocation:
+    ``allocated == available + reserved + in_wallets + held + used``; a refund moves units from a
+    wallet back to ``available`` and is also counted, as a flow, in ``refunded``."""
+
+    allocated: int  # every unit ever allocated to the channel
+    available: int  # in stock and free to sell (refunded units included)
+    reserved: int  # held by unpaid orders
+    in_wallets: int  # in customer wallets, free for the customer to use
+    held: int  # held in wallets by stamps in progress
+    used: int  # spent on stamps
+    refunded: int  # units ever returned from wallets to stock by refunds
+
+    @property
+    def sold(self) -> int:
+        """Units sold to customers and not refunded: in wallets, held or used."""
+        return self.in_wallets + self.held + self.used
+
+    def parts(self) -> list[tuple[str, int]]:
+        """The places that add up to ``allocated``, in the order screens show them."""
+        return [
+            ("available", self.available),
+            ("reserved", self.reserved),
+            ("in_wallets", self.in_wallets),
+            ("held", self.held),
+            ("used", self.used),
+        ]
+
+
+# Account totals per kind, and the posted single-phase transfers into the channel's stock by kind
+# (``allocate`` from the mint, ``refund`` from a wallet), in one round trip.
+_CHANNEL_BALANCE = """
+SELECT 'account', kind,
+       coalesce(sum(credits_posted), 0)::bigint, coalesce(sum(debits_posted), 0)::bigint,
+       coalesce(sum(debits_pending), 0)::bigint
+  FROM ledger_account WHERE channel_id = %(channel)s GROUP BY kind
+UNION ALL
+SELECT 'into_stock', t.kind, coalesce(sum(t.amount), 0)::bigint, 0, 0
+  FROM ledger_transfer t JOIN ledger_account a ON a.id = t.credit_account_id
+ WHERE a.channel_id = %(channel)s AND a.kind = 'stock' AND t.kind IN ('allocate', 'refund')
+   AND t.state = 'posted'
+ GROUP BY t.kind
+"""
+
+
+def channel_balance(*, channel_id: int) -> ChannelBalance:
+    """The one reading of a channel's figures: the portal dashboard, the back office and
+    ``GET /api/v1/balance`` all show these."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANNEL_BALANCE, {"channel": channel_id})
+        rows = cursor.fetchall()
+    accounts = {
+        kind: (credits, debits, pending) for source, kind, credits, debits, pending in rows if source == "account"
+    }
+    into_stock = {kind: amount for source, kind, amount, _, _ in rows if source == "into_stock"}
+    stock = accounts.get("stock", (0, 0, 0))
+    wallet = accounts.get("wallet", (0, 0, 0))
+    used = accounts.get("used", (0, 0, 0))
+    return ChannelBalance(
+        allocated=into_stock.get("allocate", 0),
+        available=stock[0] - stock[1] - stock[2],
+        reserved=stock[2],
+        in_wallets=wallet[0] - wallet[1] - wallet[2],
+        held=wallet[2],
+        used=used[0],
+        refunded=into_stock.get("refund", 0),
+    )
+
 
 # How each ledger row changes a stock account's *available* units (posted - posted debits - pending
 # debits), at the time the row was written:

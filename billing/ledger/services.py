@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 
 from billing.ledger.errors import SQLSTATE_ERRORS, AccountNotFound, LedgerError
 from billing.ledger.models import Account, Transfer
+from billing.ledger.selectors import ChannelBalance, channel_balance  # noqa: F401 - the one reading, re-exported for domain callers
 
 STOCK_SHARDS = 8  # a channel's stock and used-units are spread over this many rows (hot-row relief)
 USED_SHARDS = 8
@@ -209,48 +210,6 @@ def random_shards(count: int) -> list[int]:
     """Shard numbers in a random order, so concurrent takers start at different rows."""
     start = secrets.randbelow(count)
     return [(start + i) % count for i in range(count)]
-
-
-@dataclass(frozen=True)
-class ChannelBalance:
-    allocated: int  # every unit ever allocated to the channel
-    available: int  # in stock and free to sell
-    reserved: int  # held by unpaid orders
-    sold: int  # moved to customer wallets (net of refunds)
-    held: int  # held in wallets by stamps in progress
-    used: int  # spent on stamps
-
-
-def channel_balance(*, channel_id: int) -> ChannelBalance:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT kind,
-                   coalesce(sum(credits_posted), 0)::bigint, coalesce(sum(debits_posted), 0)::bigint,
-                   coalesce(sum(debits_pending), 0)::bigint, coalesce(sum(credits_pending), 0)::bigint
-              FROM ledger_account WHERE channel_id = %s GROUP BY kind
-            """,
-            [channel_id],
-        )
-        totals = {row[0]: row[1:] for row in cursor.fetchall()}
-        cursor.execute(
-            "SELECT coalesce(sum(amount), 0)::bigint FROM ledger_transfer t"
-            " JOIN ledger_account a ON a.id = t.credit_account_id"
-            " WHERE a.channel_id = %s AND a.kind = 'stock' AND t.kind = 'allocate' AND t.state = 'posted'",
-            [channel_id],
-        )
-        allocated = cursor.fetchone()[0]
-    stock = totals.get("stock", (0, 0, 0, 0))
-    wallet = totals.get("wallet", (0, 0, 0, 0))
-    used = totals.get("used", (0, 0, 0, 0))
-    return ChannelBalance(
-        allocated=allocated,
-        available=stock[0] - stock[1] - stock[2],
-        reserved=stock[2],
-        sold=wallet[0],
-        held=wallet[2],
-        used=used[0],
-    )
 
 
 def stock_available(*, channel_id: int) -> int:

@@ -19,8 +19,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from billing.ledger.selectors import stock_changes_per_bucket
-from billing.ledger.services import channel_balance
+from billing.ledger.selectors import channel_balance, stock_changes_per_bucket
 from issuer.models import IncidentNote
 from issuer.selectors import used_serials_per_bucket
 from stamping import admission

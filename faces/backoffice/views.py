@@ -22,13 +22,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.deposits import confirm_deposit, create_deposit
 from billing.ledger.models import Deposit, ReconciliationRun
-from billing.ledger.services import channel_balance
+from billing.ledger.selectors import channel_balance
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from faces.backoffice import selectors
 from faces.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
 from faces.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
-from faces.charts import Series, line_chart
+from faces.charts import Series, blank_before, format_number, line_chart
 from gateway.http.problems import problem_response
 from issuer.models import IncidentNote, Serial
 from issuer.selectors import serial_get
@@ -82,11 +82,15 @@ def _overview_charts(window: selectors.Window, rows: list[dict]) -> dict:
         available_now={row["channel"].pk: row["balance"].available for row in rows},
     )
     per_minute = window.bucket_minutes
+
+    def series(row: dict, values: list) -> Series:  # nothing drawn for the time before the channel existed
+        channel = row["channel"]
+        return Series(channel.name, blank_before(values, starts=starts, step=window.bucket, since=channel.created_at))
+
     stamp_series = [
-        Series(row["channel"].name, [n / per_minute for n in stamps.get(row["channel"].pk, [0] * len(starts))])
-        for row in rows
+        series(row, [n / per_minute for n in stamps.get(row["channel"].pk, [0] * len(starts))]) for row in rows
     ]
-    stock_series = [Series(row["channel"].name, stock.get(row["channel"].pk, [0] * len(starts))) for row in rows]
+    stock_series = [series(row, stock.get(row["channel"].pk, [0] * len(starts))) for row in rows]
     return {
         "stamps_chart": line_chart(labels=labels, series=stamp_series, unit="stamps/min", title="Stamps per minute"),
         "stock_chart": line_chart(labels=labels, series=stock_series, unit="units", title="Available stock"),
@@ -138,8 +142,8 @@ def deposits(request):
             else:
                 messages.success(
                     request,
-                    f"Deposit {deposit.reference} recorded: {deposit.units:,} units for {deposit.channel.name}. "
-                    "Confirm it once the money has arrived.",
+                    f"Deposit {deposit.reference} recorded: {format_number(deposit.units)} units for "
+                    f"{deposit.channel.name}. Confirm it once the money has arrived.",
                 )
                 return redirect("backoffice:deposits")
         else:
@@ -165,7 +169,8 @@ def deposit_confirm(request, deposit_id: int):
     else:
         messages.success(
             request,
-            f"Deposit {deposit.reference} confirmed: {deposit.units:,} units allocated to {deposit.channel.name}.",
+            f"Deposit {deposit.reference} confirmed: {format_number(deposit.units)} units allocated to "
+            f"{deposit.channel.name}.",
         )
     return redirect("backoffice:deposits")
 

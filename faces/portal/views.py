@@ -15,9 +15,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.ledger.services import channel_balance
+from billing.ledger.selectors import channel_balance
 from billing.retail.models import Order
-from faces.charts import Series, bar_chart
+from faces.charts import Series, bar_chart, blank_before
 from faces.portal import selectors
 from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
@@ -36,15 +36,19 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _activity_chart(window: selectors.ActivityRange) -> tuple[dict, int, int]:
+def _activity_chart(window: selectors.ActivityRange, channel) -> tuple[dict, int, int]:
     starts, stamped, failed = selectors.stamp_activity(window)
+    total_stamped, total_failed = sum(stamped), sum(failed)
+    # No bar, and no 0 in the table, for the hours or days before the channel existed.
+    stamped = blank_before(stamped, starts=starts, step=window.step, since=channel.created_at)
+    failed = blank_before(failed, starts=starts, step=window.step, since=channel.created_at)
     chart = bar_chart(
         labels=[timezone.localtime(s).strftime(window.fmt) for s in starts],
         stacks=[Series("Stamped", stamped, css="ok"), Series("Failed", failed, css="bad")],
         unit="documents",
         title=f"Stamps, {window.label.lower()}",
     )
-    return chart, sum(stamped), sum(failed)
+    return chart, total_stamped, total_failed
 
 
 @portal_login_required
@@ -53,7 +57,7 @@ def dashboard(request):
     channel = request.tenant
     balance = channel_balance(channel_id=channel.pk)
     window = selectors.activity_range(request.GET.get("range"))
-    chart, stamped_total, failed_total = _activity_chart(window)
+    chart, stamped_total, failed_total = _activity_chart(window, channel)
     context = {
         "channel": channel,
         "balance": balance,
@@ -76,15 +80,16 @@ def dashboard(request):
 
 def _stock_parts(balance) -> list[dict]:
     """Where the channel's allocated units are now, as shares of one bar."""
-    parts = [
-        ("Available", balance.available, "ok"),
-        ("Reserved", balance.reserved, "c2"),
-        ("In wallets", max(0, balance.sold - balance.used - balance.held), "c1"),
-        ("Held", balance.held, "c3"),
-        ("Used", balance.used, "c7"),
-    ]
-    total = sum(value for _, value, _ in parts) or 1
-    return [{"name": n, "value": v, "css": c, "percent": round(100 * v / total, 2)} for n, v, c in parts if v > 0]
+    looks = {
+        "available": ("Available", "ok"),
+        "reserved": ("Reserved", "c2"),
+        "in_wallets": ("In wallets", "c1"),
+        "held": ("Held", "c3"),
+        "used": ("Used", "c7"),
+    }
+    parts = [(*looks[key], value) for key, value in balance.parts()]
+    total = balance.allocated or 1
+    return [{"name": n, "value": v, "css": c, "percent": round(100 * v / total, 2)} for n, c, v in parts if v > 0]
 
 
 @portal_login_required

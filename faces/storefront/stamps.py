@@ -149,12 +149,16 @@ class CatalogueDoc(serializers.Serializer):
 
 class BalanceDoc(serializers.Serializer):
     channel = serializers.CharField()
-    allocated = serializers.IntegerField()
+    allocated = serializers.IntegerField(help_text="Every unit ever allocated: available + reserved_for_orders + sold.")
     available = serializers.IntegerField()
     reserved_for_orders = serializers.IntegerField()
-    sold = serializers.IntegerField()
+    sold = serializers.IntegerField(
+        help_text="Sold to customers and not refunded: in_wallets + held_for_stamps + used."
+    )
+    in_wallets = serializers.IntegerField(help_text="In customers' wallets, free for them to use.")
     held_for_stamps = serializers.IntegerField()
     used = serializers.IntegerField()
+    refunded = serializers.IntegerField(help_text="Units ever refunded from wallets back to the channel's stock.")
     low_stock_threshold = serializers.IntegerField()
     low_stock = serializers.BooleanField()
 
@@ -492,8 +496,10 @@ class BalanceApi(ChannelApiView):
                 "available": balance.available,
                 "reserved_for_orders": balance.reserved,
                 "sold": balance.sold,
+                "in_wallets": balance.in_wallets,
                 "held_for_stamps": balance.held,
                 "used": balance.used,
+                "refunded": balance.refunded,
                 "low_stock_threshold": request.tenant.low_stock_threshold,
                 "low_stock": balance.available < request.tenant.low_stock_threshold,
             }

@@ -24,11 +24,14 @@ and a test fails when either is stale.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable
 
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import include, path
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.views import View
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator
@@ -442,7 +445,8 @@ class StorefrontSchemaGenerator(_HostSchemaGenerator):
             "Every request needs `Authorization: Bearer <API key>` of this channel. Every POST takes an "
             "`Idempotency-Key`. Every answer to an authenticated request carries `RateLimit` and "
             "`RateLimit-Policy`. Every error is `application/problem+json` with a stable `code` and a "
-            "`request_id`. See `docs/api.md` and `docs/errors.md`."
+            "`request_id`; the codes, and what to do about each, are listed at the end of this host's API reference, "
+            "[/api/v1/docs#errors](/api/v1/docs#errors)."
         ),
         "SERVERS": [
             {
@@ -469,8 +473,8 @@ class IssuerSchemaGenerator(_HostSchemaGenerator):
         "TITLE": "e-Meterai public verification API",
         "DESCRIPTION": (
             "The issuer's public API: anyone may check an e-Meterai by its serial or by uploading the stamped PDF. "
-            "No authentication. Every error is `application/problem+json` with a stable `code` and a `request_id` "
-            "(see `docs/errors-issuer.md`)."
+            "No authentication. Every error is `application/problem+json` with a stable `code` and a `request_id`; "
+            "the codes are listed at the end of the API reference, [/api/v1/docs#errors](/api/v1/docs#errors)."
         ),
         "SERVERS": [
             {
@@ -614,6 +618,51 @@ def _operations(schema: dict) -> Iterable[dict]:
             }
 
 
+_MD_CODE = re.compile(r"``(.+?)``|`([^`]+)`")  # docstrings' reST ``code`` too
+_MD_STRONG = re.compile(r"\*\*([^*]+)\*\*")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_SAFE_HREF = re.compile(r"^(https?://|/|#)")
+
+
+def markdown_inline(text: str) -> SafeString:
+    """The Markdown the schema's descriptions use, as HTML: `code` (and ``code``), **strong**, [text](link) (only
+    http(s), site-relative and #fragment links) and line breaks kept as they are (the page's
+    ``white-space: pre-line``). Everything else is escaped; nothing of the text runs as HTML."""
+    html = escape(text or "")
+    spans: list[str] = []
+
+    def keep(fragment: str) -> str:  # code spans are final: nothing inside them is Markdown
+        spans.append(fragment)
+        return f"\x00{len(spans) - 1}\x00"
+
+    html = _MD_CODE.sub(lambda m: keep(f"<code>{m[1] or m[2]}</code>"), html)
+    html = _MD_STRONG.sub(r"<strong>\1</strong>", html)
+    html = _MD_LINK.sub(lambda m: f'<a href="{m[2]}">{m[1]}</a>' if _SAFE_HREF.match(m[2]) else m[1], html)
+    html = re.sub("\x00(\\d+)\x00", lambda m: spans[int(m[1])], html)
+    return mark_safe(html)  # noqa: S308 - built from escaped text only
+
+
+def _rendered(operation: dict) -> dict:
+    """An operation of ``_operations`` with its descriptions turned into HTML for the page."""
+    md = markdown_inline
+    operation = {**operation, "summary": md(operation["summary"]), "description": md(operation["description"])}
+    operation["parameters"] = [{**p, "description": md(p["description"])} for p in operation["parameters"]]
+    operation["bodies"] = [
+        {**b, "fields": [{**f, "description": md(f["description"])} for f in b["fields"]]} for b in operation["bodies"]
+    ]
+    operation["responses"] = [
+        {
+            **r,
+            "description": md(r["description"]),
+            # the codes' descriptions are a Markdown list, "- `code`: what it means", one line each
+            "lines": [md(line.removeprefix("- ")) for line in r["description"].splitlines() if line.strip()],
+            "fields": [{**f, "description": md(f["description"])} for f in r["fields"]],
+        }
+        for r in operation["responses"]
+    ]
+    return operation
+
+
 class ApiDocsPage(View):
     """``GET /api/v1/docs``: a reference page rendered on the server from this host's schema."""
 
@@ -623,7 +672,7 @@ class ApiDocsPage(View):
         if self.generator_class is None:
             raise Http404
         schema = schema_for(self.generator_class)
-        operations = list(_operations(schema))
+        operations = [_rendered(op) for op in _operations(schema)]
         tags = [t["name"] for t in schema.get("tags", [])]
         tags += sorted({op["tag"] for op in operations} - set(tags))
         sections = [
@@ -631,11 +680,13 @@ class ApiDocsPage(View):
             for t in tags
             if any(op["tag"] == t for op in operations)
         ]
-        codes = [(c, *catalogue()[c]) for c in schema["components"]["schemas"]["ProblemCode"]["enum"]]
+        codes = [(c, status, markdown_inline(text)) for c in schema["components"]["schemas"]["ProblemCode"]["enum"]
+                 for status, text in [catalogue()[c]]]  # fmt: skip
+        info = {**schema["info"], "description": markdown_inline(schema["info"].get("description", ""))}
         return TemplateResponse(
             request,
             "api/docs.html",
-            {"info": schema["info"], "sections": sections, "codes": codes, "schema_url": "/api/v1/schema"},
+            {"info": info, "sections": sections, "codes": codes, "schema_url": "/api/v1/schema"},
         )
 
 

@@ -210,6 +210,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"  # files browsers ask for at the site root: /favicon.ico
 MEDIA_ROOT = DATA_DIR / "media"
 
 # --------------------------------------------------------------------------- API

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from django import template
 
+from faces.charts import format_number
+
 register = template.Library()
 
 
@@ -16,7 +18,7 @@ def num(value) -> str:
         number = round(float(value))
     except (TypeError, ValueError):
         return "" if value is None else str(value)
-    return f"{number:,}".replace(",", ".")
+    return format_number(number)
 
 
 @register.filter

@@ -107,3 +107,45 @@ def test_staff_runs_reconciliation_reads_settlement_and_publishes_an_incident(li
     page.goto(site(None, "/backoffice/incidents/"))
     page.locator(".incident", has_text=title).get_by_role("button", name="Mark resolved").click()
     expect(page.locator(".msg.success")).to_contain_text("marked resolved")
+
+
+# The page's own width, and every control of the form inside its card (at the suite's 1280 px).
+_OVERFLOW = """() => {
+  const card = document.querySelector('aside.card').getBoundingClientRect();
+  const out = [...document.querySelectorAll('aside.card form input, aside.card form select,'
+                                            + ' aside.card form textarea, aside.card form button')]
+    .filter(el => el.type !== 'hidden')
+    .map(el => [el.name || el.textContent.trim(), el.getBoundingClientRect()])
+    .filter(([, r]) => r.left < card.left - 0.5 || r.right > card.right + 0.5)
+    .map(([name]) => name);
+  return {out, page: document.documentElement.scrollWidth, viewport: window.innerWidth};
+}"""
+
+
+def test_the_incidents_form_fits_its_card_at_1280_px(live_db, page, site, shoot):
+    username = _staff("staff-pass-123")
+    _sign_in(page, site, username, "staff-pass-123")
+
+    page.goto(site(None, "/backoffice/incidents/"))
+    assert page.viewport_size["width"] == 1280
+    fit = page.evaluate(_OVERFLOW)
+    shoot("backoffice-incidents-1280")
+
+    assert fit["out"] == []  # no field sticks out of the "New note" card
+    assert fit["page"] <= fit["viewport"]  # and the page does not scroll sideways
+
+
+def test_pages_load_without_a_missing_file(live_db, page, site):
+    """No 404 in the browser's console: the favicon every browser asks for is served."""
+    missing: list[str] = []
+    page.on("response", lambda response: response.status == 404 and missing.append(response.url))
+
+    icons = []
+    for url in (site(None, "/"), site(None, "/status"), site(None, "/api/v1/docs"), site("alpha", "/login/")):
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        # headless Chromium does not fetch the icon by itself: ask for the one the page names, as a browser does
+        icons.append(page.evaluate("() => fetch(document.querySelector('link[rel~=icon]').href).then(r => r.status)"))
+
+    assert icons == [200, 200, 200, 200]
+    assert missing == []
