@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.db import transaction
 from django.http import HttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -15,10 +11,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing.ledger import services as ledger
+from faces.storefront.listing import list_filters, list_parameters, newest_first_page
 from faces.storefront.stamp_input import PlacementInput, StampInput, validate_stamp_input
 from faces.storefront.views import ChannelApiView
 from gateway.http.edge import json_response
-from gateway.http.pagination import InvalidCursor, keyset_page
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
 from stamping import admission
@@ -26,7 +22,7 @@ from stamping.errors import DocumentNotReady, StampJobNotFound
 from stamping.models import Batch, StampJob
 from stamping.selectors import stamp_jobs_for_listing
 from stamping.services import StampRequest, request_stamp
-from tenants.customers.services import CustomerNotFound, customer_get
+from tenants.customers.services import customer_get
 
 MAX_BATCH_DOCUMENTS = 50
 PAGE_SIZE = 50
@@ -277,71 +273,23 @@ class StampListApi(ChannelApiView):
         operation_id="stamps_list",
         summary="List stamps, newest first",
         description="Cursor pagination: 50 per page; follow `next_cursor` until it is null.",
-        parameters=[
-            OpenApiParameter("customer", OpenApiTypes.INT, description="Only this customer's stamps."),
-            OpenApiParameter(
-                "status",
-                OpenApiTypes.STR,
-                description=f"Only stamps in this status: {', '.join(StampJob.Status.values)} (another value matches "
-                "nothing).",
-            ),
-            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Created at or after (ISO 8601)."),
-            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
-        ],
+        parameters=list_parameters("stamps", StampJob.Status.values),
         responses={200: StampListDoc},
     )
     @problems("customer_not_found", "invalid_cursor")
     def get(self, request):
         """History, newest first; ``?customer=&status=&from=&to=&cursor=``."""
         params = request.query_params
-        customer_id = None
-        if params.get("customer"):
-            if not params["customer"].isascii():  # customer_get takes "²" for a digit (a 500); see tenants
-                raise CustomerNotFound(f"No customer {params['customer']!r} in this channel.")
-            customer_id = customer_get(customer_id=params["customer"]).pk
-        window = {}
-        for name, bound in (("from", "since"), ("to", "until")):
-            if params.get(name):
-                moment = _parse_moment(params[name])
-                if moment is None:
-                    raise InvalidCursor(f"`{name}` must be an ISO 8601 date-time.")
-                window[bound] = moment
-        page = keyset_page(
-            stamp_jobs_for_listing(customer_id=customer_id, status=params.get("status") or None, **window),
+        page = newest_first_page(
+            stamp_jobs_for_listing(status=params.get("status") or None, **list_filters(params)),
             cursor=params.get("cursor"),
             kind=STAMP_CURSOR,
             size=PAGE_SIZE,
-            key=lambda job: (job.created_at.isoformat(), job.id),
-            parse=_stamp_key,
-            after=lambda jobs, key: jobs.filter(created_at__lt=key[0]) | jobs.filter(created_at=key[0], id__lt=key[1]),
         )
         return Response({"results": [job_output(j) for j in page.results], "next_cursor": page.next_cursor})
 
 
-def _parse_moment(value: str) -> datetime | None:
-    """An ISO 8601 date-time in UTC, or None. Well-formed but impossible values (month 13, an offset of
-    +18:11 that PostgreSQL refuses, a year 1 that leaves the calendar in UTC) are None too: they were 500s."""
-    try:
-        moment = parse_datetime(value)
-        if moment is None:
-            return None
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 STAMP_CURSOR = "stamp"
-
-
-def _stamp_key(created, job_id) -> tuple[datetime, str]:
-    """A stamp cursor's key: the creation time and id the next page starts after."""
-    moment = _parse_moment(created) if isinstance(created, str) else None
-    if moment is None or not isinstance(job_id, str) or "\x00" in job_id:  # a NUL cannot be compared (a 500)
-        raise ValueError
-    return moment, job_id
 
 
 class StampDetailApi(ChannelApiView):
