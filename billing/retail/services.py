@@ -22,6 +22,7 @@ from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFo
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
 from kernel import faults
 from kernel.db import each_locked
+from kernel.timestamps import utc_timestamp
 from outbox import webhooks
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,22 @@ def _order_payload(order: Order) -> dict:
             "total_rupiah": order.total_rupiah,
             "status": order.status,
             "status_reason": order.status_reason,
+        }
+    }
+
+
+def _refund_payload(refund: Refund) -> dict:
+    """A refund as the storefront API shows it (``GET /api/v1/refunds/{id}``), plus its customer."""
+    return {
+        "refund": {
+            "id": refund.pk,
+            "order": refund.order_id,
+            "customer": refund.order.customer_id,
+            "units": refund.units,
+            "amount_rupiah": refund.amount_rupiah,
+            "fee_rupiah": refund.fee_rupiah,
+            "status": refund.status,
+            "created_at": utc_timestamp(refund.created_at),
         }
     }
 
@@ -200,6 +217,7 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
     once; a provider's refund is idempotent by our reference, so a crash between the provider's
     answer and our commit is repaired by sending the same reference again.
     """
+
     def send_refund(refund: Refund) -> bool:
         payment = refund.order.payments.filter(status=Payment.Status.SUCCEEDED).first()
         result = get_provider(refund.order.provider).refund(
@@ -207,10 +225,12 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
             amount_rupiah=refund.amount_rupiah,
             reference=f"refund:{refund.pk}",
         )
-        if result.succeeded:
-            refund.status = Refund.Status.SUCCEEDED
-            refund.provider_refund_ref = result.reference
-            refund.save(update_fields=["status", "provider_refund_ref"])
+        # (a provider that cannot be reached raises: the refund stays pending for the next round)
+        refund.status = Refund.Status.SUCCEEDED if result.succeeded else Refund.Status.FAILED
+        refund.provider_refund_ref = result.reference
+        refund.save(update_fields=["status", "provider_refund_ref"])
+        # in the row's transaction: the storefront hears of the outcome exactly when it is recorded
+        webhooks.enqueue_event(event_type=f"refund.{refund.status}", payload=_refund_payload(refund))
         return result.succeeded
 
     def send_payment_refund(payment: Payment) -> bool:
@@ -254,6 +274,7 @@ def expire_orders(*, channel, now=None) -> int:
 
 def credit_paid_orders(*, channel) -> int:
     """Orders whose payment was recorded but whose units never reached the wallet get them now."""
+
     def credit(order: Order) -> bool:
         _credit(channel=channel, order=order, payment=None, provider_name=order.provider)
         return True

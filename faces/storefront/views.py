@@ -15,6 +15,7 @@ from billing.retail.selectors import order_get_for, orders_for_listing, refund_g
 from faces.storefront.listing import list_filters, list_parameters, newest_first_page
 from gateway.http.auth import ApiKeyAuthentication, HasScope
 from gateway.http.edge import EdgeMixin
+from gateway.http.fields import ApiModelSerializer
 from gateway.http.pagination import encode_cursor, keyset_page
 from gateway.http.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
@@ -287,7 +288,7 @@ class OrderDetailApi(ChannelApiView):
         return Response(order_output(request, order_get_for(order_id=order_id)))
 
 
-class RefundOutput(serializers.ModelSerializer):
+class RefundOutput(ApiModelSerializer):
     id = serializers.CharField(help_text="`rfd_...`")
     order = serializers.CharField(source="order_id")
     amount_rupiah = serializers.IntegerField(help_text="Paid back: the units' price and fees less the refund fee.")
@@ -304,6 +305,8 @@ class RefundOutput(serializers.ModelSerializer):
 
 
 class RefundDoc(RefundOutput):  # documentation only: the component is `Refund`
+    """Unused units of an order given back to the channel's stock, and the money on its way back."""
+
     class Meta(RefundOutput.Meta):
         pass
 
