@@ -34,7 +34,7 @@ MAX_UNITS_PER_ORDER = 1_000
 def create_order(*, channel, customer, quantity: int, provider: str = "simulator") -> Order:
     """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires."""
     if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
-        raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER} units.")
+        raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER:,} units, not {quantity:,}.")
     get_provider(provider)  # refuses an unknown provider before anything is written
     order = Order(
         customer=customer,

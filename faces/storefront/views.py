@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -230,10 +230,18 @@ ORDER_PAGE_SIZE = 50
 ORDER_CURSOR = "order"
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": retail.MAX_UNITS_PER_ORDER})
+class QuantityField(serializers.IntegerField):
+    """Any integer: the range is the service's rule (400 `invalid_quantity`, as documented); a serializer
+    bound answered `validation_failed`. The schema still shows the range."""
+
+
 class OrderListApi(ChannelApiView):
     class InputSerializer(serializers.Serializer):
         customer = serializers.IntegerField(min_value=1)
-        quantity = serializers.IntegerField(min_value=1, max_value=retail.MAX_UNITS_PER_ORDER)
+        quantity = QuantityField(
+            help_text=f"Units to order: 1 to {retail.MAX_UNITS_PER_ORDER:,} (else `invalid_quantity`)."
+        )
         provider = serializers.CharField(max_length=32, default="simulator")
 
     def get_required_scope(self):

@@ -168,3 +168,37 @@ def test_reading_orders_and_refunds_needs_only_the_read_scope(client_for, channe
     assert api.get(f"/api/v1/orders/{order.pk}/refunds").status_code == 200
     refused = _refund(lambda *a, **k: api, order, 1, "reader-1")
     assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 1_001, 5_000])
+def test_an_order_outside_1_to_1000_units_is_invalid_quantity(client_for, shop, alpha, quantity):
+    from billing.ledger import services as ledger
+
+    with schema_context("alpha"):
+        orders = Order.objects.count()
+    stock = ledger.channel_balance(channel_id=alpha.pk).available
+
+    response = client_for("alpha").post(
+        "/api/v1/orders",
+        {"customer": shop["siti"].pk, "quantity": quantity},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=f"qty-{quantity}",
+    )
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "invalid_quantity"
+    assert body["detail"] == f"Order between 1 and 1,000 units, not {quantity:,}."
+    assert body["request_id"] == response["X-Request-Id"]
+    with schema_context("alpha"):
+        assert Order.objects.count() == orders
+    assert ledger.channel_balance(channel_id=alpha.pk).available == stock
+
+
+def test_a_quantity_that_is_not_a_number_is_still_validation_failed(client_for, shop):
+    response = client_for("alpha").post(
+        "/api/v1/orders", {"customer": shop["siti"].pk, "quantity": "many"}, content_type="application/json"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "validation_failed")
+    assert "quantity" in response.json()["errors"]
