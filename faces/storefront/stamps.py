@@ -17,6 +17,7 @@ from faces.storefront.views import ChannelApiView
 from gateway.http.edge import json_response
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
+from kernel.errors import ApplicationError
 from stamping import admission
 from stamping.errors import DocumentNotReady, StampJobNotFound
 from stamping.models import Batch, StampJob
@@ -342,6 +343,23 @@ class BatchInput(PlacementInput):
     documents = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=MAX_BATCH_DOCUMENTS)
 
 
+def _batch_refused(refused: list[tuple[int, str, ApplicationError]], *, total: int) -> ApplicationError:
+    """The first refusal (its code and status), saying which documents were refused and why: ``documents``
+    lists each one's ``index`` (0-based, in the order sent), ``file_name``, ``code`` and ``detail``."""
+    index, name, first = refused[0]
+    documents = [
+        {"index": i, "file_name": file_name, "code": exc.code, "detail": exc.message} for i, file_name, exc in refused
+    ]
+    which = ", ".join(f"{i} ({file_name or 'no name'})" for i, file_name, _ in refused)
+    first.message = (
+        f"{len(refused)} of {total} documents were refused, so nothing was held or queued: index {which}. "
+        f"Index {index}: {first.message} `documents` says why for each; send the batch again without them."
+    )
+    first.args = (first.message,)
+    first.extra = {**first.extra, "documents": documents}
+    return first
+
+
 class BatchListApi(ChannelApiView):
     parser_classes = [MultiPartParser, FormParser]
     required_scope = "stamp"
@@ -350,7 +368,9 @@ class BatchListApi(ChannelApiView):
         tags=["stamps"],
         summary="Stamp up to 50 documents (asynchronous)",
         description=ASYNC.replace("the document", "every document").replace("one unit", "one unit per document")
-        + " All documents are accepted and held, or none.",
+        + " All documents are accepted and held, or none: a refusal names every refused document in "
+        "`documents` (`index` from 0 in the order sent, `file_name`, `code`, `detail`), with the first one's "
+        "code and status.",
         request={"multipart/form-data": BatchInput},
         responses={202: BatchAcceptedDoc},
         parameters=[LOCATION],
@@ -366,15 +386,21 @@ class BatchListApi(ChannelApiView):
         queue = admission.admit(channel=request.tenant, new_jobs=len(documents))
         with transaction.atomic():  # all documents are held and queued, or none
             batch = Batch.objects.create(customer=customer)
-            jobs = [
-                request_stamp(
-                    channel=request.tenant,
-                    customer_id=customer.pk,
-                    batch_id=batch.id,
-                    request=_request_from(data.validated_data, upload),
-                )
-                for upload in documents
-            ]
+            jobs, refused = [], []
+            for index, upload in enumerate(documents):  # every document is checked, to name every bad one
+                try:
+                    jobs.append(
+                        request_stamp(
+                            channel=request.tenant,
+                            customer_id=customer.pk,
+                            batch_id=batch.id,
+                            request=_request_from(data.validated_data, upload),
+                        )
+                    )
+                except ApplicationError as exc:  # (request_stamp's savepoint keeps the batch's transaction usable)
+                    refused.append((index, getattr(upload, "name", "") or "", exc))
+            if refused:
+                raise _batch_refused(refused, total=len(documents))  # rolls back every hold and job
         return Response(
             {
                 "id": batch.id,
