@@ -181,7 +181,9 @@ def payment_progress(*, order, ref: str) -> PaymentProgress:
         return PaymentProgress("credited", True, f"Payment confirmed: {order.quantity} e-Meterai credited.")
     if payment is not None:
         if payment.status == Payment.Status.FAILED:
-            return PaymentProgress("failed", True, "The payment failed. The order is still waiting for payment.")
+            return PaymentProgress(
+                "failed", True, "The payment failed. Nothing was charged; the order is closed: place a new order."
+            )
         if payment.status in (Payment.Status.REFUND_PENDING, Payment.Status.REFUNDED):
             reason = payment.refund_reason or "refunded"
             return PaymentProgress(

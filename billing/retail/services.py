@@ -138,6 +138,8 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
     if not created:
         return WebhookOutcome(order_id=order.pk, status=order.status, replayed=True)
     if not event.succeeded:
+        if order.status == Order.Status.AWAITING_PAYMENT:  # (a failure after a success changes nothing)
+            _close_failed_order(order)
         return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note="payment failed")
 
     if order.status in (Order.Status.CREDITED, Order.Status.PAID, Order.Status.REFUNDED) or (
@@ -154,6 +156,27 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
     webhooks.enqueue_event(event_type="order.paid", payload=_order_payload(order))
     _credit(channel=channel, order=order, payment=payment, provider_name=provider_name)
     return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=order.status_reason)
+
+
+def _release_reservation(order: Order) -> None:
+    for rid in order.reservation_ids:
+        try:
+            quota.release_reservation(reservation_ids=[rid])
+        except LedgerError:
+            pass  # already voided by the ledger's own timeout sweep
+
+
+def _close_failed_order(order: Order) -> None:
+    """The provider reported the order's payment failed: the order is closed and its stock given back (a
+    payment that still arrives later is credited from stock, as after an expiry, or refunded)."""
+    _release_reservation(order)
+    order.status = Order.Status.PAYMENT_FAILED
+    order.status_reason = (
+        "The payment failed; nothing was charged and the reserved units went back to stock. "
+        "Place a new order to try again."
+    )
+    order.save(update_fields=["status", "status_reason"])
+    webhooks.enqueue_event(event_type="order.payment_failed", payload=_order_payload(order))
 
 
 def _credit(*, channel, order: Order, payment: Payment | None, provider_name: str) -> None:
@@ -186,7 +209,7 @@ def _credit(*, channel, order: Order, payment: Payment | None, provider_name: st
             )
             order.save(update_fields=["status", "status_reason"])
             return
-        order.status_reason = "Paid after the order expired; credited from stock."
+        order.status_reason = "Paid after the order's reservation ended; credited from stock."
     faults.point("retail.credit.before_order_saved")
     order.status = Order.Status.CREDITED
     order.credited_at = timezone.now()
@@ -258,11 +281,7 @@ def expire_orders(*, channel, now=None) -> int:
     now = now or timezone.now()
 
     def expire(order: Order) -> bool:
-        for rid in order.reservation_ids:
-            try:
-                quota.release_reservation(reservation_ids=[rid])
-            except LedgerError:
-                pass  # already voided by the ledger's own timeout sweep
+        _release_reservation(order)
         order.status = Order.Status.EXPIRED
         order.save(update_fields=["status"])
         return True
