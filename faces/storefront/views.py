@@ -14,7 +14,7 @@ from billing.retail.models import Order, Refund
 from billing.retail.selectors import order_get_for, orders_for_listing, refund_get_for, refunds_for_listing
 from faces.storefront.listing import list_filters, list_parameters, newest_first_page
 from gateway.http.auth import ApiKeyAuthentication, HasScope
-from gateway.http.edge import EdgeMixin
+from gateway.http.edge import EdgeMixin, base_url
 from gateway.http.fields import ApiModelSerializer
 from gateway.http.pagination import encode_cursor, keyset_page
 from gateway.http.schema import problems
@@ -214,8 +214,7 @@ def order_output(request, order: Order) -> dict:
 
     data = OrderOutput(order).data
     if order.status == Order.Status.AWAITING_PAYMENT:
-        base = f"{request.scheme}://{request.get_host()}"
-        data["payment"] = get_provider(order.provider).payment_instructions(order=order, base_url=base)
+        data["payment"] = get_provider(order.provider).payment_instructions(order=order, base_url=base_url(request))
     return data
 
 
