@@ -39,6 +39,7 @@ from django_tenants.utils import schema_context
 
 from billing.providers.base import InvalidWebhookSignature, MalformedWebhook, PaymentEvent, ProviderRefund
 from billing.retail.models import Order, Payment
+from kernel.timestamps import utc_timestamp
 
 SIGNATURE_HEADER = "Simulator-Signature"
 TOLERANCE_SECONDS = 300
@@ -122,7 +123,7 @@ class SimulatorProvider:
             "method": "simulator",
             "pay_url": f"{base_url.rstrip('/')}/pay/simulator/{order.id}",
             "amount_rupiah": order.total_rupiah,
-            "expires_at": order.expires_at.isoformat(),
+            "expires_at": utc_timestamp(order.expires_at),
         }
 
     def parse_webhook(self, *, body: bytes, headers) -> PaymentEvent:

@@ -18,6 +18,7 @@ from gateway.http.edge import json_response
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
 from kernel.errors import ApplicationError
+from kernel.timestamps import utc_timestamp
 from stamping import admission
 from stamping.errors import DocumentNotReady, StampJobNotFound
 from stamping.models import Batch, StampJob
@@ -207,8 +208,8 @@ def job_output(
         "document_date": job.document_date.isoformat() if job.document_date else None,
         "error": {"code": job.error_code, "detail": job.error_detail} if job.error_code else None,
         "attempts": job.attempts,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "created_at": utc_timestamp(job.created_at),
+        "finished_at": utc_timestamp(job.finished_at),
         "document_url": f"/api/v1/stamps/{job.id}/document" if job.status == StampJob.Status.STAMPED else None,
     }
     if position is not None:

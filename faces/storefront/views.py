@@ -51,7 +51,7 @@ class ApiRootApi(APIView):
         )
 
 
-class CustomerOutput(serializers.ModelSerializer):
+class CustomerOutput(ApiModelSerializer):
     class Meta:
         model = Customer
         fields = ("id", "external_ref", "name", "email", "created_at")
@@ -167,7 +167,7 @@ class CustomerDetailApi(ChannelApiView):
         return Response(customer_with_quota(request, customer_get(customer_id=customer_id)))
 
 
-class OrderOutput(serializers.ModelSerializer):
+class OrderOutput(ApiModelSerializer):
     customer = serializers.IntegerField(source="customer_id")
 
     class Meta:

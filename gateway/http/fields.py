@@ -16,8 +16,8 @@ class UtcDateTimeField(serializers.DateTimeField):
         return utc_timestamp(value) if value else None
 
 
+# A ModelSerializer whose model date-times are UtcDateTimeField. (A comment, not a docstring: the OpenAPI
+# generator would print a docstring as the description of every serializer built on it.)
 class ApiModelSerializer(serializers.ModelSerializer):
-    """A ``ModelSerializer`` whose model date-times are :class:`UtcDateTimeField`."""
-
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping}
     serializer_field_mapping[models.DateTimeField] = UtcDateTimeField
