@@ -304,6 +304,13 @@ def credit_paid_orders(*, channel) -> int:
 # --------------------------------------------------------------------------- refunds
 
 
+def _unused_in_wallet(count: int) -> str:
+    """What a refund of more units than the wallet holds is told, in good English for every count."""
+    if count == 0:
+        return "No unused units are in the wallet."
+    return "Only 1 unused unit is in the wallet." if count == 1 else f"Only {count} unused units are in the wallet."
+
+
 @transaction.atomic
 def refund_order(*, channel, order_id: str, customer, units: int, request_key: str) -> Refund:
     """Refund ``units`` unused units of a credited order: units back to stock, money back less the fee."""
@@ -321,10 +328,11 @@ def refund_order(*, channel, order_id: str, customer, units: int, request_key: s
     if order.credited_at is None or timezone.now() - order.credited_at > window:
         raise RefundNotAllowed(f"Refunds are possible within {channel.refund_window_days} days of purchase.")
     if units < 1 or units > order.quantity - order.refunded_units:
-        raise RefundNotAllowed(f"At most {order.quantity - order.refunded_units} units of this order can be refunded.")
+        left = order.quantity - order.refunded_units
+        raise RefundNotAllowed(f"At most {left} {'unit' if left == 1 else 'units'} of this order can be refunded.")
     balance = quota.wallet_balance(channel_id=channel.pk, customer_id=customer.pk)
     if units > balance["available"]:
-        raise RefundNotAllowed(f"Only {balance['available']} unused units are in the wallet.")
+        raise RefundNotAllowed(_unused_in_wallet(balance["available"]))
     gross = units * (order.unit_price_rupiah + order.fee_per_unit_rupiah)
     fee = min(channel.refund_fee_rupiah, gross)
     refund = Refund(
