@@ -108,7 +108,11 @@ def _check(api_key: ApiKey | None, *, digest: str, channel, refusal: InvalidApiK
 
 def _refusal() -> InvalidApiKey:
     # Every failure says the same thing, so a caller learns nothing about which part was wrong.
-    return InvalidApiKey("The API key is missing, revoked, expired or not valid for this channel.")
+    # (Not "missing": a request without a key is answered authentication_required, never this.)
+    return InvalidApiKey(
+        "The API key is not valid here: it is wrong, revoked or expired, or it belongs to another channel. "
+        "Use a current key of this channel."
+    )
 
 
 def authenticate_api_key(*, presented: str, channel) -> ApiKey:
@@ -174,8 +178,11 @@ def keys_changed(*, channel_id: int) -> None:
     def bump() -> None:
         _cache.clear()
         if not ratelimit.bump_keys_epoch(channel_id=channel_id):
-            logger.warning("API key change not announced (Redis unreachable): caches expire within %ss",
-                           CACHE_SECONDS, extra={"channel_id": channel_id})
+            logger.warning(
+                "API key change not announced (Redis unreachable): caches expire within %ss",
+                CACHE_SECONDS,
+                extra={"channel_id": channel_id},
+            )
 
     bump()
     transaction.on_commit(bump)

@@ -138,6 +138,7 @@ class Decision:
     source: Literal["redis", "local"]
     keys_epoch: bytes | None = None  # the channel's API key epoch (None from the fallback)
     reads: list | None = None  # answers to the caller's piggybacked ``reads`` (None: not read)
+    cost: int = 1  # what this request costs (a refused one: what the next try will cost)
 
     @property
     def remaining(self) -> int:
@@ -147,6 +148,17 @@ class Decision:
     def reset(self) -> float:
         return max(b.reset for b in self.buckets)
 
+    def seconds_to_reset(self, bucket: BucketState) -> int:
+        """``RateLimit``'s ``t`` for ``bucket``: with room left (``r`` > 0), the seconds until it is full
+        again; empty (``r`` = 0), the seconds until the next request fits (one costing what this one
+        did, when refused). So on a 429 ``Retry-After`` is the largest ``t`` of the empty buckets: the
+        headers never disagree (``r=0;t=2`` with ``Retry-After: 1`` did)."""
+        if bucket.remaining > 0:
+            return math.ceil(bucket.reset)
+        cost = 1 if self.allowed else self.cost
+        wait_us = round(bucket.reset * MICROS) + bucket.policy.interval_us * cost - bucket.policy.tolerance_us
+        return max(1, math.ceil(wait_us / MICROS))
+
     def headers(self) -> dict[str, str]:
         """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-10), plus
         ``Retry-After`` when refused."""
@@ -154,7 +166,9 @@ class Decision:
             "RateLimit-Policy": ", ".join(
                 f'"{b.policy.name}";q={b.policy.burst};w={b.policy.window}' for b in self.buckets
             ),
-            "RateLimit": ", ".join(f'"{b.policy.name}";r={b.remaining};t={math.ceil(b.reset)}' for b in self.buckets),
+            "RateLimit": ", ".join(
+                f'"{b.policy.name}";r={b.remaining};t={self.seconds_to_reset(b)}' for b in self.buckets
+            ),
         }
         if not self.allowed:
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
@@ -240,7 +254,7 @@ def bump_keys_epoch(*, channel_id: int) -> bool:
     return True
 
 
-def _decide(policies, raw, source, reads=None) -> Decision:
+def _decide(policies, raw, source, reads=None, cost: int = 1) -> Decision:
     allowed, key_remaining, key_reset_us, channel_remaining, channel_reset_us, retry_after_us = map(int, raw[:6])
     return Decision(
         allowed=bool(allowed),
@@ -252,6 +266,7 @@ def _decide(policies, raw, source, reads=None) -> Decision:
         source=source,
         keys_epoch=raw[6] if len(raw) > 6 else None,
         reads=reads,
+        cost=cost,
     )
 
 
@@ -393,8 +408,8 @@ def _check(policies, keys: tuple[str, str], epoch_key: str, cost: int, reads: tu
             _note_redis_failure(exc)
         else:
             _note_redis_recovered()
-            return _decide(policies, raw, "redis", answers if reads else None)
-    return _decide(policies, local_limiter.check(keys, policies, cost), "local")
+            return _decide(policies, raw, "redis", answers if reads else None, cost)
+    return _decide(policies, local_limiter.check(keys, policies, cost), "local", cost=cost)
 
 
 def public_policies() -> tuple[Policy, Policy]:

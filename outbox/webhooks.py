@@ -48,6 +48,7 @@ from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
 from kernel.errors import ApplicationError, NotFound
+from kernel.timestamps import utc_timestamp
 from outbox.models import WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def build_body(delivery: WebhookDelivery) -> bytes:
     event = {
         "id": delivery.event_id,
         "type": delivery.event_type,
-        "created": delivery.created_at.isoformat(),
+        "created": utc_timestamp(delivery.created_at),
         "data": delivery.payload,
     }
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()

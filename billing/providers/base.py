@@ -44,6 +44,9 @@ class PaymentEvent:
 
 @dataclass(frozen=True)
 class ProviderRefund:
+    """The provider's answer to a refund: ``succeeded`` False is its final refusal (the refund is then
+    ``failed``). A provider that cannot be reached raises instead, and the refund is sent again later."""
+
     reference: str
     succeeded: bool
 

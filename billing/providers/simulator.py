@@ -39,6 +39,7 @@ from django_tenants.utils import schema_context
 
 from billing.providers.base import InvalidWebhookSignature, MalformedWebhook, PaymentEvent, ProviderRefund
 from billing.retail.models import Order, Payment
+from kernel.timestamps import utc_timestamp
 
 SIGNATURE_HEADER = "Simulator-Signature"
 TOLERANCE_SECONDS = 300
@@ -122,7 +123,7 @@ class SimulatorProvider:
             "method": "simulator",
             "pay_url": f"{base_url.rstrip('/')}/pay/simulator/{order.id}",
             "amount_rupiah": order.total_rupiah,
-            "expires_at": order.expires_at.isoformat(),
+            "expires_at": utc_timestamp(order.expires_at),
         }
 
     def parse_webhook(self, *, body: bytes, headers) -> PaymentEvent:
@@ -181,7 +182,9 @@ def payment_progress(*, order, ref: str) -> PaymentProgress:
         return PaymentProgress("credited", True, f"Payment confirmed: {order.quantity} e-Meterai credited.")
     if payment is not None:
         if payment.status == Payment.Status.FAILED:
-            return PaymentProgress("failed", True, "The payment failed. The order is still waiting for payment.")
+            return PaymentProgress(
+                "failed", True, "The payment failed. Nothing was charged; the order is closed: place a new order."
+            )
         if payment.status in (Payment.Status.REFUND_PENDING, Payment.Status.REFUNDED):
             reason = payment.refund_reason or "refunded"
             return PaymentProgress(

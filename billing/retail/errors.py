@@ -27,3 +27,10 @@ class RefundNotAllowed(ApplicationError):
     http_status = 409
     title = "Refund not possible"
     what_to_do = "Not credited, outside the refund window, or more units than are unused."
+
+
+class RefundNotFound(ApplicationError):
+    code = "refund_not_found"
+    http_status = 404
+    title = "No such refund"
+    what_to_do = "No such refund in this channel: use the `id` (`rfd_...`) a refund answered with."

@@ -28,6 +28,7 @@ class Order(models.Model):
         CREDITED = "credited"  # units in the customer's wallet
         EXPIRED = "expired"  # not paid in time; reserved stock went back
         REFUNDED = "refunded"  # paid, but the money went back (e.g. no stock left after a late payment)
+        PAYMENT_FAILED = "payment_failed"  # the provider reported a failed payment; reserved stock went back
 
     id = models.CharField(max_length=32, primary_key=True, default=new_order_id)
     customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="orders")

@@ -1,7 +1,13 @@
+"""Reads of a channel's retail orders and refunds (current schema)."""
+
 from __future__ import annotations
 
-from billing.retail.errors import OrderNotFound
-from billing.retail.models import Order
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from billing.retail.errors import OrderNotFound, RefundNotFound
+from billing.retail.models import Order, Refund
 
 
 def order_get_for(*, customer=None, order_id: str) -> Order:
@@ -13,3 +19,37 @@ def order_get_for(*, customer=None, order_id: str) -> Order:
     if order is None:
         raise OrderNotFound(f"No order {order_id!r} in this channel.")
     return order
+
+
+def orders_for_listing(
+    *,
+    customer_id: int | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Order]:
+    """The channel's orders, newest first (created, then id), narrowed by customer, status and a
+    ``[since, until)`` window of creation times."""
+    orders = Order.objects.all()
+    if customer_id is not None:
+        orders = orders.filter(customer_id=customer_id)
+    if status:
+        orders = orders.filter(status=status)
+    if since is not None:
+        orders = orders.filter(created_at__gte=since)
+    if until is not None:
+        orders = orders.filter(created_at__lt=until)
+    return orders.order_by("-created_at", "-id")
+
+
+def refunds_for_listing(*, order_id: str) -> QuerySet[Refund]:
+    """The refunds of one order, newest first (created, then id)."""
+    return Refund.objects.filter(order_id=order_id).order_by("-created_at", "-id")
+
+
+def refund_get_for(*, refund_id: str) -> Refund:
+    """The refund ``refund_id`` in the current channel schema."""
+    refund = Refund.objects.filter(pk=refund_id).first()
+    if refund is None:
+        raise RefundNotFound(f"No refund {refund_id!r} in this channel.")
+    return refund

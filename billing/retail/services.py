@@ -22,6 +22,7 @@ from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFo
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
 from kernel import faults
 from kernel.db import each_locked
+from kernel.timestamps import utc_timestamp
 from outbox import webhooks
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ MAX_UNITS_PER_ORDER = 1_000
 def create_order(*, channel, customer, quantity: int, provider: str = "simulator") -> Order:
     """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires."""
     if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
-        raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER} units.")
+        raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER:,} units, not {quantity:,}.")
     get_provider(provider)  # refuses an unknown provider before anything is written
     order = Order(
         customer=customer,
@@ -71,6 +72,22 @@ def _order_payload(order: Order) -> dict:
             "total_rupiah": order.total_rupiah,
             "status": order.status,
             "status_reason": order.status_reason,
+        }
+    }
+
+
+def _refund_payload(refund: Refund) -> dict:
+    """A refund as the storefront API shows it (``GET /api/v1/refunds/{id}``), plus its customer."""
+    return {
+        "refund": {
+            "id": refund.pk,
+            "order": refund.order_id,
+            "customer": refund.order.customer_id,
+            "units": refund.units,
+            "amount_rupiah": refund.amount_rupiah,
+            "fee_rupiah": refund.fee_rupiah,
+            "status": refund.status,
+            "created_at": utc_timestamp(refund.created_at),
         }
     }
 
@@ -121,6 +138,8 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
     if not created:
         return WebhookOutcome(order_id=order.pk, status=order.status, replayed=True)
     if not event.succeeded:
+        if order.status == Order.Status.AWAITING_PAYMENT:  # (a failure after a success changes nothing)
+            _close_failed_order(order)
         return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note="payment failed")
 
     if order.status in (Order.Status.CREDITED, Order.Status.PAID, Order.Status.REFUNDED) or (
@@ -137,6 +156,27 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
     webhooks.enqueue_event(event_type="order.paid", payload=_order_payload(order))
     _credit(channel=channel, order=order, payment=payment, provider_name=provider_name)
     return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=order.status_reason)
+
+
+def _release_reservation(order: Order) -> None:
+    for rid in order.reservation_ids:
+        try:
+            quota.release_reservation(reservation_ids=[rid])
+        except LedgerError:
+            pass  # already voided by the ledger's own timeout sweep
+
+
+def _close_failed_order(order: Order) -> None:
+    """The provider reported the order's payment failed: the order is closed and its stock given back (a
+    payment that still arrives later is credited from stock, as after an expiry, or refunded)."""
+    _release_reservation(order)
+    order.status = Order.Status.PAYMENT_FAILED
+    order.status_reason = (
+        "The payment failed; nothing was charged and the reserved units went back to stock. "
+        "Place a new order to try again."
+    )
+    order.save(update_fields=["status", "status_reason"])
+    webhooks.enqueue_event(event_type="order.payment_failed", payload=_order_payload(order))
 
 
 def _credit(*, channel, order: Order, payment: Payment | None, provider_name: str) -> None:
@@ -169,7 +209,7 @@ def _credit(*, channel, order: Order, payment: Payment | None, provider_name: st
             )
             order.save(update_fields=["status", "status_reason"])
             return
-        order.status_reason = "Paid after the order expired; credited from stock."
+        order.status_reason = "Paid after the order's reservation ended; credited from stock."
     faults.point("retail.credit.before_order_saved")
     order.status = Order.Status.CREDITED
     order.credited_at = timezone.now()
@@ -200,6 +240,7 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
     once; a provider's refund is idempotent by our reference, so a crash between the provider's
     answer and our commit is repaired by sending the same reference again.
     """
+
     def send_refund(refund: Refund) -> bool:
         payment = refund.order.payments.filter(status=Payment.Status.SUCCEEDED).first()
         result = get_provider(refund.order.provider).refund(
@@ -207,10 +248,12 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
             amount_rupiah=refund.amount_rupiah,
             reference=f"refund:{refund.pk}",
         )
-        if result.succeeded:
-            refund.status = Refund.Status.SUCCEEDED
-            refund.provider_refund_ref = result.reference
-            refund.save(update_fields=["status", "provider_refund_ref"])
+        # (a provider that cannot be reached raises: the refund stays pending for the next round)
+        refund.status = Refund.Status.SUCCEEDED if result.succeeded else Refund.Status.FAILED
+        refund.provider_refund_ref = result.reference
+        refund.save(update_fields=["status", "provider_refund_ref"])
+        # in the row's transaction: the storefront hears of the outcome exactly when it is recorded
+        webhooks.enqueue_event(event_type=f"refund.{refund.status}", payload=_refund_payload(refund))
         return result.succeeded
 
     def send_payment_refund(payment: Payment) -> bool:
@@ -238,11 +281,7 @@ def expire_orders(*, channel, now=None) -> int:
     now = now or timezone.now()
 
     def expire(order: Order) -> bool:
-        for rid in order.reservation_ids:
-            try:
-                quota.release_reservation(reservation_ids=[rid])
-            except LedgerError:
-                pass  # already voided by the ledger's own timeout sweep
+        _release_reservation(order)
         order.status = Order.Status.EXPIRED
         order.save(update_fields=["status"])
         return True
@@ -254,6 +293,7 @@ def expire_orders(*, channel, now=None) -> int:
 
 def credit_paid_orders(*, channel) -> int:
     """Orders whose payment was recorded but whose units never reached the wallet get them now."""
+
     def credit(order: Order) -> bool:
         _credit(channel=channel, order=order, payment=None, provider_name=order.provider)
         return True
@@ -262,6 +302,13 @@ def credit_paid_orders(*, channel) -> int:
 
 
 # --------------------------------------------------------------------------- refunds
+
+
+def _unused_in_wallet(count: int) -> str:
+    """What a refund of more units than the wallet holds is told, in good English for every count."""
+    if count == 0:
+        return "No unused units are in the wallet."
+    return "Only 1 unused unit is in the wallet." if count == 1 else f"Only {count} unused units are in the wallet."
 
 
 @transaction.atomic
@@ -281,10 +328,11 @@ def refund_order(*, channel, order_id: str, customer, units: int, request_key: s
     if order.credited_at is None or timezone.now() - order.credited_at > window:
         raise RefundNotAllowed(f"Refunds are possible within {channel.refund_window_days} days of purchase.")
     if units < 1 or units > order.quantity - order.refunded_units:
-        raise RefundNotAllowed(f"At most {order.quantity - order.refunded_units} units of this order can be refunded.")
+        left = order.quantity - order.refunded_units
+        raise RefundNotAllowed(f"At most {left} {'unit' if left == 1 else 'units'} of this order can be refunded.")
     balance = quota.wallet_balance(channel_id=channel.pk, customer_id=customer.pk)
     if units > balance["available"]:
-        raise RefundNotAllowed(f"Only {balance['available']} unused units are in the wallet.")
+        raise RefundNotAllowed(_unused_in_wallet(balance["available"]))
     gross = units * (order.unit_price_rupiah + order.fee_per_unit_rupiah)
     fee = min(channel.refund_fee_rupiah, gross)
     refund = Refund(

@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from faces.public import presenting
 from gateway.http.edge import RateLimitHeadersMixin
 from gateway.http.schema import PARSED, problems
 from gateway.ratelimit import enforce_public_rate_limit
@@ -108,7 +109,7 @@ class VerifySerialApi(PublicApiView):
     )
     @problems("invalid_serial", "serial_not_found", "rate_limited")
     def get(self, request, serial: str):
-        return Response(verify_serial(serial))
+        return Response(presenting.serial_status(verify_serial(serial)))
 
 
 class VerifyDocumentApi(PublicApiView):
@@ -137,4 +138,6 @@ class VerifyDocumentApi(PublicApiView):
         data.is_valid(raise_exception=True)
         upload = data.validated_data["document"]
         check_size(upload.size, settings.STAMP_DEFAULT_MAX_BYTES)
-        return Response(verify_document(upload.read(), data.validated_data.get("password") or None))
+        return Response(
+            presenting.document_verdict(verify_document(upload.read(), data.validated_data.get("password") or None))
+        )

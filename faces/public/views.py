@@ -7,10 +7,11 @@ from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from faces.backoffice import selectors
 from faces.charts import Series, line_chart
+from faces.public import presenting
+from faces.public.presenting import local
 from gateway.ratelimit import RateLimited, enforce_public_rate_limit
 from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
@@ -80,10 +81,8 @@ def verify_serial_page(request, serial: str):
         result = verify_serial(serial)
     except ApplicationError as exc:
         return _render_refusal(request, "issuer/verify_serial.html", {"serial": normalize_serial(serial)[:40]}, exc)
-    times = {
-        name: timezone.localtime(parse_datetime(result[name])) if result.get(name) else None
-        for name in ("used_at", "voided_at")
-    }
+    result = presenting.serial_status(result)
+    times = {name: local(result[name]) for name in ("used_at", "voided_at")}
     return render(request, "issuer/verify_serial.html", {"serial": result["serial"], "result": result, **times})
 
 
@@ -116,9 +115,14 @@ def verify_page(request):
             upload = form.cleaned_data["document"]
             try:
                 check_size(upload.size, settings.STAMP_DEFAULT_MAX_BYTES)
-                result = verify_document(upload.read(), form.cleaned_data["password"] or None)
+                result = presenting.document_verdict(
+                    verify_document(upload.read(), form.cleaned_data["password"] or None)
+                )
                 for stamp in result["stamps"]:
                     stamp["check_list"] = [(name.replace("_", " "), ok) for name, ok in stamp["checks"].items()]
+                    stamp["used_at_local"] = local((stamp.get("registry") or {}).get("used_at"))
+                for sig in result["signatures"]:
+                    sig["signing_time_local"] = local(sig["signing_time"])
                 context["result"] = result
             except ApplicationError as exc:
                 context["error"] = exc

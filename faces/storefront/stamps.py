@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.db import transaction
 from django.http import HttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -15,18 +11,20 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from billing.ledger import services as ledger
+from faces.storefront.listing import list_filters, list_parameters, newest_first_page
 from faces.storefront.stamp_input import PlacementInput, StampInput, validate_stamp_input
 from faces.storefront.views import ChannelApiView
 from gateway.http.edge import json_response
-from gateway.http.pagination import InvalidCursor, keyset_page
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
+from kernel.errors import ApplicationError
+from kernel.timestamps import utc_timestamp
 from stamping import admission
 from stamping.errors import DocumentNotReady, StampJobNotFound
 from stamping.models import Batch, StampJob
 from stamping.selectors import stamp_jobs_for_listing
 from stamping.services import StampRequest, request_stamp
-from tenants.customers.services import CustomerNotFound, customer_get
+from tenants.customers.services import customer_get
 
 MAX_BATCH_DOCUMENTS = 50
 PAGE_SIZE = 50
@@ -214,8 +212,8 @@ def job_output(
         "document_date": job.document_date.isoformat() if job.document_date else None,
         "error": {"code": job.error_code, "detail": job.error_detail} if job.error_code else None,
         "attempts": job.attempts,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "created_at": utc_timestamp(job.created_at),
+        "finished_at": utc_timestamp(job.finished_at),
         "document_url": f"/api/v1/stamps/{job.id}/document" if job.status == StampJob.Status.STAMPED else None,
     }
     if position is not None:
@@ -281,71 +279,23 @@ class StampListApi(ChannelApiView):
         operation_id="stamps_list",
         summary="List stamps, newest first",
         description="Cursor pagination: 50 per page; follow `next_cursor` until it is null.",
-        parameters=[
-            OpenApiParameter("customer", OpenApiTypes.INT, description="Only this customer's stamps."),
-            OpenApiParameter(
-                "status",
-                OpenApiTypes.STR,
-                description=f"Only stamps in this status: {', '.join(StampJob.Status.values)} (another value matches "
-                "nothing).",
-            ),
-            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Created at or after (ISO 8601)."),
-            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
-        ],
+        parameters=list_parameters("stamps", StampJob.Status.values),
         responses={200: StampListDoc},
     )
     @problems("customer_not_found", "invalid_cursor")
     def get(self, request):
         """History, newest first; ``?customer=&status=&from=&to=&cursor=``."""
         params = request.query_params
-        customer_id = None
-        if params.get("customer"):
-            if not params["customer"].isascii():  # customer_get takes "²" for a digit (a 500); see tenants
-                raise CustomerNotFound(f"No customer {params['customer']!r} in this channel.")
-            customer_id = customer_get(customer_id=params["customer"]).pk
-        window = {}
-        for name, bound in (("from", "since"), ("to", "until")):
-            if params.get(name):
-                moment = _parse_moment(params[name])
-                if moment is None:
-                    raise InvalidCursor(f"`{name}` must be an ISO 8601 date-time.")
-                window[bound] = moment
-        page = keyset_page(
-            stamp_jobs_for_listing(customer_id=customer_id, status=params.get("status") or None, **window),
+        page = newest_first_page(
+            stamp_jobs_for_listing(status=params.get("status") or None, **list_filters(params)),
             cursor=params.get("cursor"),
             kind=STAMP_CURSOR,
             size=PAGE_SIZE,
-            key=lambda job: (job.created_at.isoformat(), job.id),
-            parse=_stamp_key,
-            after=lambda jobs, key: jobs.filter(created_at__lt=key[0]) | jobs.filter(created_at=key[0], id__lt=key[1]),
         )
         return Response({"results": [job_output(j) for j in page.results], "next_cursor": page.next_cursor})
 
 
-def _parse_moment(value: str) -> datetime | None:
-    """An ISO 8601 date-time in UTC, or None. Well-formed but impossible values (month 13, an offset of
-    +18:11 that PostgreSQL refuses, a year 1 that leaves the calendar in UTC) are None too: they were 500s."""
-    try:
-        moment = parse_datetime(value)
-        if moment is None:
-            return None
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 STAMP_CURSOR = "stamp"
-
-
-def _stamp_key(created, job_id) -> tuple[datetime, str]:
-    """A stamp cursor's key: the creation time and id the next page starts after."""
-    moment = _parse_moment(created) if isinstance(created, str) else None
-    if moment is None or not isinstance(job_id, str) or "\x00" in job_id:  # a NUL cannot be compared (a 500)
-        raise ValueError
-    return moment, job_id
 
 
 class StampDetailApi(ChannelApiView):
@@ -398,6 +348,23 @@ class BatchInput(PlacementInput):
     documents = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=MAX_BATCH_DOCUMENTS)
 
 
+def _batch_refused(refused: list[tuple[int, str, ApplicationError]], *, total: int) -> ApplicationError:
+    """The first refusal (its code and status), saying which documents were refused and why: ``documents``
+    lists each one's ``index`` (0-based, in the order sent), ``file_name``, ``code`` and ``detail``."""
+    index, name, first = refused[0]
+    documents = [
+        {"index": i, "file_name": file_name, "code": exc.code, "detail": exc.message} for i, file_name, exc in refused
+    ]
+    which = ", ".join(f"{i} ({file_name or 'no name'})" for i, file_name, _ in refused)
+    first.message = (
+        f"{len(refused)} of {total} documents were refused, so nothing was held or queued: index {which}. "
+        f"Index {index}: {first.message} `documents` says why for each; send the batch again without them."
+    )
+    first.args = (first.message,)
+    first.extra = {**first.extra, "documents": documents}
+    return first
+
+
 class BatchListApi(ChannelApiView):
     parser_classes = [MultiPartParser, FormParser]
     required_scope = "stamp"
@@ -406,7 +373,9 @@ class BatchListApi(ChannelApiView):
         tags=["stamps"],
         summary="Stamp up to 50 documents (asynchronous)",
         description=ASYNC.replace("the document", "every document").replace("one unit", "one unit per document")
-        + " All documents are accepted and held, or none.",
+        + " All documents are accepted and held, or none: a refusal names every refused document in "
+        "`documents` (`index` from 0 in the order sent, `file_name`, `code`, `detail`), with the first one's "
+        "code and status.",
         request={"multipart/form-data": BatchInput},
         responses={202: BatchAcceptedDoc},
         parameters=[LOCATION],
@@ -422,15 +391,21 @@ class BatchListApi(ChannelApiView):
         queue = admission.admit(channel=request.tenant, new_jobs=len(documents))
         with transaction.atomic():  # all documents are held and queued, or none
             batch = Batch.objects.create(customer=customer)
-            jobs = [
-                request_stamp(
-                    channel=request.tenant,
-                    customer_id=customer.pk,
-                    batch_id=batch.id,
-                    request=_request_from(data.validated_data, upload),
-                )
-                for upload in documents
-            ]
+            jobs, refused = [], []
+            for index, upload in enumerate(documents):  # every document is checked, to name every bad one
+                try:
+                    jobs.append(
+                        request_stamp(
+                            channel=request.tenant,
+                            customer_id=customer.pk,
+                            batch_id=batch.id,
+                            request=_request_from(data.validated_data, upload),
+                        )
+                    )
+                except ApplicationError as exc:  # (request_stamp's savepoint keeps the batch's transaction usable)
+                    refused.append((index, getattr(upload, "name", "") or "", exc))
+            if refused:
+                raise _batch_refused(refused, total=len(documents))  # rolls back every hold and job
         return Response(
             {
                 "id": batch.id,

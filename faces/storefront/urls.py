@@ -11,7 +11,8 @@ urlpatterns = [
     path("customers/<int:customer_id>", views.CustomerDetailApi.as_view(), name="customer-detail"),
     path("orders", views.OrderListApi.as_view(), name="order-list"),
     path("orders/<str:order_id>", views.OrderDetailApi.as_view(), name="order-detail"),
-    path("orders/<str:order_id>/refunds", views.RefundCreateApi.as_view(), name="order-refunds"),
+    path("orders/<str:order_id>/refunds", views.OrderRefundsApi.as_view(), name="order-refunds"),
+    path("refunds/<str:refund_id>", views.RefundDetailApi.as_view(), name="refund-detail"),
     path("payments/<str:provider>/webhook", views.PaymentWebhookApi.as_view(), name="payment-webhook"),
 ]
 

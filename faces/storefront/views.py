@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import quota
 from billing.retail import services as retail
-from billing.retail.models import Order
-from billing.retail.selectors import order_get_for
+from billing.retail.models import Order, Refund
+from billing.retail.selectors import order_get_for, orders_for_listing, refund_get_for, refunds_for_listing
+from faces.storefront.listing import list_filters, list_parameters, newest_first_page
 from gateway.http.auth import ApiKeyAuthentication, HasScope
-from gateway.http.edge import EdgeMixin
+from gateway.http.edge import EdgeMixin, base_url
+from gateway.http.fields import ApiModelSerializer
 from gateway.http.pagination import encode_cursor, keyset_page
 from gateway.http.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
@@ -49,7 +51,7 @@ class ApiRootApi(APIView):
         )
 
 
-class CustomerOutput(serializers.ModelSerializer):
+class CustomerOutput(ApiModelSerializer):
     class Meta:
         model = Customer
         fields = ("id", "external_ref", "name", "email", "created_at")
@@ -165,7 +167,7 @@ class CustomerDetailApi(ChannelApiView):
         return Response(customer_with_quota(request, customer_get(customer_id=customer_id)))
 
 
-class OrderOutput(serializers.ModelSerializer):
+class OrderOutput(ApiModelSerializer):
     customer = serializers.IntegerField(source="customer_id")
 
     class Meta:
@@ -212,18 +214,57 @@ def order_output(request, order: Order) -> dict:
 
     data = OrderOutput(order).data
     if order.status == Order.Status.AWAITING_PAYMENT:
-        base = f"{request.scheme}://{request.get_host()}"
-        data["payment"] = get_provider(order.provider).payment_instructions(order=order, base_url=base)
+        data["payment"] = get_provider(order.provider).payment_instructions(order=order, base_url=base_url(request))
     return data
 
 
-class OrderListApi(ChannelApiView):
-    required_scope = "purchase"
+class OrderListDoc(serializers.Serializer):  # documentation only
+    results = OrderOutput(many=True, help_text="Up to 50 orders, newest first.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+    )
 
+
+ORDER_PAGE_SIZE = 50
+ORDER_CURSOR = "order"
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": retail.MAX_UNITS_PER_ORDER})
+class QuantityField(serializers.IntegerField):
+    """Any integer: the range is the service's rule (400 `invalid_quantity`, as documented); a serializer
+    bound answered `validation_failed`. The schema still shows the range."""
+
+
+class OrderListApi(ChannelApiView):
     class InputSerializer(serializers.Serializer):
         customer = serializers.IntegerField(min_value=1)
-        quantity = serializers.IntegerField(min_value=1, max_value=retail.MAX_UNITS_PER_ORDER)
+        quantity = QuantityField(
+            help_text=f"Units to order: 1 to {retail.MAX_UNITS_PER_ORDER:,} (else `invalid_quantity`)."
+        )
         provider = serializers.CharField(max_length=32, default="simulator")
+
+    def get_required_scope(self):
+        return "purchase" if self.request.method == "POST" else "read"
+
+    @extend_schema(
+        tags=["orders"],
+        operation_id="orders_list",
+        summary="List orders, newest first",
+        description="Cursor pagination: 50 per page; follow `next_cursor` until it is null. The list shows each "
+        "order as `GET /api/v1/orders/{order_id}` does, without the payment instructions.",
+        parameters=list_parameters("orders", Order.Status.values),
+        responses={200: OrderListDoc},
+    )
+    @problems("customer_not_found", "invalid_cursor")
+    def get(self, request):
+        params = request.query_params
+        page = newest_first_page(
+            orders_for_listing(status=params.get("status") or None, **list_filters(params)),
+            cursor=params.get("cursor"),
+            kind=ORDER_CURSOR,
+            size=ORDER_PAGE_SIZE,
+        )
+        return Response({"results": OrderOutput(page.results, many=True).data, "next_cursor": page.next_cursor})
 
     @extend_schema(
         tags=["orders"],
@@ -254,21 +295,70 @@ class OrderDetailApi(ChannelApiView):
         return Response(order_output(request, order_get_for(order_id=order_id)))
 
 
-class RefundDoc(serializers.Serializer):  # documentation only
+class RefundOutput(ApiModelSerializer):
     id = serializers.CharField(help_text="`rfd_...`")
-    order = serializers.CharField()
-    units = serializers.IntegerField()
+    order = serializers.CharField(source="order_id")
     amount_rupiah = serializers.IntegerField(help_text="Paid back: the units' price and fees less the refund fee.")
     fee_rupiah = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["succeeded", "failed"])
-    created_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(
+        choices=Refund.Status.values,
+        help_text="`pending`: the units are back in the channel's stock and the money is on its way; then "
+        "`succeeded` or `failed` (the `refund.succeeded` / `refund.failed` webhooks say when).",
+    )
+
+    class Meta:
+        model = Refund
+        fields = ("id", "order", "units", "amount_rupiah", "fee_rupiah", "status", "created_at")
 
 
-class RefundCreateApi(ChannelApiView):
-    required_scope = "purchase"
+class RefundDoc(RefundOutput):  # documentation only: the component is `Refund`
+    """Unused units of an order given back to the channel's stock, and the money on its way back."""
+
+    class Meta(RefundOutput.Meta):
+        pass
+
+
+class RefundListDoc(serializers.Serializer):  # documentation only
+    results = RefundDoc(many=True, help_text="Up to 50 refunds of the order, newest first.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+REFUND_PAGE_SIZE = 50
+REFUND_CURSOR = "refund"
+
+
+class OrderRefundsApi(ChannelApiView):
+    """``/orders/{order_id}/refunds``: an order's refunds (GET) and a new one (POST)."""
 
     class InputSerializer(serializers.Serializer):
         units = serializers.IntegerField(min_value=1)
+
+    def get_required_scope(self):
+        return "purchase" if self.request.method == "POST" else "read"
+
+    @extend_schema(
+        tags=["orders"],
+        operation_id="orders_refunds_list",
+        summary="List an order's refunds, newest first",
+        description="Cursor pagination: 50 per page; follow `next_cursor` until it is null.",
+        parameters=[
+            ORDER_ID,
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="`next_cursor` of the previous page."),
+        ],
+        responses={200: RefundListDoc},
+    )
+    @problems("order_not_found", "invalid_cursor")
+    def get(self, request, order_id):
+        order = order_get_for(order_id=order_id)
+        page = newest_first_page(
+            refunds_for_listing(order_id=order.pk),
+            cursor=request.query_params.get("cursor"),
+            kind=REFUND_CURSOR,
+            size=REFUND_PAGE_SIZE,
+        )
+        return Response({"results": RefundOutput(page.results, many=True).data, "next_cursor": page.next_cursor})
 
     @extend_schema(
         tags=["orders"],
@@ -276,7 +366,8 @@ class RefundCreateApi(ChannelApiView):
         description="Moves `units` unused units of a credited order from the wallet back to the channel's stock "
         "and pays the money back less the channel's refund fee. The `Idempotency-Key` header is required: a "
         "retry with the same key (a lost answer, a timeout) gets the first refund's answer and refunds nothing "
-        "twice.",
+        "twice. The refund starts `pending`; follow it with `GET /api/v1/refunds/{refund_id}` or the "
+        "`refund.succeeded` / `refund.failed` webhooks.",
         parameters=[ORDER_ID],
         request=InputSerializer,
         responses={201: RefundDoc},
@@ -300,18 +391,19 @@ class RefundCreateApi(ChannelApiView):
             units=data.validated_data["units"],
             request_key=key,
         )
-        return Response(
-            {
-                "id": refund.pk,
-                "order": order.pk,
-                "units": refund.units,
-                "amount_rupiah": refund.amount_rupiah,
-                "fee_rupiah": refund.fee_rupiah,
-                "status": refund.status,
-                "created_at": refund.created_at,
-            },
-            status=201,
-        )
+        return Response(RefundOutput(refund).data, status=201)
+
+
+REFUND_ID = OpenApiParameter(
+    "refund_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The refund's id (`rfd_...`)."
+)
+
+
+class RefundDetailApi(ChannelApiView):
+    @extend_schema(tags=["orders"], summary="Get a refund", parameters=[REFUND_ID], responses={200: RefundDoc})
+    @problems("refund_not_found")
+    def get(self, request, refund_id):
+        return Response(RefundOutput(refund_get_for(refund_id=refund_id)).data)
 
 
 class WebhookAckDoc(serializers.Serializer):  # documentation only

@@ -23,6 +23,7 @@ import json
 
 from django.db import transaction
 from django.http import HttpResponse
+from django.http.request import split_domain_port
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -239,3 +240,19 @@ class EdgeMixin(RateLimitHeadersMixin):
             response = self.handle_exception(exc)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def base_url(request) -> str:
+    """``scheme://host[:port]`` this request reached, for links in answers: the Host header's port, or
+    when the Host header has none (``curl -H 'Host: pos.localhost' http://127.0.0.1:8000/``) the port
+    the server was reached on, unless it is the scheme's default."""
+    host = request.get_host()
+    _, port = split_domain_port(host)
+    if not port:
+        server_port = str(request.get_port())
+        if server_port and server_port != DEFAULT_PORTS.get(request.scheme):
+            host = f"{host}:{server_port}"
+    return f"{request.scheme}://{host}"

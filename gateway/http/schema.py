@@ -80,7 +80,13 @@ _EDGE: dict[str, tuple[int, str]] = {
 
 def _domain_errors() -> dict[str, tuple[int, str]]:
     from billing.providers import InvalidWebhookSignature, MalformedWebhook, UnknownProvider
-    from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
+    from billing.retail.errors import (
+        InsufficientStock,
+        InvalidQuantity,
+        OrderNotFound,
+        RefundNotAllowed,
+        RefundNotFound,
+    )
     from gateway.apikeys import InvalidApiKey
     from gateway.http.pagination import InvalidCursor
     from gateway.idempotency import (
@@ -114,6 +120,7 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         InvalidQuantity,
         InsufficientStock,
         RefundNotAllowed,
+        RefundNotFound,
         InvalidWebhookSignature,
         MalformedWebhook,
         UnknownProvider,
@@ -409,7 +416,11 @@ _COMMON_SETTINGS = {
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.0.3",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # One name per choice set used by several components (an order's status: the order, the list's rows).
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "billing.retail.models.Order.Status",
+        "RefundStatusEnum": "billing.retail.models.Refund.Status",
+    },
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,  # our choices' labels are their values
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -52,7 +52,7 @@ def test_order_paid_on_the_simulator_page_credits_the_wallet(live_db, gateway_ur
         assert Payment.objects.filter(order_id=order_id, status="succeeded").count() == 1
 
 
-def test_a_failed_payment_leaves_the_order_awaiting(live_db, gateway_url, stamping_worker, channel_keys):
+def test_a_failed_payment_closes_the_order(live_db, gateway_url, stamping_worker, channel_keys):
     from tenants.models import Channel
 
     alpha = Channel.objects.get(code="alpha")
@@ -63,4 +63,6 @@ def test_a_failed_payment_leaves_the_order_awaiting(live_db, gateway_url, stampi
     browser = HttpClient(gateway_url, "alpha.test")
     browser.csrf_form(f"/pay/simulator/{order_id}", {"action": "fail"})
     assert "The payment failed." in settled(browser, order_id=order_id, succeeded=False)
-    assert api.get(f"/api/v1/orders/{order_id}").json()["status"] == "awaiting_payment"
+    # (#15: it stayed awaiting_payment with an empty status_reason)
+    shown = api.get(f"/api/v1/orders/{order_id}").json()
+    assert shown["status"] == "payment_failed" and shown["status_reason"]

@@ -38,7 +38,7 @@ BOX = {"llx": 400, "lly": 50, "urx": 520, "ury": 130}
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # {customer}, {order}, {stamp}, {batch}: ids filled in per channel
+    path: str  # {customer}, {order}, {refund}, {stamp}, {batch}: ids filled in per channel
     scope: str
     body: str | None = None  # "json" / "multipart" templates below
     ids: str | None = None  # which ids the "other channel's ids" row swaps in ("path", "body" or "query")
@@ -54,7 +54,14 @@ ENDPOINTS = {
     "orders.create": Endpoint(
         "POST", "/api/v1/orders", "purchase", body="order", ids="body", not_found="customer_not_found"
     ),
+    "orders.list": Endpoint(
+        "GET", "/api/v1/orders?customer={customer}", "read", ids="query", not_found="customer_not_found"
+    ),
     "orders.detail": Endpoint("GET", "/api/v1/orders/{order}", "read", ids="path", not_found="order_not_found"),
+    "orders.refunds": Endpoint(
+        "GET", "/api/v1/orders/{order}/refunds", "read", ids="path", not_found="order_not_found"
+    ),
+    "refunds.detail": Endpoint("GET", "/api/v1/refunds/{refund}", "read", ids="path", not_found="refund_not_found"),
     "orders.refund": Endpoint(
         "POST", "/api/v1/orders/{order}/refunds", "purchase", body="refund", ids="path", not_found="order_not_found"
     ),
@@ -97,8 +104,8 @@ CASES = [
 
 
 def _objects(schema: str, customer_id: int) -> dict:
-    """A customer, an order, a refundable-looking order, a stamp job and a batch in ``schema``."""
-    from billing.retail.models import Order
+    """A customer, an order with a refund, a stamp job and a batch in ``schema``."""
+    from billing.retail.models import Order, Refund
     from stamping.models import Batch, StampJob
     from tenants.customers.models import Customer
 
@@ -113,6 +120,9 @@ def _objects(schema: str, customer_id: int) -> dict:
             provider="simulator",
             expires_at=timezone.now() + timedelta(minutes=30),
         )
+        refund = Refund.objects.create(
+            order=order, request_key="matrix", units=1, amount_rupiah=10_000, fee_rupiah=0, status="pending"
+        )
         batch = Batch.objects.create(customer=customer)
         job = StampJob.objects.create(
             customer=customer,
@@ -126,7 +136,7 @@ def _objects(schema: str, customer_id: int) -> dict:
             urx=520,
             ury=130,
         )
-    return {"customer": customer.pk, "order": order.pk, "stamp": job.pk, "batch": batch.pk}
+    return {"customer": customer.pk, "order": order.pk, "refund": refund.pk, "stamp": job.pk, "batch": batch.pk}
 
 
 @pytest.fixture
@@ -257,7 +267,8 @@ def test_the_matrix_covers_every_storefront_route():
     }
     covered = {e.path.split("?")[0].removeprefix("/api/v1/") for e in ENDPOINTS.values()}
     covered = {c.replace("{customer}", "<int:customer_id>") for c in covered}
-    for name, placeholder in (("order", "order_id"), ("stamp", "job_id"), ("batch", "batch_id")):
+    placeholders = (("order", "order_id"), ("refund", "refund_id"), ("stamp", "job_id"), ("batch", "batch_id"))
+    for name, placeholder in placeholders:
         covered = {c.replace("{" + name + "}", f"<str:{placeholder}>") for c in covered}
     public = {"", "schema", "docs", "payments/<str:provider>/webhook"}  # root, documentation, signed webhook
     assert routes - public == covered
@@ -267,7 +278,16 @@ def test_the_happy_path_of_the_same_requests_works(world, keys, client_for):
     """The matrix's requests are refused for the principal, not for being malformed: with alpha's own key
     and alpha's ids, each gets past authentication, scope and lookup."""
     client = client_for("alpha", key=keys["own"])
-    for name in ("customers.detail", "orders.detail", "stamps.detail", "batches.detail", "stamps.list"):
+    for name in (
+        "customers.detail",
+        "orders.list",
+        "orders.detail",
+        "orders.refunds",
+        "refunds.detail",
+        "stamps.detail",
+        "batches.detail",
+        "stamps.list",
+    ):
         assert _send(client, ENDPOINTS[name], world["alpha"]).status_code == 200, name
     assert _send(client, ENDPOINTS["stamps.document"], world["alpha"]).json()["code"] == "document_not_ready"
     assert _send(client, ENDPOINTS["orders.refund"], world["alpha"]).json()["code"] == "refund_not_allowed"

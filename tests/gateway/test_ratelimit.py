@@ -76,7 +76,8 @@ def test_requests_past_the_burst_get_a_429_problem_and_charge_nothing(client_for
     key_id = ApiKey.objects.get(prefix=channel_keys["alpha"].split("_")[1]).pk
     client = client_for("alpha")
     answers = [parse_ratelimit(client.get("/edge/echo")["RateLimit"]) for _ in range(3)]
-    assert [a["key"] for a in answers] == [(2, 1), (1, 2), (0, 3)]
+    # (#15: an empty bucket's t is when the next request fits, no longer when it is full: was (0, 3))
+    assert [a["key"] for a in answers] == [(2, 1), (1, 2), (0, 1)]
     assert answers[-1]["channel"][0] >= 1
     before = bucket_values(raw_redis, alpha, key_id)
 
@@ -89,7 +90,7 @@ def test_requests_past_the_burst_get_a_429_problem_and_charge_nothing(client_for
     assert body["request_id"] == refused["X-Request-Id"]
     assert refused["Retry-After"] == "1"
     assert refused["RateLimit-Policy"] == '"key";q=3;w=3, "channel";q=4;w=1'
-    assert parse_ratelimit(refused["RateLimit"])["key"] == (0, 3)
+    assert parse_ratelimit(refused["RateLimit"])["key"] == (0, 1)  # agrees with Retry-After (#15: was t=3)
     # Neither bucket was charged: each TAT is as it was (or already expired, as a full bucket does).
     after = bucket_values(raw_redis, alpha, key_id)
     assert all(now is None or now == then for now, then in zip(after, before, strict=True))
@@ -109,7 +110,8 @@ def test_the_channel_limit_is_shared_by_all_its_keys(client_for, limits):
     assert refused.status_code == 429
     state = parse_ratelimit(refused["RateLimit"])
     assert state["key"] == (2, 0)  # the second key's own bucket is untouched (full: resets now)
-    assert state["channel"] == (0, 2)  # 2 requests at 1/s: full again in 2 s
+    assert state["channel"] == (0, 1)  # 2 requests at 1/s: the next fits in 1 s (#15: was t=2, full again)
+    assert refused["Retry-After"] == "1"
 
 
 def test_a_refusal_by_the_key_bucket_does_not_charge_the_channel_bucket(channels, limits):
@@ -251,3 +253,35 @@ def test_an_error_reply_is_returned_in_its_place_and_the_rest_still_read(channel
     assert isinstance(replies[0], redis.exceptions.ResponseError) and "WRONGTYPE" in str(replies[0])
     assert replies[1] == b"s"
     assert ratelimit._round_trip(client, [("GET", "a-string")]) == [b"s"]  # the connection is in step
+
+
+@pytest.mark.parametrize(("per_key", "per_channel", "burst"), [(1, 4, 3), (100, 1, 2), (2, 2, 5), (1, 1, 1)])
+def test_on_a_429_retry_after_is_the_t_of_the_empty_buckets(client_for, limits, per_key, per_channel, burst):
+    limits("alpha", per_key=per_key, per_channel=per_channel, burst=burst)
+    client = client_for("alpha")
+    refused = next(r for r in (client.get("/edge/echo") for _ in range(burst + 2)) if r.status_code == 429)
+
+    state = parse_ratelimit(refused["RateLimit"])
+
+    empty = [t for r, t in state.values() if r == 0]
+    assert empty, state
+    assert refused["Retry-After"] == str(max(empty))
+
+
+def test_a_costly_refused_request_says_the_same_wait_in_both_headers():
+    from gateway.ratelimit import BucketState, Decision, Policy
+
+    key, channel = Policy("client", rate=1, burst=3), Policy("public", rate=100, burst=100)
+    # the client's bucket holds 2.5 s of requests; the next costs 3: it fits in 2.5 s
+    decision = Decision(
+        allowed=False,
+        buckets=(BucketState(key, 0, 2.5), BucketState(channel, 99, 0.01)),
+        retry_after=2.5,
+        source="local",
+        cost=3,
+    )
+
+    headers = decision.headers()
+
+    assert headers["RateLimit"] == '"client";r=0;t=3, "public";r=99;t=1'
+    assert headers["Retry-After"] == "3"
