@@ -208,6 +208,20 @@ def refund_units(*, channel_id: int, customer_id: int, refund_ref: str, units: i
     )
 
 
+def restore_refunded_units(*, channel_id: int, customer_id: int, refund_ref: str, units: int) -> ledger.TransferResult:
+    """A refund the provider refused: its units go back from the channel's stock to the wallet they
+    came from (the customer keeps the units when the money cannot be paid back)."""
+    shard = customer_id % ledger.STOCK_SHARDS
+    return ledger.create_transfer(
+        id=f"refund:{refund_ref}:restored",
+        debit_account_id=_stock(channel_id, shard),
+        credit_account_id=_wallet(channel_id, customer_id),
+        amount=units,
+        kind="refund_restored",
+        data={"refund": refund_ref},
+    )
+
+
 def wallet_balance(*, channel_id: int, customer_id: int) -> dict[str, int]:
     code = ledger.wallet_code(channel_id=channel_id, customer_id=customer_id)
     with connection.cursor() as cursor:

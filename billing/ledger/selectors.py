@@ -52,6 +52,11 @@ SELECT 'into_stock', t.kind, coalesce(sum(t.amount), 0)::bigint, 0, 0
  WHERE a.channel_id = %(channel)s AND a.kind = 'stock' AND t.kind IN ('allocate', 'refund')
    AND t.state = 'posted'
  GROUP BY t.kind
+UNION ALL
+SELECT 'out_of_stock', t.kind, coalesce(sum(t.amount), 0)::bigint, 0, 0
+  FROM ledger_transfer t JOIN ledger_account a ON a.id = t.debit_account_id
+ WHERE a.channel_id = %(channel)s AND a.kind = 'stock' AND t.kind = 'refund_restored' AND t.state = 'posted'
+ GROUP BY t.kind
 """
 
 
@@ -65,6 +70,7 @@ def channel_balance(*, channel_id: int) -> ChannelBalance:
         kind: (credits, debits, pending) for source, kind, credits, debits, pending in rows if source == "account"
     }
     into_stock = {kind: amount for source, kind, amount, _, _ in rows if source == "into_stock"}
+    out_of_stock = {kind: amount for source, kind, amount, _, _ in rows if source == "out_of_stock"}
     stock = accounts.get("stock", (0, 0, 0))
     wallet = accounts.get("wallet", (0, 0, 0))
     used = accounts.get("used", (0, 0, 0))
@@ -75,7 +81,8 @@ def channel_balance(*, channel_id: int) -> ChannelBalance:
         in_wallets=wallet[0] - wallet[1] - wallet[2],
         held=wallet[2],
         used=used[0],
-        refunded=into_stock.get("refund", 0),
+        # (a refund the provider refused gave its units back: it is not a refund)
+        refunded=into_stock.get("refund", 0) - out_of_stock.get("refund_restored", 0),
     )
 
 

@@ -249,6 +249,16 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
             reference=f"refund:{refund.pk}",
         )
         # (a provider that cannot be reached raises: the refund stays pending for the next round)
+        if not result.succeeded:
+            # No money went back: the units do, to the wallet they left, and the order may refund them
+            # again. (Stock too low to give them back raises: the refund stays pending, nothing lost.)
+            order = Order.objects.select_for_update().get(pk=refund.order_id)
+            quota.restore_refunded_units(
+                channel_id=channel.pk, customer_id=order.customer_id, refund_ref=f"{channel.pk}:{refund.pk}",
+                units=refund.units,
+            )  # fmt: skip
+            order.refunded_units -= refund.units
+            order.save(update_fields=["refunded_units"])
         refund.status = Refund.Status.SUCCEEDED if result.succeeded else Refund.Status.FAILED
         refund.provider_refund_ref = result.reference
         refund.save(update_fields=["status", "provider_refund_ref"])

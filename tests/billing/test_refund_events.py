@@ -91,6 +91,32 @@ def test_a_refund_the_provider_refuses_is_failed_and_announced(client_for, credi
     assert client_for("alpha").get(f"/api/v1/refunds/{sent['id']}").json()["status"] == "failed"
 
 
+def test_a_refused_refund_gives_the_units_back_to_the_wallet(client_for, credited_order, alpha, monkeypatch):
+    """No money went back, so the units do: the customer keeps what they paid for, may ask again, and
+    the channel's figures count no refund."""
+    from billing.reconciliation import reconcile
+
+    monkeypatch.setattr(
+        SimulatorProvider, "refund", lambda self, **kw: ProviderRefund(reference="simrfd_no", succeeded=False)
+    )
+    customer = credited_order.customer_id
+    before = client_for("alpha").get("/api/v1/balance").json()
+    _refund(client_for, credited_order)
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer)["available"] == 1
+
+    with schema_context("alpha"):
+        retail.send_pending_refunds(channel=alpha)
+        retail.send_pending_refunds(channel=alpha)  # a second round gives nothing back twice
+        credited_order.refresh_from_db()
+
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer)["available"] == 3
+    assert credited_order.refunded_units == 0
+    after = client_for("alpha").get("/api/v1/balance").json()
+    assert (after["refunded"], after["in_wallets"]) == (before["refunded"], before["in_wallets"])
+    report = reconcile(store=False)
+    assert report["ok"], report
+
+
 def test_the_event_and_the_status_change_commit_together(client_for, credited_order, alpha, monkeypatch):
     sent = _refund(client_for, credited_order)
 
