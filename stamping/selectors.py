@@ -28,3 +28,24 @@ def stamp_jobs_for_listing(
     if until is not None:
         jobs = jobs.filter(created_at__lt=until)
     return jobs.order_by("-created_at", "-id")
+
+
+IN_FLIGHT = (StampJob.Status.QUEUED, StampJob.Status.PROCESSING)
+
+
+def jobs_in_flight() -> int:
+    """The channel's jobs queued or being stamped."""
+    return StampJob.objects.filter(status__in=IN_FLIGHT).count()
+
+
+def stamp_jobs_for_portal(*, status: str = "") -> QuerySet[StampJob]:
+    """The channel's jobs with their customers, newest first (the model's order); only ``status``'s
+    when it is one."""
+    jobs = StampJob.objects.select_related("customer").defer("error_detail")
+    if status in StampJob.Status.values:
+        jobs = jobs.filter(status=status)
+    return jobs
+
+
+def recent_stamp_jobs(limit: int = 5) -> list[StampJob]:
+    return list(StampJob.objects.select_related("customer")[:limit])

@@ -53,3 +53,15 @@ def refund_get_for(*, refund_id: str) -> Refund:
     if refund is None:
         raise RefundNotFound(f"No refund {refund_id!r} in this channel.")
     return refund
+
+
+def orders_for_portal(*, status: str = "") -> QuerySet[Order]:
+    """The channel's orders with their customers (the model's order); only ``status``'s when it is one."""
+    orders = Order.objects.select_related("customer")
+    if status in Order.Status.values:
+        orders = orders.filter(status=status)
+    return orders
+
+
+def recent_orders(limit: int = 5) -> list[Order]:
+    return list(Order.objects.select_related("customer")[:limit])

@@ -10,13 +10,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.ledger.selectors import channel_balance
 from billing.retail.models import Order
+from billing.retail.selectors import orders_for_portal, recent_orders
 from faces.charts import Series, bar_chart, blank_before
 from faces.portal import selectors
 from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
@@ -26,7 +26,8 @@ from kernel.errors import ApplicationError, NotFound
 from outbox.models import WebhookDelivery, WebhookEndpoint
 from outbox.webhooks import create_webhook_endpoint, replay_delivery
 from stamping.models import StampJob
-from tenants.customers.models import Customer
+from stamping.selectors import jobs_in_flight, recent_stamp_jobs, stamp_jobs_for_portal
+from tenants.customers.selectors import customer_count, customers_for_portal
 
 portal_login_required = login_required(login_url="portal:login")
 PAGE_SIZE = 25
@@ -68,10 +69,10 @@ def dashboard(request):
         "chart": chart,
         "stamped_total": stamped_total,
         "failed_total": failed_total,
-        "customer_count": Customer.objects.count(),
-        "in_flight": StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]).count(),
-        "recent_orders": Order.objects.select_related("customer")[:5],
-        "recent_jobs": StampJob.objects.select_related("customer")[:5],
+        "customer_count": customer_count(),
+        "in_flight": jobs_in_flight(),
+        "recent_orders": recent_orders(5),
+        "recent_jobs": recent_stamp_jobs(5),
         "verify_base": settings.VERIFY_BASE_URL,
     }
     template = "portal/_dashboard_live.html" if request.GET.get("partial") else "portal/dashboard.html"
@@ -96,10 +97,7 @@ def _stock_parts(balance) -> list[dict]:
 @require_GET
 def customers(request):
     q = request.GET.get("q", "").strip()
-    queryset = Customer.objects.order_by("-id")
-    if q:
-        queryset = queryset.filter(Q(name__icontains=q) | Q(external_ref__icontains=q) | Q(email__icontains=q))
-    page = _page(request, queryset)
+    page = _page(request, customers_for_portal(search=q))
     quotas = selectors.customer_quotas(channel_id=request.tenant.pk, customer_ids=[c.pk for c in page])
     rows = [(customer, quotas[customer.pk]) for customer in page]
     return render(request, "portal/customers.html", {"page": page, "rows": rows, "q": q})
@@ -109,10 +107,11 @@ def customers(request):
 @require_GET
 def orders(request):
     wanted = request.GET.get("status", "")
-    queryset = Order.objects.select_related("customer")
-    if wanted in Order.Status.values:
-        queryset = queryset.filter(status=wanted)
-    context = {"page": _page(request, queryset), "statuses": Order.Status.choices, "wanted": wanted}
+    context = {
+        "page": _page(request, orders_for_portal(status=wanted)),
+        "statuses": Order.Status.choices,
+        "wanted": wanted,
+    }
     return render(request, "portal/orders.html", context)
 
 
@@ -120,12 +119,9 @@ def orders(request):
 @require_GET
 def stamps(request):
     wanted = request.GET.get("status", "")
-    queryset = StampJob.objects.select_related("customer").defer("error_detail")
-    if wanted in StampJob.Status.values:
-        queryset = queryset.filter(status=wanted)
-    page = _page(request, queryset)
+    page = _page(request, stamp_jobs_for_portal(status=wanted))
     jobs = [(job, verification_url(settings.VERIFY_BASE_URL, job.serial) if job.serial else "") for job in page]
-    in_flight = StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]).count()
+    in_flight = jobs_in_flight()
     context = {
         "page": page,
         "jobs": jobs,
