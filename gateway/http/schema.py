@@ -708,6 +708,14 @@ _PAGES_AND_PROBES: dict[str, tuple[int, str]] = {
     "csrf_failed": (403, "A portal form was stale or cross-site; reload the page and submit again."),
     "not_ready": (503, "(`/readyz`) this instance cannot reach PostgreSQL or Redis; the body says which."),
     "not_live": (503, "(probe listener `/healthz`) the gunicorn master has no live web worker; see `operations.md`."),
+    "invalid_period": (400, "(back office settlement export) give both dates as YYYY-MM-DD, the first not the later."),
+    "authentication_failed": (401, "The credentials were refused; send a current key: `Authorization: Bearer <key>`."),
+    "request_refused": (400, "The request was refused for a reason without a code of its own; `detail` says why."),
+    "hold_lost": (
+        409,
+        "(a stamp's `error.code`) the unit's hold had timed out before the stamp was made: nothing was stamped "
+        "and the unit is back in the wallet; send the document again.",
+    ),
 }
 
 # The room an error class belongs to (its top-level package) -> the section of docs/errors.md.
