@@ -261,7 +261,7 @@ STAMPING_WORKER_SLOTS = int(os.environ.get("STAMPING_WORKER_SLOTS", "2"))  # unt
 # Web tier bulkheads (gateway/bulkhead.py): the threads of one web process (gunicorn gthread; set by
 # gateway/gunicorn_conf.py from the same variable) and the share of them one channel may hold at once.
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))
-WEB_CHANNEL_SHARE = float(os.environ.get("WEB_CHANNEL_SHARE", "0.5"))
+WEB_CHANNEL_SHARE = float(os.environ.get("WEB_CHANNEL_SHARE", "0.25"))
 # Celery worker processes run this much nicer than the web processes (0: the same priority).
 WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.
