@@ -197,27 +197,24 @@ def release_hold(*, hold_id: str) -> ledger.TransferResult:
 
 def refund_units(*, channel_id: int, customer_id: int, refund_ref: str, units: int) -> ledger.TransferResult:
     """Return unused units from a wallet to the channel's stock."""
-    shard = customer_id % ledger.STOCK_SHARDS
-    return ledger.create_transfer(
-        id=f"refund:{refund_ref}",
-        debit_account_id=_wallet(channel_id, customer_id),
-        credit_account_id=_stock(channel_id, shard),
-        amount=units,
-        kind="refund",
-        data={"refund": refund_ref},
-    )
+    return _refund_transfer(channel_id, customer_id, refund_ref, units, restore=False)
 
 
 def restore_refunded_units(*, channel_id: int, customer_id: int, refund_ref: str, units: int) -> ledger.TransferResult:
     """A refund the provider refused: its units go back from the channel's stock to the wallet they
     came from (the customer keeps the units when the money cannot be paid back)."""
-    shard = customer_id % ledger.STOCK_SHARDS
+    return _refund_transfer(channel_id, customer_id, refund_ref, units, restore=True)
+
+
+def _refund_transfer(channel_id: int, customer_id: int, refund_ref: str, units: int, *, restore: bool):
+    wallet = _wallet(channel_id, customer_id)
+    stock = _stock(channel_id, customer_id % ledger.STOCK_SHARDS)
     return ledger.create_transfer(
-        id=f"refund:{refund_ref}:restored",
-        debit_account_id=_stock(channel_id, shard),
-        credit_account_id=_wallet(channel_id, customer_id),
+        id=f"refund:{refund_ref}:restored" if restore else f"refund:{refund_ref}",
+        debit_account_id=stock if restore else wallet,
+        credit_account_id=wallet if restore else stock,
         amount=units,
-        kind="refund_restored",
+        kind="refund_restored" if restore else "refund",
         data={"refund": refund_ref},
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from django.db import transaction
 
@@ -24,3 +25,24 @@ def each_locked(queryset, *, limit: int, handle: Callable[[object], bool]) -> in
             if row is not None and handle(row):
                 done += 1
     return done
+
+
+def narrowed(
+    queryset,
+    *,
+    customer_id: int | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+):
+    """The filters every API list offers, newest first: a customer, a status and a ``[since, until)``
+    window of creation times (rows with ``customer_id``, ``status`` and ``created_at``)."""
+    if customer_id is not None:
+        queryset = queryset.filter(customer_id=customer_id)
+    if status:
+        queryset = queryset.filter(status=status)
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(created_at__lt=until)
+    return queryset.order_by("-created_at", "-id")

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from kernel.db import narrowed
 from stamping.models import StampJob
 
 
@@ -18,16 +19,7 @@ def stamp_jobs_for_listing(
 ) -> QuerySet[StampJob]:
     """The channel's jobs, newest first (created, then id), narrowed by customer, status and a
     ``[since, until)`` window of creation times."""
-    jobs = StampJob.objects.all()
-    if customer_id is not None:
-        jobs = jobs.filter(customer_id=customer_id)
-    if status:
-        jobs = jobs.filter(status=status)
-    if since is not None:
-        jobs = jobs.filter(created_at__gte=since)
-    if until is not None:
-        jobs = jobs.filter(created_at__lt=until)
-    return jobs.order_by("-created_at", "-id")
+    return narrowed(StampJob.objects.all(), customer_id=customer_id, status=status, since=since, until=until)
 
 
 IN_FLIGHT = (StampJob.Status.QUEUED, StampJob.Status.PROCESSING)

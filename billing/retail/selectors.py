@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from billing.retail.errors import OrderNotFound, RefundNotFound
 from billing.retail.models import Order, Refund
+from kernel.db import narrowed
 
 
 def order_get_for(*, customer=None, order_id: str) -> Order:
@@ -30,16 +31,7 @@ def orders_for_listing(
 ) -> QuerySet[Order]:
     """The channel's orders, newest first (created, then id), narrowed by customer, status and a
     ``[since, until)`` window of creation times."""
-    orders = Order.objects.all()
-    if customer_id is not None:
-        orders = orders.filter(customer_id=customer_id)
-    if status:
-        orders = orders.filter(status=status)
-    if since is not None:
-        orders = orders.filter(created_at__gte=since)
-    if until is not None:
-        orders = orders.filter(created_at__lt=until)
-    return orders.order_by("-created_at", "-id")
+    return narrowed(Order.objects.all(), customer_id=customer_id, status=status, since=since, until=until)
 
 
 def refunds_for_listing(*, order_id: str) -> QuerySet[Refund]:
