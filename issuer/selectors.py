@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from issuer.engine import trust_roots
-from issuer.models import DocumentType, Serial, StampProfile
+from issuer.models import DocumentType, IncidentNote, Serial, StampedDocument, StampProfile
 from issuer.pdf.inspect import check_size
 from issuer.serials import SERIAL_LENGTH, is_valid_serial, normalize_serial
 from issuer.signing import SignatureReport, verify_pdf
@@ -160,3 +160,17 @@ def used_serials_per_bucket(*, bucket: timedelta, origin: datetime, end: datetim
             [bucket, origin, origin, end],
         )
         return cursor.fetchall()
+
+
+def recent_serials(limit: int = 20) -> list[Serial]:
+    """The serials recorded last, with their channels."""
+    return list(Serial.objects.select_related("channel").order_by("-created_at")[:limit])
+
+
+def resolved_incidents(limit: int = 30) -> list:
+    return list(IncidentNote.objects.filter(resolved_at__isnull=False)[:limit])
+
+
+def stamped_document(*, serial: str) -> StampedDocument:
+    """The stamped PDF recorded with ``serial``."""
+    return StampedDocument.objects.get(serial__serial=serial)

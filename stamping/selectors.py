@@ -7,7 +7,8 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from kernel.db import narrowed
-from stamping.models import StampJob
+from stamping.errors import StampJobNotFound
+from stamping.models import Batch, StampJob
 
 
 def stamp_jobs_for_listing(
@@ -41,3 +42,22 @@ def stamp_jobs_for_portal(*, status: str = "") -> QuerySet[StampJob]:
 
 def recent_stamp_jobs(limit: int = 5) -> list[StampJob]:
     return list(StampJob.objects.select_related("customer")[:limit])
+
+
+def stamp_job_get(*, job_id: str) -> StampJob:
+    job = StampJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise StampJobNotFound(f"No stamp {job_id!r} in this channel.")
+    return job
+
+
+def jobs_ahead_of(job: StampJob) -> int:
+    """The lane's jobs queued or being stamped that came before ``job`` (as the 202 counts them)."""
+    return StampJob.objects.filter(status__in=IN_FLIGHT, created_at__lt=job.created_at).count()
+
+
+def batch_get(*, batch_id: str) -> Batch:
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        raise StampJobNotFound(f"No batch {batch_id!r} in this channel.")
+    return batch

@@ -33,7 +33,7 @@ from outbox import webhooks
 from stamping import admission, lanes
 from stamping.errors import InsufficientQuota, StampJobNotFound
 from stamping.intake import call_intake
-from stamping.models import JobDocument, StampJob, new_job_id
+from stamping.models import Batch, JobDocument, StampJob, new_job_id
 from stamping.secrets import seal, unseal
 from tenants.customers.services import CustomerNotFound
 
@@ -163,6 +163,40 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
+
+
+def request_batch(*, channel, customer_id: int, requests: list[StampRequest]) -> tuple[Batch, list[StampJob]]:
+    """Hold and queue every document of a batch, or none: each document is checked (so every bad one
+    is named), and one refusal rolls back every hold and job (``documents`` in the error says which)."""
+    with transaction.atomic():
+        batch = Batch.objects.create(customer_id=customer_id)
+        jobs, refused = [], []
+        for index, request in enumerate(requests):
+            try:
+                jobs.append(request_stamp(channel=channel, customer_id=customer_id, batch_id=batch.id, request=request))
+            except ApplicationError as exc:  # (request_stamp's savepoint keeps the batch's transaction usable)
+                refused.append((index, request.file_name, exc))
+        if refused:
+            raise _batch_refused(refused, total=len(requests))  # rolls back every hold and job
+    return batch, jobs
+
+
+def _batch_refused(refused: list[tuple[int, str, ApplicationError]], *, total: int) -> ApplicationError:
+    """The first refusal (its code and status), saying which documents were refused and why: ``documents``
+    lists each one's ``index`` (0-based, in the order sent), ``file_name``, ``code`` and ``detail``."""
+    index, name, first = refused[0]
+    documents = [
+        {"index": i, "file_name": file_name, "code": exc.code, "detail": exc.message} for i, file_name, exc in refused
+    ]
+    which = ", ".join(f"{i} ({file_name or 'no name'})" for i, file_name, _ in refused)
+    first.message = (
+        f"{len(refused)} of {total} documents were refused, so nothing was held or queued: index {which}. "
+        f"Index {index}: {first.message} `documents` says why for each; send the batch again without them."
+    )
+    first.args = (first.message,)
+    first.extra = {**first.extra, "documents": documents}
+    return first
+
 
 
 def event_payload(job: StampJob) -> dict:

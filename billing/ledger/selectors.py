@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
+from billing.ledger.models import Deposit, ReconciliationRun
+
 
 @dataclass(frozen=True)
 class ChannelBalance:
@@ -115,3 +117,20 @@ def stock_changes_per_bucket(*, bucket: timedelta, origin: datetime) -> list[tup
     with connection.cursor() as cursor:
         cursor.execute(_STOCK_DELTAS, {"bucket": bucket, "origin": origin})
         return cursor.fetchall()
+
+
+def deposits_for_listing(*, status: str = ""):
+    """Deposits with their channels, newest first; only ``status``'s when it is one."""
+    deposits = Deposit.objects.select_related("channel").order_by("-created_at")
+    if status in Deposit.Status.values:
+        deposits = deposits.filter(status=status)
+    return deposits
+
+
+def pending_deposit_count() -> int:
+    return Deposit.objects.filter(status=Deposit.Status.PENDING).count()
+
+
+def reconciliation_runs(limit: int = 15) -> list:
+    """The latest reconciliation runs, newest first."""
+    return list(ReconciliationRun.objects.all()[:limit])

@@ -21,8 +21,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.deposits import confirm_deposit, create_deposit
-from billing.ledger.models import Deposit, ReconciliationRun
-from billing.ledger.selectors import channel_balance
+from billing.ledger.models import Deposit
+from billing.ledger.selectors import channel_balance, deposits_for_listing, pending_deposit_count, reconciliation_runs
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from faces.backoffice import selectors
@@ -30,8 +30,8 @@ from faces.backoffice.forms import DepositForm, IncidentForm, PeriodForm, Serial
 from faces.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
 from faces.charts import Series, blank_before, format_number, line_chart
 from gateway.http.problems import problem_response
-from issuer.models import IncidentNote, Serial
-from issuer.selectors import serial_get
+from issuer.models import IncidentNote
+from issuer.selectors import recent_serials, resolved_incidents, serial_get
 from kernel.errors import ApplicationError
 
 LOGIN_URL = reverse_lazy("backoffice:login")
@@ -110,8 +110,8 @@ def overview(request):
         "low_stock_count": sum(1 for row in rows if row["low_stock"]),
         "queue_total": sum(row["queue_depth"] for row in rows),
         "open_incidents": selectors.open_incidents(),
-        "last_run": ReconciliationRun.objects.first(),
-        "pending_deposits": Deposit.objects.filter(status=Deposit.Status.PENDING).count(),
+        "last_run": next(iter(reconciliation_runs(1)), None),
+        "pending_deposits": pending_deposit_count(),
         **_overview_charts(window, rows),
     }
     template = (
@@ -149,10 +149,7 @@ def deposits(request):
         else:
             status = 400
     wanted = request.GET.get("status", "")
-    queryset = Deposit.objects.select_related("channel").order_by("-created_at")
-    if wanted in Deposit.Status.values:
-        queryset = queryset.filter(status=wanted)
-    page = Paginator(queryset, 25).get_page(request.GET.get("page"))
+    page = Paginator(deposits_for_listing(status=wanted), 25).get_page(request.GET.get("page"))
     stock = [(channel, channel_balance(channel_id=channel.pk)) for channel in selectors.channels()]
     context = {"form": form, "page": page, "statuses": Deposit.Status.values, "wanted": wanted, "stock": stock}
     return render(request, "issuer/backoffice/deposits.html", context, status=status)
@@ -181,7 +178,7 @@ def deposit_confirm(request, deposit_id: int):
 @staff_required
 @require_GET
 def reconciliation(request):
-    runs = list(ReconciliationRun.objects.all()[:15])
+    runs = reconciliation_runs(15)
     if runs:
         for check in runs[0].report.get("checks", []):
             check["label"] = check["name"].replace("_", " ").capitalize()
@@ -260,7 +257,7 @@ def serials(request):
             found = serial_get(form.cleaned_data["serial"])
         except ApplicationError as exc:
             error = exc
-    recent = Serial.objects.select_related("channel").order_by("-created_at")[:20]
+    recent = recent_serials(20)
     status = error.http_status if error else 200
     return render(
         request,
@@ -295,7 +292,7 @@ def incidents(request):
     context = {
         "form": form,
         "open": selectors.open_incidents(),
-        "closed": IncidentNote.objects.filter(resolved_at__isnull=False)[:30],
+        "closed": resolved_incidents(30),
     }
     return render(request, "issuer/backoffice/incidents.html", context, status=status)
 

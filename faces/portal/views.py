@@ -23,6 +23,7 @@ from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
 from issuer.stamp.render import verification_url
 from kernel.errors import ApplicationError, NotFound
+from outbox import selectors as outbox_selectors
 from outbox.models import WebhookDelivery, WebhookEndpoint
 from outbox.webhooks import create_webhook_endpoint, replay_delivery
 from stamping.models import StampJob
@@ -230,13 +231,10 @@ def webhooks(request):
         else:
             status = 400
     wanted = request.GET.get("status", "")
-    deliveries = WebhookDelivery.objects.select_related("endpoint").order_by("-id")
-    if wanted in WebhookDelivery.Status.values:
-        deliveries = deliveries.filter(status=wanted)
     context = {
         "form": form,
-        "endpoints": WebhookEndpoint.objects.order_by("id"),
-        "page": _page(request, deliveries),
+        "endpoints": outbox_selectors.endpoints(),
+        "page": _page(request, outbox_selectors.deliveries(status=wanted)),
         "statuses": WebhookDelivery.Status.choices,
         "wanted": wanted,
     }

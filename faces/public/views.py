@@ -17,12 +17,11 @@ from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 from issuer.serials import normalize_serial
 from kernel.errors import ApplicationError
-from tenants.models import Channel
+from tenants.selectors import active_channels
 
 
 def home(request):
-    channels = Channel.objects.filter(kind=Channel.Kind.CHANNEL, is_active=True).prefetch_related("domains")
-    return render(request, "issuer/home.html", {"channels": channels})
+    return render(request, "issuer/home.html", {"channels": active_channels()})
 
 
 def _status_context() -> dict:

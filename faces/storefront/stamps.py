@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,13 +16,13 @@ from faces.storefront.views import ChannelApiView
 from gateway.http.edge import json_response
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
-from kernel.errors import ApplicationError
+from issuer.selectors import stamped_document
 from kernel.timestamps import utc_timestamp
 from stamping import admission
-from stamping.errors import DocumentNotReady, StampJobNotFound
-from stamping.models import Batch, StampJob
-from stamping.selectors import stamp_jobs_for_listing
-from stamping.services import StampRequest, request_stamp
+from stamping.errors import DocumentNotReady
+from stamping.models import StampJob
+from stamping.selectors import batch_get, jobs_ahead_of, stamp_job_get, stamp_jobs_for_listing
+from stamping.services import StampRequest, request_batch, request_stamp
 from tenants.customers.services import customer_get
 
 MAX_BATCH_DOCUMENTS = 50
@@ -227,10 +226,7 @@ def job_output(
 
 
 def _job_get(job_id: str) -> StampJob:
-    job = StampJob.objects.filter(pk=job_id).first()
-    if job is None:
-        raise StampJobNotFound(f"No stamp {job_id!r} in this channel.")
-    return job
+    return stamp_job_get(job_id=job_id)
 
 
 class StampListApi(ChannelApiView):
@@ -305,9 +301,7 @@ class StampDetailApi(ChannelApiView):
         job = _job_get(job_id)
         position = None
         if job.status == StampJob.Status.QUEUED:  # ahead: the lane's jobs queued or being stamped, as on the 202
-            position = StampJob.objects.filter(
-                status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING], created_at__lt=job.created_at
-            ).count()
+            position = jobs_ahead_of(job)
         return json_response(request, job_output(job, position=position, budget=request.tenant.stamping_concurrency))
 
 
@@ -331,12 +325,10 @@ class StampDocumentApi(ChannelApiView):
     )
     @problems("stamp_not_found", "document_not_ready")
     def get(self, request, job_id):
-        from issuer.models import StampedDocument
-
         job = _job_get(job_id)
         if job.status != StampJob.Status.STAMPED:
             raise DocumentNotReady(f"The stamp is {job.status}; the document is available once it is stamped.")
-        stamped = StampedDocument.objects.get(serial__serial=job.serial)
+        stamped = stamped_document(serial=job.serial)
         name = (job.file_name.rsplit(".", 1)[0] or job.id) + f"-{job.serial}.pdf"
         response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -346,23 +338,6 @@ class StampDocumentApi(ChannelApiView):
 
 class BatchInput(PlacementInput):
     documents = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=MAX_BATCH_DOCUMENTS)
-
-
-def _batch_refused(refused: list[tuple[int, str, ApplicationError]], *, total: int) -> ApplicationError:
-    """The first refusal (its code and status), saying which documents were refused and why: ``documents``
-    lists each one's ``index`` (0-based, in the order sent), ``file_name``, ``code`` and ``detail``."""
-    index, name, first = refused[0]
-    documents = [
-        {"index": i, "file_name": file_name, "code": exc.code, "detail": exc.message} for i, file_name, exc in refused
-    ]
-    which = ", ".join(f"{i} ({file_name or 'no name'})" for i, file_name, _ in refused)
-    first.message = (
-        f"{len(refused)} of {total} documents were refused, so nothing was held or queued: index {which}. "
-        f"Index {index}: {first.message} `documents` says why for each; send the batch again without them."
-    )
-    first.args = (first.message,)
-    first.extra = {**first.extra, "documents": documents}
-    return first
 
 
 class BatchListApi(ChannelApiView):
@@ -389,23 +364,11 @@ class BatchListApi(ChannelApiView):
         customer = customer_get(customer_id=data.validated_data["customer"])
         documents = data.validated_data["documents"]
         queue = admission.admit(channel=request.tenant, new_jobs=len(documents))
-        with transaction.atomic():  # all documents are held and queued, or none
-            batch = Batch.objects.create(customer=customer)
-            jobs, refused = [], []
-            for index, upload in enumerate(documents):  # every document is checked, to name every bad one
-                try:
-                    jobs.append(
-                        request_stamp(
-                            channel=request.tenant,
-                            customer_id=customer.pk,
-                            batch_id=batch.id,
-                            request=_request_from(data.validated_data, upload),
-                        )
-                    )
-                except ApplicationError as exc:  # (request_stamp's savepoint keeps the batch's transaction usable)
-                    refused.append((index, getattr(upload, "name", "") or "", exc))
-            if refused:
-                raise _batch_refused(refused, total=len(documents))  # rolls back every hold and job
+        batch, jobs = request_batch(
+            channel=request.tenant,
+            customer_id=customer.pk,
+            requests=[_request_from(data.validated_data, upload) for upload in documents],
+        )
         return Response(
             {
                 "id": batch.id,
@@ -426,9 +389,7 @@ class BatchDetailApi(ChannelApiView):
     )
     @problems("stamp_not_found")
     def get(self, request, batch_id):
-        batch = Batch.objects.filter(pk=batch_id).first()
-        if batch is None:
-            raise StampJobNotFound(f"No batch {batch_id!r} in this channel.")
+        batch = batch_get(batch_id=batch_id)
         jobs = list(batch.jobs.order_by("created_at"))
         counts = {status: sum(1 for j in jobs if j.status == status) for status in StampJob.Status.values}
         done = counts["stamped"] + counts["failed"]
