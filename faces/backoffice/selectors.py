@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing.ledger.selectors import channel_balance, stock_changes_per_bucket
+from issuer.incidents import STATUS_CACHE_KEY, forget_cached_status  # noqa: F401 - used by the pages
 from issuer.models import IncidentNote
 from issuer.selectors import used_serials_per_bucket
 from stamping import admission
@@ -28,7 +29,6 @@ from tenants.models import Channel
 HEARTBEAT_KEY = "gateway:beat:last"  # written by gateway.tasks.heartbeat every 30 s
 HEARTBEAT_OK_SECONDS = 90
 HEARTBEAT_STALE_SECONDS = 300
-STATUS_CACHE_KEY = "issuer:status:context"
 STATUS_CACHE_SECONDS = 5
 
 
@@ -256,6 +256,3 @@ def cached_status(build) -> dict:
     return context
 
 
-def forget_cached_status() -> None:
-    with contextlib.suppress(Exception):  # it expires by itself within seconds
-        cache.delete(STATUS_CACHE_KEY)

@@ -27,9 +27,9 @@ from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from faces.backoffice import selectors
 from faces.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
-from faces.backoffice.services import create_incident_note, resolve_incident_note, update_incident_note
 from faces.charts import Series, blank_before, format_number, line_chart
 from gateway.http.problems import problem_response
+from issuer.incidents import create_incident_note, resolve_incident_note, update_incident_note
 from issuer.models import IncidentNote
 from issuer.selectors import recent_serials, resolved_incidents, serial_get
 from kernel.errors import ApplicationError

@@ -24,8 +24,8 @@ from billing.ledger.models import Deposit, ReconciliationRun
 from billing.ledger.services import channel_balance
 from conftest import ISSUER_HOST
 from faces.backoffice import selectors
-from faces.backoffice.services import create_incident_note, resolve_incident_note
 from faces.charts import Series, bar_chart, line_chart, nice_scale
+from issuer.incidents import create_incident_note, resolve_incident_note
 from issuer.models import IncidentNote, Serial
 from issuer.serials import new_serial
 from tests.billing.factories import new_customer_id, unique

@@ -6,14 +6,24 @@ Deposits, reconciliation and the rest have their services in their own packages
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from faces.backoffice.selectors import forget_cached_status
 from issuer.models import IncidentNote
 from kernel.errors import ApplicationError
+
+# The public status page's snapshot is cached for a few seconds (faces.backoffice.selectors.cached_status);
+# a new or changed incident note drops it so the page shows the note at once.
+STATUS_CACHE_KEY = "issuer:status:context"
+
+
+def forget_cached_status() -> None:
+    with contextlib.suppress(Exception):  # it expires by itself within seconds
+        cache.delete(STATUS_CACHE_KEY)
 
 
 class InvalidIncidentNote(ApplicationError):
