@@ -30,7 +30,9 @@ def wait_until(predicate, *, timeout=90.0, what=""):
         time.sleep(0.1)
 
 
-def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, tmp_path, monkeypatch):
+def queued_job_in_test_queue(monkeypatch, *, name: str):
+    """A committed alpha job with one unit held, and its drainer published to this file's own queue
+    (not woken through the lanes). Returns (alpha, job, job_ref)."""
     from tenants.customers.models import Customer
     from tenants.models import Channel
 
@@ -38,14 +40,18 @@ def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, t
     customer_id = funded_wallet(channel_id=alpha.pk, units=1)
     monkeypatch.setattr(services, "queued", lambda **_: None)  # we publish to this test's own queue below
     with schema_context("alpha"):
-        customer = Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Crash")
+        customer = Customer.objects.create(id=customer_id, external_ref=unique("c"), name=name)
         job = services.request_stamp(
             channel=alpha,
             customer_id=customer.pk,
             request=services.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0)),
         )
     drain_lane_task.apply_async(args=["alpha"], queue=QUEUE)
-    job_ref = f"alpha:{job.pk}"
+    return alpha, job, f"alpha:{job.pk}"
+
+
+def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, tmp_path, monkeypatch):
+    alpha, job, job_ref = queued_job_in_test_queue(monkeypatch, name="Crash")
 
     marker = tmp_path / "reached"
     doomed = start_worker(
@@ -65,7 +71,8 @@ def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, t
     # The transaction died with the worker: the unit is still held, no serial is used, the job is open.
     with schema_context("alpha"):
         assert StampJob.objects.get(pk=job.pk).status == "processing"
-    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 0, "held": 1, "used": 0}
+    wallet = quota.wallet_balance(channel_id=alpha.pk, customer_id=job.customer_id)
+    assert wallet == {"available": 0, "held": 1, "used": 0}
     assert not Serial.objects.filter(job_ref=job_ref, status="used").exists()
 
     # After the lease, the sweeper takes the job back and wakes the lane; the dead worker's task also
@@ -90,7 +97,8 @@ def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, t
     assert (done.status, done.unit) == ("stamped", "committed")
     assert Serial.objects.filter(job_ref=job_ref, status="used").count() == 1
     assert Serial.objects.get(job_ref=job_ref, status="used").serial == done.serial
-    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 0, "held": 0, "used": 1}
+    wallet = quota.wallet_balance(channel_id=alpha.pk, customer_id=job.customer_id)
+    assert wallet == {"available": 0, "held": 0, "used": 1}
     for check in (
         reconciliation.check_books_balance,
         reconciliation.check_account_totals_match_transfers,
@@ -105,21 +113,7 @@ def test_a_killed_workers_job_is_taken_back_at_once_not_after_the_lease(live_db,
     """The claim holds an owner lock on the worker's own connection: while the worker lives the
     sweeper leaves its job alone; once it is killed (its connection gone) the very next sweep takes
     the job back, with the 2-minute lease nowhere near run out."""
-    from tenants.customers.models import Customer
-    from tenants.models import Channel
-
-    alpha = Channel.objects.get(code="alpha")
-    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
-    monkeypatch.setattr(services, "queued", lambda **_: None)  # we publish to this test's own queue below
-    with schema_context("alpha"):
-        customer = Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Owner Lost")
-        job = services.request_stamp(
-            channel=alpha,
-            customer_id=customer.pk,
-            request=services.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0)),
-        )
-    drain_lane_task.apply_async(args=["alpha"], queue=QUEUE)
-    job_ref = f"alpha:{job.pk}"
+    alpha, job, job_ref = queued_job_in_test_queue(monkeypatch, name="Owner Lost")
 
     marker = tmp_path / "reached"
     doomed = start_worker(
@@ -170,6 +164,7 @@ def test_a_killed_workers_job_is_taken_back_at_once_not_after_the_lease(live_db,
         done = StampJob.objects.get(pk=job.pk)
     assert (done.status, done.unit, done.attempts) == ("stamped", "committed", 2)
     assert Serial.objects.filter(job_ref=job_ref, status="used").count() == 1
-    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 0, "held": 0, "used": 1}
+    wallet = quota.wallet_balance(channel_id=alpha.pk, customer_id=job.customer_id)
+    assert wallet == {"available": 0, "held": 0, "used": 1}
     result = reconciliation.check_one_serial_per_committed_unit(alpha.pk)
     assert result.ok, result.violations
