@@ -61,7 +61,7 @@ class ChannelBulkheadMiddleware:
                 _in_flight[schema] = held + 1
         if refused:
             retry_after = 1 + int(random.random() < 0.5)  # half come back a second later: no herd
-            return problem_response(
+            response = problem_response(
                 request,
                 status=503,
                 code="channel_busy",
@@ -72,6 +72,8 @@ class ChannelBulkheadMiddleware:
                 ),
                 headers={"Retry-After": str(retry_after)},
             )
+            response._has_been_logged = True  # load shed on purpose: not a server error to log
+            return response
         try:
             return self.get_response(request)
         finally:

@@ -18,6 +18,9 @@ class ApplicationError(Exception):
     http_status = 400
     title = "The request could not be carried out"
     what_to_do = ""
+    # A refusal that sheds load on purpose (a 503 during a surge) is answered, not logged as a server
+    # error: thousands a second would only cost the CPU the refusal saves.
+    sheds_load = False
 
     def __init__(self, message: str, *, extra: dict | None = None):
         super().__init__(message)

@@ -26,6 +26,7 @@ class Overloaded(ApplicationError):
     code = "overloaded"
     http_status = 503
     title = "Stamping is at capacity"
+    sheds_load = True
     what_to_do = (
         "The channel's stamping queue holds what its lane can finish within the promised wait; "
         "nothing was charged. Retry after `Retry-After`."

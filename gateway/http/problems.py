@@ -125,6 +125,8 @@ def exception_handler(exc, context):
             return None  # unexpected: Django's handler500 answers (and logs) it
     set_rollback()
     response = Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    if getattr(exc, "sheds_load", False):
+        response._has_been_logged = True  # (django.request would log every one as an error)
     return response
 
 

@@ -120,3 +120,12 @@ def test_a_refusal_before_the_body_still_reads_it_off_the_connection(rf):
     huge.META["CONTENT_LENGTH"] = str(UNREAD_BODY_DISCARD_LIMIT + 1)
     discard_unread_body(huge, response)
     assert response["Connection"] == "close"
+
+
+def test_load_shed_on_purpose_is_not_logged_as_a_server_error(four_threads, client_for, caplog):
+    """A surge answers thousands of these a second; each a django.request ERROR line would cost the CPU
+    the refusal saves."""
+    bulkhead._in_flight["alpha"] = 2
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client_for("alpha").get("/api/v1/document-types").status_code == 503
+    assert not [r for r in caplog.records if r.name == "django.request"]

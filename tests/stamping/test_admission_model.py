@@ -204,3 +204,11 @@ def test_refused_clients_are_given_spread_retry_times(client_for, customers, cle
     # One lane job (1 s / its 2 workers = 0.5 s) apart: not all told the same moment.
     assert waits == sorted(waits) and waits[-1] > waits[0]
     assert waits[0] >= 40  # ~100 s of work ahead, 60 s of it within the promise
+
+
+def test_an_overloaded_refusal_is_not_logged_as_a_server_error(client_for, customers, clean_redis, caplog):
+    _surge_on_alpha(backlog=500, cost=1.0)
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
+    assert response.status_code == 503 and response.json()["code"] == "overloaded"
+    assert not [r for r in caplog.records if r.name == "django.request"]
