@@ -1,12 +1,16 @@
-"""Bulkheads in the web tier: one channel can hold at most its share of a process's request threads.
+"""Bulkheads in the web tier: while channels share a process, one holds at most its share of the threads.
 
 A web process (gunicorn ``gthread``) has ``WEB_THREADS`` threads. A surge on one channel sends more
 requests than there are threads; without a limit they would take every thread, and another channel's
-request would wait behind them. This middleware counts, per process, the requests of each channel in
-progress: a channel already holding ``ceil(WEB_THREADS * WEB_CHANNEL_SHARE)`` threads of this process
-is answered ``503 channel_busy`` with a short ``Retry-After`` at once, before its API key, its body or
-the database are touched (a few microseconds: one lock and a dict). The other threads stay free for
-the other channels, and for the issuer's hosts, which are never limited here.
+request would wait behind them. This middleware counts, per process, the storefront API requests
+(``/api/``) of each channel in progress: a channel already holding ``ceil(WEB_THREADS *
+WEB_CHANNEL_SHARE)`` threads of this process while another channel is being served here (a request in
+progress or seen within ``ACTIVE_SECONDS``) is answered ``503 channel_busy`` with a short
+``Retry-After`` at once, before its API key, its body or the database are touched (a few microseconds:
+one lock and two dicts). The other threads stay free for the other channels, and for the issuer's
+hosts, which are never limited here. A channel alone in a process may borrow all its threads but one:
+the bulkhead never refuses work an idle server could do. Pages and static files are not counted (a
+browser loads several at once, and they are not where a surge lands).
 
 The count is per process on purpose: a thread is what a request occupies, and the lock is all it
 costs. Across ``N`` processes a channel holds at most ``N`` times its per-process share. A sync worker
@@ -19,6 +23,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 
 from django.conf import settings
 
@@ -26,6 +31,8 @@ from gateway.http.problems import problem_response
 
 _lock = threading.Lock()
 _in_flight: dict[str, int] = {}
+_last_seen: dict[str, float] = {}  # schema -> when this process last began one of its requests
+ACTIVE_SECONDS = 2.0  # a channel seen this recently counts as being served (3 requests/s keep it so)
 
 
 def channel_cap() -> int:
@@ -40,6 +47,18 @@ def in_flight(schema: str) -> int:
     return _in_flight.get(schema, 0)
 
 
+def _others_active(schema: str, now: float) -> bool:
+    """Is another channel being served by this process (lock held)? Forgets channels long gone."""
+    for other, seen in list(_last_seen.items()):
+        if other == schema:
+            continue
+        if _in_flight.get(other, 0) or now - seen < ACTIVE_SECONDS:
+            return True
+        if now - seen > 60 * ACTIVE_SECONDS:
+            del _last_seen[other]
+    return False
+
+
 class ChannelBulkheadMiddleware:
     """After ``TenantMiddleware``: requests on a channel's host count against that channel's share."""
 
@@ -49,12 +68,16 @@ class ChannelBulkheadMiddleware:
     def __call__(self, request):
         tenant = getattr(request, "tenant", None)
         schema = getattr(tenant, "schema_name", "public")
-        if schema == "public" or getattr(tenant, "kind", "channel") != "channel":
+        is_channel = schema != "public" and getattr(tenant, "kind", "channel") == "channel"
+        if not is_channel or not request.path.startswith("/api/"):
             return self.get_response(request)
         cap = channel_cap()
+        now = time.monotonic()
         with _lock:
             held = _in_flight.get(schema, 0)
-            if held >= cap:
+            _last_seen[schema] = now
+            borrow = max(cap, int(settings.WEB_THREADS) - 1)  # alone here, all threads but one
+            if held >= cap and (held >= borrow or _others_active(schema, now)):
                 refused = True
             else:
                 refused = False

@@ -4,6 +4,7 @@ while another channel (and the issuer) are served."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -18,8 +19,16 @@ def four_threads(settings):
     settings.WEB_THREADS = 4
     settings.WEB_CHANNEL_SHARE = 0.5
     bulkhead._in_flight.clear()
+    bulkhead._last_seen.clear()
     yield
     bulkhead._in_flight.clear()
+    bulkhead._last_seen.clear()
+
+
+@pytest.fixture
+def beta_being_served(four_threads):
+    """Another channel is being served by this process: alpha is held to its share."""
+    bulkhead._last_seen["beta"] = time.monotonic() + 3600
 
 
 def test_the_cap_is_the_share_of_the_threads_and_never_all_of_them(settings):
@@ -32,7 +41,7 @@ def test_the_cap_is_the_share_of_the_threads_and_never_all_of_them(settings):
     assert bulkhead.channel_cap() > 1000  # a sync worker has nothing to share
 
 
-def test_a_channel_at_its_share_is_refused_while_another_is_served(four_threads, client_for):
+def test_a_channel_at_its_share_is_refused_while_another_is_served(beta_being_served, client_for):
     bulkhead._in_flight["alpha"] = 2  # two alpha requests in progress on this process
     refused = client_for("alpha").get("/api/v1/balance?customer=1")
     assert refused.status_code == 503
@@ -61,7 +70,7 @@ def test_a_slot_is_given_back_when_the_view_fails(four_threads, client_for, monk
     assert bulkhead.in_flight("alpha") == 0
 
 
-def test_concurrent_requests_never_exceed_the_cap(four_threads, client_for, monkeypatch):
+def test_concurrent_requests_never_exceed_the_cap(beta_being_served, client_for, monkeypatch):
     """Requests held inside the view: of five at once on one channel, two run and three are refused."""
     from faces.storefront import stamps
 
@@ -122,10 +131,24 @@ def test_a_refusal_before_the_body_still_reads_it_off_the_connection(rf):
     assert response["Connection"] == "close"
 
 
-def test_load_shed_on_purpose_is_not_logged_as_a_server_error(four_threads, client_for, caplog):
+def test_load_shed_on_purpose_is_not_logged_as_a_server_error(beta_being_served, client_for, caplog):
     """A surge answers thousands of these a second; each a django.request ERROR line would cost the CPU
     the refusal saves."""
     bulkhead._in_flight["alpha"] = 2
     with caplog.at_level("WARNING", logger="django.request"):
         assert client_for("alpha").get("/api/v1/document-types").status_code == 503
     assert not [r for r in caplog.records if r.name == "django.request"]
+
+
+def test_a_channel_alone_in_the_process_borrows_all_threads_but_one(four_threads, client_for):
+    """Nobody else is being served: the bulkhead refuses nothing an idle server could do."""
+    bulkhead._in_flight["alpha"] = 2  # at its share of 2
+    assert client_for("alpha").get("/api/v1/document-types").status_code == 200
+    bulkhead._in_flight["alpha"] = 3  # all threads but one
+    assert client_for("alpha").get("/api/v1/document-types").json()["code"] == "channel_busy"
+
+
+def test_pages_and_static_files_are_not_counted(beta_being_served, client_for):
+    """A browser loads a page, its stylesheet and its icon at once: they never meet the bulkhead."""
+    bulkhead._in_flight["alpha"] = 3
+    assert client_for("alpha").get("/login/").status_code == 200
