@@ -46,7 +46,7 @@ HOST = "benchapi.localhost"
 def setup() -> dict:
     from bench.common import setup_migrated
 
-    setup_migrated()
+    setup_migrated("api")
     from django_tenants.utils import schema_context
 
     from billing import quota

@@ -3,9 +3,10 @@
 Benchmarks never write to the project's database (the demo's): they make channels, customers,
 orders, holds without serials and serials without committed units, which ``manage.py reconcile``
 would then report for good. ``use_bench_database`` points this process and every process it
-starts at ``<database>_bench`` on the same server (``gateway_bench`` in the embedded one), created
-and migrated on first use. ``make clean`` removes it with the rest of ``.data/``; ``BENCH_DATABASE_URL``
-names another.
+starts at ``<database>_bench_<benchmark>`` on the same server (``gateway_bench_surge`` in the embedded
+one for ``bench/surge.py``), created and migrated on first use: one database per benchmark, so what one
+leaves (``bench/api.py`` mints serials without units) never fails another's reconciliation check.
+``make clean`` removes them with the rest of ``.data/``; ``BENCH_DATABASE_URL`` names another.
 """
 
 from __future__ import annotations
@@ -15,24 +16,27 @@ import os
 BENCH_SUFFIX = "_bench"
 
 
-def bench_database_url(project_url: str | None, *, embedded_host: str = "", embedded_user: str = "postgres") -> str:
-    """The benchmarks' database: ``project_url``'s server with ``_bench`` added to the database name,
-    or, without a ``project_url``, ``gateway_bench`` in the embedded server at ``embedded_host``."""
+def bench_database_url(
+    project_url: str | None, *, embedded_host: str = "", embedded_user: str = "postgres", bench: str = ""
+) -> str:
+    """The benchmark ``bench``'s database: ``project_url``'s server with ``_bench_<bench>`` added to the
+    database name, or, without a ``project_url``, ``gateway_bench_<bench>`` in the embedded server."""
+    suffix = f"{BENCH_SUFFIX}_{bench}" if bench else BENCH_SUFFIX
     from urllib.parse import quote, urlsplit, urlunsplit
 
     if not project_url:
         from gateway.embedded import EMBEDDED_DATABASE, POSTGRES_PORT
 
         host = quote(embedded_host, safe="")  # a unix-socket directory, percent-encoded as the host
-        return f"postgres://{embedded_user}@{host}:{POSTGRES_PORT}/{EMBEDDED_DATABASE}{BENCH_SUFFIX}"
+        return f"postgres://{embedded_user}@{host}:{POSTGRES_PORT}/{EMBEDDED_DATABASE}{suffix}"
     parts = urlsplit(project_url)
     name = parts.path.lstrip("/")
-    if name.endswith(BENCH_SUFFIX):
+    if BENCH_SUFFIX in name:
         return project_url
-    return urlunsplit(parts._replace(path=f"/{name}{BENCH_SUFFIX}"))
+    return urlunsplit(parts._replace(path=f"/{name}{suffix}"))
 
 
-def use_bench_database() -> str:
+def use_bench_database(bench: str = "") -> str:
     """Point this process (and its children, through the environment) at the benchmarks' own
     database, creating it if needed; start the embedded servers the environment does not name.
     Call it before Django's settings are read. Returns the database URL."""
@@ -46,10 +50,10 @@ def use_bench_database() -> str:
     if os.environ.get("BENCH_DATABASE_URL"):
         url = os.environ["BENCH_DATABASE_URL"]
     elif os.environ.get("DATABASE_URL"):
-        url = bench_database_url(os.environ["DATABASE_URL"])
+        url = bench_database_url(os.environ["DATABASE_URL"], bench=bench)
     else:
         location = embedded.ensure_postgres()
-        url = bench_database_url(None, embedded_host=location.host, embedded_user=location.user)
+        url = bench_database_url(None, embedded_host=location.host, embedded_user=location.user, bench=bench)
     if not os.environ.get("REDIS_URL"):
         embedded.ensure_redis()
     target = psycopg.conninfo.conninfo_to_dict(url.replace("postgres://", "postgresql://", 1))
@@ -63,10 +67,10 @@ def use_bench_database() -> str:
     return url
 
 
-def setup_migrated() -> None:
+def setup_migrated(bench: str = "") -> None:
     """The benchmarks' own database (``use_bench_database``), ``django.setup()`` and ``migrate_schemas``
     (a no-op when up to date), so a benchmark runs on a fresh clone and never on the demo's data."""
-    use_bench_database()
+    use_bench_database(bench)
     import django
 
     from gateway.embedded import start_if_unconfigured

@@ -44,7 +44,7 @@ def prepare(customers: int) -> int:
     """A bench channel with funded customers; returns the channel id."""
     from bench.common import setup_migrated
 
-    setup_migrated()
+    setup_migrated("ledger")
     from billing import quota
     from tenants.models import Channel
     from tenants.services import ensure_issuer, provision_channel

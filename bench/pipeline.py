@@ -74,7 +74,7 @@ def setup(*, docs: int, budget: int):
     """The bench channel with one customer funded for ``docs`` stamps; returns (channel, customer id)."""
     from bench.common import setup_migrated
 
-    setup_migrated()
+    setup_migrated("pipeline")
     from django_tenants.utils import schema_context
 
     from billing import quota

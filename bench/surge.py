@@ -115,7 +115,7 @@ def prepare_services(redis_db: int) -> tuple[bool, bool, str]:
 def seed(clients: int) -> dict:
     from bench.common import setup_migrated
 
-    setup_migrated()
+    setup_migrated("surge")
     import redis
     from django.conf import settings
     from django_tenants.utils import schema_context
