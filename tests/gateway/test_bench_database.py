@@ -61,5 +61,5 @@ def test_the_ledger_benchmark_leaves_the_projects_database_alone():
     assert run.returncode == 0, run.stderr[-3000:]
     assert "hold+commit pairs/s:" in run.stdout
     assert _project_database_state(embedded.EMBEDDED_DATABASE) == before
-    channels, transfers = _project_database_state(embedded.EMBEDDED_DATABASE + "_bench")
+    channels, transfers = _project_database_state(embedded.EMBEDDED_DATABASE + "_bench_ledger")  # its own
     assert "benchledger" in channels and transfers > 0
