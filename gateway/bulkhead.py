@@ -32,7 +32,7 @@ from gateway.http.problems import problem_response
 _lock = threading.Lock()
 _in_flight: dict[str, int] = {}
 _last_seen: dict[str, float] = {}  # schema -> when this process last began one of its requests
-ACTIVE_SECONDS = 2.0  # a channel seen this recently counts as being served (3 requests/s keep it so)
+ACTIVE_SECONDS = 10.0  # a channel seen this recently counts as being served (a few requests a minute keep it so)
 
 
 def channel_cap() -> int:
