@@ -68,6 +68,7 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
+    "gateway.middleware.BodyLimitMiddleware",
     "gateway.middleware.TenantMiddleware",
     "gateway.bulkhead.ChannelBulkheadMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -315,3 +316,7 @@ ISSUER_TSA_TIMEOUT = float(os.environ.get("ISSUER_TSA_TIMEOUT", "10"))
 # Ceiling for any document (every profile's max_bytes is capped by it) and for verification uploads.
 STAMP_DEFAULT_MAX_BYTES = int(os.environ.get("STAMP_DEFAULT_MAX_BYTES", str(20 * 1024 * 1024)))
 # ---------------------------------------------------------------------------- end of issuer core
+# Request bodies (gateway/http/bodylimits.py): a batch upload's ceiling, and every other request's
+# but the document uploads (which STAMP_DEFAULT_MAX_BYTES bounds). Larger is 413 before it is read.
+STAMP_BATCH_MAX_BYTES = int(os.environ.get("STAMP_BATCH_MAX_BYTES", str(100 * 1024 * 1024)))
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
