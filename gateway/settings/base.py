@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "gateway.middleware.TenantMiddleware",
     "gateway.bulkhead.ChannelBulkheadMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -201,6 +202,22 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "gateway.http.problems.csrf_failure"
 LOGIN_URL = "portal:login"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp): scripts, styles and everything else from the site itself only;
+# no inline script, handler or style anywhere (templates load static/js and static/css files instead),
+# no plugins, no <base>, no framing, forms post to the site only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # --------------------------------------------------------------------------- i18n, static
 
