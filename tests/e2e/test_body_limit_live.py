@@ -1,0 +1,34 @@
+"""Through the real server (gunicorn): a request announcing a body over its path's limit gets its 413
+without sending a byte of the body."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "length"),
+    [("issuer.test", "/api/v1/verify", 60 * 1024 * 1024), ("alpha.test", "/api/v1/batches", 120 * 1024 * 1024)],
+)
+def test_an_announced_oversized_body_is_refused_without_being_sent(live_db, gateway_url, host, path, length):
+    address = urlsplit(gateway_url)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
+    try:
+        conn.putrequest("POST", path, skip_host=True)
+        conn.putheader("Host", host)
+        conn.putheader("Content-Type", "multipart/form-data; boundary=b")
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders()  # the head only: not one byte of the body follows
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+
+    assert response.status == 413
+    assert response.getheader("Content-Type") == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["code"] == "document_too_large" and f"{length} bytes" in problem["detail"]
