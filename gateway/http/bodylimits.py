@@ -2,9 +2,9 @@
 
 ``gateway.middleware.BodyLimitMiddleware`` applies these before anything reads the body (before the
 channel lookup, the API key, CSRF or a parser): a ``Content-Length`` over the path's limit is a 413
-at once. A body without ``Content-Length`` (chunked) is never read past the limit either: under WSGI
-Django reads exactly ``Content-Length`` bytes (none without it), and under ASGI
-:class:`gateway.asgi.BodyCapApplication` stops receiving at the limit.
+at once. A body without ``Content-Length`` (chunked) is refused with 411: Django would read it as empty
+(under WSGI it reads exactly ``Content-Length`` bytes, none without it); under ASGI, where Django's
+handler reads everything first, :class:`gateway.asgi.BodyLimitApplication` stops receiving at the limit.
 
 The limits come from settings: a document upload (``/api/v1/stamps``, ``/api/v1/verify``, the
 ``/verify`` page) may carry ``STAMP_DEFAULT_MAX_BYTES`` plus room for its form fields, a batch
@@ -25,6 +25,13 @@ class RequestTooLarge(ApplicationError):
     http_status = 413
     title = "The request is too large"
     what_to_do = "The body is larger than this endpoint accepts (`detail` says how much it does). Send less."
+
+
+class LengthRequired(ApplicationError):
+    code = "length_required"
+    http_status = 411
+    title = "Content-Length required"
+    what_to_do = "Send the body with a `Content-Length` header (not chunked): the gateway reads no body without one."
 
 
 DOCUMENT_PATHS = ("/api/v1/stamps", "/api/v1/verify", "/verify")

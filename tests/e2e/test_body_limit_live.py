@@ -32,3 +32,22 @@ def test_an_announced_oversized_body_is_refused_without_being_sent(live_db, gate
     assert response.getheader("Content-Type") == "application/problem+json"
     problem = json.loads(body)
     assert problem["code"] == "document_too_large" and f"{length} bytes" in problem["detail"]
+
+
+def test_a_chunked_upload_is_told_to_send_its_length(live_db, gateway_url):
+    address = urlsplit(gateway_url)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
+    try:
+        conn.putrequest("POST", "/api/v1/verify", skip_host=True)
+        conn.putheader("Host", "issuer.test")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=b")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        conn.send(b"10\r\n" + b"x" * 16 + b"\r\n")  # a first chunk; the answer does not wait for the rest
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+
+    assert response.status == 411
+    assert json.loads(body)["code"] == "length_required"

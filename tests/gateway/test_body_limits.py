@@ -131,3 +131,16 @@ def test_the_verify_page_still_checks_csrf_after_the_rate_limit():
 
     assert response.status_code == 403
     assert response.json()["code"] == "csrf_failed"
+
+
+@pytest.mark.parametrize(("host", "path"), [("alpha", "/api/v1/stamps"), (None, "/api/v1/verify"), (None, "/verify")])
+def test_a_chunked_body_without_content_length_is_a_411_and_is_not_read(client_for, host, path):
+    """Django reads no body without Content-Length: the upload would look empty. Say why instead."""
+    body = CountingInput(60 * MB)
+    response = client_for(host).generic(
+        "POST", path, b"", content_type="multipart/form-data; boundary=b",
+        **{"wsgi.input": body, "HTTP_TRANSFER_ENCODING": "chunked"},
+    )
+    assert response.status_code == 411
+    assert response.json()["code"] == "length_required"
+    assert body.read_bytes == 0
