@@ -68,6 +68,11 @@ def _check_public_addresses() -> None:
         _refuse("ISSUER_HOST", "must be set: the issuer's public host name")
     if not _env("DJANGO_ALLOWED_HOSTS"):
         _refuse("DJANGO_ALLOWED_HOSTS", "must be set: the issuer's host and the channels' hosts, comma-separated")
+    from django.http.request import validate_host
+
+    for name, served in (("ISSUER_HOST", host), ("VERIFY_BASE_URL", parts.hostname)):
+        if not validate_host(served, ALLOWED_HOSTS):  # noqa: F405
+            _refuse("DJANGO_ALLOWED_HOSTS", f"must allow {served!r} ({name}): it would be answered 400")
 
 
 _check_signing_key()

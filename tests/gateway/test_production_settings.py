@@ -151,3 +151,14 @@ def test_x_forwarded_proto_is_trusted_only_behind_a_declared_proxy(data_dir, ext
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("variable", ["ISSUER_HOST", "VERIFY_BASE_URL"])
+def test_the_issuer_host_and_the_qr_host_must_be_allowed_hosts(data_dir, variable):
+    value = {"ISSUER_HOST": "verify.example.org", "VERIFY_BASE_URL": "https://verify.example.org/v/"}[variable]
+    env = documented_environment() | {variable: value}
+
+    result = run(env, data_dir, "check")
+
+    assert_one_line_refusal(result, "DJANGO_ALLOWED_HOSTS")
+    assert f"({variable})" in result.stderr
