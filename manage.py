@@ -18,7 +18,8 @@ def _missing_relation(exc: BaseException) -> str | None:
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
-    if not os.environ["DJANGO_SETTINGS_MODULE"].endswith(".production"):
+    production = os.environ["DJANGO_SETTINGS_MODULE"].endswith(".production")
+    if not production:
         # Development, tests, the demo: the embedded PostgreSQL and Redis unless the environment names
         # servers (settings only say where they listen; commands start them).
         from gateway.embedded import start_if_unconfigured
@@ -30,6 +31,12 @@ def main() -> None:
     try:
         execute_from_command_line(sys.argv)
     except Exception as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        if production and isinstance(exc, ImproperlyConfigured):
+            # A missing or development setting: the one line that names it, not a traceback.
+            sys.stderr.write(f"manage.py {command}: {exc}\n")
+            sys.exit(2)
         missing = _missing_relation(exc)
         if missing is None or command.startswith("migrate"):
             raise

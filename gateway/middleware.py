@@ -10,6 +10,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_tenant_domain_model
 
 from gateway import hosts
+from gateway.http.bodylimits import LengthRequired, body_limit, too_large
 from gateway.http.problems import problem_response
 from kernel.context import channel_var, request_id_var
 
@@ -65,6 +66,46 @@ def discard_unread_body(request, response) -> None:
             pass
     except OSError:
         response["Connection"] = "close"
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over its path's limit (``gateway.http.bodylimits``) from ``Content-Length``
+    alone, before the channel lookup, the API key, CSRF or a parser reads a byte of it: ``413``
+    problem+json (``document_too_large`` on the upload paths, ``request_too_large`` elsewhere). A
+    ``Content-Length`` that is not a number is a 400, a chunked body without one a 411."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raw = request.META.get("CONTENT_LENGTH")
+        if not raw and request.META.get("HTTP_TRANSFER_ENCODING"):
+            # A chunked body: Django would take it for an empty one. Say so instead of refusing the
+            # "missing" fields; nothing of it is read.
+            request._read_started = True
+            exc = LengthRequired(f"{request.method} {request.path_info} needs a Content-Length header.")
+            return _refusal(request, exc)
+        if raw:
+            try:
+                length = int(raw)
+            except ValueError:
+                length = -1
+            if length < 0:
+                request._read_started = True  # nothing to discard: the length cannot be trusted
+                response = problem_response(
+                    request, status=400, code="bad_request", title="Bad request",
+                    detail="The Content-Length header is not a number of bytes.",
+                )
+                response["Connection"] = "close"
+                return response
+            limit, _ = body_limit(request.path_info)
+            if length > limit:
+                return _refusal(request, too_large(request.path_info, length))
+        return self.get_response(request)
+
+
+def _refusal(request, exc):
+    return problem_response(request, status=exc.http_status, code=exc.code, title=exc.title, detail=exc.message)
 
 
 class TenantMiddleware(TenantMainMiddleware):
@@ -124,4 +165,4 @@ class TenantMiddleware(TenantMainMiddleware):
         )
 
 
-__all__ = ["RequestIdMiddleware", "TenantMiddleware", "get_tenant_domain_model"]
+__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "TenantMiddleware", "get_tenant_domain_model"]

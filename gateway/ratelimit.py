@@ -430,12 +430,30 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
+def client_bucket(address: str) -> str:
+    """The bucket a client address is charged to: an IPv4 address itself (an IPv4-mapped IPv6 one
+    too), an IPv6 address's /64, which is what one subscriber gets (a client choosing a fresh address
+    in its /64 for each request would otherwise have a fresh bucket each time)."""
+    import ipaddress
+
+    try:
+        parsed = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
 PUBLIC_WHO = "Your address (or everyone together)"
 
 
 def enforce_public_rate_limit(request, *, cost: int = 1) -> Decision:
-    """:func:`check_public_rate_limit` for ``request``'s client, raising :class:`RateLimited` when refused."""
-    decision = check_public_rate_limit(client=client_address(request), cost=cost)
+    """:func:`check_public_rate_limit` for ``request``'s client (its /64 for IPv6), raising
+    :class:`RateLimited` when refused."""
+    decision = check_public_rate_limit(client=client_bucket(client_address(request)), cost=cost)
     if not decision.allowed:
         raise RateLimited(decision, who=PUBLIC_WHO)
     return decision

@@ -150,12 +150,51 @@ def _validate_url(url: str) -> None:
         )
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix (RFC 6052),
+# SIIT's IPv4-translated addresses (RFC 2765) and the deprecated IPv4-compatible ones. A packet sent to
+# one of them may be delivered to that IPv4 address, so it is that address which must be public.
+_IPV4_IN_LOW_BITS = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+)
+# NAT64's local-use prefix (RFC 8215): the operator chooses where in it the IPv4 address sits, so it
+# cannot be decoded; it is a translator inside some network, never a public receiver.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _ipv4_behind(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, IPv4-translated, IPv4-compatible or NAT64 (64:ff9b::/96)
+    address stands for: the one a packet to it reaches."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in net for net in _IPV4_IN_LOW_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _tunnel_ends(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses inside a 6to4 (2002::/16) or Teredo (2001::/32: server, and client stored
+    XOR-ed with 0xffffffff) address."""
+    ends = [address.sixtofour] if address.sixtofour is not None else []
+    return ends + list(address.teredo or ())
+
+
+def _public_v4(address: ipaddress.IPv4Address) -> bool:
+    return address.is_global and not address.is_multicast
+
+
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether a delivery may connect to ``address`` (any address when private ones are allowed)."""
+    """Whether a delivery may connect to ``address`` (any address when private ones are allowed).
+    An IPv6 address that carries an IPv4 one is public only if that IPv4 address is too."""
     if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
         return True
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_global and not address.is_multicast
+    if address.version == 4:
+        return _public_v4(address)
+    if address.is_multicast or address in _LOCAL_NAT64:
+        return False
+    behind = _ipv4_behind(address)
+    if behind is not None:  # what the packet reaches decides (::ffff:8.8.8.8 is not "global" itself)
+        return _public_v4(behind)
+    return address.is_global and all(_public_v4(end) for end in _tunnel_ends(address))
 
 
 def _connect_public(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):  # noqa: SLF001

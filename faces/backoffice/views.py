@@ -18,6 +18,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.deposits import confirm_deposit, create_deposit
@@ -240,7 +241,7 @@ def settlement_csv(request):
     write_csv(settlement_rows(**period), out)
     name = f"settlement_{period['date_from'].isoformat()}_{period['date_to'].isoformat()}.csv"
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
     return response
 
 

@@ -91,7 +91,13 @@ def _stock_parts(balance) -> list[dict]:
     }
     parts = [(*looks[key], value) for key, value in balance.parts()]
     total = balance.allocated or 1
-    return [{"name": n, "value": v, "css": c, "percent": round(100 * v / total, 2)} for n, c, v in parts if v > 0]
+    shares, offset = [], 0.0
+    for name, css, value in parts:
+        if value > 0:  # ``offset``: where the part starts in the bar (drawn in SVG: no inline style)
+            percent = round(100 * value / total, 2)
+            shares.append({"name": name, "value": value, "css": css, "percent": percent, "offset": round(offset, 2)})
+            offset += percent
+    return shares
 
 
 @portal_login_required

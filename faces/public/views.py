@@ -7,6 +7,7 @@ from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from faces.backoffice import selectors
 from faces.charts import Series, line_chart
@@ -96,8 +97,13 @@ class VerifyUploadForm(forms.Form):
     )
 
 
+@csrf_exempt  # the CSRF check reads the form: it runs in _verify_page, after the rate limit
 def verify_page(request):
-    """``/verify``: look up a serial, or upload a stamped PDF to check its signature and serial."""
+    """``/verify``: look up a serial, or upload a stamped PDF to check its signature and serial.
+
+    A POST is charged to the public rate limit before anything reads its body (the CSRF check parses
+    the whole upload, so it comes second); a body over the limit never got here
+    (``gateway.middleware.BodyLimitMiddleware``)."""
     if request.method == "GET" and request.GET.get("serial"):
         serial = normalize_serial(request.GET["serial"]).replace(" ", "")[:40] or "-"
         return redirect(reverse("verify-serial", kwargs={"serial": serial}))
@@ -106,6 +112,11 @@ def verify_page(request):
             enforce_public_rate_limit(request, cost=settings.PUBLIC_UPLOAD_COST)
         except RateLimited as exc:
             return _render_refusal(request, "issuer/verify.html", {"form": VerifyUploadForm()}, exc)
+    return _verify_page(request)
+
+
+@csrf_protect
+def _verify_page(request):
     form = VerifyUploadForm(request.POST or None, request.FILES or None)
     context: dict = {"form": form}
     status = 200

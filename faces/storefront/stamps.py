@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -331,7 +332,8 @@ class StampDocumentApi(ChannelApiView):
         stamped = stamped_document(serial=job.serial)
         name = (job.file_name.rsplit(".", 1)[0] or job.id) + f"-{job.serial}.pdf"
         response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        # The name comes from the uploaded file: quoted and encoded by Django, never pasted in.
+        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
         response["ETag"] = f'"{job.sha256_out}"'
         return response
 

@@ -68,9 +68,11 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
+    "gateway.middleware.BodyLimitMiddleware",
     "gateway.middleware.TenantMiddleware",
     "gateway.bulkhead.ChannelBulkheadMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -200,6 +202,22 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "gateway.http.problems.csrf_failure"
 LOGIN_URL = "portal:login"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp): scripts, styles and everything else from the site itself only;
+# no inline script, handler or style anywhere (templates load static/js and static/css files instead),
+# no plugins, no <base>, no framing, forms post to the site only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # --------------------------------------------------------------------------- i18n, static
 
@@ -315,3 +333,7 @@ ISSUER_TSA_TIMEOUT = float(os.environ.get("ISSUER_TSA_TIMEOUT", "10"))
 # Ceiling for any document (every profile's max_bytes is capped by it) and for verification uploads.
 STAMP_DEFAULT_MAX_BYTES = int(os.environ.get("STAMP_DEFAULT_MAX_BYTES", str(20 * 1024 * 1024)))
 # ---------------------------------------------------------------------------- end of issuer core
+# Request bodies (gateway/http/bodylimits.py): a batch upload's ceiling, and every other request's
+# but the document uploads (which STAMP_DEFAULT_MAX_BYTES bounds). Larger is 413 before it is read.
+STAMP_BATCH_MAX_BYTES = int(os.environ.get("STAMP_BATCH_MAX_BYTES", str(100 * 1024 * 1024)))
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))

@@ -110,3 +110,27 @@ def test_without_redis_the_fallback_limiter_still_limits(limits, stamped, monkey
     answers = [client.get(f"/api/v1/verify/{stamped.serial}").status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
     ratelimit.reset_fallback_state()
+
+
+def test_an_ipv6_client_is_limited_per_64_not_per_address(limits, stamped):
+    """A client picking a fresh address of its /64 for each request still spends one bucket."""
+    answers = [
+        client_at(f"2001:db8:1:2::{n:x}").get(f"/api/v1/verify/{stamped.serial}").status_code for n in range(1, 5)
+    ]
+    assert answers == [200, 200, 200, 429]
+    assert client_at("2001:db8:1:3::1").get(f"/api/v1/verify/{stamped.serial}").status_code == 200  # another /64
+
+
+@pytest.mark.parametrize(
+    ("address", "bucket"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # an IPv4 client seen through a dual-stack socket
+        ("unknown", "unknown"),
+    ],
+)
+def test_the_bucket_of_a_client_address(address, bucket):
+    assert ratelimit.client_bucket(address) == bucket
