@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing import quota
 from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlreadyPosted
-from billing.providers import PaymentEvent, get_provider
+from billing.providers import PaymentEvent, default_provider, get_provider
 from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
 from kernel import faults
@@ -31,10 +31,12 @@ MAX_UNITS_PER_ORDER = 1_000
 
 
 @transaction.atomic
-def create_order(*, channel, customer, quantity: int, provider: str = "simulator") -> Order:
-    """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires."""
+def create_order(*, channel, customer, quantity: int, provider: str | None = None) -> Order:
+    """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires.
+    ``provider`` None: the first provider the installation enables."""
     if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
         raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER:,} units, not {quantity:,}.")
+    provider = provider or default_provider()
     get_provider(provider)  # refuses an unknown provider before anything is written
     order = Order(
         customer=customer,

@@ -7,18 +7,37 @@ confirmation, refreshing itself, so no request ever waits on another request to 
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.conf import settings
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from billing.providers import simulator
+from billing.providers import UnknownProvider, enabled_providers, simulator
 from billing.retail.errors import OrderNotFound
 from billing.retail.models import Order
 from billing.retail.selectors import order_get_for
+from gateway.http.problems import problem_response
 
 REFRESH_SECONDS = 1
+
+
+def simulator_enabled(view):
+    """The simulator's pages exist only where ``PAYMENT_PROVIDERS`` enables it (the demo, the tests):
+    elsewhere they answer ``404 unknown_provider`` and never queue a payment."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if "simulator" not in enabled_providers():
+            problem = UnknownProvider("There is no payment provider called 'simulator' on this gateway.")
+            return problem_response(
+                request, status=problem.http_status, code=problem.code, title=problem.title, detail=problem.message
+            )
+        return view(request, *args, **kwargs)
+
+    return guarded
 
 
 def _order_or_404(order_id: str) -> Order:
@@ -28,6 +47,7 @@ def _order_or_404(order_id: str) -> Order:
         raise Http404("no such order") from None
 
 
+@simulator_enabled
 @require_http_methods(["GET", "POST"])
 def pay_simulator(request, order_id: str):
     order = _order_or_404(order_id)
@@ -47,6 +67,7 @@ def pay_simulator(request, order_id: str):
     return render(request, "billing/pay_simulator.html", {"order": order})
 
 
+@simulator_enabled
 @require_GET
 def pay_simulator_sent(request, order_id: str, ref: str):
     order = _order_or_404(order_id)

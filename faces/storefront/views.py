@@ -241,7 +241,12 @@ class OrderListApi(ChannelApiView):
         quantity = QuantityField(
             help_text=f"Units to order: 1 to {retail.MAX_UNITS_PER_ORDER:,} (else `invalid_quantity`)."
         )
-        provider = serializers.CharField(max_length=32, default="simulator")
+        provider = serializers.CharField(
+            max_length=32,
+            required=False,
+            help_text="A payment provider this gateway enables (`midtrans`, `xendit`; `simulator` in the demo). "
+            "Default: the first one it enables.",
+        )
 
     def get_required_scope(self):
         return "purchase" if self.request.method == "POST" else "read"
@@ -283,7 +288,7 @@ class OrderListApi(ChannelApiView):
             channel=request.tenant,
             customer=customer,
             quantity=data.validated_data["quantity"],
-            provider=data.validated_data["provider"],
+            provider=data.validated_data.get("provider"),
         )
         return Response(order_output(request, order), status=201)
 
