@@ -13,6 +13,8 @@ from billing.providers.base import (
     PaymentEvent,
     PaymentProvider,
     ProviderRefund,
+    ProviderUnavailable,
+    RefundStillPending,
     UnknownProvider,
 )
 
@@ -22,6 +24,8 @@ __all__ = [
     "PaymentEvent",
     "PaymentProvider",
     "ProviderRefund",
+    "ProviderUnavailable",
+    "RefundStillPending",
     "UnknownProvider",
     "default_provider",
     "enabled_providers",

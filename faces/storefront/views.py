@@ -279,7 +279,13 @@ class OrderListApi(ChannelApiView):
         request=InputSerializer,
         responses={201: OrderDoc},
     )
-    @problems("customer_not_found", "unknown_provider", "invalid_quantity", "insufficient_stock")
+    @problems(
+        "customer_not_found",
+        "unknown_provider",
+        "invalid_quantity",
+        "insufficient_stock",
+        "payment_provider_unavailable",
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -295,7 +301,7 @@ class OrderListApi(ChannelApiView):
 
 class OrderDetailApi(ChannelApiView):
     @extend_schema(tags=["orders"], summary="Get an order", parameters=[ORDER_ID], responses={200: OrderDoc})
-    @problems("order_not_found")
+    @problems("order_not_found", "payment_provider_unavailable")
     def get(self, request, order_id):
         return Response(order_output(request, order_get_for(order_id=order_id)))
 
@@ -430,10 +436,14 @@ class PaymentWebhookApi(APIView):
         summary="Payment provider webhook",
         description="Called by the payment provider, not by integrations: no API key, no `Idempotency-Key`. "
         "The body is the provider's event, signed over the raw bytes (the simulator: `Simulator-Signature: "
-        "t=<unix time>,v1=<hex HMAC-SHA256>`). Idempotent by the provider's payment reference: a repeat answers "
-        "200 with `replayed: true`.",
+        "t=<unix time>,v1=<hex HMAC-SHA256>`), or carrying the provider's own proof (Midtrans: `signature_key` in "
+        "the body; Xendit: the `x-callback-token` header), and confirmed with the provider's status API before "
+        "anything is recorded. Idempotent by the provider's payment reference: a repeat answers 200 with "
+        "`replayed: true`.",
         parameters=[
-            OpenApiParameter("provider", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. `simulator`"),
+            OpenApiParameter(
+                "provider", OpenApiTypes.STR, OpenApiParameter.PATH, description="`midtrans`, `xendit` (`simulator`)"
+            ),
             OpenApiParameter(
                 "Simulator-Signature",
                 OpenApiTypes.STR,
@@ -445,7 +455,9 @@ class PaymentWebhookApi(APIView):
         responses={200: WebhookAckDoc},
         auth=[],
     )
-    @problems("invalid_signature", "malformed_webhook", "unknown_provider", "order_not_found")
+    @problems(
+        "invalid_signature", "malformed_webhook", "unknown_provider", "order_not_found", "payment_provider_unavailable"
+    )
     def post(self, request, provider):
         outcome = retail.handle_payment_webhook(
             channel=request.tenant, provider_name=provider, body=request.body, headers=request.headers
