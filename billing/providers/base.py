@@ -78,7 +78,14 @@ class RefundStillPending(Exception):  # noqa: N818 - a state, not an error: neve
 class PaymentProvider(Protocol):
     name: str
 
-    def payment_instructions(self, *, order, base_url: str) -> dict: ...
+    def payment_instructions(self, *, order, base_url: str) -> dict:
+        """What the order API shows the customer (``pay_url``, amount, expiry); never calls the provider."""
+        ...
+
+    def checkout_url(self, *, order, base_url: str) -> str:
+        """The provider's hosted checkout for ``order``, opened once (a provider without one - the
+        simulator, which serves its own page - does not have this method)."""
+        ...
 
     def parse_webhook(self, *, body: bytes, headers) -> PaymentEvent: ...
 

@@ -1,9 +1,10 @@
 """Midtrans (Snap): a hosted checkout per order, HTTP notifications, the status API and refunds.
 
-- **Checkout**: ``POST {snap}/snap/v1/transactions`` with the order's id and gross amount (integer
-  rupiah) and an expiry at the order's own; the answer's ``token`` and ``redirect_url`` are kept on the
-  order. ``X-Override-Notification`` sends this order's notifications to the channel host it was placed
-  on (``/api/v1/payments/midtrans/webhook``).
+- **Checkout**: when the customer first opens the order's ``pay_url`` (``/pay/midtrans/<order>``),
+  ``POST {snap}/snap/v1/transactions`` with the order's id and gross amount (integer rupiah) and an
+  expiry at the order's own; the answer's ``token`` and ``redirect_url`` are kept on the order and the
+  customer is redirected there. ``X-Override-Notification`` sends this order's notifications to the
+  channel host it was paid from (``/api/v1/payments/midtrans/webhook``).
 - **Notification**: verified by ``signature_key`` = SHA-512 hex of ``order_id + status_code +
   gross_amount + server key`` (constant-time comparison), then **confirmed** with
   ``GET {api}/v2/{transaction_id}/status``: what is recorded is the provider's answer there, not the
@@ -44,9 +45,8 @@ from billing.providers.base import (
     ProviderRefund,
     ProviderUnavailable,
 )
-from billing.providers.checkout import stored_checkout
+from billing.providers.checkout import checkout_instructions, stored_checkout
 from billing.providers.http import call_json
-from kernel.timestamps import utc_timestamp
 
 WEBHOOK_PATH = "/api/v1/payments/midtrans/webhook"
 WIB = dt_timezone(timedelta(hours=7))  # Midtrans reads and writes times in Jakarta time
@@ -89,13 +89,10 @@ class MidtransProvider:
     # ------------------------------------------------------------------ checkout
 
     def payment_instructions(self, *, order, base_url: str) -> dict:
-        checkout = stored_checkout(order, lambda: self._open_checkout(order, base_url))
-        return {
-            "method": self.name,
-            "pay_url": checkout["redirect_url"],
-            "amount_rupiah": order.total_rupiah,
-            "expires_at": utc_timestamp(order.expires_at),
-        }
+        return checkout_instructions(self.name, order=order, base_url=base_url)
+
+    def checkout_url(self, *, order, base_url: str) -> str:
+        return stored_checkout(order, lambda: self._open_checkout(order, base_url))["redirect_url"]
 
     def _open_checkout(self, order, base_url: str) -> dict:
         minutes = max(1, math.ceil((order.expires_at - timezone.now()).total_seconds() / 60))

@@ -1,8 +1,9 @@
 """Xendit (Invoices): a hosted invoice per order, invoice callbacks, the invoice API and refunds.
 
-- **Checkout**: ``POST /v2/invoices`` with ``external_id`` = our order id, the amount in whole rupiah,
-  ``currency`` IDR and ``invoice_duration`` up to the order's expiry; the answer's ``id`` and
-  ``invoice_url`` are kept on the order.
+- **Checkout**: when the customer first opens the order's ``pay_url`` (``/pay/xendit/<order>``),
+  ``POST /v2/invoices`` with ``external_id`` = our order id, the amount in whole rupiah, ``currency``
+  IDR and ``invoice_duration`` up to the order's expiry; the answer's ``id`` and ``invoice_url`` are
+  kept on the order and the customer is redirected there.
 - **Callback**: verified by the ``x-callback-token`` header, which must equal the account's callback
   verification token (constant-time comparison), then **confirmed** with ``GET /v2/invoices/{id}``:
   what is recorded is the invoice as Xendit shows it, so a late callback (``EXPIRED`` after ``PAID``) or
@@ -35,10 +36,9 @@ from billing.providers.base import (
     ProviderUnavailable,
     RefundStillPending,
 )
-from billing.providers.checkout import stored_checkout
+from billing.providers.checkout import checkout_instructions, stored_checkout
 from billing.providers.http import call_json
 from billing.providers.midtrans import whole_rupiah
-from kernel.timestamps import utc_timestamp
 
 TOKEN_HEADER = "x-callback-token"  # noqa: S105 - the header's name, not a secret
 MIN_INVOICE_SECONDS = 60
@@ -55,13 +55,10 @@ class XenditProvider:
     # ------------------------------------------------------------------ checkout
 
     def payment_instructions(self, *, order, base_url: str) -> dict:
-        checkout = stored_checkout(order, lambda: self._open_invoice(order))
-        return {
-            "method": self.name,
-            "pay_url": checkout["invoice_url"],
-            "amount_rupiah": order.total_rupiah,
-            "expires_at": utc_timestamp(order.expires_at),
-        }
+        return checkout_instructions(self.name, order=order, base_url=base_url)
+
+    def checkout_url(self, *, order, base_url: str) -> str:
+        return stored_checkout(order, lambda: self._open_invoice(order))["invoice_url"]
 
     def _open_invoice(self, order) -> dict:
         seconds = max(MIN_INVOICE_SECONDS, int((order.expires_at - timezone.now()).total_seconds()))

@@ -25,7 +25,13 @@ from billing.providers import (
     default_provider,
     get_provider,
 )
-from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
+from billing.retail.errors import (
+    InsufficientStock,
+    InvalidQuantity,
+    OrderNotFound,
+    OrderNotPayable,
+    RefundNotAllowed,
+)
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
 from kernel import faults
 from kernel.db import each_locked
@@ -71,6 +77,20 @@ def create_order(*, channel, customer, quantity: int, provider: str | None = Non
     order.save(force_insert=True)
     _signal_low_stock(channel=channel, taken=quantity)
     return order
+
+
+def open_checkout(*, order_id: str, provider_name: str, base_url: str) -> str:
+    """The provider's hosted checkout of an order awaiting payment (opened with the provider the first
+    time, then the same): where the order's ``pay_url`` sends the customer."""
+    provider = get_provider(provider_name)
+    order = Order.objects.filter(pk=order_id, provider=provider_name).first()
+    if order is None:
+        raise OrderNotFound(f"No order {order_id!r} paid with {provider_name} in this channel.")
+    if order.status != Order.Status.AWAITING_PAYMENT:
+        raise OrderNotPayable(f"Order {order.pk} is {order.get_status_display().lower()}, not awaiting payment.")
+    if not hasattr(provider, "checkout_url"):
+        raise OrderNotFound(f"{provider_name} has no hosted checkout.")
+    return provider.checkout_url(order=order, base_url=base_url)
 
 
 def _order_payload(order: Order) -> dict:

@@ -43,13 +43,26 @@ def customer(alpha):
         return Customer.objects.create(external_ref=unique("c"), name="Dewi")
 
 
-@pytest.fixture
-def order(client_for, customer, midtrans):
+def place_order(client_for, customer) -> dict:
     response = client_for("alpha").post(
         "/api/v1/orders", {"customer": customer.pk, "quantity": 3}, content_type="application/json"
     )
     assert response.status_code == 201, response.content
     return response.json()
+
+
+def open_pay_url(client_for, order: dict):
+    """The customer follows the order's pay_url (on the channel host)."""
+    assert order["payment"]["pay_url"] == f"http://alpha.test/pay/midtrans/{order['id']}"
+    return client_for("alpha", key=None).get(f"/pay/midtrans/{order['id']}", HTTP_ACCEPT="text/html")
+
+
+@pytest.fixture
+def order(client_for, customer, midtrans):
+    """An order whose customer opened its pay_url (so Midtrans has its Snap transaction)."""
+    order = place_order(client_for, customer)
+    assert open_pay_url(client_for, order).status_code == 302
+    return order
 
 
 def wallet(alpha, customer):
@@ -70,14 +83,23 @@ def payments(order_id: str) -> list[str]:
         return sorted(Payment.objects.filter(order_id=order_id).values_list("status", flat=True))
 
 
-def test_an_order_opens_one_snap_checkout_with_its_exact_amount(client_for, order, midtrans):
+def test_the_order_api_never_calls_midtrans(client_for, customer, midtrans):
+    order = place_order(client_for, customer)
     again = client_for("alpha").get(f"/api/v1/orders/{order['id']}")
 
     assert order["provider"] == "midtrans"  # the first enabled provider, as the order named none
-    snap = midtrans.snaps[order["id"]]
-    assert order["payment"]["pay_url"] == f"{midtrans.base_url}/snap/v4/redirection/{snap['token']}"
+    assert order["payment"]["method"] == "midtrans"
     assert again.json()["payment"] == order["payment"]
-    assert len(midtrans.calls("POST", "/snap/v1/transactions")) == 1  # opened once, shown twice
+    assert midtrans.requests == []  # (no provider call while the order's locks are held)
+
+
+def test_the_pay_url_opens_one_snap_checkout_with_the_exact_amount(client_for, order, midtrans):
+    again = open_pay_url(client_for, order)
+
+    snap = midtrans.snaps[order["id"]]
+    assert again.status_code == 302
+    assert again["Location"] == f"{midtrans.base_url}/snap/v4/redirection/{snap['token']}"
+    assert len(midtrans.calls("POST", "/snap/v1/transactions")) == 1  # opened once, followed twice
     details = snap["request"]["transaction_details"]
     assert details == {"order_id": order["id"], "gross_amount": order["total_rupiah"]}
     assert sum(i["price"] * i["quantity"] for i in snap["request"]["item_details"]) == order["total_rupiah"]
@@ -208,6 +230,32 @@ def test_an_expired_or_denied_payment_closes_the_order_and_gives_the_stock_back(
     assert response.status_code == 200 and response.json()["order_status"] == order_status
     assert payments(order["id"]) == ["failed"]
     assert ledger.stock_available(channel_id=alpha.pk) == available + 3
+
+
+def test_the_pay_url_of_a_paid_order_or_a_disabled_provider_opens_nothing(client_for, order, midtrans, settings):
+    midtrans.set_status(order["id"], "settlement")
+    notify(client_for, midtrans.notification(order["id"]))
+    paid = open_pay_url(client_for, order)
+    settings.PAYMENT_PROVIDERS = ["simulator"]
+    disabled = client_for("alpha", key=None).get(f"/pay/midtrans/{order['id']}")
+
+    assert paid.status_code == 409 and "order_not_payable" in paid.content.decode()
+    assert disabled.status_code == 404 and disabled.json()["code"] == "unknown_provider"
+    assert len(midtrans.calls("POST", "/snap/v1/transactions")) == 1
+
+
+def test_an_unreachable_snap_api_answers_503_and_the_next_visit_opens_the_checkout(
+    client_for, customer, midtrans, settings
+):
+    order = place_order(client_for, customer)
+    settings.MIDTRANS_SNAP_BASE_URL = "http://127.0.0.1:9"
+    down = client_for("alpha", key=None).get(f"/pay/midtrans/{order['id']}")
+    assert down.status_code == 503 and down.json()["code"] == "payment_provider_unavailable"
+    assert stored(order["id"]).checkout == {}
+
+    settings.MIDTRANS_SNAP_BASE_URL = midtrans.base_url
+    assert open_pay_url(client_for, order).status_code == 302
+    assert stored(order["id"]).checkout["token"] == midtrans.snaps[order["id"]]["token"]
 
 
 def test_unreachable_status_api_answers_503_and_records_nothing(client_for, alpha, customer, order, midtrans, settings):

@@ -49,7 +49,12 @@ def order(client_for, customer, xendit):
         content_type="application/json",
     )  # fmt: skip
     assert response.status_code == 201, response.content
-    return response.json()
+    order = response.json()
+    assert xendit.requests == []  # the order API never calls the provider
+    assert order["payment"]["pay_url"] == f"http://alpha.test/pay/xendit/{order['id']}"
+    opened = client_for("alpha", key=None).get(f"/pay/xendit/{order['id']}", HTTP_ACCEPT="text/html")
+    assert opened.status_code == 302  # the customer followed the pay_url: the invoice is open
+    return order
 
 
 def wallet(alpha, customer):
@@ -71,13 +76,12 @@ def status(order_id: str) -> str:
         return Order.objects.get(pk=order_id).status
 
 
-def test_an_order_opens_one_invoice_for_its_exact_amount(client_for, order, xendit):
-    again = client_for("alpha").get(f"/api/v1/orders/{order['id']}")
+def test_the_pay_url_opens_one_invoice_for_the_exact_amount(client_for, order, xendit):
+    again = client_for("alpha", key=None).get(f"/pay/xendit/{order['id']}")
 
     invoice = xendit.invoice_for(order["id"])
     assert order["payment"]["method"] == "xendit"
-    assert order["payment"]["pay_url"] == invoice["invoice_url"]
-    assert again.json()["payment"] == order["payment"]
+    assert again.status_code == 302 and again["Location"] == invoice["invoice_url"]
     assert len(xendit.calls("POST", "/v2/invoices")) == 1
     sent = xendit.calls("POST", "/v2/invoices")[0]["body"]
     assert (sent["external_id"], sent["amount"], sent["currency"]) == (order["id"], order["total_rupiah"], "IDR")
