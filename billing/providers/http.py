@@ -28,12 +28,20 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Answer:
     status: int
-    data: dict
+    data: dict | list
 
 
 def call_json(
-    provider: str, method: str, url: str, *, secret: str, body: dict | None = None, headers: dict | None = None
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    secret: str,
+    body: dict | None = None,
+    headers: dict | None = None,
+    listing: bool = False,
 ) -> Answer:
+    """``listing``: the answer is a JSON array (a search), else an object."""
     if urlsplit(url).scheme not in ("http", "https"):
         raise ProviderUnavailable(f"The {provider} API address {url!r} is not an http(s) URL.")
     token = base64.b64encode(f"{secret}:".encode()).decode()
@@ -64,6 +72,6 @@ def call_json(
         data = json.loads(raw or b"{}")
     except ValueError:
         raise ProviderUnavailable(f"{provider} answered HTTP {status} with a body that is not JSON.") from None
-    if not isinstance(data, dict):
-        raise ProviderUnavailable(f"{provider} answered HTTP {status} with JSON that is not an object.")
+    if not isinstance(data, list if listing and status == 200 else dict):
+        raise ProviderUnavailable(f"{provider} answered HTTP {status} with JSON of an unexpected shape.")
     return Answer(status=status, data=data)

@@ -61,6 +61,16 @@ class XenditProvider:
         return stored_checkout(order, lambda: self._open_invoice(order))["invoice_url"]
 
     def _open_invoice(self, order) -> dict:
+        """A pending invoice Xendit already has for the order (opened by an attempt that crashed before
+        it was kept), else a new one: one invoice per order, so the customer cannot pay twice."""
+        answer = call_json(
+            self.name, "GET", f"{self.api_base}/v2/invoices?external_id={quote(order.pk, safe='')}",
+            secret=self.secret_key, listing=True,
+        )  # fmt: skip
+        for invoice in answer.data if answer.status == 200 else []:
+            same = invoice.get("external_id") == order.pk and invoice.get("amount") == order.total_rupiah
+            if same and invoice.get("status") == "PENDING" and invoice.get("invoice_url"):
+                return {"invoice_id": invoice["id"], "invoice_url": invoice["invoice_url"]}
         seconds = max(MIN_INVOICE_SECONDS, int((order.expires_at - timezone.now()).total_seconds()))
         body = {
             "external_id": order.pk,

@@ -16,6 +16,7 @@ import secrets
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class _Fake:
@@ -29,7 +30,7 @@ class _Fake:
             def log_message(self, *args):  # quiet
                 pass
 
-            def _answer(self, status: int, body: dict) -> None:
+            def _answer(self, status: int, body: dict | list) -> None:
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -198,8 +199,8 @@ class FakeMidtrans(_Fake):
 
 
 class FakeXendit(_Fake):
-    """``POST /v2/invoices``; ``GET /v2/invoices/{id}``; ``POST /refunds`` (idempotent by the
-    ``Idempotency-key`` header); ``GET /refunds/{id}``."""
+    """``POST /v2/invoices``; ``GET /v2/invoices/{id}``; ``GET /v2/invoices?external_id=``;
+    ``POST /refunds`` (idempotent by the ``Idempotency-key`` header); ``GET /refunds/{id}``."""
 
     def __init__(self, secret_key: str = "xnd_development_fake", callback_token: str = "cbtoken-fake"):  # noqa: S107
         super().__init__(secret_key)
@@ -230,6 +231,9 @@ class FakeXendit(_Fake):
             }  # fmt: skip
             self.invoices[invoice_id] = invoice
             return 200, dict(invoice)
+        if method == "GET" and path.startswith("/v2/invoices?"):
+            external_id = parse_qs(urlsplit(path).query).get("external_id", [""])[0]
+            return 200, [dict(i) for i in self.invoices.values() if i["external_id"] == external_id]
         if method == "GET" and path.startswith("/v2/invoices/"):
             invoice = self.invoices.get(path.rsplit("/", 1)[1])
             if invoice is None:

@@ -88,6 +88,22 @@ def test_the_pay_url_opens_one_invoice_for_the_exact_amount(client_for, order, x
     assert 0 < sent["invoice_duration"] <= 60 * 60 * 24
 
 
+def test_an_invoice_opened_by_a_crashed_attempt_is_reused_not_opened_twice(client_for, customer, xendit):
+    response = client_for("alpha").post(
+        "/api/v1/orders", {"customer": customer.pk, "quantity": 1, "provider": "xendit"},
+        content_type="application/json",
+    )  # fmt: skip
+    order = response.json()
+    with schema_context("alpha"):
+        # Xendit opened the invoice, but the process died before the order kept it
+        first = get_provider("xendit")._open_invoice(Order.objects.get(pk=order["id"]))
+
+    opened = client_for("alpha", key=None).get(f"/pay/xendit/{order['id']}")
+
+    assert opened.status_code == 302 and opened["Location"] == first["invoice_url"]
+    assert len(xendit.calls("POST", "/v2/invoices")) == 1 and len(xendit.invoices) == 1
+
+
 def test_a_paid_callback_credits_once_however_often_it_arrives(client_for, alpha, customer, order, xendit):
     xendit.set_status(order["id"], "PAID")
     answers = [callback(client_for, xendit.callback(order["id"]), xendit.callback_token) for _ in range(3)]
