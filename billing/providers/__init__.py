@@ -13,9 +13,10 @@ from billing.providers.base import (
     PaymentEvent,
     PaymentProvider,
     ProviderRefund,
+    ProviderUnavailable,
+    RefundStillPending,
     UnknownProvider,
 )
-from billing.providers.simulator import SimulatorProvider
 
 __all__ = [
     "InvalidWebhookSignature",
@@ -23,14 +24,42 @@ __all__ = [
     "PaymentEvent",
     "PaymentProvider",
     "ProviderRefund",
+    "ProviderUnavailable",
+    "RefundStillPending",
     "UnknownProvider",
+    "default_provider",
+    "enabled_providers",
     "get_provider",
 ]
 
+# Every adapter this code has, by name; which of them an installation uses is the setting
+# ``PAYMENT_PROVIDERS`` (production refuses to start with ``simulator`` in it).
+ADAPTERS = {
+    "simulator": "billing.providers.simulator.SimulatorProvider",
+    "midtrans": "billing.providers.midtrans.MidtransProvider",
+    "xendit": "billing.providers.xendit.XenditProvider",
+}
+
+
+def enabled_providers() -> list[str]:
+    from django.conf import settings
+
+    return [name for name in settings.PAYMENT_PROVIDERS if name in ADAPTERS]
+
+
+def default_provider() -> str:
+    """The provider an order gets when it names none: the first enabled one."""
+    enabled = enabled_providers()
+    if not enabled:
+        raise UnknownProvider("No payment provider is enabled on this gateway (PAYMENT_PROVIDERS is empty).")
+    return enabled[0]
+
 
 def get_provider(name: str) -> PaymentProvider:
-    providers: dict[str, PaymentProvider] = {"simulator": SimulatorProvider()}
-    try:
-        return providers[name]
-    except KeyError:
-        raise UnknownProvider(f"There is no payment provider called {name!r}.") from None
+    """The adapter called ``name``, if this installation enables it: a provider that is not enabled does
+    not exist (its orders, webhooks and pages are refused as unknown, and never credit)."""
+    from django.utils.module_loading import import_string
+
+    if name not in enabled_providers():
+        raise UnknownProvider(f"There is no payment provider called {name!r} on this gateway.")
+    return import_string(ADAPTERS[name])()

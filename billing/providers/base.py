@@ -33,13 +33,32 @@ class UnknownProvider(ApplicationError):
     what_to_do = "No payment provider by that name."
 
 
+class ProviderUnavailable(ApplicationError):
+    code = "payment_provider_unavailable"
+    http_status = 503
+    title = "Payment provider unavailable"
+    what_to_do = (
+        "The payment provider did not answer, or answered with an error; nothing was recorded. Retry later: "
+        "a provider resends its notifications, and refunds are sent again by the next sweep."
+    )
+
+
 @dataclass(frozen=True)
 class PaymentEvent:
+    """A payment as the provider reports it. ``state`` says more than ``succeeded`` for the states a
+    provider has besides success and failure: ``pending`` (nothing to record yet) and ``expired`` (a
+    failure that closes the order as expired)."""
+
+    PENDING = "pending"
+    EXPIRED = "expired"
+
     provider_ref: str  # the provider's id of the payment: the idempotency key of the webhook
     order_id: str
     succeeded: bool
     amount_rupiah: int
     raw: dict = field(default_factory=dict)
+    state: str = ""  # "" (as ``succeeded`` says), PENDING or EXPIRED
+    currency: str = "IDR"
 
 
 @dataclass(frozen=True)
@@ -51,10 +70,22 @@ class ProviderRefund:
     succeeded: bool
 
 
+class RefundStillPending(Exception):  # noqa: N818 - a state, not an error: never answered to a client
+    """The provider accepted a refund but has not finished it: the refund stays pending, and the sender
+    asks again (with the same reference) on its next round."""
+
+
 class PaymentProvider(Protocol):
     name: str
 
-    def payment_instructions(self, *, order, base_url: str) -> dict: ...
+    def payment_instructions(self, *, order, base_url: str) -> dict:
+        """What the order API shows the customer (``pay_url``, amount, expiry); never calls the provider."""
+        ...
+
+    def checkout_url(self, *, order, base_url: str) -> str:
+        """The provider's hosted checkout for ``order``, opened once (a provider without one - the
+        simulator, which serves its own page - does not have this method)."""
+        ...
 
     def parse_webhook(self, *, body: bytes, headers) -> PaymentEvent: ...
 

@@ -34,3 +34,10 @@ class RefundNotFound(ApplicationError):
     http_status = 404
     title = "No such refund"
     what_to_do = "No such refund in this channel: use the `id` (`rfd_...`) a refund answered with."
+
+
+class OrderNotPayable(ApplicationError):
+    code = "order_not_payable"
+    http_status = 409
+    title = "The order is not awaiting payment"
+    what_to_do = "The order was paid, expired or closed: see GET /api/v1/orders/{id}. Place a new order to buy."

@@ -42,6 +42,9 @@ class Order(models.Model):
     credit_ids = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     refunded_units = models.PositiveIntegerField(default=0)
     status_reason = models.CharField(max_length=200, blank=True)
+    # What the provider answered when it opened the order's checkout (Midtrans: the Snap token and
+    # redirect_url; Xendit: the invoice id and invoice_url), kept so it is opened once per order.
+    checkout = models.JSONField(default=dict, blank=True)
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)

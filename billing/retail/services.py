@@ -17,8 +17,21 @@ from django.utils import timezone
 
 from billing import quota
 from billing.ledger.errors import InsufficientBalance, LedgerError, PendingAlreadyPosted
-from billing.providers import PaymentEvent, get_provider
-from billing.retail.errors import InsufficientStock, InvalidQuantity, OrderNotFound, RefundNotAllowed
+from billing.providers import (
+    PaymentEvent,
+    ProviderRefund,
+    ProviderUnavailable,
+    RefundStillPending,
+    default_provider,
+    get_provider,
+)
+from billing.retail.errors import (
+    InsufficientStock,
+    InvalidQuantity,
+    OrderNotFound,
+    OrderNotPayable,
+    RefundNotAllowed,
+)
 from billing.retail.models import FACE_VALUE_RUPIAH, Order, Payment, Refund
 from kernel import faults
 from kernel.db import each_locked
@@ -28,13 +41,16 @@ from outbox import webhooks
 logger = logging.getLogger(__name__)
 
 MAX_UNITS_PER_ORDER = 1_000
+ORDER_CURRENCY = "IDR"  # every price is in whole rupiah
 
 
 @transaction.atomic
-def create_order(*, channel, customer, quantity: int, provider: str = "simulator") -> Order:
-    """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires."""
+def create_order(*, channel, customer, quantity: int, provider: str | None = None) -> Order:
+    """A customer's order for ``quantity`` units: priced, and ``quantity`` of stock reserved until it expires.
+    ``provider`` None: the first provider the installation enables."""
     if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
         raise InvalidQuantity(f"Order between 1 and {MAX_UNITS_PER_ORDER:,} units, not {quantity:,}.")
+    provider = provider or default_provider()
     get_provider(provider)  # refuses an unknown provider before anything is written
     order = Order(
         customer=customer,
@@ -61,6 +77,20 @@ def create_order(*, channel, customer, quantity: int, provider: str = "simulator
     order.save(force_insert=True)
     _signal_low_stock(channel=channel, taken=quantity)
     return order
+
+
+def open_checkout(*, order_id: str, provider_name: str, base_url: str) -> str:
+    """The provider's hosted checkout of an order awaiting payment (opened with the provider the first
+    time, then the same): where the order's ``pay_url`` sends the customer."""
+    provider = get_provider(provider_name)
+    order = Order.objects.filter(pk=order_id, provider=provider_name).first()
+    if order is None:
+        raise OrderNotFound(f"No order {order_id!r} paid with {provider_name} in this channel.")
+    if order.status != Order.Status.AWAITING_PAYMENT:
+        raise OrderNotPayable(f"Order {order.pk} is {order.get_status_display().lower()}, not awaiting payment.")
+    if not hasattr(provider, "checkout_url"):
+        raise OrderNotFound(f"{provider_name} has no hosted checkout.")
+    return provider.checkout_url(order=order, base_url=base_url)
 
 
 def _order_payload(order: Order) -> dict:
@@ -125,6 +155,10 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
     order = Order.objects.select_for_update().filter(pk=event.order_id).first()
     if order is None:
         raise OrderNotFound(f"No order {event.order_id!r} in this channel.")
+    if event.state == PaymentEvent.PENDING:
+        # Not money yet (or nothing that changes the order): nothing is recorded, so the payment's
+        # final state, whenever it comes, is applied as the first.
+        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note="payment pending")
     payment, created = Payment.objects.get_or_create(
         provider=provider_name,
         provider_ref=event.provider_ref,
@@ -136,17 +170,30 @@ def apply_payment_event(*, channel, provider_name: str, event: PaymentEvent) -> 
         },
     )
     if not created:
-        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=True)
+        if not (event.succeeded and payment.status == Payment.Status.FAILED and payment.order_id == order.pk):
+            return WebhookOutcome(order_id=order.pk, status=order.status, replayed=True)
+        # The provider now confirms as paid a payment it had reported failed (events out of order):
+        # the money arrived, so it is applied now - never the other way round (a failure after a
+        # success is a replay above and changes nothing).
+        payment.status = Payment.Status.SUCCEEDED
+        payment.amount_rupiah = event.amount_rupiah
+        payment.event = event.raw
+        payment.save(update_fields=["status", "amount_rupiah", "event"])
     if not event.succeeded:
         if order.status == Order.Status.AWAITING_PAYMENT:  # (a failure after a success changes nothing)
-            _close_failed_order(order)
-        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note="payment failed")
+            _close_failed_order(order, expired=event.state == PaymentEvent.EXPIRED)
+        note = "payment expired" if event.state == PaymentEvent.EXPIRED else "payment failed"
+        return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=note)
 
-    if order.status in (Order.Status.CREDITED, Order.Status.PAID, Order.Status.REFUNDED) or (
-        event.amount_rupiah != order.total_rupiah
-    ):
-        # A second payment for an order already paid, or a wrong amount: the money goes back.
-        reason = "duplicate payment" if event.amount_rupiah == order.total_rupiah else "amount does not match the order"
+    exact = event.amount_rupiah == order.total_rupiah and event.currency == ORDER_CURRENCY
+    if order.status in (Order.Status.CREDITED, Order.Status.PAID, Order.Status.REFUNDED) or not exact:
+        # A second payment for an order already paid, or a wrong amount or currency: the money goes back.
+        if exact:
+            reason = "duplicate payment"
+        elif event.currency != ORDER_CURRENCY:
+            reason = f"currency {event.currency} is not the order's ({ORDER_CURRENCY})"
+        else:
+            reason = "amount does not match the order"
         _refund_payment(payment=payment, provider_name=provider_name, reason=reason)
         return WebhookOutcome(order_id=order.pk, status=order.status, replayed=False, note=f"refunded: {reason}")
 
@@ -166,10 +213,16 @@ def _release_reservation(order: Order) -> None:
             pass  # already voided by the ledger's own timeout sweep
 
 
-def _close_failed_order(order: Order) -> None:
+def _close_failed_order(order: Order, *, expired: bool = False) -> None:
     """The provider reported the order's payment failed: the order is closed and its stock given back (a
-    payment that still arrives later is credited from stock, as after an expiry, or refunded)."""
+    payment that still arrives later is credited from stock, as after an expiry, or refunded). A payment
+    the provider let expire closes the order as expired, as the order's own expiry would."""
     _release_reservation(order)
+    if expired:
+        order.status = Order.Status.EXPIRED
+        order.status_reason = "The payment expired at the provider; the reserved units went back to stock."
+        order.save(update_fields=["status", "status_reason"])
+        return
     order.status = Order.Status.PAYMENT_FAILED
     order.status_reason = (
         "The payment failed; nothing was charged and the reserved units went back to stock. "
@@ -233,6 +286,18 @@ def _send_after_commit() -> None:
     transaction.on_commit(lambda: current_app.send_task("billing.send_refunds", args=[schema]), robust=True)
 
 
+def _ask_provider(provider_name: str, **refund) -> ProviderRefund | None:
+    """The provider's answer to a refund, or None while it cannot be reached or has not finished it (the
+    row stays pending, and the sender goes on with the next one)."""
+    try:
+        return get_provider(provider_name).refund(**refund)
+    except (ProviderUnavailable, RefundStillPending) as exc:
+        logger.warning(
+            "refund not sent yet", extra={"provider": provider_name, "reference": refund["reference"], "why": str(exc)}
+        )
+        return None
+
+
 def send_pending_refunds(*, channel, limit: int = 200) -> int:
     """Tell the provider about every refund still owed (order refunds and refundable payments).
 
@@ -243,12 +308,14 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
 
     def send_refund(refund: Refund) -> bool:
         payment = refund.order.payments.filter(status=Payment.Status.SUCCEEDED).first()
-        result = get_provider(refund.order.provider).refund(
+        result = _ask_provider(
+            refund.order.provider,
             provider_ref=payment.provider_ref if payment else "",
             amount_rupiah=refund.amount_rupiah,
             reference=f"refund:{refund.pk}",
         )
-        # (a provider that cannot be reached raises: the refund stays pending for the next round)
+        if result is None:
+            return False  # the provider cannot be reached, or is not done: pending for the next round
         if not result.succeeded:
             # No money went back: the units do, to the wallet they left, and the order may refund them
             # again. (Stock too low to give them back raises: the refund stays pending, nothing lost.)
@@ -267,15 +334,16 @@ def send_pending_refunds(*, channel, limit: int = 200) -> int:
         return result.succeeded
 
     def send_payment_refund(payment: Payment) -> bool:
-        result = get_provider(payment.provider).refund(
+        result = _ask_provider(
+            payment.provider,
             provider_ref=payment.provider_ref,
             amount_rupiah=payment.amount_rupiah,
             reference=f"payment:{payment.pk}",
         )
-        if result.succeeded:
+        if result is not None and result.succeeded:
             payment.status = Payment.Status.REFUNDED
             payment.save(update_fields=["status"])
-        return result.succeeded
+        return result is not None and result.succeeded
 
     pending_refunds = Refund.objects.filter(status=Refund.Status.PENDING).select_related("order")
     sent = each_locked(pending_refunds, limit=limit, handle=send_refund)

@@ -241,7 +241,12 @@ class OrderListApi(ChannelApiView):
         quantity = QuantityField(
             help_text=f"Units to order: 1 to {retail.MAX_UNITS_PER_ORDER:,} (else `invalid_quantity`)."
         )
-        provider = serializers.CharField(max_length=32, default="simulator")
+        provider = serializers.CharField(
+            max_length=32,
+            required=False,
+            help_text="A payment provider this gateway enables (`midtrans`, `xendit`; `simulator` in the demo). "
+            "Default: the first one it enables.",
+        )
 
     def get_required_scope(self):
         return "purchase" if self.request.method == "POST" else "read"
@@ -274,7 +279,13 @@ class OrderListApi(ChannelApiView):
         request=InputSerializer,
         responses={201: OrderDoc},
     )
-    @problems("customer_not_found", "unknown_provider", "invalid_quantity", "insufficient_stock")
+    @problems(
+        "customer_not_found",
+        "unknown_provider",
+        "invalid_quantity",
+        "insufficient_stock",
+        "payment_provider_unavailable",
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -283,14 +294,14 @@ class OrderListApi(ChannelApiView):
             channel=request.tenant,
             customer=customer,
             quantity=data.validated_data["quantity"],
-            provider=data.validated_data["provider"],
+            provider=data.validated_data.get("provider"),
         )
         return Response(order_output(request, order), status=201)
 
 
 class OrderDetailApi(ChannelApiView):
     @extend_schema(tags=["orders"], summary="Get an order", parameters=[ORDER_ID], responses={200: OrderDoc})
-    @problems("order_not_found")
+    @problems("order_not_found", "payment_provider_unavailable")
     def get(self, request, order_id):
         return Response(order_output(request, order_get_for(order_id=order_id)))
 
@@ -425,10 +436,14 @@ class PaymentWebhookApi(APIView):
         summary="Payment provider webhook",
         description="Called by the payment provider, not by integrations: no API key, no `Idempotency-Key`. "
         "The body is the provider's event, signed over the raw bytes (the simulator: `Simulator-Signature: "
-        "t=<unix time>,v1=<hex HMAC-SHA256>`). Idempotent by the provider's payment reference: a repeat answers "
-        "200 with `replayed: true`.",
+        "t=<unix time>,v1=<hex HMAC-SHA256>`), or carrying the provider's own proof (Midtrans: `signature_key` in "
+        "the body; Xendit: the `x-callback-token` header), and confirmed with the provider's status API before "
+        "anything is recorded. Idempotent by the provider's payment reference: a repeat answers 200 with "
+        "`replayed: true`.",
         parameters=[
-            OpenApiParameter("provider", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. `simulator`"),
+            OpenApiParameter(
+                "provider", OpenApiTypes.STR, OpenApiParameter.PATH, description="`midtrans`, `xendit` (`simulator`)"
+            ),
             OpenApiParameter(
                 "Simulator-Signature",
                 OpenApiTypes.STR,
@@ -440,7 +455,9 @@ class PaymentWebhookApi(APIView):
         responses={200: WebhookAckDoc},
         auth=[],
     )
-    @problems("invalid_signature", "malformed_webhook", "unknown_provider", "order_not_found")
+    @problems(
+        "invalid_signature", "malformed_webhook", "unknown_provider", "order_not_found", "payment_provider_unavailable"
+    )
     def post(self, request, provider):
         outcome = retail.handle_payment_webhook(
             channel=request.tenant, provider_name=provider, body=request.body, headers=request.headers

@@ -79,7 +79,7 @@ _EDGE: dict[str, tuple[int, str]] = {
 
 
 def _domain_errors() -> dict[str, tuple[int, str]]:
-    from billing.providers import InvalidWebhookSignature, MalformedWebhook, UnknownProvider
+    from billing.providers import InvalidWebhookSignature, MalformedWebhook, ProviderUnavailable, UnknownProvider
     from billing.retail.errors import (
         InsufficientStock,
         InvalidQuantity,
@@ -124,6 +124,7 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         InvalidWebhookSignature,
         MalformedWebhook,
         UnknownProvider,
+        ProviderUnavailable,
         InsufficientQuota,
         StampJobNotFound,
         DocumentNotReady,

@@ -309,6 +309,26 @@ def derived_secret(secret_key: str, purpose: str) -> str:
     return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
+# Payment providers this installation takes payments with (comma-separated): simulator, midtrans,
+# xendit. None by default; local and test enable the simulator; production refuses the simulator.
+PAYMENT_PROVIDERS = [p.strip() for p in os.environ.get("PAYMENT_PROVIDERS", "").split(",") if p.strip()]
+# Midtrans (Snap): the server key from the dashboard; sandbox unless MIDTRANS_IS_PRODUCTION=1. The base
+# URLs can be overridden (tests point them at a local fake).
+MIDTRANS_SERVER_KEY = os.environ.get("MIDTRANS_SERVER_KEY", "")
+MIDTRANS_IS_PRODUCTION = env_bool("MIDTRANS_IS_PRODUCTION", False)
+MIDTRANS_SNAP_BASE_URL = os.environ.get("MIDTRANS_SNAP_BASE_URL") or (
+    "https://app.midtrans.com" if MIDTRANS_IS_PRODUCTION else "https://app.sandbox.midtrans.com"
+)
+MIDTRANS_API_BASE_URL = os.environ.get("MIDTRANS_API_BASE_URL") or (
+    "https://api.midtrans.com" if MIDTRANS_IS_PRODUCTION else "https://api.sandbox.midtrans.com"
+)
+# Xendit (Invoices): the secret API key and the callback verification token, both from the dashboard.
+XENDIT_SECRET_KEY = os.environ.get("XENDIT_SECRET_KEY", "")
+XENDIT_CALLBACK_TOKEN = os.environ.get("XENDIT_CALLBACK_TOKEN", "")
+XENDIT_API_BASE_URL = os.environ.get("XENDIT_API_BASE_URL", "https://api.xendit.co")
+# Seconds an adapter waits for a provider's API before giving up (the caller retries later).
+PAYMENT_PROVIDER_TIMEOUT = float(os.environ.get("PAYMENT_PROVIDER_TIMEOUT", "10"))
+
 # The simulator payment provider's webhook secret (a real provider's comes from its dashboard).
 PAYMENT_SIMULATOR_SECRET = os.environ.get("PAYMENT_SIMULATOR_SECRET", "")
 # Where the simulator sends its webhooks; unset = this same server on 127.0.0.1 (with the channel's Host header).

@@ -25,3 +25,5 @@ def _local_secret() -> str:
 
 SECRET_KEY = SECRET_KEY or _local_secret()  # noqa: F405
 PAYMENT_SIMULATOR_SECRET = PAYMENT_SIMULATOR_SECRET or derived_secret(SECRET_KEY, "payment-simulator")  # noqa: F405
+# The payment simulator is the demo's (and the tests') provider, unless the environment names others.
+PAYMENT_PROVIDERS = PAYMENT_PROVIDERS or ["simulator"]  # noqa: F405

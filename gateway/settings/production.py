@@ -90,3 +90,20 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # generated OpenAPI names, not the deployment: it must not fail `check --deploy --fail-level WARNING`.
 SILENCED_SYSTEM_CHECKS.append("drf_spectacular.W001")
 # ---------------------------------------------------------------------------- end of no development defaults
+
+# --------------------------------------------------------------------------- payment providers (#13)
+# No free quota: the simulator credits whoever asks, and a provider without its secret would accept
+# notifications signed with an empty key. Each enabled provider must have every secret it needs.
+PAYMENT_PROVIDER_SECRETS = {
+    "midtrans": ("MIDTRANS_SERVER_KEY",),
+    "xendit": ("XENDIT_SECRET_KEY", "XENDIT_CALLBACK_TOKEN"),
+}
+for _provider in PAYMENT_PROVIDERS:  # noqa: F405
+    if _provider not in PAYMENT_PROVIDER_SECRETS:
+        raise ImproperlyConfigured(
+            f"PAYMENT_PROVIDERS names {_provider!r}: production takes payments only with "
+            f"{', '.join(PAYMENT_PROVIDER_SECRETS)} (the simulator is for the demo and the tests)"
+        )
+    for _secret in PAYMENT_PROVIDER_SECRETS[_provider]:
+        if not os.environ.get(_secret):
+            raise ImproperlyConfigured(f"{_secret} must be set in production when PAYMENT_PROVIDERS has {_provider}")
