@@ -18,6 +18,7 @@ from billing.retail import services as retail
 from billing.retail.models import Order, Payment
 from tenants.customers.models import Customer
 from tests.billing.factories import unique
+from tests.gateway.test_production_settings import documented_environment
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,12 +111,10 @@ def test_an_order_cannot_name_a_provider_that_is_off(client_for, channels, chann
 
 def production_settings(**env) -> subprocess.CompletedProcess:
     """Import the production settings in a fresh interpreter with exactly this environment."""
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        "DJANGO_SECRET_KEY": "x" * 50,
-        "DATABASE_URL": "postgres://u:p@db.invalid/gateway",
-        "REDIS_URL": "redis://redis.invalid:6379/0",
-    }
+    # The documented minimal production environment (docs/operations.md), so that only the payment
+    # variables under test decide whether it starts.
+    base = {**documented_environment(), "PATH": os.environ.get("PATH", "")}
+    base.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.run(  # noqa: S603 - our own interpreter on our own module
         [sys.executable, "-c", "import gateway.settings.production as s; print(s.PAYMENT_PROVIDERS)"],
         cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False,
