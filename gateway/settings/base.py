@@ -297,8 +297,14 @@ PAYMENT_SIMULATOR_SECRET = os.environ.get("PAYMENT_SIMULATOR_SECRET", "")
 PAYMENT_SIMULATOR_WEBHOOK_BASE = os.environ.get("PAYMENT_SIMULATOR_WEBHOOK_BASE", "")
 
 # --------------------------------------------------------------------------- issuer core (issue 3)
-# Signing key: a PKCS#12 file, or a PEM key + certificate (+ chain); with neither, development keys
-# are made on first use under ISSUER_KEY_DIR. Paths in *_CHAIN / *_TRUST_ROOTS are separated by ":".
+# Signing key (docs/issuer.md, "Keys"): a PKCS#11 token, or a PKCS#12 file, or a PEM key + certificate
+# (+ chain); or, where ISSUER_DEV_KEYS allows it, development keys under ISSUER_KEY_DIR made by
+# `manage.py dev_keys`. Paths in *_CHAIN / *_TRUST_ROOTS are separated by ":".
+ISSUER_PKCS11_MODULE = os.environ.get("ISSUER_PKCS11_MODULE", "")  # path of the PKCS#11 library (.so)
+ISSUER_PKCS11_TOKEN_LABEL = os.environ.get("ISSUER_PKCS11_TOKEN_LABEL", "")
+ISSUER_PKCS11_KEY_LABEL = os.environ.get("ISSUER_PKCS11_KEY_LABEL", "")  # the key's (and certificate's) label
+ISSUER_PKCS11_PIN = os.environ.get("ISSUER_PKCS11_PIN", "")
+ISSUER_DEV_KEYS = False  # development keys may be made and used (local.py and test.py only)
 ISSUER_SIGNING_PKCS12 = os.environ.get("ISSUER_SIGNING_PKCS12", "")
 ISSUER_SIGNING_PKCS12_PASSWORD = os.environ.get("ISSUER_SIGNING_PKCS12_PASSWORD", "")
 ISSUER_SIGNING_KEY = os.environ.get("ISSUER_SIGNING_KEY", "")
