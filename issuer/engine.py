@@ -189,6 +189,9 @@ def reset_engine() -> None:
     """Forget the cached engine and certificates (after a key rotation, or in tests that change the settings)."""
     global _engine, _certificates, _trust_roots
     with _lock:
+        close = getattr(_engine.keys.signer, "close", None) if _engine is not None else None
+        if close is not None:  # a token session: log out now rather than whenever it is collected
+            close()
         _engine = None
         _certificates = None
         _trust_roots = None

@@ -2,7 +2,9 @@
 
 The fast engine builds the CMS container itself; only the raw signature over the DER of the signed
 attributes comes from the token (``CKM_SHA256_RSA_PKCS`` for RSA, ``CKM_ECDSA_SHA256`` for EC keys,
-whose raw ``r || s`` is re-encoded as DER). The private key never leaves the token.
+whose raw ``r || s`` is re-encoded as DER). A token without the hashing mechanism (SoftHSM 2.6 has
+no ``CKM_ECDSA_SHA256``) gets the SHA-256 digest computed here and signs it with ``CKM_ECDSA`` /
+``CKM_RSA_PKCS`` (over the DigestInfo): the same signature. The private key never leaves the token.
 
 One logged-in session per process, opened on first use and shared by the process's threads under a
 lock (a PKCS#11 session must not run two operations at once). When the token answers that the session
@@ -17,6 +19,7 @@ their own.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from issuer.signing.keys import Certificates, KeyMaterial, certificates_from, signature_matches, unavailable
 
+# DER DigestInfo header for SHA-256 (RFC 8017, 9.2 note 1): what CKM_RSA_PKCS signs after it
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 _libraries: dict[str, object] = {}
 _libraries_lock = threading.Lock()
 
@@ -99,6 +104,7 @@ class Pkcs11Signer:
         self._session = None
         self._key = None
         self._pid = 0
+        self._hash_on_token = True
         self._public = certificate.public_key()
         if isinstance(self._public, rsa.RSAPublicKey):
             self.algorithm = "rsa"
@@ -116,12 +122,16 @@ class Pkcs11Signer:
 
     def _open(self) -> None:
         import pkcs11
-        from pkcs11 import KeyType, ObjectClass
+        from pkcs11 import KeyType, Mechanism, ObjectClass
 
         self._close()
         token = _token(self._config)
         try:
-            session = token.open(user_pin=self._config.pin)
+            try:
+                session = token.open(user_pin=self._config.pin)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # the login is per process and token: another session of this process holds it
+                session = token.open()
         except pkcs11.exceptions.PinIncorrect:
             raise unavailable("The PKCS#11 PIN (ISSUER_PKCS11_PIN) is not correct.") from None
         except pkcs11.exceptions.PKCS11Error as exc:
@@ -138,6 +148,12 @@ class Pkcs11Signer:
         if key.key_type != expected:
             session.close()
             raise unavailable("The key on the token is not of the signing certificate's kind.")
+        try:
+            available = set(token.slot.get_mechanisms())
+        except pkcs11.exceptions.PKCS11Error:
+            available = set()
+        hashing = Mechanism.SHA256_RSA_PKCS if self.algorithm == "rsa" else Mechanism.ECDSA_SHA256
+        self._hash_on_token = hashing in available or not available
         self._session, self._key, self._pid = session, key, os.getpid()
         self.sessions_opened += 1
 
@@ -154,8 +170,15 @@ class Pkcs11Signer:
         from pkcs11.util.ec import encode_ecdsa_signature
 
         if self.algorithm == "rsa":
-            return bytes(self._key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
-        return encode_ecdsa_signature(bytes(self._key.sign(data, mechanism=Mechanism.ECDSA_SHA256)))
+            if self._hash_on_token:
+                return bytes(self._key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+            digest_info = _SHA256_DIGEST_INFO + hashlib.sha256(data).digest()
+            return bytes(self._key.sign(digest_info, mechanism=Mechanism.RSA_PKCS))
+        if self._hash_on_token:
+            raw = self._key.sign(data, mechanism=Mechanism.ECDSA_SHA256)
+        else:
+            raw = self._key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA)
+        return encode_ecdsa_signature(bytes(raw))
 
     def sign(self, data: bytes) -> bytes:
         import pkcs11

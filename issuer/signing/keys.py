@@ -55,7 +55,8 @@ logger = logging.getLogger(__name__)
 
 def unavailable(message: str, exc: BaseException | None = None) -> SigningUnavailable:
     """A ``SigningUnavailable`` for ``message``; the cause (paths, library text) goes to the log only."""
-    logger.error("signing key material unavailable: %s", message, extra={"reason": str(exc)[:300] if exc else ""})
+    reason = f"{type(exc).__name__}: {exc}"[:300] if exc is not None else ""
+    logger.error("signing key material unavailable: %s", message, extra={"reason": reason})
     return SigningUnavailable(message)
 
 
