@@ -318,6 +318,14 @@ ISSUER_TSA_URL = os.environ.get("ISSUER_TSA_URL", "")
 ISSUER_TSA_USERNAME = os.environ.get("ISSUER_TSA_USERNAME", "")
 ISSUER_TSA_PASSWORD = os.environ.get("ISSUER_TSA_PASSWORD", "")
 ISSUER_TSA_TIMEOUT = float(os.environ.get("ISSUER_TSA_TIMEOUT", "10"))
+# Verifying an uploaded document (issuer/verification.py): caps checked before any validation
+# (document_too_complex), worker processes per web process (verification_busy when all are busy),
+# how much nicer they run than the web process, and the time one document may take.
+VERIFY_MAX_SIGNATURES = int(os.environ.get("VERIFY_MAX_SIGNATURES", "10"))
+VERIFY_MAX_REVISIONS = int(os.environ.get("VERIFY_MAX_REVISIONS", "24"))
+VERIFY_WORKERS = int(os.environ.get("VERIFY_WORKERS", "1"))
+VERIFY_NICE = int(os.environ.get("VERIFY_NICE", "15"))
+VERIFY_TIME_BUDGET_SECONDS = float(os.environ.get("VERIFY_TIME_BUDGET_SECONDS", "5"))
 # Ceiling for any document (every profile's max_bytes is capped by it) and for verification uploads.
 STAMP_DEFAULT_MAX_BYTES = int(os.environ.get("STAMP_DEFAULT_MAX_BYTES", str(20 * 1024 * 1024)))
 # ---------------------------------------------------------------------------- end of issuer core
