@@ -136,3 +136,12 @@ def test_verification_with_the_certificate_from_files_never_opens_the_token(hsm,
     upload.name = "stamped.pdf"
     response = client_for(None).post("/api/v1/verify", {"document": upload})
     assert response.status_code == 200 and response.json()["valid"]
+
+
+def test_rsa_without_the_hashing_mechanism_signs_the_digest_info(hsm, channels) -> None:
+    _stamp(channels)
+    signer = get_engine().keys.signer
+    signer._hash_on_token = False  # as on a token offering CKM_RSA_PKCS only
+    outcome = _stamp(channels)
+    report = verify_pdf(outcome.pdf, trust_roots())
+    assert report.valid and report.signatures[0].intact
