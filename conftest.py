@@ -20,6 +20,17 @@ def pytest_configure(config):
     start_if_unconfigured()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _development_signing_keys():
+    """The development signing key under ISSUER_KEY_DIR, made by the test setup as `manage.py dev_keys`
+    does for the demo (a request never makes one)."""
+    from django.conf import settings
+
+    from issuer.signing.keys import create_dev_keys
+
+    create_dev_keys(settings.ISSUER_KEY_DIR)
+
+
 CHANNELS = {
     "alpha": {"name": "Alpha Channel", "domain": "alpha.test"},
     "beta": {"name": "Beta Channel", "domain": "beta.test"},

@@ -81,6 +81,12 @@ def setup_migrated(bench: str = "") -> None:
 
     call_command("migrate_schemas", "--shared", verbosity=0)
     call_command("migrate_schemas", verbosity=0)
+    from django.conf import settings
+
+    from issuer.signing.keys import create_dev_keys
+
+    if settings.ISSUER_DEV_KEYS:  # the signing key the benchmarks' workers load, made here as the demo does
+        create_dev_keys(settings.ISSUER_KEY_DIR)
 
 
 def multipart_body(fields: dict, document: bytes, *, filename: str = "document.pdf") -> tuple[bytes, str]:

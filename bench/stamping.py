@@ -10,6 +10,12 @@ and a ``PdfSigner`` with a ``QRStampStyle`` per document, certification signatur
 (b) ``issuer``'s engine (``inspect_document`` + ``StampEngine.stamp``, i.e. the full work from the
 uploaded bytes), and prints stamps/s on one core for each and the ratio.  It then stamps the scan
 1,000 times and prints the resident set size before and after, to show memory stays flat.
+
+With SoftHSM2 installed (Debian ``softhsm2``; ``scripts/ensure-browser.sh``), it then stamps the
+same documents with the engine signing through PKCS#11 (an RSA-2048 key on a SoftHSM2 token in a
+temporary directory, ``issuer.signing.load_pkcs11``) and prints stamps/s next to the file key's
+and their ratio; without it, it says so and skips that table.
+
 Bounded to well under two minutes.  The last line is the headline figure for the 800 KB scan.
 """
 
@@ -32,9 +38,10 @@ from pyhanko.stamp import QRStampStyle  # noqa: E402
 
 from issuer.pdf import inspect_document  # noqa: E402
 from issuer.serials import new_serial  # noqa: E402
-from issuer.signing import StampEngine, load_or_create_dev_keys  # noqa: E402
-from issuer.signing.keys import DEV_ROOT_CERT, DEV_SIGNING_CERT, DEV_SIGNING_KEY  # noqa: E402
+from issuer.signing import StampEngine, TokenConfig, load_or_create_dev_keys, load_pkcs11  # noqa: E402
+from issuer.signing.keys import DEV_ROOT_CERT, DEV_SIGNING_CERT, DEV_SIGNING_KEY, load_certificates_pem  # noqa: E402
 from tests.fixtures.pdfs import factory  # noqa: E402
+from tests.fixtures.softhsm import make_token, softhsm_module  # noqa: E402
 
 VERIFY_URL = "https://verify.e-meterai.example/v"
 BOX = (420.0, 60.0, 520.0, 160.0)
@@ -105,6 +112,23 @@ def engine_stamper(engine: StampEngine) -> Callable[[bytes], bytes]:
     return sign
 
 
+def pkcs11_table(documents: dict[str, bytes], file_rates: dict[str, float], directory: Path) -> None:
+    """Stamps/s with the key on a SoftHSM2 token, next to the file key's figure."""
+    if softhsm_module() is None:
+        print("PKCS#11: SoftHSM2 is not installed (Debian softhsm2), skipped")
+        return
+    token = make_token(directory / "softhsm")
+    cert_path = token.import_key("bench-signing")
+    certificates = load_certificates_pem(cert_path, [token.root_path])
+    keys = load_pkcs11(TokenConfig(token.module, token.label, "bench-signing", token.pin), certificates)
+    stamper = engine_stamper(StampEngine(keys, VERIFY_URL))
+    print(f"\nPKCS#11 through SoftHSM2 ({token.module}), RSA-2048, the same engine:")
+    print(f"{'document':<18} {'file key/s':>11} {'pkcs11/s':>10} {'ratio':>7}")
+    for name, data in documents.items():
+        token_rate = rate(lambda data=data: stamper(data), seconds=3.0, max_runs=3000)
+        print(f"{name:<18} {file_rates[name]:>11.1f} {token_rate:>10.1f} {token_rate / file_rates[name]:>6.2f}x")
+
+
 def main() -> None:
     documents = {
         "text A4 (1 page)": factory.text_pdf(),
@@ -133,6 +157,7 @@ def main() -> None:
             ours(scan)
         after = rss_kib()
         print(f"RSS over 1,000 engine stamps of the scan: before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB")
+        pkcs11_table(documents, {name: figures[0] for name, figures in results.items()}, key_dir)
         engine_rate, pyhanko_rate = results["800 KB scan"]
         print(
             f"800 KB scan: engine {engine_rate:.0f} stamps/s/core, pyhanko {pyhanko_rate:.1f} stamps/s/core, "

@@ -109,6 +109,7 @@ def main() -> int:
     print("Migrating all schemas ...", flush=True)
     _manage("migrate_schemas", "--shared", "-v", "0")
     _manage("migrate_schemas", "-v", "0")
+    _manage("dev_keys", "-v", "0")  # the development signing key, made here and never by a request
     credentials = json.loads(_manage("seed_demo", capture=True).strip().splitlines()[-1])
 
     procs: list[subprocess.Popen] = []

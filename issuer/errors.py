@@ -133,3 +133,26 @@ class SigningUnavailable(ApplicationError):
         "The signing key, its certificate or the time-stamping authority is briefly unavailable; "
         "nothing was used. Retry later."
     )
+
+
+class DocumentTooComplex(DocumentError):
+    code = "document_too_complex"
+    title = "The PDF is too complex to verify"
+    what_to_do = (
+        "The document has more signatures or revisions (incremental updates) than verification accepts, "
+        "or could not be verified within its time budget. Verify the signed original, before later additions."
+    )
+
+
+class VerificationBusy(ApplicationError):
+    code = "verification_busy"
+    http_status = 503
+    title = "Verification is busy"
+    what_to_do = (
+        "Every document verifier of this server is busy; nothing was checked. Retry after `Retry-After` seconds."
+    )
+    sheds_load = True  # answered, not logged as a server error
+
+    def __init__(self, message: str, *, retry_after: int = 2, extra: dict | None = None):
+        super().__init__(message, extra=extra)
+        self.headers = {"Retry-After": str(retry_after)}

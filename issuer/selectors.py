@@ -21,8 +21,9 @@ from issuer.engine import trust_roots
 from issuer.models import DocumentType, IncidentNote, Serial, StampedDocument, StampProfile
 from issuer.pdf.inspect import check_size
 from issuer.serials import SERIAL_LENGTH, is_valid_serial, normalize_serial
-from issuer.signing import SignatureReport, verify_pdf
+from issuer.signing import SignatureReport
 from issuer.stamp import verification_url
+from issuer.verification import Limits, verify_in_pool
 from kernel.errors import ApplicationError
 
 
@@ -121,9 +122,23 @@ def verify_document(data: bytes, password: str | None = None) -> dict:
     and chains to the issuer's roots, whose serial is recorded ``used``, whose recorded output
     hash equals the signed revision, and nothing was appended after it.  Other parties'
     signatures are listed but do not decide ``valid`` (their roots are not ours to trust).
+
+    The signatures are validated in the verification pool (``issuer.verification``): capped,
+    time-bounded and away from the web process's CPU share.
     """
     check_size(len(data), settings.STAMP_DEFAULT_MAX_BYTES)
-    report = verify_pdf(data, trust_roots(), password=password)
+    report = verify_in_pool(
+        data,
+        trust_roots(),
+        password,
+        limits=Limits(
+            max_signatures=settings.VERIFY_MAX_SIGNATURES,
+            max_revisions=settings.VERIFY_MAX_REVISIONS,
+            time_budget=settings.VERIFY_TIME_BUDGET_SECONDS,
+        ),
+        size=settings.VERIFY_WORKERS,
+        nice=settings.VERIFY_NICE,
+    )
     claimed = [sig for sig in report.signatures if sig.serial is not None]
     rows = {row.serial: row for row in Serial.objects.select_related("channel", "document_type").filter(
         serial__in=[sig.serial for sig in claimed]

@@ -132,7 +132,10 @@ class VerifyDocumentApi(PublicApiView):
         request={"multipart/form-data": InputSerializer},
         responses={200: DocumentVerdictDoc},
     )
-    @problems(*PARSED, "not_a_pdf", "document_unreadable", "wrong_password", "document_too_large", "rate_limited")
+    @problems(
+        *PARSED, "not_a_pdf", "document_unreadable", "wrong_password", "document_too_large", "document_too_complex",
+        "verification_busy", "rate_limited",
+    )  # fmt: skip
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

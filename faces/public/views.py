@@ -139,4 +139,7 @@ def _verify_page(request):
                 status = exc.http_status
         else:
             status = 400
-    return render(request, "issuer/verify.html", context, status=status)
+    response = render(request, "issuer/verify.html", context, status=status)
+    for name, value in (getattr(context.get("error"), "headers", None) or {}).items():
+        response[name] = value  # e.g. Retry-After with verification_busy
+    return response

@@ -137,6 +137,8 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         doc.WrongPassword,
         doc.EncryptionNotSupported,
         doc.DocumentTooLarge,
+        doc.DocumentTooComplex,
+        doc.VerificationBusy,
         doc.TooManyPages,
         doc.PageSizeNotAllowed,
         doc.PdfVersionTooOld,

@@ -335,8 +335,14 @@ PAYMENT_SIMULATOR_SECRET = os.environ.get("PAYMENT_SIMULATOR_SECRET", "")
 PAYMENT_SIMULATOR_WEBHOOK_BASE = os.environ.get("PAYMENT_SIMULATOR_WEBHOOK_BASE", "")
 
 # --------------------------------------------------------------------------- issuer core (issue 3)
-# Signing key: a PKCS#12 file, or a PEM key + certificate (+ chain); with neither, development keys
-# are made on first use under ISSUER_KEY_DIR. Paths in *_CHAIN / *_TRUST_ROOTS are separated by ":".
+# Signing key (docs/issuer.md, "Keys"): a PKCS#11 token, or a PKCS#12 file, or a PEM key + certificate
+# (+ chain); or, where ISSUER_DEV_KEYS allows it, development keys under ISSUER_KEY_DIR made by
+# `manage.py dev_keys`. Paths in *_CHAIN / *_TRUST_ROOTS are separated by ":".
+ISSUER_PKCS11_MODULE = os.environ.get("ISSUER_PKCS11_MODULE", "")  # path of the PKCS#11 library (.so)
+ISSUER_PKCS11_TOKEN_LABEL = os.environ.get("ISSUER_PKCS11_TOKEN_LABEL", "")
+ISSUER_PKCS11_KEY_LABEL = os.environ.get("ISSUER_PKCS11_KEY_LABEL", "")  # the key's (and certificate's) label
+ISSUER_PKCS11_PIN = os.environ.get("ISSUER_PKCS11_PIN", "")
+ISSUER_DEV_KEYS = False  # development keys may be made and used (local.py and test.py only)
 ISSUER_SIGNING_PKCS12 = os.environ.get("ISSUER_SIGNING_PKCS12", "")
 ISSUER_SIGNING_PKCS12_PASSWORD = os.environ.get("ISSUER_SIGNING_PKCS12_PASSWORD", "")
 ISSUER_SIGNING_KEY = os.environ.get("ISSUER_SIGNING_KEY", "")
@@ -350,6 +356,14 @@ ISSUER_TSA_URL = os.environ.get("ISSUER_TSA_URL", "")
 ISSUER_TSA_USERNAME = os.environ.get("ISSUER_TSA_USERNAME", "")
 ISSUER_TSA_PASSWORD = os.environ.get("ISSUER_TSA_PASSWORD", "")
 ISSUER_TSA_TIMEOUT = float(os.environ.get("ISSUER_TSA_TIMEOUT", "10"))
+# Verifying an uploaded document (issuer/verification.py): caps checked before any validation
+# (document_too_complex), worker processes per web process (verification_busy when all are busy),
+# how much nicer they run than the web process, and the time one document may take.
+VERIFY_MAX_SIGNATURES = int(os.environ.get("VERIFY_MAX_SIGNATURES", "10"))
+VERIFY_MAX_REVISIONS = int(os.environ.get("VERIFY_MAX_REVISIONS", "24"))
+VERIFY_WORKERS = int(os.environ.get("VERIFY_WORKERS", "1"))
+VERIFY_NICE = int(os.environ.get("VERIFY_NICE", "15"))
+VERIFY_TIME_BUDGET_SECONDS = float(os.environ.get("VERIFY_TIME_BUDGET_SECONDS", "5"))
 # Ceiling for any document (every profile's max_bytes is capped by it) and for verification uploads.
 STAMP_DEFAULT_MAX_BYTES = int(os.environ.get("STAMP_DEFAULT_MAX_BYTES", str(20 * 1024 * 1024)))
 # ---------------------------------------------------------------------------- end of issuer core

@@ -7,6 +7,8 @@ from .base import DATA_DIR, env_bool
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Development receivers listen on this machine; production keeps webhooks to public addresses.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
+# Development signing keys under ISSUER_KEY_DIR (made by `manage.py dev_keys` / the demo), never in production.
+ISSUER_DEV_KEYS = env_bool("ISSUER_DEV_KEYS", True)
 WHITENOISE_USE_FINDERS = True  # serve static files straight from the source folders
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise expects it to exist
 

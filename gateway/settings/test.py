@@ -6,6 +6,7 @@ from .base import _celery_url
 from .local import *  # noqa: F403
 
 DEBUG = False
+ISSUER_DEV_KEYS = True  # the test setup makes development keys (conftest.py)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 CELERY_BEAT_SCHEDULE = {}

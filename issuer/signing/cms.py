@@ -4,7 +4,8 @@ In a PAdES baseline container only the message digest (inside the signed attribu
 signature value change from one document to the next.  :class:`CmsTemplate` encodes everything
 else once with asn1crypto - certificates, signer identifier, algorithm identifiers, the
 content-type and ESS signing-certificate-v2 attributes - and per document only splices the
-32-byte digest into the signed attributes, signs them with the already loaded key and wraps the
+32-byte digest into the signed attributes, has them signed by the key's signer (a key in memory or
+a PKCS#11 token: :class:`issuer.signing.keys.Signer`) and wraps the
 result with freshly computed DER lengths (so variable-length ECDSA signatures and timestamp tokens
 fit without re-encoding anything else).
 
@@ -20,8 +21,6 @@ from collections.abc import Callable
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from issuer.signing.der import CONTEXT_0, CONTEXT_1, OCTET_STRING, SEQUENCE, SET, tlv
 from issuer.signing.keys import KeyMaterial
@@ -34,7 +33,7 @@ class CmsTemplate:
     """Pre-encoded CMS pieces for one signing key; thread-safe and reusable across documents."""
 
     def __init__(self, keys: KeyMaterial) -> None:
-        self._key = keys.private_key
+        self._signer = keys.signer
         cert = asn1_x509.Certificate.load(keys.certificate_der)
         chain = [asn1_x509.Certificate.load(der) for der in keys.chain_der]
         self._digest_placeholder = secrets.token_bytes(32)
@@ -61,14 +60,10 @@ class CmsTemplate:
         self._attrs_head = signed_attrs[:split]
         self._attrs_tail = signed_attrs[split + 32 :]
 
-        if isinstance(self._key, rsa.RSAPrivateKey):
+        if self._signer.algorithm == "rsa":
             signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa", "parameters": core.Null()})
-            self._sign: Callable[[bytes], bytes] = lambda data: self._key.sign(  # type: ignore[union-attr]
-                data, padding.PKCS1v15(), hashes.SHA256()
-            )
-        elif isinstance(self._key, ec.EllipticCurvePrivateKey):
+        elif self._signer.algorithm == "ecdsa":
             signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
-            self._sign = lambda data: self._key.sign(data, ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr,call-arg]
         else:  # pragma: no cover - KeyMaterial only admits RSA and EC keys
             raise TypeError("unsupported key type")
 
@@ -85,7 +80,7 @@ class CmsTemplate:
             + certificates
         )
         self._content_info_head = cms.ContentType("signed_data").dump()
-        key_bytes = (self._key.key_size + 7) // 8
+        key_bytes = (self._signer.key_size + 7) // 8
         self.max_signature_size = key_bytes + 16  # ECDSA DER adds up to ~9 bytes; RSA is exact
         self.size_without_timestamp = len(self.assemble(b"\0" * self.max_signature_size, b"\0" * 32, None))
 
@@ -94,7 +89,7 @@ class CmsTemplate:
         return self._attrs_head + document_digest + self._attrs_tail
 
     def sign(self, signed_attributes: bytes) -> bytes:
-        return self._sign(signed_attributes)
+        return self._signer.sign(signed_attributes)
 
     def assemble(self, signature: bytes, document_digest: bytes, timestamp_token: bytes | None) -> bytes:
         """The complete DER ``ContentInfo`` for one document."""

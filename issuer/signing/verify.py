@@ -1,10 +1,19 @@
-"""Offline verification of stamped PDFs with pyHanko (no revocation fetching)."""
+"""Offline verification of stamped PDFs with pyHanko (no revocation fetching).
+
+Validation costs CPU per signature and per revision after it (pyHanko compares revisions to judge
+what changed), so ``verify_pdf`` counts both first, from the cross-reference sections pyHanko reads
+when it opens the file, and refuses a document over ``max_signatures`` / ``max_revisions`` with
+``document_too_complex`` before validating anything. ``deadline`` (a ``time.monotonic()`` value)
+is checked before each signature. ``issuer.verification`` runs this in its own processes, with a
+hard time limit.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -13,11 +22,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko_certvalidator import ValidationContext
 
-from issuer.errors import DocumentUnreadable, NotAPdf, WrongPassword
+from issuer.errors import DocumentTooComplex, DocumentUnreadable, NotAPdf, WrongPassword
 from issuer.serials import is_valid_serial
 
 _SERIAL_RE = re.compile(r"^\s*\[([0-9A-Z]{22})\]")
@@ -88,22 +98,45 @@ def verify_pdf(
     trust_roots: Iterable[x509.Certificate | asn1_x509.Certificate],
     *,
     password: str | None = None,
+    max_signatures: int | None = None,
+    max_revisions: int | None = None,
+    deadline: float | None = None,
 ) -> VerificationReport:
-    """Validate every signature of ``data`` against ``trust_roots`` without network access."""
+    """Validate every signature of ``data`` against ``trust_roots`` without network access.
+
+    Raises ``document_too_complex`` for a document over the caps (checked before any validation)
+    or when ``deadline`` passes before the last signature is validated.
+    """
     if not data.startswith(b"%PDF-"):
         raise NotAPdf("The file is not a PDF document.")
     roots = [_asn1(cert) for cert in trust_roots]
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
+        revisions = reader.xrefs.total_revisions
+        if max_revisions is not None and revisions > max_revisions:
+            raise DocumentTooComplex(
+                f"The document has {revisions} revisions (incremental updates); verification accepts "
+                f"at most {max_revisions}.",
+                extra={"revisions": revisions, "max_revisions": max_revisions},
+            )
         if reader.encrypted:
             result = reader.decrypt(password or "")
             if not result or getattr(result, "status", None) is not None and result.status.name == "FAILED":
                 raise WrongPassword("The document password is not correct.")
+        if max_signatures is not None:  # counted from the filled signature fields, nothing parsed yet
+            count = sum(1 for _field in enumerate_sig_fields(reader, filled_status=True))
+            if count > max_signatures:
+                raise DocumentTooComplex(
+                    f"The document has {count} signatures; verification accepts at most {max_signatures}.",
+                    extra={"signatures": count, "max_signatures": max_signatures},
+                )
         signatures = list(reader.embedded_signatures)
     except (PdfReadError, ValueError, KeyError) as exc:
         raise DocumentUnreadable("The PDF cannot be read.", extra={"reason": str(exc)[:200]}) from None
     reports = []
     for embedded in signatures:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _too_slow()
         context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
         sig_object = embedded.sig_object
         reason = str(sig_object["/Reason"]) if "/Reason" in sig_object else None
@@ -142,3 +175,10 @@ def verify_pdf(
             )
         )
     return VerificationReport(tuple(reports))
+
+
+def _too_slow() -> DocumentTooComplex:
+    return DocumentTooComplex(
+        "The document could not be verified within the time verification allows for one document.",
+        extra={"reason": "time_budget"},
+    )

@@ -30,8 +30,14 @@ def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def dev_keys(key_dir: Path) -> KeyMaterial:
-    return load_or_create_dev_keys(key_dir)
+def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the development root CA's key is kept for tests that issue extra certificates (not key_dir)."""
+    return tmp_path_factory.mktemp("issuer-ca")
+
+
+@pytest.fixture(scope="session")
+def dev_keys(key_dir: Path, ca_dir: Path) -> KeyMaterial:
+    return load_or_create_dev_keys(key_dir, ca_directory=ca_dir)
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,22 @@ import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
 from issuer import errors
-from issuer.signing import HttpTimestamper, StampEngine, load_or_create_dev_keys, load_pkcs11, load_pkcs12, verify_pdf
+from issuer.signing import (
+    HttpTimestamper,
+    StampEngine,
+    create_dev_keys,
+    load_or_create_dev_keys,
+    load_pkcs12,
+    verify_pdf,
+)
 from issuer.signing.keys import DEV_ROOT_KEY, DEV_SIGNING_KEY, issue_certificate, load_dev_root_ca
 from tests.issuer.conftest import VERIFY_URL, stamp
 from tests.issuer.tsa import TimeStampAuthority, TsaServer
 
 
 @pytest.fixture(scope="module")
-def tsa(key_dir: Path, dev_keys):
-    root_key, root_cert = load_dev_root_ca(key_dir)
+def tsa(ca_dir: Path, dev_keys):
+    root_key, root_cert = load_dev_root_ca(ca_dir)
     key, cert = issue_certificate(root_key, root_cert, "e-Meterai Development TSA", timestamping=True)
     with TsaServer(TimeStampAuthority(key, cert)) as server:
         yield server
@@ -64,8 +71,8 @@ def test_dev_keys_are_private_and_created_once_under_concurrency(tmp_path: Path)
     for thread in threads:
         thread.join()
     assert len({material.certificate.serial_number for material in results}) == 1
-    for name in (DEV_ROOT_KEY, DEV_SIGNING_KEY):
-        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE((directory / DEV_SIGNING_KEY).stat().st_mode) == 0o600
+    assert not (directory / DEV_ROOT_KEY).exists()  # the root CA's key is not kept beside the signing key
     material = results[0]
     assert "e-Meterai Development Signing" in material.certificate.subject.rfc4514_string()
     assert material.trust_roots and material.chain
@@ -83,6 +90,9 @@ def test_pkcs12_roundtrip(tmp_path: Path, dev_keys) -> None:
         load_pkcs12(path, "wrong")
 
 
-def test_pkcs11_is_not_implemented_yet() -> None:
-    with pytest.raises(NotImplementedError):
-        load_pkcs11()
+def test_root_ca_key_is_kept_only_in_a_separate_directory(tmp_path: Path) -> None:
+    create_dev_keys(tmp_path / "keys", ca_directory=tmp_path / "ca")
+    assert not (tmp_path / "keys" / DEV_ROOT_KEY).exists()
+    assert stat.S_IMODE((tmp_path / "ca" / DEV_ROOT_KEY).stat().st_mode) == 0o600
+    with pytest.raises(ValueError, match="beside"):
+        create_dev_keys(tmp_path / "other", ca_directory=tmp_path / "other")
