@@ -51,6 +51,9 @@ def _check_signing_key() -> None:
                 _refuse(name, "must be set with the other one of ISSUER_SIGNING_KEY / ISSUER_SIGNING_CERT")
     if _env("ISSUER_SIGNING_ALLOW_FILE_KEY") != "1":
         _refuse("ISSUER_SIGNING_ALLOW_FILE_KEY", "must be 1 to sign with a key file instead of PKCS#11")
+    if _env("ISSUER_SIGNING_PKCS12") and not _env("ISSUER_SIGNING_CERT"):
+        # The web processes verify with the certificate alone and must never open the key file.
+        _refuse("ISSUER_SIGNING_CERT", "must be set beside ISSUER_SIGNING_PKCS12 (verify reads it alone)")
 
 
 def _check_public_addresses() -> None:

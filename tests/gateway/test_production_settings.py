@@ -129,6 +129,10 @@ def test_a_file_key_needs_an_explicit_allowance(data_dir):
     half = {"ISSUER_SIGNING_KEY": "/etc/emeterai/key.pem", "ISSUER_SIGNING_ALLOW_FILE_KEY": "1"}
     assert_one_line_refusal(run(file_key_environment(**half), data_dir, "check"), "ISSUER_SIGNING_CERT")
 
+    # The web processes verify with the certificate alone: a PKCS#12 file needs its certificate beside it.
+    p12_alone = file_key_environment(**p12, ISSUER_SIGNING_ALLOW_FILE_KEY="1")
+    assert_one_line_refusal(run(p12_alone, data_dir, "check"), "ISSUER_SIGNING_CERT")
+
     allowed = run(file_key_environment(**pair, ISSUER_SIGNING_ALLOW_FILE_KEY="1"), data_dir, "check")
     assert allowed.returncode == 0, allowed.stderr
 
