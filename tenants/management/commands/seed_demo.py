@@ -80,7 +80,9 @@ class Command(BaseCommand):
                 "api_key": api_key,
             }
             channel = Channel.objects.get(code=code)
-            deposit = create_deposit(channel=channel, units=DEMO_STOCK, reference=f"DEMO-{code.upper()}-1")
+            deposit = create_deposit(
+                channel=channel, units=DEMO_STOCK, reference=f"DEMO-{code.upper()}-1", recorded_by="seed_demo"
+            )
             confirm_deposit(deposit_id=deposit.pk, confirmed_by="seed_demo")
             with schema_context(code):
                 for index, (customer_name, email) in enumerate(DEMO_CUSTOMERS, start=1):
