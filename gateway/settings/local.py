@@ -7,6 +7,9 @@ from .base import DATA_DIR, env_bool
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Development receivers listen on this machine; production keeps webhooks to public addresses.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
+# The demo's staff may set up their second factor at their first sign-in (production: an administrator
+# starts each enrolment with ``manage.py staff_otp``).
+BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", True)
 WHITENOISE_USE_FINDERS = True  # serve static files straight from the source folders
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise expects it to exist
 
