@@ -19,7 +19,7 @@ ISSUER_HOST = "issuer.test"
 RECORDERS, APPROVERS = "Stock recorders", "Stock approvers"
 
 
-def make_staff(username: str, *, password: str = "staff-pass-123", groups=(RECORDERS, APPROVERS), device=True):
+def make_staff(username: str, *, password: str = "staff-pass-123", groups=(RECORDERS, APPROVERS), device=True):  # noqa: S107 - a test password
     user = get_user_model().objects.create_user(username, password=password, is_staff=True)
     for name in groups:
         user.groups.add(Group.objects.get(name=name))

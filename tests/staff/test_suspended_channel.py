@@ -116,7 +116,9 @@ def test_a_refund_of_a_suspended_channel_is_still_sent(client_for, alpha, custom
     suspend(alpha)
 
     def pay(ref: str):
-        body = simulator.event_body(order_id=order.pk, amount_rupiah=order.total_rupiah, succeeded=True, payment_ref=ref)
+        body = simulator.event_body(
+            order_id=order.pk, amount_rupiah=order.total_rupiah, succeeded=True, payment_ref=ref
+        )
         return client_for("alpha", key=None).post(
             "/api/v1/payments/simulator/webhook", data=body, content_type="application/json",
             HTTP_SIMULATOR_SIGNATURE=simulator.sign(body),
