@@ -106,9 +106,11 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         StampJobNotFound,
     )
     from tenants.customers.services import CustomerExists, CustomerNotFound
+    from tenants.services import ChannelSuspended
 
     classes = (
         InvalidApiKey,
+        ChannelSuspended,
         RateLimited,
         InvalidIdempotencyKey,
         IdempotencyKeyReused,
@@ -164,7 +166,14 @@ def catalogue() -> dict[str, tuple[int, str]]:
 
 # What the edge adds to an operation, by the kind of view.
 ANY = ("bad_request", "unknown_host", "not_acceptable", "internal_error", "service_unavailable")
-KEYED = ("authentication_required", "invalid_api_key", "permission_denied", "rate_limited", "channel_busy")
+KEYED = (
+    "authentication_required",
+    "invalid_api_key",
+    "permission_denied",
+    "channel_suspended",
+    "rate_limited",
+    "channel_busy",
+)
 KEYED_POST = (
     "malformed_request",
     "validation_failed",

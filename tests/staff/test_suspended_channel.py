@@ -136,3 +136,19 @@ def test_a_refund_of_a_suspended_channel_is_still_sent(client_for, alpha, custom
         assert sorted(Payment.objects.filter(order=order).values_list("status", flat=True)) == [
             "refunded", "succeeded",
         ]  # fmt: skip
+
+
+def test_an_operator_suspends_and_reinstates_a_channel_from_the_command_line(alpha, capsys):
+    from django.core.management import call_command
+
+    call_command("channel_status", "--channel", "alpha", "--suspend", "--reason", "audit")
+    assert json.loads(capsys.readouterr().out) == {"channel": "alpha", "active": False}
+    call_command("channel_status", "--channel", "alpha", "--reinstate")
+    assert json.loads(capsys.readouterr().out) == {"channel": "alpha", "active": True}
+    actions = list(
+        AuditEntry.objects.filter(target=f"tenants.channel:{alpha.pk}").order_by("id").values_list("action", "actor")
+    )
+    assert actions == [
+        ("channel.suspended", "manage.py channel_status"),
+        ("channel.reinstated", "manage.py channel_status"),
+    ]
