@@ -152,3 +152,26 @@ def test_an_operator_suspends_and_reinstates_a_channel_from_the_command_line(alp
         ("channel.suspended", "manage.py channel_status"),
         ("channel.reinstated", "manage.py channel_status"),
     ]
+
+
+def test_a_stamp_accepted_before_the_suspension_ends_and_gives_its_unit_back(alpha):
+    """The issuer mints no serial for a suspended channel; an accepted job still ends (failed,
+    ``channel_inactive``) and its held unit returns to the customer's wallet: nothing hangs."""
+    from stamping import services as stamping
+    from stamping.models import StampJob
+    from tests.billing.factories import funded_wallet
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=f"c-{customer_id}", name="Wallet Owner")
+        request = stamping.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0), file_name="a.pdf")
+        job = stamping.request_stamp(channel=alpha, customer_id=customer_id, request=request)
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id)["held"] == 1
+    suspend(alpha)
+    alpha.refresh_from_db()
+    with schema_context("alpha"):
+        done = stamping.run_stamp_job(channel=alpha, job_id=job.pk)
+        assert StampJob.objects.get(pk=job.pk).status == "failed"
+    assert (done.status, done.unit, done.error_code) == ("failed", "released", "channel_inactive")
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id) == {"available": 1, "held": 0, "used": 0}
