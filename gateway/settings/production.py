@@ -15,3 +15,8 @@ CSRF_COOKIE_SECURE = True
 SECURE_SSL_REDIRECT = os.environ.get("DJANGO_SECURE_SSL_REDIRECT", "1") == "1"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 31536000
+
+# Self-enrolment of a second factor would let whoever learns a staff password first enrol their own
+# device: in production an administrator starts each enrolment (``manage.py staff_otp``).
+if BACKOFFICE_OTP_SELF_ENROL:  # noqa: F405
+    raise ImproperlyConfigured("GATEWAY_BACKOFFICE_OTP_SELF_ENROL must be off in production")
