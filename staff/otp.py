@@ -9,9 +9,11 @@ Wrong codes are throttled by the device itself (django-otp doubles the wait afte
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -29,6 +31,26 @@ class OtpEnrolmentClosed(ApplicationError):
         "Issuer staff sign in with a one-time code. Ask an administrator to start your enrolment "
         "(`manage.py staff_otp --username <you>`), then sign in again to finish it."
     )
+
+
+class OtpCodeThrottled(ApplicationError):
+    code = "otp_code_throttled"
+    http_status = 429
+    title = "Too many wrong codes"
+    what_to_do = "Wait the seconds the page says (the wait doubles after each wrong code), then enter the current code."
+
+    def __init__(self, wait_seconds: int):
+        super().__init__(f"Too many wrong codes in a row: wait {wait_seconds} s before the next one.")
+        self.wait_seconds = wait_seconds
+        self.headers = {"Retry-After": str(wait_seconds)}
+
+
+def _refuse_while_throttled(device: TOTPDevice) -> None:
+    allowed, data = device.verify_is_allowed()
+    if not allowed:
+        locked_until = (data or {}).get("locked_until")
+        wait = (locked_until - timezone.now()).total_seconds() if locked_until else 1
+        raise OtpCodeThrottled(max(1, math.ceil(wait)))
 
 
 def confirmed_device(user) -> TOTPDevice | None:
@@ -59,7 +81,10 @@ def confirm_enrolment(*, user, token: str) -> TOTPDevice | None:
     """Confirm ``user``'s pending device with a code from it; the other devices of the user go.
     None if there is no pending device or the code is wrong."""
     device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("-pk").first()
-    if device is None or not device.verify_token(token.strip()):
+    if device is None:
+        return None
+    _refuse_while_throttled(device)
+    if not device.verify_token(token.strip()):
         return None
     device.confirmed = True
     device.save(update_fields=["confirmed"])
@@ -70,12 +95,13 @@ def confirm_enrolment(*, user, token: str) -> TOTPDevice | None:
 
 @transaction.atomic
 def verify_code(*, user, token: str) -> TOTPDevice | None:
-    """The confirmed device of ``user`` that accepts ``token`` (a code is accepted once), or None."""
+    """The confirmed device of ``user`` that accepts ``token`` (a code is accepted once), or None.
+    Raises :class:`OtpCodeThrottled` while the device makes the person wait after wrong codes."""
     device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
     if device is None:
         return None
-    allowed, _ = device.verify_is_allowed()
-    if not allowed or not device.verify_token(token.strip()):
+    _refuse_while_throttled(device)
+    if not device.verify_token(token.strip()):
         return None
     return device
 

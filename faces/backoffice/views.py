@@ -108,7 +108,8 @@ def staff_required(view):
             return refusal
         if otp.session_device(request.session, request.user) is None:
             return redirect_to_login(request.get_full_path(), reverse("backoffice:otp-verify"))
-        request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
+        if not request.GET.get("partial"):  # a page's own refresh is not a person at work
+            request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -155,18 +156,25 @@ def otp_verify(request):
         return redirect(_with_next(reverse("backoffice:otp-enrol"), _next_url(request)))
     form = OtpCodeForm(request.POST or None)
     status = 200
+    headers = {}
     if request.method == "POST":
-        device = otp.verify_code(user=request.user, token=form.data.get("token", "")) if form.is_valid() else None
+        token = form.data.get("token", "")
+        try:
+            device = otp.verify_code(user=request.user, token=token) if form.is_valid() else None
+        except otp.OtpCodeThrottled as exc:
+            form.add_error(None, exc.message)
+            device, status, headers = None, exc.http_status, exc.headers
         if device is not None:
             request.session.cycle_key()
             django_otp_login(request, device)
             request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
             record(request.user, "staff.verified", request.user)
             return redirect(_next_url(request))
-        form.add_error(None, "That code is not valid. Enter the current six-digit code from your authenticator app.")
-        status = 400
+        if status != 429:
+            form.add_error(None, "That code is not valid. Enter the six-digit code your authenticator app shows now.")
+            status = 400
     context = {"form": form, "next": _next_url(request)}
-    return render(request, "issuer/backoffice/otp_verify.html", context, status=status)
+    return _with_headers(render(request, "issuer/backoffice/otp_verify.html", context, status=status), headers)
 
 
 @require_http_methods(["GET", "POST"])
@@ -185,18 +193,23 @@ def otp_enrol(request):
             return problem_response(request, status=exc.http_status, code=exc.code, title=exc.title, detail=detail)
         device = otp.start_enrolment(user=request.user, actor=request.user)
     form = OtpCodeForm(request.POST or None)
-    status = 200
+    status, headers = 200, {}
     if request.method == "POST":
         token = form.data.get("token", "")
-        confirmed = otp.confirm_enrolment(user=request.user, token=token) if form.is_valid() else None
+        try:
+            confirmed = otp.confirm_enrolment(user=request.user, token=token) if form.is_valid() else None
+        except otp.OtpCodeThrottled as exc:
+            form.add_error(None, exc.message)
+            confirmed, status, headers = None, exc.http_status, exc.headers
         if confirmed is not None:
             request.session.cycle_key()
             django_otp_login(request, confirmed)
             request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
             messages.success(request, "Your authenticator app is set up. Use it at every sign-in.")
             return redirect(_next_url(request))
-        form.add_error(None, "That code does not match. Scan the code again, then enter the code the app shows now.")
-        status = 400
+        if status != 429:
+            form.add_error(None, "That code does not match. Scan the QR code again, then enter the code the app shows.")
+            status = 400
     uri = device.config_url
     context = {
         "form": form,
@@ -205,7 +218,13 @@ def otp_enrol(request):
         "secret": otp.secret_text(device),
         "qr": qr_svg(uri),
     }
-    return render(request, "issuer/backoffice/otp_enrol.html", context, status=status)
+    return _with_headers(render(request, "issuer/backoffice/otp_enrol.html", context, status=status), headers)
+
+
+def _with_headers(response, headers: dict):
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 def qr_svg(text: str) -> dict:

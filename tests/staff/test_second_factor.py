@@ -112,3 +112,27 @@ def test_portal_sessions_keep_the_default_length():
     from django.conf import settings
 
     assert client.session.get_expiry_age() == settings.SESSION_COOKIE_AGE
+
+
+def test_wrong_codes_make_the_person_wait_even_for_the_right_code(settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60  # a 60 s wait after one wrong code (default 1 s, doubling)
+    user = make_staff("ops")
+    device = user.totpdevice_set.get()
+    client = password_step("ops")
+    assert client.post("/backoffice/login/code/", {"token": "000000"}).status_code == 400
+    refused = client.post("/backoffice/login/code/", {"token": totp_code(device)})
+    assert refused.status_code == 429 and 50 <= int(refused["Retry-After"]) <= 60
+    assert "Too many wrong codes" in refused.content.decode()
+    assert client.get("/backoffice/").status_code == 302
+
+
+def test_a_pages_own_refresh_does_not_keep_an_idle_session_alive(settings):
+    settings.BACKOFFICE_SESSION_IDLE_SECONDS = 600
+    client = office_client(make_staff("ops"))
+    session = client.session
+    session.set_expiry(100)  # as if the person had left the overview open 500 s ago
+    session.save()
+    assert client.get("/backoffice/?partial=charts").status_code == 200
+    assert client.session.get_expiry_age() == 100  # the live refresh (static/js/live.js) renews nothing
+    assert client.get("/backoffice/").status_code == 200
+    assert client.session.get_expiry_age() == 600
