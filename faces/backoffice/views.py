@@ -378,7 +378,7 @@ def reconciliation(request):
 @staff_required
 @require_POST
 def reconciliation_run(request):
-    report = reconcile(store=True)
+    report = reconcile(store=True, actor=request.user)
     if report["ok"]:
         messages.success(request, "Reconciliation finished: every invariant holds.")
     else:

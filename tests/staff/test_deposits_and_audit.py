@@ -119,3 +119,13 @@ def test_large_deposits_are_on_the_overview_pending_first(channels, settings):
     assert small.reference not in section
     assert section.index(waiting.reference) < section.index(done.reference)
     assert "awaiting confirmation" in section and "card large-deposits attention" in page
+
+
+def test_a_reconciliation_run_from_the_back_office_is_audited():
+    from billing.ledger.models import ReconciliationRun
+
+    client = office_client(make_staff("ops"))
+    assert client.post("/backoffice/reconciliation/run").status_code == 302
+    run = ReconciliationRun.objects.order_by("-pk").first()
+    entry = AuditEntry.objects.get(action="reconciliation.run", target=f"ledger.reconciliationrun:{run.pk}")
+    assert entry.actor == "ops" and entry.details["ok"] == run.ok
