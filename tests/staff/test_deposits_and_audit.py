@@ -129,3 +129,19 @@ def test_a_reconciliation_run_from_the_back_office_is_audited():
     run = ReconciliationRun.objects.order_by("-pk").first()
     entry = AuditEntry.objects.get(action="reconciliation.run", target=f"ledger.reconciliationrun:{run.pk}")
     assert entry.actor == "ops" and entry.details["ok"] == run.ok
+
+
+@pytest.mark.parametrize("change", ["update", "delete"])
+def test_audit_entries_cannot_be_changed_or_removed(change):
+    from django.db import DatabaseError, transaction
+
+    from staff.audit import record
+
+    entry = record("test", "deposit.recorded", "ledger.deposit:1", units=5)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        if change == "update":
+            AuditEntry.objects.filter(pk=entry.pk).update(actor="someone else")
+        else:
+            AuditEntry.objects.filter(pk=entry.pk).delete()
+    entry.refresh_from_db()
+    assert entry.actor == "test"
