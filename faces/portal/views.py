@@ -75,6 +75,8 @@ class PortalLoginView(ThrottledLoginView):
         except ChannelSuspended as exc:
             return _suspended_page(request, exc)
         return super().dispatch(request, *args, **kwargs)
+
+
 PAGE_SIZE = 25
 
 
