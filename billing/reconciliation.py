@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing.ledger.models import ReconciliationRun
+from staff.audit import record
 from tenants.models import Channel
 
 UNCREDITED_GRACE = timedelta(minutes=5)  # the sweeper runs every minute; allow a few rounds
@@ -230,7 +232,9 @@ CHECKS = (
 )
 
 
-def reconcile(*, store: bool = True) -> dict:
+def reconcile(*, store: bool = True, actor: Any = None) -> dict:
+    """Run every check; with ``store`` keep the report for the back office. ``actor``: the staff member
+    who asked for the run (audited with the stored run); the periodic task and commands pass none."""
     started = timezone.now()
     results = [check() for check in CHECKS]
     report = {
@@ -241,5 +245,11 @@ def reconcile(*, store: bool = True) -> dict:
         ],
     }
     if store:
-        ReconciliationRun.objects.create(started_at=started, finished_at=timezone.now(), ok=report["ok"], report=report)
+        with transaction.atomic():
+            run = ReconciliationRun.objects.create(
+                started_at=started, finished_at=timezone.now(), ok=report["ok"], report=report
+            )
+            if actor is not None:
+                failed = [c["name"] for c in report["checks"] if not c["ok"]]
+                record(actor, "reconciliation.run", run, ok=report["ok"], failed=failed)
     return report

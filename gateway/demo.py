@@ -183,7 +183,9 @@ def _print_banner(credentials: dict) -> None:
         "",
         "e-Meterai gateway demo is running.",
         f"  Issuer (back office, verification, status): http://localhost:{PORT}/",
-        f"    staff login: {issuer['staff_user']} / {issuer['staff_password']}",
+        f"    staff login: {issuer['staff_user']} / {issuer['staff_password']} (records deposits)",
+        f"    checker login: {issuer['checker_user']} / {issuer['checker_password']} (confirms them)",
+        "    first sign-in of each: scan the QR code with an authenticator app (TOTP), then enter its code",
         f"  Probes (never queued behind requests): http://127.0.0.1:{PROBE_PORT}/healthz and /readyz",
     ]
     for code, info in credentials["channels"].items():

@@ -12,7 +12,8 @@ from django_tenants.utils import get_tenant_domain_model
 from gateway import hosts
 from gateway.http.bodylimits import LengthRequired, body_limit, too_large
 from gateway.http.problems import problem_response
-from kernel.context import channel_var, request_id_var
+from gateway.ratelimit import client_address
+from kernel.context import channel_var, client_address_var, request_id_var
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -30,11 +31,13 @@ class RequestIdMiddleware:
         request.request_id = request_id
         token = request_id_var.set(request_id)
         channel_token = channel_var.set(None)
+        client_token = client_address_var.set(client_address(request))
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
             channel_var.reset(channel_token)
+            client_address_var.reset(client_token)
         response[REQUEST_ID_HEADER] = request_id
         discard_unread_body(request, response)
         return response

@@ -23,6 +23,7 @@ Redis again after :data:`REDIS_RETRY_SECONDS`. See ``docs/rate-limits.md``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -99,10 +100,11 @@ class Policy:
     name: str
     rate: int
     burst: int
+    per_seconds: int = 1  # ``rate`` requests per this many seconds (sign-in throttles: 1 per minute)
 
     @property
     def interval_us(self) -> int:
-        return max(1, round(MICROS / self.rate))
+        return max(1, round(MICROS * self.per_seconds / self.rate))
 
     @property
     def tolerance_us(self) -> int:
@@ -111,7 +113,7 @@ class Policy:
     @property
     def window(self) -> int:
         """Seconds an empty bucket takes to fill: ``q / w`` is the sustained rate (rounded down)."""
-        return max(1, math.ceil(self.burst / self.rate))
+        return max(1, math.ceil(self.burst * self.per_seconds / self.rate))
 
 
 def policies_for(channel) -> tuple[Policy, Policy]:
@@ -474,3 +476,45 @@ def enforce_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
     if not decision.allowed:
         raise RateLimited(decision)
     return decision
+
+
+# --------------------------------------------------------------------------- sign-in throttles
+
+
+def login_policies() -> tuple[Policy, Policy]:
+    """(per account, per client address) sign-in policies from ``settings.LOGIN_THROTTLES``."""
+    (account_burst, account_every), (client_burst, client_every) = settings.LOGIN_THROTTLES
+    return (
+        Policy("account", rate=1, burst=max(1, account_burst), per_seconds=max(1, account_every)),
+        Policy("client", rate=1, burst=max(1, client_burst), per_seconds=max(1, client_every)),
+    )
+
+
+def _login_keys(*, realm: str, account: str) -> tuple[str, str]:
+    tag = _tag(f"login:{realm}")
+    # Usernames are hashed: any length or character, one bounded key.
+    digest = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
+    return f"rl:{tag}:account:{digest}", f"rl:{tag}"
+
+
+def check_login_attempt(*, realm: str, account: str, client: str) -> Decision:
+    """Charge one sign-in attempt to the account's bucket and to the client address's bucket of
+    ``realm`` (the back office, or a channel's portal), before the password is checked: a refused
+    attempt is never checked, so even the right password waits until the bucket has room again
+    (``Decision.retry_after``). Same script and Redis fallback as the API's limits."""
+    account_key, prefix = _login_keys(realm=realm, account=account)
+    return _check(login_policies(), (account_key, f"{prefix}:client:{client}"), f"{prefix}:epoch", 1)
+
+
+def forget_login_attempts(*, realm: str, account: str) -> None:
+    """After a successful sign-in the account has its attempts back (the address's bucket is not
+    refilled: one good account must not buy an address more guesses on others)."""
+    account_key, _ = _login_keys(realm=realm, account=account)
+    with local_limiter._lock:
+        local_limiter._tats.pop(account_key, None)
+    if time.monotonic() < _redis_retry_at:
+        return
+    try:
+        _client_and_script(settings.REDIS_URL)[0].delete(account_key)
+    except redis.RedisError as exc:
+        _note_redis_failure(exc)

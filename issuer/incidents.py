@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from issuer.models import IncidentNote
 from kernel.errors import ApplicationError
+from staff.audit import record
 
 # The public status page's snapshot is cached for a few seconds (faces.backoffice.selectors.cached_status);
 # a new or changed incident note drops it so the page shows the note at once.
@@ -42,36 +44,55 @@ def _check(*, title: str, started_at: datetime, resolved_at: datetime | None) ->
 
 @transaction.atomic
 def create_incident_note(
-    *, title: str, body: str = "", severity: str, started_at: datetime | None = None, resolved_at=None
+    *,
+    title: str,
+    body: str = "",
+    severity: str,
+    started_at: datetime | None = None,
+    resolved_at=None,
+    actor: Any = None,
 ) -> IncidentNote:
     started_at = started_at or timezone.now()
     _check(title=title, started_at=started_at, resolved_at=resolved_at)
     note = IncidentNote.objects.create(
         title=title.strip(), body=body.strip(), severity=severity, started_at=started_at, resolved_at=resolved_at
     )
+    record(actor, "incident.created", note, title=note.title, severity=severity, resolved_at=resolved_at)
     transaction.on_commit(forget_cached_status)  # the status page shows it at once
     return note
 
 
 @transaction.atomic
 def update_incident_note(
-    *, note_id: int, title: str, body: str, severity: str, started_at: datetime, resolved_at: datetime | None
+    *,
+    note_id: int,
+    title: str,
+    body: str,
+    severity: str,
+    started_at: datetime,
+    resolved_at: datetime | None,
+    actor: Any = None,
 ) -> IncidentNote:
     note = IncidentNote.objects.select_for_update().get(pk=note_id)
     _check(title=title, started_at=started_at, resolved_at=resolved_at)
     note.title, note.body, note.severity = title.strip(), body.strip(), severity
     note.started_at, note.resolved_at = started_at, resolved_at
     note.save()
+    record(
+        actor, "incident.updated", note,
+        title=note.title, severity=severity, started_at=started_at, resolved_at=resolved_at,
+    )  # fmt: skip
     transaction.on_commit(forget_cached_status)
     return note
 
 
 @transaction.atomic
-def resolve_incident_note(*, note_id: int, at: datetime | None = None) -> IncidentNote:
+def resolve_incident_note(*, note_id: int, at: datetime | None = None, actor: Any = None) -> IncidentNote:
     """Mark the incident resolved now (idempotent: an already resolved note keeps its time)."""
     note = IncidentNote.objects.select_for_update().get(pk=note_id)
     if note.resolved_at is None:
         note.resolved_at = max(at or timezone.now(), note.started_at)
         note.save(update_fields=["resolved_at", "updated_at"])
+        record(actor, "incident.resolved", note, title=note.title, resolved_at=note.resolved_at)
         transaction.on_commit(forget_cached_status)
     return note

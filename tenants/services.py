@@ -13,6 +13,7 @@ from django.db import transaction
 from django_tenants.utils import schema_context
 
 from kernel.errors import ApplicationError
+from staff.audit import record
 from tenants.models import Channel, Domain, channel_code_validator
 from tenants.signals import channel_provisioned
 
@@ -26,6 +27,22 @@ class ChannelAlreadyExists(ApplicationError):
     code = "channel_exists"
     http_status = 409
     what_to_do = "The channel code or the host is already taken; choose another or use the existing channel."
+
+
+class ChannelSuspended(ApplicationError):
+    code = "channel_suspended"
+    http_status = 403
+    title = "The channel is suspended"
+    what_to_do = (
+        "The issuer has suspended this channel: its API and portal refuse every request until it is "
+        "reinstated. Payments already made are still credited and refunds still sent. Contact the issuer."
+    )
+
+
+def refuse_if_suspended(channel: Channel) -> None:
+    """Raise :class:`ChannelSuspended` for a suspended channel (the edge's one check, API and portal)."""
+    if not channel.is_active:
+        raise ChannelSuspended(f"The channel {channel.name} is suspended by the issuer; it cannot be used now.")
 
 
 class InvalidChannel(ApplicationError):
@@ -99,3 +116,51 @@ def provision_channel(
         channel.delete(force_drop=True)
         raise
     return ProvisionedChannel(channel=channel, domain=domain_row, admin_username=admin_username, api_key=issued)
+
+
+# --------------------------------------------------------------------------- the issuer's levers
+
+LIMIT_FIELDS = (
+    "rate_limit_per_key",
+    "rate_limit_per_channel",
+    "rate_limit_burst",
+    "stamping_concurrency",
+    "low_stock_threshold",
+)
+
+
+class InvalidLimits(ApplicationError):
+    code = "invalid_limits"
+    what_to_do = "Rate limits and stamping concurrency are at least 1; the low-stock threshold at least 0."
+
+
+@transaction.atomic
+def set_channel_limits(*, channel: Channel, changes: dict[str, int], actor: Any) -> Channel:
+    """Change a channel's rate limits, stamping concurrency or low-stock threshold (fields of
+    :data:`LIMIT_FIELDS`), and write the change, before and after, to the audit log."""
+    unknown = set(changes) - set(LIMIT_FIELDS)
+    if unknown:
+        raise InvalidLimits(f"Not a channel limit: {', '.join(sorted(unknown))}.")
+    if any(value < (0 if field == "low_stock_threshold" else 1) for field, value in changes.items()):
+        raise InvalidLimits("Limits and concurrency must be at least 1.")
+    locked = Channel.objects.select_for_update().get(pk=channel.pk)
+    before = {field: getattr(locked, field) for field in changes}
+    if changes and before != changes:
+        Channel.objects.filter(pk=locked.pk).update(**changes)
+        record(actor, "channel.limits_changed", locked, channel=locked.code, before=before, after=changes)
+    locked.refresh_from_db()
+    return locked
+
+
+@transaction.atomic
+def set_channel_active(*, channel: Channel, active: bool, actor: Any, reason: str = "") -> Channel:
+    """Suspend (``active=False``) or reinstate a channel. A suspended channel's API keys and portal are
+    refused at the edge (``channel_suspended``); its paid orders, refunds and accepted stamps are still
+    finished by the sweepers. Web processes see the change within their host cache's lifetime (10 s)."""
+    locked = Channel.objects.select_for_update().get(pk=channel.pk)
+    if locked.is_active != active:
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+        action = "channel.reinstated" if active else "channel.suspended"
+        record(actor, action, locked, channel=locked.code, reason=reason)
+    return locked

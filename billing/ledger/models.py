@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q
@@ -106,12 +107,24 @@ class Deposit(models.Model):
     amount_rupiah = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Maker-checker: the person who recorded a deposit never confirms it (billing.deposits).
+    recorded_by = models.CharField(max_length=150, blank=True)
+    recorded_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     confirmed_by = models.CharField(max_length=150, blank=True)
+    confirmed_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ("-created_at",)
         constraints = [models.CheckConstraint(name="deposit_units_positive", condition=Q(units__gt=0))]
+        permissions = [
+            ("record_deposit", "Can record a channel's deposit"),
+            ("confirm_deposit", "Can confirm a deposit recorded by someone else (allocates its units)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.units} units"

@@ -131,6 +131,15 @@ def pending_deposit_count() -> int:
     return Deposit.objects.filter(status=Deposit.Status.PENDING).count()
 
 
+def large_deposits(*, min_units: int, since, limit: int = 10) -> list[Deposit]:
+    """Deposits of at least ``min_units``: every pending one first (oldest first: the longest waiting on
+    top), then those recorded since ``since`` that were confirmed or rejected (newest first)."""
+    large = Deposit.objects.select_related("channel").filter(units__gte=min_units)
+    pending = list(large.filter(status=Deposit.Status.PENDING).order_by("created_at")[:limit])
+    done = large.exclude(status=Deposit.Status.PENDING).filter(created_at__gte=since).order_by("-created_at")
+    return pending + list(done[: max(0, limit - len(pending))])
+
+
 def reconciliation_runs(limit: int = 15) -> list:
     """The latest reconciliation runs, newest first."""
     return list(ReconciliationRun.objects.all()[:limit])

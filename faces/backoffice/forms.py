@@ -24,6 +24,16 @@ class StaffLoginForm(AuthenticationForm):
             raise forms.ValidationError(self.error_messages["not_staff"], code="not_staff")
 
 
+class OtpCodeForm(forms.Form):
+    token = forms.CharField(
+        label="Code",
+        min_length=6,
+        max_length=8,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        help_text="The six-digit code your authenticator app shows now.",
+    )
+
+
 class DepositForm(forms.Form):
     channel = forms.ModelChoiceField(
         queryset=Channel.objects.filter(kind=Channel.Kind.CHANNEL, is_active=True).order_by("name"),

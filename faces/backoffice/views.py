@@ -1,4 +1,6 @@
-"""The issuer's back office (issuer host, ``/backoffice/``): issuer staff only, session login.
+"""The issuer's back office (issuer host, ``/backoffice/``): issuer staff only, session login with a
+password (throttled, ``faces.logins``) and a one-time code (``staff.otp``); sessions end after
+``BACKOFFICE_SESSION_IDLE_SECONDS`` idle and ``BACKOFFICE_SESSION_MAX_SECONDS`` after the sign-in.
 
 Views validate input, call one service or selector, and shape the page. Every page works without
 JavaScript; the overview's charts refresh themselves when it is available (``static/js/live.js``
@@ -8,61 +10,231 @@ asks for ``?partial=charts`` and swaps the fragment in).
 from __future__ import annotations
 
 import io
+import time
+from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import login as django_otp_login
 
-from billing.deposits import confirm_deposit, create_deposit
+from billing.deposits import CONFIRM_PERMISSION, RECORD_PERMISSION, confirm_deposit, create_deposit
 from billing.ledger.models import Deposit
-from billing.ledger.selectors import channel_balance, deposits_for_listing, pending_deposit_count, reconciliation_runs
+from billing.ledger.selectors import (
+    channel_balance,
+    deposits_for_listing,
+    large_deposits,
+    pending_deposit_count,
+    reconciliation_runs,
+)
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from faces.backoffice import selectors
-from faces.backoffice.forms import DepositForm, IncidentForm, PeriodForm, SerialLookupForm, StaffLoginForm
+from faces.backoffice.forms import (
+    DepositForm,
+    IncidentForm,
+    OtpCodeForm,
+    PeriodForm,
+    SerialLookupForm,
+    StaffLoginForm,
+)
 from faces.charts import Series, blank_before, format_number, line_chart
+from faces.logins import ThrottledLoginView
 from gateway.http.problems import problem_response
 from issuer.incidents import create_incident_note, resolve_incident_note, update_incident_note
 from issuer.models import IncidentNote
 from issuer.selectors import recent_serials, resolved_incidents, serial_get
+from issuer.stamp.render import qr_matrix, qr_rectangles
 from kernel.errors import ApplicationError
+from staff import otp
+from staff.audit import record
+from staff.selectors import audit_actions, audit_entries
 
 LOGIN_URL = reverse_lazy("backoffice:login")
+SIGNED_IN_AT = "backoffice_signed_in_at"  # session key: when the password was accepted (epoch seconds)
+
+
+def _not_staff(request):
+    return problem_response(
+        request,
+        status=403,
+        code="permission_denied",
+        title="Issuer staff only",
+        detail="The back office is for issuer staff. Sign out and sign in with a staff account.",
+    )
+
+
+def _session_over(request) -> bool:
+    """A back-office session lasts at most ``BACKOFFICE_SESSION_MAX_SECONDS`` from its sign-in (the idle
+    limit is the session's own expiry, renewed on every page: see :func:`staff_required`)."""
+    signed_in_at = request.session.get(SIGNED_IN_AT)
+    if not isinstance(signed_in_at, int | float):
+        return True
+    return time.time() - signed_in_at > settings.BACKOFFICE_SESSION_MAX_SECONDS
+
+
+def _password_checked(request):
+    """Anonymous visitors, non-staff users and ended sessions are answered here; None lets staff on."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), LOGIN_URL)
+    if not request.user.is_staff:
+        return _not_staff(request)
+    if _session_over(request):
+        logout(request)
+        messages.info(request, "Your back-office session ended. Sign in again.")
+        return redirect_to_login(request.get_full_path(), LOGIN_URL)
+    return None
 
 
 def staff_required(view):
-    """Anonymous visitors go to the login page; signed-in users who are not staff are refused."""
+    """Staff with a verified second factor only: anonymous visitors go to the sign-in page, staff
+    without a verified code to the code page (or the enrolment page), others are refused. Every page
+    renews the session's idle expiry."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path(), LOGIN_URL)
-        if not request.user.is_staff:
-            return problem_response(
-                request,
-                status=403,
-                code="permission_denied",
-                title="Issuer staff only",
-                detail="The back office is for issuer staff. Sign out and sign in with a staff account.",
-            )
+        refusal = _password_checked(request)
+        if refusal is not None:
+            return refusal
+        if otp.session_device(request.session, request.user) is None:
+            return redirect_to_login(request.get_full_path(), reverse("backoffice:otp-verify"))
+        if not request.GET.get("partial"):  # a page's own refresh is not a person at work
+            request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
         return view(request, *args, **kwargs)
 
     return wrapped
 
 
-class StaffLoginView(auth_views.LoginView):
+class StaffLoginView(ThrottledLoginView):
+    """Password first (throttled per account and address); the code page comes next."""
+
     template_name = "issuer/backoffice/login.html"
     authentication_form = StaffLoginForm
-    redirect_authenticated_user = True
+    redirect_authenticated_user = False  # a signed-in session without its code comes back here to restart
     next_page = reverse_lazy("backoffice:overview")
+
+    def throttle_realm(self) -> str:
+        return "backoffice"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        self.request.session[SIGNED_IN_AT] = int(time.time())
+        self.request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
+        record(self.request.user, "staff.signed_in", self.request.user, second_factor="pending")
+        nxt = self.get_redirect_url()
+        return redirect(_with_next(reverse("backoffice:otp-verify"), nxt)) if response.status_code == 302 else response
+
+
+def _with_next(url: str, nxt: str) -> str:
+    return f"{url}?{urlencode({'next': nxt})}" if nxt else url
+
+
+def _next_url(request) -> str:
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if wanted and url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}):
+        return wanted
+    return reverse("backoffice:overview")
+
+
+@require_http_methods(["GET", "POST"])
+def otp_verify(request):
+    """The second step of the sign-in: a code from the person's authenticator app."""
+    refusal = _password_checked(request)
+    if refusal is not None:
+        return refusal
+    if otp.confirmed_device(request.user) is None:
+        return redirect(_with_next(reverse("backoffice:otp-enrol"), _next_url(request)))
+    form = OtpCodeForm(request.POST or None)
+    status = 200
+    headers = {}
+    if request.method == "POST":
+        token = form.data.get("token", "")
+        try:
+            device = otp.verify_code(user=request.user, token=token) if form.is_valid() else None
+        except otp.OtpCodeThrottled as exc:
+            form.add_error(None, exc.message)
+            device, status, headers = None, exc.http_status, exc.headers
+        if device is not None:
+            request.session.cycle_key()
+            django_otp_login(request, device)
+            request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
+            record(request.user, "staff.verified", request.user)
+            return redirect(_next_url(request))
+        if status != 429:
+            form.add_error(None, "That code is not valid. Enter the six-digit code your authenticator app shows now.")
+            status = 400
+    context = {"form": form, "next": _next_url(request)}
+    return _with_headers(render(request, "issuer/backoffice/otp_verify.html", context, status=status), headers)
+
+
+@require_http_methods(["GET", "POST"])
+def otp_enrol(request):
+    """Enrolment of a second factor: the device's QR code and secret, confirmed by its first code."""
+    refusal = _password_checked(request)
+    if refusal is not None:
+        return refusal
+    if otp.confirmed_device(request.user) is not None and otp.pending_device(request.user) is None:
+        return redirect(_with_next(reverse("backoffice:otp-verify"), _next_url(request)))
+    device = otp.pending_device(request.user)
+    if device is None:
+        if not settings.BACKOFFICE_OTP_SELF_ENROL:
+            exc = otp.OtpEnrolmentClosed("Your account has no second factor yet.")
+            detail = f"{exc.message} {exc.what_to_do}"
+            return problem_response(request, status=exc.http_status, code=exc.code, title=exc.title, detail=detail)
+        device = otp.start_enrolment(user=request.user, actor=request.user)
+    form = OtpCodeForm(request.POST or None)
+    status, headers = 200, {}
+    if request.method == "POST":
+        token = form.data.get("token", "")
+        try:
+            confirmed = otp.confirm_enrolment(user=request.user, token=token) if form.is_valid() else None
+        except otp.OtpCodeThrottled as exc:
+            form.add_error(None, exc.message)
+            confirmed, status, headers = None, exc.http_status, exc.headers
+        if confirmed is not None:
+            request.session.cycle_key()
+            django_otp_login(request, confirmed)
+            request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
+            messages.success(request, "Your authenticator app is set up. Use it at every sign-in.")
+            return redirect(_next_url(request))
+        if status != 429:
+            form.add_error(None, "That code does not match. Scan the QR code again, then enter the code the app shows.")
+            status = 400
+    uri = device.config_url
+    context = {
+        "form": form,
+        "next": _next_url(request),
+        "uri": uri,
+        "secret": otp.secret_text(device),
+        "qr": qr_svg(uri),
+    }
+    return _with_headers(render(request, "issuer/backoffice/otp_enrol.html", context, status=status), headers)
+
+
+def _with_headers(response, headers: dict):
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def qr_svg(text: str) -> dict:
+    """The QR code of ``text`` as SVG rectangles (the stamp's own QR drawing, y turned downwards), with a
+    four-module quiet zone."""
+    rows = qr_matrix(text)
+    size = len(rows)
+    quiet = 4
+    rects = [(x + quiet, size - y - h + quiet, w, h) for x, y, w, h in qr_rectangles(rows)]
+    return {"size": size + 2 * quiet, "rects": rects}
 
 
 class StaffLogoutView(auth_views.LogoutView):
@@ -113,6 +285,10 @@ def overview(request):
         "open_incidents": selectors.open_incidents(),
         "last_run": next(iter(reconciliation_runs(1)), None),
         "pending_deposits": pending_deposit_count(),
+        "large_deposits": large_deposits(
+            min_units=settings.LARGE_DEPOSIT_UNITS, since=timezone.now() - timedelta(days=7)
+        ),
+        "large_deposit_units": settings.LARGE_DEPOSIT_UNITS,
         **_overview_charts(window, rows),
     }
     template = (
@@ -129,6 +305,7 @@ def overview(request):
 def deposits(request):
     form = DepositForm(request.POST or None)
     status = 200
+    may_record = request.user.has_perm(RECORD_PERMISSION)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -136,10 +313,11 @@ def deposits(request):
                     channel=form.cleaned_data["channel"],
                     units=form.cleaned_data["units"],
                     reference=form.cleaned_data["reference"],
+                    recorded_by=request.user,
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
-                status = 409
+                status = exc.http_status
             else:
                 messages.success(
                     request,
@@ -152,7 +330,16 @@ def deposits(request):
     wanted = request.GET.get("status", "")
     page = Paginator(deposits_for_listing(status=wanted), 25).get_page(request.GET.get("page"))
     stock = [(channel, channel_balance(channel_id=channel.pk)) for channel in selectors.channels()]
-    context = {"form": form, "page": page, "statuses": Deposit.Status.values, "wanted": wanted, "stock": stock}
+    context = {
+        "form": form,
+        "page": page,
+        "statuses": Deposit.Status.values,
+        "wanted": wanted,
+        "stock": stock,
+        "may_record": may_record,
+        "may_confirm": request.user.has_perm(CONFIRM_PERMISSION),
+        "large_deposit_units": settings.LARGE_DEPOSIT_UNITS,
+    }
     return render(request, "issuer/backoffice/deposits.html", context, status=status)
 
 
@@ -161,7 +348,7 @@ def deposits(request):
 def deposit_confirm(request, deposit_id: int):
     get_object_or_404(Deposit, pk=deposit_id)
     try:
-        deposit = confirm_deposit(deposit_id=deposit_id, confirmed_by=request.user.get_username())
+        deposit = confirm_deposit(deposit_id=deposit_id, confirmed_by=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -191,7 +378,7 @@ def reconciliation(request):
 @staff_required
 @require_POST
 def reconciliation_run(request):
-    report = reconcile(store=True)
+    report = reconcile(store=True, actor=request.user)
     if report["ok"]:
         messages.success(request, "Reconciliation finished: every invariant holds.")
     else:
@@ -281,7 +468,7 @@ def incidents(request):
     if request.method == "POST":
         if form.is_valid():
             try:
-                note = create_incident_note(**form.cleaned_data)
+                note = create_incident_note(**form.cleaned_data, actor=request.user)
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
                 status = 400
@@ -312,7 +499,7 @@ def incident_edit(request, note_id: int):
     form = IncidentForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            update_incident_note(note_id=note.pk, **form.cleaned_data)
+            update_incident_note(note_id=note.pk, **form.cleaned_data, actor=request.user)
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
@@ -326,6 +513,18 @@ def incident_edit(request, note_id: int):
 @require_POST
 def incident_resolve(request, note_id: int):
     note = get_object_or_404(IncidentNote, pk=note_id)
-    resolve_incident_note(note_id=note.pk)
+    resolve_incident_note(note_id=note.pk, actor=request.user)
     messages.success(request, f"“{note.title}” marked resolved.")
     return redirect("backoffice:incidents")
+
+
+# --------------------------------------------------------------------------- audit log
+
+
+@staff_required
+@require_GET
+def audit_log(request):
+    wanted = request.GET.get("action", "")
+    page = Paginator(audit_entries(action=wanted), 50).get_page(request.GET.get("page"))
+    context = {"page": page, "actions": audit_actions(), "wanted": wanted}
+    return render(request, "issuer/backoffice/audit.html", context)

@@ -6,13 +6,7 @@ from faces.portal import views
 app_name = "portal"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="portal/login.html", redirect_authenticated_user=True, next_page="portal:dashboard"
-        ),
-        name="login",
-    ),
+    path("login/", views.PortalLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
     path("customers/", views.customers, name="customers"),
     path("orders/", views.orders, name="orders"),

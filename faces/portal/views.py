@@ -6,6 +6,8 @@ JavaScript; the dashboard chart and the stamp history refresh themselves when it
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,9 +20,11 @@ from billing.ledger.selectors import channel_balance
 from billing.retail.models import Order
 from billing.retail.selectors import orders_for_portal, recent_orders
 from faces.charts import Series, bar_chart, blank_before
+from faces.logins import ThrottledLoginView
 from faces.portal import selectors
 from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
+from gateway.http.problems import problem_response
 from issuer.stamp.render import verification_url
 from kernel.errors import ApplicationError, NotFound
 from outbox import selectors as outbox_selectors
@@ -29,8 +33,50 @@ from outbox.webhooks import create_webhook_endpoint, replay_delivery
 from stamping.models import StampJob
 from stamping.selectors import jobs_in_flight, recent_stamp_jobs, stamp_jobs_for_portal
 from tenants.customers.selectors import customer_count, customers_for_portal
+from tenants.services import ChannelSuspended, refuse_if_suspended
 
-portal_login_required = login_required(login_url="portal:login")
+
+def _suspended_page(request, exc: ChannelSuspended):
+    return problem_response(
+        request, status=exc.http_status, code=exc.code, title=exc.title, detail=f"{exc.message} {exc.what_to_do}"
+    )
+
+
+def portal_login_required(view):
+    """A suspended channel's portal answers every page with ``403 channel_suspended`` (a page for a
+    browser); otherwise anonymous visitors go to the sign-in page."""
+    signed_in = login_required(login_url="portal:login")(view)
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            refuse_if_suspended(request.tenant)
+        except ChannelSuspended as exc:
+            return _suspended_page(request, exc)
+        return signed_in(request, *args, **kwargs)
+
+    return wrapped
+
+
+class PortalLoginView(ThrottledLoginView):
+    """The portal's sign-in, throttled per account and address of this channel; refused while the
+    channel is suspended."""
+
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+    next_page = "portal:dashboard"
+
+    def throttle_realm(self) -> str:
+        return self.request.tenant.schema_name
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            refuse_if_suspended(request.tenant)
+        except ChannelSuspended as exc:
+            return _suspended_page(request, exc)
+        return super().dispatch(request, *args, **kwargs)
+
+
 PAGE_SIZE = 25
 
 

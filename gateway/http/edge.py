@@ -3,7 +3,8 @@
 ``EdgeMixin`` goes first in a storefront view's bases (``class ChannelApiView(EdgeMixin, APIView)``).
 For each request, in this order:
 
-1. authentication (the view's ``authentication_classes``), from the per-process key cache;
+1. authentication (the view's ``authentication_classes``), from the per-process key cache; a key of
+   a suspended channel is refused ``403 channel_suspended`` (``tenants.services.refuse_if_suspended``);
 2. rate limit, per API key and per channel (:mod:`gateway.ratelimit`): a refusal is ``429 rate_limited``
    with ``Retry-After``; every response to an authenticated request carries ``RateLimit`` and
    ``RateLimit-Policy``. The same round trip returns the channel's API key epoch, which confirms a
@@ -41,6 +42,7 @@ from gateway.idempotency import (
     validate_idempotency_key,
 )
 from gateway.ratelimit import RateLimited, check_rate_limit
+from tenants.services import refuse_if_suspended
 
 
 def body_sha256(request) -> str:
@@ -120,6 +122,8 @@ class EdgeMixin(RateLimitHeadersMixin):
 
     def perform_authentication(self, request):
         super().perform_authentication(request)
+        if request.auth is not None:  # a keyed request; a provider's webhook (no key) still arrives
+            refuse_if_suspended(request.tenant)
         self.apply_rate_limit(request)
 
     def apply_rate_limit(self, request) -> None:

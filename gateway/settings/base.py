@@ -42,6 +42,9 @@ SHARED_APPS = [
     "issuer",
     "billing",
     "billing.ledger",
+    "staff",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -371,3 +374,23 @@ STAMP_DEFAULT_MAX_BYTES = int(os.environ.get("STAMP_DEFAULT_MAX_BYTES", str(20 *
 # but the document uploads (which STAMP_DEFAULT_MAX_BYTES bounds). Larger is 413 before it is read.
 STAMP_BATCH_MAX_BYTES = int(os.environ.get("STAMP_BATCH_MAX_BYTES", str(100 * 1024 * 1024)))
 REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
+
+
+# --------------------------------------------------------------------------- staff and logins (issue #13)
+# A deposit of at least this many units is shown on the back office's overview (pending ones first).
+LARGE_DEPOSIT_UNITS = int(os.environ.get("GATEWAY_LARGE_DEPOSIT_UNITS", "100000"))
+# Sign-in throttles of the portal and the back office, "attempts/seconds" for one account, then for one
+# client address: that many attempts at once, then one more each <seconds>. A refused attempt is refused
+# even with the right password. A successful sign-in gives the account its attempts back.
+LOGIN_THROTTLES = tuple(
+    tuple(int(n) for n in pair.split("/"))
+    for pair in os.environ.get("GATEWAY_LOGIN_THROTTLES", "5/60,20/30").split(",")
+)
+# Back-office sessions end after this much inactivity, and in any case this long after the sign-in.
+BACKOFFICE_SESSION_IDLE_SECONDS = int(os.environ.get("GATEWAY_BACKOFFICE_SESSION_IDLE_SECONDS", str(30 * 60)))
+BACKOFFICE_SESSION_MAX_SECONDS = int(os.environ.get("GATEWAY_BACKOFFICE_SESSION_MAX_SECONDS", str(10 * 60 * 60)))
+# Issuer staff need a TOTP device. With self-enrolment a staff member without a device makes one at
+# the first sign-in; without it (production) an administrator starts the enrolment
+# (``manage.py staff_otp --username NAME``) and the person finishes it on the enrolment page.
+BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", False)
+OTP_TOTP_ISSUER = os.environ.get("GATEWAY_OTP_ISSUER", "e-Meterai back office")

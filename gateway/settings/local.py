@@ -9,6 +9,10 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
 # Development signing keys under ISSUER_KEY_DIR (made by `manage.py dev_keys` / the demo), never in production.
 ISSUER_DEV_KEYS = env_bool("ISSUER_DEV_KEYS", True)
+
+# The demo's staff may set up their second factor at their first sign-in (production: an administrator
+# starts each enrolment with ``manage.py staff_otp``).
+BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", True)
 WHITENOISE_USE_FINDERS = True  # serve static files straight from the source folders
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise expects it to exist
 

@@ -110,3 +110,8 @@ for _provider in PAYMENT_PROVIDERS:  # noqa: F405
     for _secret in PAYMENT_PROVIDER_SECRETS[_provider]:
         if not os.environ.get(_secret):
             raise ImproperlyConfigured(f"{_secret} must be set in production when PAYMENT_PROVIDERS has {_provider}")
+
+# Self-enrolment of a second factor would let whoever learns a staff password first enrol their own
+# device: in production an administrator starts each enrolment (``manage.py staff_otp``).
+if BACKOFFICE_OTP_SELF_ENROL:  # noqa: F405
+    raise ImproperlyConfigured("GATEWAY_BACKOFFICE_OTP_SELF_ENROL must be off in production")

@@ -31,3 +31,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
 # Every test client is 127.0.0.1: the public verification limits are tested with their own addresses
 # and settings (tests/issuer/test_public_rate_limit.py), and do not throttle the rest of the suite.
 PUBLIC_RATE_LIMITS = ((100_000, 100_000), (100_000, 100_000))
+# Sign-in throttles likewise: tests/faces/test_sign_in_throttle.py sets its own (and fresh buckets),
+# the rest of the suite signs in as often as it likes from 127.0.0.1.
+LOGIN_THROTTLES = ((100_000, 1), (100_000, 1))
+# Back-office staff without a second factor may enrol themselves in tests, as in the demo (local.py).
+BACKOFFICE_OTP_SELF_ENROL = True

@@ -12,8 +12,8 @@ from django_tenants.utils import schema_context
 from billing import quota
 from billing.providers import simulator
 from billing.retail.models import Order
-from conftest import ISSUER_HOST
 from tests.billing.factories import unique
+from tests.staff_helpers import make_staff, office_client
 
 pytestmark = pytest.mark.django_db
 
@@ -102,9 +102,8 @@ def test_portal_and_back_office_show_the_figures_of_balance(client_for, channels
     with schema_context("alpha"):
         portal.force_login(get_user_model().objects.get(username="admin"))
     dashboard = portal.get("/")
-    office = Client(HTTP_HOST=ISSUER_HOST)
     with schema_context("public"):  # the issuer's staff live in the public schema
-        office.force_login(get_user_model().objects.create_user("ops", password="staff-pass-123", is_staff=True))
+        office = office_client(make_staff("ops"))
     overview = office.get("/backoffice/")
 
     assert dashboard.status_code == 200 and overview.status_code == 200

@@ -87,7 +87,7 @@ def test_reconcile_command_stores_its_run_and_exits_non_zero_on_violation(alpha,
 
 def test_a_confirmed_deposit_allocates_once(alpha):
     before = ledger.channel_balance(channel_id=alpha.pk).allocated
-    deposit = create_deposit(channel=alpha, units=120, reference=unique("INV"))
+    deposit = create_deposit(channel=alpha, units=120, reference=unique("INV"), recorded_by="test")
     assert deposit.amount_rupiah == 120 * 10_000
     assert ledger.channel_balance(channel_id=alpha.pk).allocated == before  # not before confirmation
     confirm_deposit(deposit_id=deposit.pk, confirmed_by="test")

@@ -29,6 +29,7 @@ from issuer.incidents import create_incident_note, resolve_incident_note
 from issuer.models import IncidentNote, Serial
 from issuer.serials import new_serial
 from tests.billing.factories import new_customer_id, unique
+from tests.staff_helpers import make_staff, office_client, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -52,14 +53,12 @@ def _fresh_status_page():
 
 @pytest.fixture
 def staff():
-    return get_user_model().objects.create_user("ops", password="staff-pass-123", is_staff=True)
+    return make_staff("ops")
 
 
 @pytest.fixture
 def office(staff) -> Client:
-    client = Client(HTTP_HOST=ISSUER_HOST, enforce_csrf_checks=False)
-    client.force_login(staff)
-    return client
+    return office_client(staff)
 
 
 def _used_serial(channel, *, used_at=None) -> Serial:
@@ -91,7 +90,7 @@ def test_signed_in_users_who_are_not_staff_are_refused(path):
     assert b"Issuer staff only" in response.content
 
 
-def test_staff_signs_in_with_a_password_and_out_again(staff):
+def test_staff_signs_in_with_a_password_and_a_code_and_out_again(staff):
     client = Client(HTTP_HOST=ISSUER_HOST, enforce_csrf_checks=True)
     page = client.get("/backoffice/login/")
     assert page.status_code == 200
@@ -99,7 +98,23 @@ def test_staff_signs_in_with_a_password_and_out_again(staff):
     signed_in = client.post(
         "/backoffice/login/", {"username": "ops", "password": "staff-pass-123", "csrfmiddlewaretoken": token}
     )
-    assert signed_in.status_code == 302 and signed_in["Location"] == "/backoffice/"
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/backoffice/login/code/"
+    # The password alone opens nothing: every page sends the person to the code page.
+    waiting = client.get("/backoffice/deposits/")
+    assert waiting.status_code == 302 and waiting["Location"] == "/backoffice/login/code/?next=/backoffice/deposits/"
+    token = client.cookies["csrftoken"].value
+    wrong = client.post("/backoffice/login/code/", {"token": "000000", "csrfmiddlewaretoken": token})
+    assert wrong.status_code == 400 and b"not valid" in wrong.content
+    assert client.get("/backoffice/").status_code == 302
+    device = staff.totpdevice_set.get()
+    device.throttling_failure_count = 0  # the wrong code above made the device wait: the person waits, the test not
+    device.throttling_failure_timestamp = None
+    device.save()
+    verified = client.post(
+        "/backoffice/login/code/",
+        {"token": totp_code(device), "next": "/backoffice/deposits/", "csrfmiddlewaretoken": token},
+    )
+    assert verified.status_code == 302 and verified["Location"] == "/backoffice/deposits/"
     assert client.get("/backoffice/").status_code == 200
     out = client.post("/backoffice/logout/", {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
     assert out.status_code == 302
@@ -218,7 +233,7 @@ def test_stamps_are_counted_per_minute_bucket(channels):
 # -- deposits ------------------------------------------------------------------------------
 
 
-def test_recording_and_confirming_a_deposit_allocates_its_units(office, staff, channels):
+def test_one_person_records_a_deposit_and_another_confirms_it(office, staff, channels):
     alpha = channels["alpha"]
     before = channel_balance(channel_id=alpha.pk)
     reference = unique("INV")
@@ -227,21 +242,30 @@ def test_recording_and_confirming_a_deposit_allocates_its_units(office, staff, c
     assert created.status_code == 302
     deposit = Deposit.objects.get(reference=reference)
     assert (deposit.status, deposit.units, deposit.amount_rupiah) == ("pending", 120, 1_200_000)
+    assert (deposit.recorded_by, deposit.recorded_by_user_id) == ("ops", staff.pk)
     assert channel_balance(channel_id=alpha.pk) == before  # nothing allocated before confirmation
 
-    page = office.get("/backoffice/deposits/?status=pending")
-    assert reference in page.content.decode()
-    assert f"/backoffice/deposits/{deposit.pk}/confirm" in page.content.decode()
+    # The person who recorded it sees no Confirm button, and the service refuses them anyway.
+    page = office.get("/backoffice/deposits/?status=pending").content.decode()
+    assert reference in page and f"/backoffice/deposits/{deposit.pk}/confirm" not in page
+    refused = office.post(f"/backoffice/deposits/{deposit.pk}/confirm", follow=True)
+    assert "another person must confirm it" in refused.content.decode()
+    deposit.refresh_from_db()
+    assert deposit.status == "pending" and channel_balance(channel_id=alpha.pk) == before
 
-    confirmed = office.post(f"/backoffice/deposits/{deposit.pk}/confirm", follow=True)
+    checker = make_staff("checker", groups=("Stock approvers",))
+    second = office_client(checker)
+    page = second.get("/backoffice/deposits/?status=pending").content.decode()
+    assert f"/backoffice/deposits/{deposit.pk}/confirm" in page
+    confirmed = second.post(f"/backoffice/deposits/{deposit.pk}/confirm", follow=True)
     assert confirmed.status_code == 200
     assert "120 units allocated to Alpha Channel" in confirmed.content.decode()
     deposit.refresh_from_db()
-    assert (deposit.status, deposit.confirmed_by) == ("confirmed", "ops")
+    assert (deposit.status, deposit.confirmed_by, deposit.confirmed_by_user_id) == ("confirmed", "checker", checker.pk)
     after = channel_balance(channel_id=alpha.pk)
     assert (after.allocated, after.available) == (before.allocated + 120, before.available + 120)
 
-    office.post(f"/backoffice/deposits/{deposit.pk}/confirm")  # again: idempotent
+    second.post(f"/backoffice/deposits/{deposit.pk}/confirm")  # again: idempotent
     assert channel_balance(channel_id=alpha.pk) == after
 
 

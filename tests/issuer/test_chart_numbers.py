@@ -12,11 +12,11 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing import quota
-from conftest import ISSUER_HOST
 from faces.charts import NO_VALUE, format_number
 from gateway import hosts
 from tenants.models import Channel
 from tests.billing.factories import unique
+from tests.staff_helpers import make_staff, office_client
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +33,8 @@ def young_alpha(channels):
 
 
 def _office() -> Client:
-    client = Client(HTTP_HOST=ISSUER_HOST)
     with schema_context("public"):
-        client.force_login(get_user_model().objects.create_user("ops", password="staff-pass-123", is_staff=True))
-    return client
+        return office_client(make_staff("ops"))
 
 
 def test_the_stock_chart_draws_nothing_before_the_channel_existed(young_alpha):

@@ -10,6 +10,8 @@ from billing.deposits import confirm_deposit, create_deposit
 from kernel.errors import ApplicationError
 from tenants.models import Channel
 
+ACTOR = "manage.py deposit"  # an operator on the server, outside maker-checker (see docs/security-staff.md)
+
 
 class Command(BaseCommand):
     help = "Record a channel's deposit of stamp duty, and with --confirm allocate its units to the channel."
@@ -25,9 +27,11 @@ class Command(BaseCommand):
         if channel is None:
             raise CommandError(f"No channel {options['channel']!r}.")
         try:
-            deposit = create_deposit(channel=channel, units=options["units"], reference=options["reference"])
+            deposit = create_deposit(
+                channel=channel, units=options["units"], reference=options["reference"], recorded_by=ACTOR
+            )
             if options["confirm"]:
-                deposit = confirm_deposit(deposit_id=deposit.pk, confirmed_by="manage.py deposit")
+                deposit = confirm_deposit(deposit_id=deposit.pk, confirmed_by=ACTOR)
         except ApplicationError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
         self.stdout.write(

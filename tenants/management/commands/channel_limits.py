@@ -12,7 +12,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kernel.errors import ApplicationError
 from tenants.models import Channel
+from tenants.services import set_channel_limits
 
 FIELDS = {
     "per_key": "rate_limit_per_key",
@@ -36,9 +38,9 @@ class Command(BaseCommand):
         if channel is None:
             raise CommandError(f"No channel {options['channel']!r}.")
         changes = {field: options[option] for option, field in FIELDS.items() if options[option] is not None}
-        if any(value < 1 and field != "low_stock_threshold" for field, value in changes.items()):
-            raise CommandError("Limits and concurrency must be at least 1.")
         if changes:
-            Channel.objects.filter(pk=channel.pk).update(**changes)
-            channel.refresh_from_db()
+            try:
+                channel = set_channel_limits(channel=channel, changes=changes, actor="manage.py channel_limits")
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
         self.stdout.write(json.dumps({"channel": channel.code, **{f: getattr(channel, f) for f in FIELDS.values()}}))

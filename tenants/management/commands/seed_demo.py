@@ -1,4 +1,5 @@
-"""Seed the demo: the issuer with its staff user, channels ``pos`` and ``retail``, a few customers.
+"""Seed the demo: the issuer with its two staff users (one records deposits, the other confirms them),
+channels ``pos`` and ``retail``, a few customers.
 
 Idempotent: running it again changes nothing and prints the same credentials (kept in
 ``.data/demo-credentials.json``, outside the repository, because API keys are shown only once).
@@ -10,6 +11,7 @@ import json
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
@@ -33,6 +35,9 @@ DEMO_CUSTOMERS = [
 DEMO_STOCK = 10_000  # units allocated to each demo channel against a confirmed demo deposit
 STAFF_USER = "issuer"
 STAFF_PASSWORD = "issuer-demo-pass"  # noqa: S105 - a demo credential, printed on purpose
+# Maker-checker: STAFF_USER records deposits, CHECKER_USER confirms them (nobody confirms their own).
+CHECKER_USER = "checker"
+CHECKER_PASSWORD = "checker-demo-pass"  # noqa: S105
 PORTAL_PASSWORD = "portal-demo-pass"  # noqa: S105
 
 
@@ -57,6 +62,11 @@ class Command(BaseCommand):
         user_model = get_user_model()
         if not user_model.objects.filter(username=STAFF_USER).exists():
             user_model.objects.create_superuser(STAFF_USER, "issuer@example.id", STAFF_PASSWORD)
+        if not user_model.objects.filter(username=CHECKER_USER).exists():
+            checker = user_model.objects.create_user(
+                CHECKER_USER, "checker@example.id", CHECKER_PASSWORD, is_staff=True
+            )
+            checker.groups.add(Group.objects.get(name="Stock approvers"))
 
         channels = saved.get("channels", {})
         for code, name, domain in DEMO_CHANNELS:
@@ -80,7 +90,9 @@ class Command(BaseCommand):
                 "api_key": api_key,
             }
             channel = Channel.objects.get(code=code)
-            deposit = create_deposit(channel=channel, units=DEMO_STOCK, reference=f"DEMO-{code.upper()}-1")
+            deposit = create_deposit(
+                channel=channel, units=DEMO_STOCK, reference=f"DEMO-{code.upper()}-1", recorded_by="seed_demo"
+            )
             confirm_deposit(deposit_id=deposit.pk, confirmed_by="seed_demo")
             with schema_context(code):
                 for index, (customer_name, email) in enumerate(DEMO_CUSTOMERS, start=1):
@@ -90,7 +102,13 @@ class Command(BaseCommand):
                     if created and index == 1:
                         _buy(channel=channel, customer=customer, units=5)
         saved = {
-            "issuer": {"url": "http://localhost:8000/", "staff_user": STAFF_USER, "staff_password": STAFF_PASSWORD},
+            "issuer": {
+                "url": "http://localhost:8000/",
+                "staff_user": STAFF_USER,
+                "staff_password": STAFF_PASSWORD,
+                "checker_user": CHECKER_USER,
+                "checker_password": CHECKER_PASSWORD,
+            },
             "channels": channels,
         }
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)

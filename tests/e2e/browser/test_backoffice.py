@@ -1,4 +1,5 @@
-"""Issuer staff in a real browser: sign in, record and confirm a deposit, watch the stock change."""
+"""Issuer staff in a real browser: sign in with a password and a one-time code, one person records a
+deposit and another confirms it, watch the stock change; a new staff member sets up the second factor."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ from tests.billing.factories import unique
 pytestmark = pytest.mark.slow
 
 
-def _staff(password: str) -> str:
-    from django.contrib.auth import get_user_model
+def _staff(password: str, groups=("Stock recorders", "Stock approvers"), device: bool = True) -> str:
+    from tests.staff_helpers import make_staff
 
     username = unique("staff")
-    get_user_model().objects.create_user(username, password=password, is_staff=True)
+    make_staff(username, password=password, groups=groups, device=device)
     return username
+
+
+def _code(username: str, *, confirmed: bool = True) -> str:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.staff_helpers import totp_code
+
+    return totp_code(TOTPDevice.objects.get(user__username=username, confirmed=confirmed))
 
 
 def _sign_in(page, site, username: str, password: str) -> None:
@@ -25,7 +34,15 @@ def _sign_in(page, site, username: str, password: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/backoffice/login/code/"))  # then the one-time code
+    page.get_by_label("Code", exact=True).fill(_code(username))
+    page.get_by_role("button", name="Verify").click()
     page.wait_for_url(re.compile(r"/backoffice/$"))
+
+
+def _sign_out(page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/backoffice/login/"))
 
 
 def _available(page, code: str) -> int:
@@ -38,10 +55,11 @@ def _available(page, code: str) -> int:
     )
 
 
-def test_staff_confirms_a_deposit_and_the_stock_goes_up(live_db, page, site, shoot):
+def test_one_person_records_a_deposit_another_confirms_it_and_the_stock_goes_up(live_db, page, site, shoot):
     from playwright.sync_api import expect
 
-    username = _staff("staff-pass-123")
+    username = _staff("staff-pass-123", groups=("Stock recorders",))
+    checker = _staff("checker-pass-123", groups=("Stock approvers",))
     _sign_in(page, site, username, "staff-pass-123")
     expect(page.get_by_role("heading", name="Channels at a glance")).to_be_visible()
     expect(page.locator("svg.chart-svg")).to_have_count(2)
@@ -58,8 +76,13 @@ def test_staff_confirms_a_deposit_and_the_stock_goes_up(live_db, page, site, sho
     row = page.locator(f'tr[data-reference="{reference}"]')
     expect(row.locator(".badge")).to_have_text("Pending")
     assert _available(page, "alpha") == before  # recorded, not yet allocated
+    expect(row.get_by_role("button", name=re.compile("Confirm"))).to_have_count(0)  # not by the maker
     shoot("backoffice-deposits")
+    _sign_out(page)
 
+    _sign_in(page, site, checker, "checker-pass-123")
+    page.locator("nav.mainnav").get_by_role("link", name="Deposits", exact=True).click()
+    row = page.locator(f'tr[data-reference="{reference}"]')
     row.get_by_role("button", name=re.compile("Confirm")).click()
     expect(page.locator(".msg.success")).to_contain_text("250 units allocated to Alpha Channel")
     expect(page.locator(f'tr[data-reference="{reference}"] .badge')).to_have_text("Confirmed")
@@ -149,3 +172,24 @@ def test_pages_load_without_a_missing_file(live_db, page, site):
 
     assert icons == [200, 200, 200, 200]
     assert missing == []
+
+
+def test_a_new_staff_member_sets_up_the_second_factor(live_db, page, site, shoot):
+    from playwright.sync_api import expect
+
+    username = _staff("staff-pass-123", device=False)
+    page.goto(site(None, "/backoffice/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("staff-pass-123")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/backoffice/login/enrol/"))
+    expect(page.locator(".otp-qr svg")).to_be_visible()
+    expect(page.get_by_test_id("otp-secret")).to_have_text(re.compile(r"^[A-Z2-7]{32}$"))
+    shoot("backoffice-otp-enrol")
+    page.get_by_label("Code", exact=True).fill(_code(username, confirmed=False))
+    page.get_by_role("button", name="Confirm and continue").click()
+    page.wait_for_url(re.compile(r"/backoffice/$"))
+    expect(page.get_by_role("heading", name="Channels at a glance")).to_be_visible()
+    page.locator("nav.mainnav").get_by_role("link", name="Audit", exact=True).click()
+    expect(page.locator("#audit tr[data-action='staff.otp_enrolled']").first).to_contain_text(username)
+    shoot("backoffice-audit")

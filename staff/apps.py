@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class StaffConfig(AppConfig):
+    name = "staff"
+    label = "staff"
+    verbose_name = "Issuer staff: audit log and second factor"
