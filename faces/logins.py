@@ -13,7 +13,7 @@ import math
 
 from django.contrib.auth import views as auth_views
 
-from gateway.ratelimit import check_login_attempt, client_address, forget_login_attempts
+from gateway.ratelimit import check_login_attempt, client_address, client_bucket, forget_login_attempts
 
 
 def _wait_text(seconds: float) -> str:
@@ -30,7 +30,9 @@ class ThrottledLoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         account = request.POST.get("username", "")[:150]
-        decision = check_login_attempt(realm=self.throttle_realm(), account=account, client=client_address(request))
+        decision = check_login_attempt(
+            realm=self.throttle_realm(), account=account, client=client_bucket(client_address(request))
+        )
         if not decision.allowed:
             wait = _wait_text(decision.retry_after)
             message = (

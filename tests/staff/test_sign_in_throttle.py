@@ -64,6 +64,18 @@ def test_one_address_cannot_guess_across_many_accounts():
     assert elsewhere.status_code == 302
 
 
+def test_an_ipv6_client_is_one_address_across_its_64():
+    """One subscriber gets a /64: fresh addresses in it are the same address to the throttle."""
+    for index in range(8):
+        address = f"2001:db8:1:2::{index + 1:x}"
+        assert sign_in(ISSUER_HOST, "/backoffice/login/", f"someone-{index}", WRONG, address=address).status_code == 200
+    refused = sign_in(ISSUER_HOST, "/backoffice/login/", "someone-else", WRONG, address="2001:db8:1:2::ff")
+    assert refused.status_code == 429
+    assert (
+        sign_in(ISSUER_HOST, "/backoffice/login/", "someone-else", WRONG, address="2001:db8:1:3::1").status_code == 200
+    )
+
+
 def test_a_successful_sign_in_gives_the_account_its_attempts_back():
     for _ in range(4):
         assert sign_in("alpha.test", "/login/", "admin", WRONG).status_code == 200
