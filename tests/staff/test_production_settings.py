@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.test_production_settings import documented_environment
+
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {
-    "DJANGO_SETTINGS_MODULE": "gateway.settings.production",
-    "DJANGO_SECRET_KEY": "x" * 50,
-    "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "PATH": "/usr/bin:/bin",
-}
+# The documented minimal production environment (docs/operations.md): only self-enrolment varies here.
+ENV = documented_environment() | {"PATH": "/usr/bin:/bin"}
 
 
 @pytest.mark.parametrize(("self_enrol", "starts"), [("0", True), ("1", False)])
