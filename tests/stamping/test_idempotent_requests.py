@@ -16,7 +16,7 @@ def test_stamp_with_key_and_no_quota_replays_the_refusal(client_for, channels):
     with schema_context("alpha"):
         c = Customer.objects.create(external_ref=unique("c"), name="Broke")
     client = client_for("alpha")
-    document = text_pdf()  # one document: a retry sends the same bytes (text_pdf() dates each file it makes)
+    document = text_pdf()  # one document: a retry sends the same bytes (each text_pdf() gets a fresh /ID)
 
     def post():
         return client.post(
@@ -28,7 +28,7 @@ def test_stamp_with_key_and_no_quota_replays_the_refusal(client_for, channels):
                 "lly": 40,
                 "urx": 140,
                 "ury": 140,
-                "document": SimpleUploadedFile("a.pdf", text_pdf(), "application/pdf"),
+                "document": SimpleUploadedFile("a.pdf", document, "application/pdf"),
             },
             HTTP_IDEMPOTENCY_KEY="k-broke-1",
         )
