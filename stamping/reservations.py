@@ -93,6 +93,45 @@ def reserve_serial(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class SerialSpec:
+    """What a reservation records about the document it is for."""
+
+    document_type: str = ""
+    document_number: str = ""
+    document_date: object = None
+    file_name: str = ""
+
+
+@transaction.atomic
+def reserve_serials(
+    *, channel, customer_id: int, timeout: timedelta, specs: list[SerialSpec], reference: str
+) -> list[SerialReservation]:
+    """A serial and a held unit for every spec, or none (too little quota refuses the whole batch)."""
+    return [
+        reserve_serial(
+            channel=channel,
+            customer_id=customer_id,
+            timeout=timeout,
+            document_type=spec.document_type,
+            document_number=spec.document_number,
+            document_date=spec.document_date,
+            file_name=spec.file_name,
+            reference=reference,
+        )
+        for spec in specs
+    ]
+
+
+def reservations_for(*, reference: str, customer_id: int) -> list[SerialReservation]:
+    """A batch's reservations (by the caller's ``reference``), in the order they were made."""
+    return list(
+        SerialReservation.objects.select_related("job")
+        .filter(reference=reference, customer_id=customer_id)
+        .order_by("created_at", "id")
+    )
+
+
 def reservation_get(*, serial: str, customer_id: int | None = None) -> SerialReservation:
     """The reservation of ``serial`` (of ``customer_id`` when given), with its latest job."""
     found = SerialReservation.objects.select_related("job").filter(serial=normalize_serial(serial or ""))

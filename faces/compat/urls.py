@@ -13,4 +13,6 @@ urlpatterns = [
     path("keystamp/adapter/docSigningZ", views.DocSigningZApi.as_view(), name="compat-docsigningz"),
     path("getfile3/<str:name>", views.GetFileApi.as_view(), name="compat-getfile"),
     path("chanel/stamp/ext", views.StampStatusApi.as_view(), name="compat-stamp-status"),
+    path("api/v2/serialnumber/batch", views.BatchApi.as_view(), name="compat-batch"),
+    path("snqr/status-batch", views.BatchStatusApi.as_view(), name="compat-batch-status"),
 ]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime
 import re
+import secrets
 import time
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -26,9 +28,18 @@ from gateway.http.edge import EdgeMixin, base_url
 from issuer.selectors import document_types, stamped_document
 from issuer.services import UnknownDocumentType
 from kernel.errors import ApplicationError
+from outbox.webhooks import enqueue_callback
 from stamping import admission
 from stamping.models import StampJob
-from stamping.reservations import open_reservations, reservation_get, reserve_serial, stamp_reserved
+from stamping.reservations import (
+    SerialSpec,
+    open_reservations,
+    reservation_get,
+    reservations_for,
+    reserve_serial,
+    reserve_serials,
+    stamp_reserved,
+)
 from stamping.selectors import stamp_job_get
 from stamping.services import StampRequest
 
@@ -68,6 +79,7 @@ FACADE_CODES: dict[str, tuple[str, str]] = {
     "service_unavailable": BUSY,
     "signing_unavailable": ("09", "93"),
     "serial_taken": ("09", "92"),
+    "invalid_webhook_endpoint": ("02", "90"),
 }
 DOCUMENT_REFUSED = ("06", "84")  # every other refusal of the document's checks (issuer.errors.DocumentError)
 
@@ -447,3 +459,89 @@ class StampStatusApi(CompatView):
         return Response({"statusCode": "00", "message": "success", "result": {"total": len(rows), "data": rows}})
 
 
+
+
+MAX_BATCH_DOCUMENTS = 100
+BATCH_EVENT = "compat.batch_serial"
+
+
+def _status(reservation) -> str:
+    stamped = reservation.job is not None and reservation.job.status == StampJob.Status.STAMPED
+    return "STAMP" if stamped else "NOTSTAMP"
+
+
+class BatchApi(CompatView):
+    """``POST /api/v2/serialnumber/batch {return_url, document:[...]}``: a serial (and a held unit) per
+    document, all or none; each result is POSTed to ``return_url`` by the webhook outbox (signed,
+    retried, public addresses only)."""
+
+    required_scope = "stamp"
+
+    def failure(self, *, status_code, signing_code, problem):
+        return {"statusCode": status_code, "errCode": status_code, "message": problem.get("detail")}
+
+    def post(self, request):
+        data = request.data
+        return_url = text(data, "return_url", limit=500)
+        documents = data.get("document") if hasattr(data, "get") else None
+        if not return_url:
+            raise CompatInvalidInput("`return_url` is required: the results are POSTed there.")
+        if not isinstance(documents, list) or not documents or len(documents) > MAX_BATCH_DOCUMENTS:
+            raise CompatInvalidInput(f"`document` must list 1 to {MAX_BATCH_DOCUMENTS} documents (a JSON body).")
+        specs = []
+        for index, document in enumerate(documents):
+            if not isinstance(document, dict):
+                raise CompatInvalidInput(f"`document[{index}]` must be an object.", extra={"index": index})
+            specs.append(
+                SerialSpec(
+                    document_type=document_type_code(text(document, "namadoc", limit=120)),
+                    document_number=text(document, "nodoc", limit=100),
+                    document_date=date_field(document, "tgldoc"),
+                    file_name=text(document, "namafile"),
+                )
+            )
+        batch_id = f"bsn_{secrets.token_hex(10)}"
+        with transaction.atomic():  # the serials, their holds and their callbacks: together or none
+            reservations = reserve_serials(
+                channel=request.tenant,
+                customer_id=self.customer_id(request),
+                timeout=datetime.timedelta(seconds=settings.COMPAT_RESERVATION_SECONDS),
+                specs=specs,
+                reference=batch_id,
+            )
+            for proc_id, reservation in enumerate(reservations, start=1):
+                enqueue_callback(
+                    url=return_url,
+                    event_type=BATCH_EVENT,
+                    payload={
+                        "errCode": "00",
+                        "result": {
+                            "batchId": batch_id,
+                            "procId": str(proc_id),
+                            "serialNumber": reservation.serial,
+                            "qrImage": qr_jpeg_base64(reservation.serial),
+                            "status": "SUCCESS",
+                        },
+                    },
+                )
+        return Response(
+            {"statusCode": "00", "message": "success", "result": {"batchId": batch_id, "total": len(reservations)}}
+        )
+
+
+class BatchStatusApi(CompatView):
+    """``GET /snqr/status-batch?batchId=``: the batch's serials and whether each is stamped."""
+
+    def get(self, request):
+        batch_id = text(request.query_params, "batchId", limit=40)
+        reservations = reservations_for(reference=batch_id, customer_id=self.customer_id(request)) if batch_id else []
+        if not reservations:
+            from stamping.reservations import ReservationNotFound
+
+            raise ReservationNotFound(f"No batch {batch_id!r} of this user.")
+        rows = [
+            {"procId": str(i), "serialNumber": r.serial, "status": _status(r)}
+            for i, r in enumerate(reservations, start=1)
+        ]
+        result = {"batchId": batch_id, "total": len(rows), "data": rows}
+        return Response({"statusCode": "00", "message": "success", "result": result})
