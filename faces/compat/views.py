@@ -333,6 +333,7 @@ def file_url(request, serial: str) -> str:
 
 IN_FLIGHT = (StampJob.Status.QUEUED, StampJob.Status.PROCESSING)
 PENDING_RETRY_AFTER = 5
+FAILED_JOB_STATUS = {"83": 422, "84": 422, "90": 422, "86": 410}  # else 502: the signing side failed
 
 
 class DocSigningZApi(CompatView):
@@ -404,7 +405,7 @@ class DocSigningZApi(CompatView):
                 "errorMessage": f"{job.error_detail} The unit was not spent; the serial stays reserved for a retry.",
                 "code": job.error_code,
             },
-            status=422 if signing_code in ("83", "84", "90") else 502,
+            status=FAILED_JOB_STATUS.get(signing_code, 502),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
@@ -137,8 +138,10 @@ def wallet(alpha, kasir):
 
 
 def books_clean(alpha) -> None:
+    """`manage.py reconcile` finds nothing wrong (every invariant, every channel)."""
     assert check_one_serial_per_committed_unit(channel_id=alpha.pk).violations == []
     assert check_units_conserved().violations == []
+    call_command("reconcile", "--no-store")  # exits 1 on any violation
 
 
 def test_a_distributor_client_stamps_end_to_end_and_the_unit_is_spent_once(alpha, kasir):
