@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from faces.compat.models import CompatUser
+from faces.compat.models import CompatUpload, CompatUser
 from gateway.models import ApiKey
 from gateway.settings.base import derived_secret
 from kernel.errors import ApplicationError
@@ -206,3 +206,11 @@ def user_for_token(*, channel, token: str) -> CompatUser:
         raise InvalidToken("The API key behind this user was revoked or expired; ask the channel for a new mapping.")
     user.api_key = api_key
     return user
+
+
+def purge_old_uploads(*, older_than: timedelta) -> int:
+    """Delete uploads (current schema) older than ``older_than``: a reserved serial cannot be stamped
+    after its reservation expires, so its document is no longer needed. Stamped documents are the
+    issuer's (``StampedDocument``), untouched."""
+    deleted, _ = CompatUpload.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -185,6 +185,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "stamping-resume-stale": {"task": "gateway.stamping.resume_stale", "schedule": timedelta(seconds=5)},
     "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
+    "compat-purge-uploads": {"task": "compat.purge_uploads", "schedule": timedelta(hours=1)},
 }
 _ = crontab  # kept importable for later schedules
 

@@ -81,3 +81,24 @@ def test_the_command_creates_a_user_and_a_new_password_ends_its_tokens(channels,
     assert (old.status_code, old.json()["statusCode"]) == (401, "01")
     again = anonymous.post("/compat/api/users/login", {"user": "kasir-cli", "password": "second-pass-456"})
     assert again.json()["statusCode"] == "00"
+
+
+def test_uploads_older_than_a_reservation_are_purged_and_newer_ones_kept(channels, customer_id, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from faces.compat.models import CompatUpload
+    from faces.compat.tasks import purge_uploads
+
+    key = ApiKey.objects.filter(channel=channels["alpha"]).order_by("pk").first()
+    with schema_context("alpha"):
+        user = CompatUser.objects.create(username="u", password="!", customer_id=customer_id, api_key_id=key.pk)
+        old = CompatUpload.objects.create(user=user, name="old.pdf", data=b"%PDF", size=4)
+        new = CompatUpload.objects.create(user=user, name="new.pdf", data=b"%PDF", size=4)
+        CompatUpload.objects.filter(pk=old.pk).update(
+            created_at=timezone.now() - timedelta(seconds=settings.COMPAT_RESERVATION_SECONDS + 60)
+        )
+    assert purge_uploads() >= 1
+    with schema_context("alpha"):
+        assert list(CompatUpload.objects.filter(pk__in=[old.pk, new.pk]).values_list("pk", flat=True)) == [new.pk]
