@@ -24,7 +24,7 @@ def presented_token(request) -> str:
     scheme, _, value = header.partition(" ")
     if header and scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if request.method == "POST":
+    if request.method == "POST" and hasattr(request.data, "get"):  # (a JSON list has no fields)
         for name in ("token", "jwToken"):
             value = request.data.get(name)
             if isinstance(value, str) and value.strip() and value.strip().lower() != "false":

@@ -218,6 +218,11 @@ class CompatView(EdgeMixin, APIView):
     def customer_id(self, request) -> int:
         return request.user.customer_id
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST" and not hasattr(request.data, "get"):
+            raise CompatInvalidInput("Send the fields as a JSON object or a form.")
+
 
 class LoginApi(CompatView):
     """``POST /api/users/login {user, password}``."""

@@ -310,3 +310,11 @@ def test_the_api_key_rate_limit_applies_to_facade_calls(alpha, kasir):
     assert limited, [a.status_code for a in answers]
     assert limited[0].json()["statusCode"] == "08" and limited[0].json()["code"] == "rate_limited"
     assert limited[0].json()["retry_after"] >= 1
+
+
+def test_a_body_that_is_not_an_object_answers_02_not_a_server_error(alpha, kasir):
+    token = login()
+    for path in ("/compat/api/users/login", "/compat/chanel/stampv2"):
+        answer = client(token=token).post(path, data="[1, 2]", content_type="application/json")
+        assert (answer.status_code, answer.json()["statusCode"]) == (400, "02"), path
+    assert saldo(token) == (2, 0)
