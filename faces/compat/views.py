@@ -385,9 +385,13 @@ class DocSigningZApi(CompatView):
         return self._answer(request, job, reservation.serial)
 
     def _wait(self, job: StampJob) -> StampJob:
+        """Poll the job (one indexed read) until it finishes or the wait is over; the pause grows from
+        0.1 s to 1 s, so a long wait costs some 25 reads, not hundreds."""
         deadline = time.monotonic() + settings.COMPAT_SIGN_WAIT_SECONDS
+        pause = 0.1
         while job.status in IN_FLIGHT and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 1.0)
             job = stamp_job_get(job_id=job.pk)
         return job
 
