@@ -75,6 +75,13 @@ class JobRefConflict(ApplicationError):
     )
 
 
+class SerialTaken(ApplicationError):
+    code = "serial_taken"
+    http_status = 409
+    title = "The reserved serial is already used"
+    what_to_do = "This serial already stamped a document; reserve a new serial for a new document."
+
+
 class ChannelInactive(ApplicationError):
     code = "channel_inactive"
     http_status = 403
@@ -340,6 +347,7 @@ def stamp_document(
     job_ref: str | None = None,
     on_recorded: Callable[[Serial], object] | None = None,
     check_replay: bool = True,
+    serial: str | None = None,
 ) -> StampOutcome:
     """Check, mint, stamp, sign and record one e-Meterai on ``data`` for ``channel``.
 
@@ -355,6 +363,10 @@ def stamp_document(
 
     ``check_replay=False`` skips the look-up of an earlier stamp before signing, for a caller that
     knows there is none (it still replays one found when recording: nothing is ever stamped twice).
+
+    ``serial``: a serial reserved for this stamp beforehand (the compat facade's ``stampv2``), used
+    instead of minting one. A failure then records no void row, so the same serial can be stamped by
+    a retry; a serial already in the registry is refused (``SerialTaken``), never minted anew.
     """
     if job_ref is not None:
         job_ref = job_ref.strip() or None
@@ -378,8 +390,9 @@ def stamp_document(
     sha256_in = info.sha256
     engine = get_engine()
 
+    reserved = serial
     for _attempt in range(MAX_SERIAL_ATTEMPTS):
-        serial = new_serial()
+        serial = reserved or new_serial()
         void = {
             "channel": channel, "serial": serial, "sha256_in": sha256_in, "page": page,
             "page_count": info.page_count, "box": box, "profile": profile, "job_ref": job_ref,
@@ -390,7 +403,8 @@ def stamp_document(
                 signed_at=timezone.now(), password=password, rules=rules,
             )  # fmt: skip
         except BaseException as exc:
-            _record_void(**void, reason=f"signing failed: {_failure_reason(exc)}")
+            if reserved is None:  # (a reserved serial stays with its reservation for a retry)
+                _record_void(**void, reason=f"signing failed: {_failure_reason(exc)}")
             raise
         try:
             row = _record_used(
@@ -399,10 +413,16 @@ def stamp_document(
                 job_ref=job_ref, on_recorded=on_recorded,
             )  # fmt: skip
         except _SerialTaken:
+            if reserved is not None:
+                raise SerialTaken(
+                    f"The serial {serial} is already in the registry; it cannot stamp this document.",
+                    extra={"serial": serial},
+                ) from None
             logger.warning("serial collision, signing again", extra={"serial": serial})
             continue
         except _JobAlreadyStamped:
-            _record_void(**void, reason="superseded: a concurrent call stamped this job first")
+            if reserved is None:
+                _record_void(**void, reason="superseded: a concurrent call stamped this job first")
             replayed = _replay(
                 channel=channel, job_ref=job_ref or "", sha256_in=sha256_in, page=page, box=box, profile=profile
             )
@@ -410,7 +430,8 @@ def stamp_document(
                 raise
             return replayed
         except BaseException as exc:
-            _record_void(**void, reason=f"recording failed: {_failure_reason(exc)}")
+            if reserved is None:
+                _record_void(**void, reason=f"recording failed: {_failure_reason(exc)}")
             raise
         return StampOutcome(
             serial=row.serial,

@@ -53,6 +53,8 @@ class WebhookDelivery(models.Model):
     attempts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # A callback in the caller's own format (``enqueue_callback``): the payload is the body, no envelope.
+    bare = models.BooleanField(default=False, db_default=False)  # (db_default: old code still inserts)
 
     class Meta:
         db_table = "edge_webhookdelivery"

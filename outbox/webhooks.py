@@ -259,6 +259,36 @@ def enqueue_event(*, event_type: str, payload: dict) -> list[WebhookDelivery]:
     return deliveries
 
 
+CALLBACK_DESCRIPTION = "callback (one-off deliveries to a URL a request named)"
+
+
+@transaction.atomic
+def enqueue_callback(*, url: str, event_type: str, payload: dict) -> WebhookDelivery:
+    """Send ``payload`` as the JSON body to ``url`` once, in the current transaction: a callback URL a
+    request named (the compat facade's batch ``return_url``), with everything a webhook has - the
+    address check, the signature, retries with backoff, the sweeper - but no event envelope. The
+    URL's endpoint subscribes to no event, so ``enqueue_event`` never sends it anything else."""
+    schema = _current_channel_schema()
+    _validate_url(url)
+    if not _EVENT_TYPE.match(event_type):
+        raise InvalidWebhookEvent(f"{event_type!r} is not an event type (e.g. 'order.paid').")
+    endpoint = WebhookEndpoint.objects.filter(url=url, events=[], description=CALLBACK_DESCRIPTION).first()
+    if endpoint is None:
+        endpoint = WebhookEndpoint.objects.create(
+            url=url, events=[], description=CALLBACK_DESCRIPTION, secret=f"whsec_{secrets.token_urlsafe(32)}"
+        )
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_id=f"evt_{secrets.token_hex(12)}",
+        event_type=event_type,
+        payload=json.loads(json.dumps(payload, cls=DjangoJSONEncoder)),
+        next_attempt_at=timezone.now(),
+        bare=True,
+    )
+    transaction.on_commit(partial(_schedule, schema, delivery.pk), robust=True)
+    return delivery
+
+
 def _schedule(schema_name: str, delivery_id: int) -> None:
     deliver.delay(schema_name=schema_name, delivery_id=delivery_id)
 
@@ -290,6 +320,8 @@ def backoff_delay(attempt: int) -> timedelta:
 
 
 def build_body(delivery: WebhookDelivery) -> bytes:
+    if delivery.bare:
+        return json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     event = {
         "id": delivery.event_id,
         "type": delivery.event_type,

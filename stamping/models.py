@@ -109,3 +109,36 @@ class JobDocument(models.Model):
 
     def __str__(self) -> str:
         return f"document of {self.job_id}"
+
+
+def new_reservation_id() -> str:
+    return f"rsv_{secrets.token_hex(10)}"
+
+
+class SerialReservation(models.Model):
+    """A serial reserved for a later stamp, with one unit of the customer's wallet held until
+    ``expires_at`` (the compat facade's ``stampv2``; ``stamping.reservations``). It is stamped by a
+    job (``job``, the latest one); a hold never stamped is voided by the ledger's sweeper."""
+
+    id = models.CharField(max_length=32, primary_key=True, default=new_reservation_id)
+    serial = models.CharField(max_length=22, unique=True)
+    customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="serial_reservations")
+    hold_id = models.CharField(max_length=200, unique=True)  # the current hold: the first, or a retry's
+    holds = models.PositiveSmallIntegerField(default=1)
+    job = models.OneToOneField(
+        StampJob, null=True, blank=True, on_delete=models.PROTECT, related_name="reservation"
+    )
+    document_type = models.CharField(max_length=32, blank=True)
+    document_number = models.CharField(max_length=100, blank=True)
+    document_date = models.DateField(null=True, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    reference = models.CharField(max_length=64, blank=True, db_index=True)  # the caller's grouping (a batch)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=["customer", "expires_at"])]
+
+    def __str__(self) -> str:
+        return self.serial

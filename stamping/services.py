@@ -65,8 +65,19 @@ def _hold_id(channel, job_id: str) -> str:
     return f"stamp:{channel.pk}:{job_id}"
 
 
-def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id: str | None = None) -> StampJob:
+def request_stamp(
+    *,
+    channel,
+    customer_id: int,
+    request: StampRequest,
+    batch_id: str | None = None,
+    hold_id: str | None = None,
+    serial: str = "",
+) -> StampJob:
     """Check, hold a unit, record the job; queue it once committed.
+
+    ``hold_id`` and ``serial`` (``stamping.reservations``, inside the caller's transaction): the job
+    uses that existing hold (the intake finds it) and stamps with that reserved serial.
 
     The hold and the two rows are ONE call of ``stamping_intake`` (``stamping.sql``, called by
     ``stamping.intake``): one round trip, one transaction of its own outside
@@ -76,7 +87,7 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
         data=request.data, page=request.page, box=request.box, profile=request.profile, password=request.password
     )
     job_id = new_job_id()
-    hold_id = _hold_id(channel, job_id)
+    hold_id = hold_id or _hold_id(channel, job_id)
     file_name = request.file_name[:255]
     llx, lly, urx, ury = request.box
     for attempt in range(2):
@@ -160,6 +171,9 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
         "available_at": created,
         "claimed_at": None,
     }
+    if serial:  # (the caller's transaction: no worker sees the job before it says its serial)
+        StampJob.objects.filter(pk=job_id).update(serial=serial)
+        row["serial"] = serial
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
@@ -281,6 +295,7 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
             # A job not stamped has no used serial: both are written in one transaction. (Should one
             # exist anyway, recording finds it and replays it.)
             check_replay=claimed is None,
+            serial=job.serial or None,  # a reserved serial (stamping.reservations); none: the issuer mints one
         )
     except LedgerError as exc:
         # The hold is gone (timed out and swept): the stamp must not happen without its unit.

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from faces.compat import portal as compat_portal
 from faces.portal import views
 
 app_name = "portal"
@@ -17,4 +18,5 @@ urlpatterns = [
     path("webhooks/", views.webhooks, name="webhooks"),
     path("webhooks/<int:endpoint_id>/", views.webhook_endpoint, name="webhook-endpoint"),
     path("webhooks/deliveries/<int:delivery_id>/replay", views.webhook_replay, name="webhook-replay"),
+    path("compat-users/", compat_portal.compat_users, name="compat-users"),
 ]

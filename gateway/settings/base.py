@@ -55,6 +55,7 @@ TENANT_APPS = [
     "outbox",
     "stamping",
     "billing.retail",
+    "faces.compat",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -189,6 +190,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "stamping-resume-stale": {"task": "gateway.stamping.resume_stale", "schedule": timedelta(seconds=5)},
     "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
+    "compat-purge-uploads": {"task": "compat.purge_uploads", "schedule": timedelta(hours=1)},
 }
 _ = crontab  # kept importable for later schedules
 
@@ -336,6 +338,14 @@ PAYMENT_PROVIDER_TIMEOUT = float(os.environ.get("PAYMENT_PROVIDER_TIMEOUT", "10"
 PAYMENT_SIMULATOR_SECRET = os.environ.get("PAYMENT_SIMULATOR_SECRET", "")
 # Where the simulator sends its webhooks; unset = this same server on 127.0.0.1 (with the channel's Host header).
 PAYMENT_SIMULATOR_WEBHOOK_BASE = os.environ.get("PAYMENT_SIMULATOR_WEBHOOK_BASE", "")
+
+# --------------------------------------------------------------------------- compat facade (issue 18)
+# The drop-in facade of the issuer's API under /compat/ (docs/compat.md): token lifetime, how long a
+# serial reserved by `stampv2` holds its unit, and how long `docSigningZ` waits for the stamp before
+# answering 97 (retry with the same serial: the same stamp, never a second unit).
+COMPAT_TOKEN_TTL_SECONDS = int(os.environ.get("COMPAT_TOKEN_TTL_SECONDS", str(24 * 3600)))
+COMPAT_RESERVATION_SECONDS = int(os.environ.get("COMPAT_RESERVATION_SECONDS", str(24 * 3600)))
+COMPAT_SIGN_WAIT_SECONDS = float(os.environ.get("COMPAT_SIGN_WAIT_SECONDS", "20"))
 
 # --------------------------------------------------------------------------- issuer core (issue 3)
 # Signing key (docs/issuer.md, "Keys"): a PKCS#11 token, or a PKCS#12 file, or a PEM key + certificate

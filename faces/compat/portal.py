@@ -1,0 +1,59 @@
+"""The portal's page for compat users (``/compat-users/`` on the channel host): the channel's admin
+lists them and creates one (user name, password, the customer whose wallet it spends, the API key
+whose scopes and rate limits it gets). Kept apart from ``faces/portal/views.py``."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from faces.compat.accounts import create_compat_user
+from faces.compat.models import CompatUser
+from gateway.models import ApiKey
+from kernel.errors import ApplicationError
+
+
+class CompatUserForm(forms.Form):
+    username = forms.CharField(max_length=150, label="User name")
+    email = forms.EmailField(required=False)
+    password = forms.CharField(widget=forms.PasswordInput(render_value=False), min_length=8, strip=False)
+    customer = forms.IntegerField(min_value=1, help_text="The customer id whose quota this user spends.")
+    api_key = forms.ModelChoiceField(queryset=ApiKey.objects.none(), label="API key",
+                                     help_text="The user acts with this key's scopes and rate limits.")  # fmt: skip
+
+    def __init__(self, *args, channel, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["api_key"].queryset = ApiKey.objects.filter(channel_id=channel.pk, revoked_at__isnull=True)
+
+
+@login_required(login_url="portal:login")
+@require_http_methods(["GET", "POST"])
+def compat_users(request):
+    channel = request.tenant
+    form = CompatUserForm(request.POST or None, channel=channel)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                user = create_compat_user(
+                    channel=channel,
+                    username=data["username"],
+                    password=data["password"],
+                    customer_id=data["customer"],
+                    api_key=data["api_key"],
+                    email=data["email"],
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 400
+            else:
+                messages.success(request, f"Compat user “{user.username}” created; it can log in now.")
+                return redirect("portal:compat-users")
+        else:
+            status = 400
+    users = CompatUser.objects.order_by("username")
+    return render(request, "portal/compat_users.html", {"form": form, "users": users}, status=status)
