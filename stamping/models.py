@@ -98,6 +98,12 @@ class StampJob(models.Model):
     def __str__(self) -> str:
         return self.id
 
+    @property
+    def issued_serial(self) -> str:
+        """The serial as channels and people see it: only once the stamp is recorded. A queued compat job
+        already carries the serial reserved for it (stamping.reservations), which verifies nothing yet."""
+        return self.serial if self.status == self.Status.STAMPED else ""
+
 
 class JobDocument(models.Model):
     """The uploaded document of a job, kept apart so lists never load it. The stamped document is

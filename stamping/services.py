@@ -222,7 +222,7 @@ def event_payload(job: StampJob) -> dict:
             "batch": job.batch_id,
             "status": job.status,
             "unit": job.unit,
-            "serial": job.serial or None,
+            "serial": job.issued_serial or None,
             "sha256": job.sha256_in,
             "file_name": job.file_name,
             "error": {"code": job.error_code, "detail": job.error_detail} if job.error_code else None,

@@ -173,7 +173,10 @@ def orders(request):
 def stamps(request):
     wanted = request.GET.get("status", "")
     page = _page(request, stamp_jobs_for_portal(status=wanted))
-    jobs = [(job, verification_url(settings.VERIFY_BASE_URL, job.serial) if job.serial else "") for job in page]
+    jobs = [
+        (job, verification_url(settings.VERIFY_BASE_URL, job.issued_serial) if job.issued_serial else "")
+        for job in page
+    ]
     in_flight = jobs_in_flight()
     context = {
         "page": page,

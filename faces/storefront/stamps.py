@@ -200,7 +200,7 @@ def job_output(
         "batch": job.batch_id,
         "status": job.status,
         "unit": job.unit,
-        "serial": job.serial or None,
+        "serial": job.issued_serial or None,
         "file_name": job.file_name,
         "sha256": job.sha256_in,
         "pages": job.pages,

@@ -189,6 +189,21 @@ def test_a_distributor_client_stamps_end_to_end_and_the_unit_is_spent_once(alpha
     books_clean(alpha)
 
 
+def test_a_reserved_serial_is_not_shown_as_issued_until_the_stamp_is_recorded(alpha, kasir, client_for):
+    """The job carries its reserved serial from the start; the storefront API shows it only once stamped
+    (a verification link to it would find nothing before)."""
+    token = login()
+    doc_id = upload(token)
+    serial = stampv2(token)["result"]["sn"]
+    assert sign(token, serial, doc_id).status_code == 503  # queued, not stamped yet
+    with schema_context("alpha"):
+        job_id = SerialReservation.objects.get(serial=serial).job_id
+    api = client_for("alpha")
+    assert api.get(f"/api/v1/stamps/{job_id}").json()["serial"] is None
+    assert run_worker_step(alpha, serial).status == "stamped"
+    assert api.get(f"/api/v1/stamps/{job_id}").json()["serial"] == serial
+
+
 def test_form_bodies_and_false_in_string_fields_are_accepted(alpha, kasir):
     token = login(form=True)
     reserved = stampv2(token, form=True, namadoc=False, nodoc="false", tgldoc="29-11-2026", isUpload="false")
