@@ -10,7 +10,7 @@ from billing.deposits import confirm_deposit, create_deposit
 from kernel.errors import ApplicationError
 from tenants.models import Channel
 
-ACTOR = "manage.py deposit"  # an operator on the server, outside maker-checker (see docs/security-staff.md)
+ACTOR = "manage.py deposit"  # an operator on the server, outside maker-checker (see docs/security.md)
 
 
 class Command(BaseCommand):
