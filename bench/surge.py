@@ -466,7 +466,8 @@ def mode_watcher(port: int, ctx: dict, plan: dict, ops: list) -> None:
         began = time.time()
         status, data, _resp = _call(conn, port, "GET", "/api/v1/status", ctx["host"], None, {})
         if status == 200 and data:
-            ops.append({"op": "status", "t": began, "paused": sorted(p["class"] for p in data.get("paused", []))})
+            paused = sorted(f"{p['class']}({p['scope']})" for p in data.get("paused", []))
+            ops.append({"op": "status", "t": began, "paused": paused})
         time.sleep(max(0.0, began + 1.0 - time.time()))
 
 
@@ -880,18 +881,19 @@ def report_mixed(records: list[dict], ops: list[dict], plan: dict) -> None:
         ("new stamp requests (surge)", [r | {"t": r["sent"]} for r in records if r["ch"] == SURGE]),
         ("new stamp requests (quiet)", [r | {"t": r["sent"]} for r in records if r["ch"] == QUIET]),
     ]
-    print("  refusals (503) by class, lowest class first; 'first' is seconds into phase 2:")
+    print("  refusals (503) by class, lowest class first, by code with the first one's seconds into phase 2:")
     for name, attempts in classes:
         refused = [a for a in attempts if a["status"] == 503]
         codes = Counter(a.get("code") for a in refused)
-        first = min((a["t"] for a in refused), default=None)
+        first = {}
+        for a in refused:
+            first[a.get("code")] = min(first.get(a.get("code"), a["t"]), a["t"])
         ok = sum(1 for a in attempts if a["status"] in (201, 202))
         lat = [a["lat"] for a in attempts if a["status"] in (201, 202)]
+        by_code = ", ".join(f"{c}: {n}, first +{first[c] - t1:.1f}s" for c, n in codes.most_common())
         print(
             f"    {name:27s} attempts {len(attempts):6d}, accepted {ok:6d} (p99 {ms(quantile(lat, 0.99))}), "
-            f"503 {len(refused):6d}"
-            + (f" first at +{first - t1:.1f}s" if first is not None else "")
-            + (f" ({', '.join(f'{c}: {n}' for c, n in codes.most_common())})" if codes else "")
+            f"503 {len(refused):6d}" + (f" ({by_code})" if by_code else "")
         )
     changes, previous = [], []
     for o in sorted((o for o in ops if o["op"] == "status"), key=lambda o: o["t"]):

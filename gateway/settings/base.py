@@ -300,8 +300,10 @@ WEB_CHANNEL_SHARE = float(os.environ.get("WEB_CHANNEL_SHARE", "0.25"))
 # Brownout (stamping/brownout, docs/stamping.md): web processes re-read the pauses in force every
 # BROWNOUT_CACHE_SECONDS; a refusal's Retry-After is spread over BROWNOUT_RETRY_AFTER_SECONDS (low,high).
 # Automatic pauses on backlog age (seconds the oldest queued stamp has waited): "class=start/stop,..." -
-# paused at ``start``, lifted at ``stop`` (hysteresis); per channel, and issuer-wide on the oldest of all.
-# Lower classes get lower thresholds, so they are refused first. An empty value turns it off.
+# paused at ``start``, lifted at ``stop`` (hysteresis); per channel, and issuer-wide (every channel) on
+# the oldest of all - a backstop for when the workers as a whole fall behind (admission holds each lane
+# to STAMPING_MAX_WAIT_SECONDS, so one channel's surge alone stays under it). Lower classes get lower
+# thresholds, so they are refused first. An empty value turns it off.
 BROWNOUT_CACHE_SECONDS = float(os.environ.get("BROWNOUT_CACHE_SECONDS", "2"))
 BROWNOUT_RETRY_AFTER_SECONDS = tuple(
     float(n) for n in os.environ.get("BROWNOUT_RETRY_AFTER_SECONDS", "30,90").split(",")
@@ -318,7 +320,7 @@ def _thresholds(raw: str) -> dict[str, tuple[float, float]]:
 
 
 BROWNOUT_AUTO_CHANNEL = _thresholds(os.environ.get("BROWNOUT_AUTO_CHANNEL", "registrations=20/5,purchases=40/10"))
-BROWNOUT_AUTO_ISSUER = _thresholds(os.environ.get("BROWNOUT_AUTO_ISSUER", "registrations=30/10,purchases=60/15"))
+BROWNOUT_AUTO_ISSUER = _thresholds(os.environ.get("BROWNOUT_AUTO_ISSUER", "registrations=90/20,purchases=180/45"))
 # Celery worker processes run this much nicer than the web processes (0: the same priority).
 WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.

@@ -30,13 +30,12 @@ def test_a_credit_is_taken_ahead_of_a_default_backlog(live_db, tmp_path):
         Order.objects.filter(pk=order.pk).update(status="paid", paid_at=timezone.now())  # credit owed
 
     env = private_broker(database=9)
-    url = env["CELERY_BROKER_URL"]
-    broker = redis.Redis.from_url(url)
+    connection = app.connection_for_write(env["CELERY_BROKER_URL"])
+    broker = connection.default_channel.client  # the broker's own Redis database (kombu's client)
     broker.flushdb()
-    with app.connection_for_write(url) as connection:
-        for _ in range(BACKLOG):  # other work first in time: a backlog in the default queue
-            app.send_task("gateway.tasks.heartbeat", connection=connection)
-        app.send_task("billing.sweep_orders", connection=connection)  # then the crediting sweep
+    for _ in range(BACKLOG):  # other work first in time: a backlog in the default queue
+        app.send_task("gateway.tasks.heartbeat", connection=connection)
+    app.send_task("billing.sweep_orders", connection=connection)  # then the crediting sweep
     assert broker.llen("default") == BACKLOG
 
     worker = start_worker(tmp_path, name="priorities", queues="stamping,credit,default", concurrency=1, env=env)
@@ -52,6 +51,7 @@ def test_a_credit_is_taken_ahead_of_a_default_backlog(live_db, tmp_path):
     finally:
         worker.stop()
         broker.flushdb()
+        connection.release()
     # Routed to `credit`, taken before `default` by the priority order: most of the backlog still waits
     # (on one FIFO queue the order would be credited only after all of it).
     assert waiting >= BACKLOG - 50, waiting
