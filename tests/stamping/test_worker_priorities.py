@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import redis
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
