@@ -62,7 +62,11 @@ def status_page(request):
     (``selectors.STATUS_CACHE_SECONDS``; a new or changed incident note shows at once).
     """
     # the pauses in force are not in the shared cache: a pause or a resume shows within seconds
-    context = selectors.cached_status(_status_context) | {"brownouts": brownout.all_pauses()}
+    context = selectors.cached_status(_status_context)
+    pauses = brownout.all_pauses()
+    if pauses:  # new work refused somewhere: not "all systems operational"
+        overall = "degraded" if context["overall"] == "operational" else context["overall"]
+        context = context | {"brownouts": pauses, "overall": overall}
     template = "issuer/_status_live.html" if request.GET.get("partial") else "issuer/status.html"
     response = render(request, template, context)
     response["Cache-Control"] = "no-cache, max-age=0"

@@ -333,3 +333,24 @@ def test_workers_take_finishing_and_crediting_ahead_of_the_rest():
     assert queue("gateway.webhooks.sweep_all") == "default"
     assert django_settings.CELERY_WORKER_QUEUES.split(",") == ["stamping", "credit", "default"]
     assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
+
+
+def test_the_channel_portal_and_the_status_banner_show_the_pause(alpha, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    from faces.backoffice import selectors as status_selectors
+
+    status_selectors.forget_cached_status()
+    monkeypatch.setattr(status_selectors, "overall_state", lambda components, incidents: "operational")
+
+    portal = Client(HTTP_HOST="alpha.test")
+    with schema_context("alpha"):
+        portal.force_login(get_user_model().objects.get(username="admin"))
+    assert b"Paused by the issuer" not in portal.get("/").content
+    assert Client(HTTP_HOST=ISSUER_HOST).get("/status").context["overall"] == "operational"
+    brownout.pause(kind="registrations", channel=None, reason="Sign-ups wait until the queue drains.", actor="ops")
+    page = portal.get("/").content
+    assert b"Paused by the issuer" in page and b"Sign-ups wait until the queue drains." in page
+    assert b"every channel" in page
+    status = Client(HTTP_HOST=ISSUER_HOST).get("/status")
+    assert status.context["overall"] == "degraded" and b"New customers" in status.content
