@@ -73,8 +73,10 @@ django_db_setup_keys: dict[str, str] = {}
 @pytest.fixture(autouse=True)
 def _public_schema_and_fresh_host_cache():
     from gateway.middleware import TenantMiddleware
+    from stamping.brownout.selectors import forget as forget_brownouts
 
     TenantMiddleware.forget()
+    forget_brownouts()  # a pause a rolled-back test made must not refuse the next one's requests
     yield
     connection.set_schema_to_public()
     TenantMiddleware.forget()

@@ -6,13 +6,15 @@ Run from the repository root (embedded PostgreSQL and Redis under ``.data/``; no
     .venv/bin/python bench/surge.py --faults all     # the same with the four faults below
     .venv/bin/python bench/surge.py --quick          # a smoke run of about a minute and a half
     .venv/bin/python bench/surge.py --quick --backlog-limit 200   # ... that also drives 503 overloaded
+    .venv/bin/python bench/surge.py --mixed          # the surge channel also buys and registers
 
 What it does:
   - starts the project's own processes as production runs on this machine: gunicorn (3 workers, with the
     project's ``gateway.gunicorn_conf``: gthread, ``WEB_THREADS`` threads, the probe listener;
-    ``--worker-class`` / ``--threads`` override it), ONE Celery worker (concurrency 2, queues
-    ``default,stamping``) and beat, all against the embedded PostgreSQL and a Redis database of their
-    own (``--redis-db``, default 3, flushed at the start: cache, rate limits, admission counters, broker);
+    ``--worker-class`` / ``--threads`` override it), ONE Celery worker (concurrency 2, every queue in
+    priority order: ``stamping,credit,default``) and beat, all against the embedded PostgreSQL and a Redis
+    database of their own (``--redis-db``, default 3, flushed at the start: cache, rate limits, admission
+    counters, broker);
   - seeds two channels, ``benchquiet`` and ``benchsurge``, with stock, customers with quota and an API key
     each, with rate limits lifted (so the bench measures admission and fairness; a 429 is still counted);
     backlog limits, lanes and concurrency budgets are the product's own;
@@ -45,6 +47,16 @@ What it does:
         used serial with the job's ``job_ref``) or failed (unit released, hold voided); no serial twice;
         ``manage.py reconcile`` clean. ``lost`` = 202s without a job + jobs in a wrong end state +
         serials used twice + jobs still open after the drain wait.
+  - ``--mixed`` (issue #19, overload priorities): during phase 2 the surge channel also runs ``--buyers``
+    closed-loop clients that register a new customer (one time in four) or order 1 unit for a seeded
+    customer and pay it at once with the simulator's signed webhook (``POST /api/v1/payments/simulator/
+    webhook``, retried each second until a 200, as a provider does). Automatic brownout thresholds are
+    lowered for the run (``--brownout-auto``, default ``registrations=8/3,purchases=15/5``) so that a
+    short surge passes them. A watcher reads ``GET /api/v1/status`` of the surge channel every second. It
+    prints: orders paid and credited, the most seconds from a payment's first webhook to its order
+    ``credited_at`` (goal: every paid order credited within 60 s), orders paid but not credited; per
+    class (new customers, purchases, stamp requests) the refusals (503) by code and the moment of the
+    first one (goal: the lowest class refused first); and when each class was paused and resumed.
   - The last line: ``surge: quiet p99 ratio X, ETA error median M% p90 P%, S stamps/s, 5xx(non-503) N, lost L``.
 
 Goals (issue #11): quiet p99 ratio <= 2; ETA error median <= 25% and p90 <= 50%; zero 5xx other than the
@@ -112,7 +124,7 @@ def prepare_services(redis_db: int) -> tuple[bool, bool, str]:
     return pg_before, redis_before, url
 
 
-def seed(clients: int) -> dict:
+def seed(clients: int, extra_stock: int = 0) -> dict:
     from bench.common import setup_migrated
 
     setup_migrated("surge")
@@ -142,7 +154,8 @@ def seed(clients: int) -> dict:
             print(f"{code}: {closed} jobs left open by an earlier run failed and their units released")
         key = issue_api_key(channel=channel, name=f"surge bench {uuid.uuid4().hex[:6]}").plaintext
         quota.allocate_stock(
-            channel_id=channel.pk, units=customers * UNITS_PER_CUSTOMER + 1000, reference=f"surge-{uuid.uuid4().hex}"
+            channel_id=channel.pk, units=customers * UNITS_PER_CUSTOMER + 1000 + extra_stock,
+            reference=f"surge-{uuid.uuid4().hex}",
         )
         ids = []
         with schema_context(code):
@@ -360,11 +373,102 @@ def surge_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
         client.close()
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
+    ops: list = []  # --mixed: registrations, orders, payments, status reads
+    if plan.get("buyers"):
+        buyers = plan["buyers"]
+        threads += [
+            threading.Thread(target=buyer, args=(port, ctx, plan, i, ops), daemon=True) for i in range(buyers)
+        ]
+        threads.append(threading.Thread(target=mode_watcher, args=(port, ctx, plan, ops), daemon=True))
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=max(1.0, plan["end"] + REQUEST_TIMEOUT + 5 - time.time()))
-    Path(out_path).write_text(json.dumps({"requests": list(records)}))
+    Path(out_path).write_text(json.dumps({"requests": list(records), "ops": list(ops)}))
+
+
+# --------------------------------------------------------------------------- --mixed: buying and registering
+
+
+def _call(conn_box: list, port: int, method: str, path: str, host: str, body: bytes | None, headers: dict) -> tuple:
+    """One request on the caller's connection (made again after an error): (status, json or None, headers)."""
+    try:
+        if not conn_box:
+            conn_box.append(http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT))
+        conn = conn_box[0]
+        conn.request(method, path, body=body, headers={"Host": host, **headers})
+        resp = conn.getresponse()
+        payload = resp.read()
+        data = json.loads(payload) if "json" in resp.getheader("Content-Type", "") else None
+        if resp.will_close:
+            conn.close()
+            conn_box.clear()
+        return resp.status, data, resp
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if conn_box:
+            conn_box[0].close()
+            conn_box.clear()
+        return 0, {"code": f"({type(exc).__name__})"}, None
+
+
+def buyer(port: int, ctx: dict, plan: dict, i: int, ops: list) -> None:
+    """A closed-loop client of the surge channel that registers customers and buys (and pays) quota.
+    A 503 is retried after its ``Retry-After`` (same ``Idempotency-Key``); a paid order's webhook is
+    re-sent each second until it is answered 200."""
+    from billing.providers import simulator
+
+    rng = random.Random(plan["seed"] * 7919 + i)
+    conn: list = []
+    auth = {"Authorization": f"Bearer {ctx['key']}", "Content-Type": "application/json"}
+    time.sleep(max(0.0, plan["t1"] + i * plan["ramp"] / max(1, plan["buyers"]) - time.time()))
+    while time.time() < plan["end"]:
+        register = rng.random() < 0.25
+        if register:
+            op, path = "register", "/api/v1/customers"
+            body = json.dumps({"external_ref": f"mixed-{uuid.uuid4().hex[:12]}", "name": "Mixed bench"}).encode()
+        else:
+            op, path = "order", "/api/v1/orders"
+            body = json.dumps({"customer": rng.choice(ctx["customers"]), "quantity": 1}).encode()
+        key = uuid.uuid4().hex
+        while True:
+            sent = time.time()
+            status, data, resp = _call(conn, port, "POST", path, ctx["host"], body, {**auth, "Idempotency-Key": key})
+            code = (data or {}).get("code") if status not in (200, 201) else None
+            ops.append({"op": op, "t": sent, "status": status, "code": code, "lat": time.time() - sent})
+            if status == 201 or status in (400, 404, 409, 422):
+                break
+            wait = RETRY_PAUSE
+            if resp is not None and resp.getheader("Retry-After"):
+                wait = float(resp.getheader("Retry-After"))
+            if time.time() + wait >= plan["end"]:
+                time.sleep(max(0.0, plan["end"] - time.time()))
+                return
+            time.sleep(wait)
+        if op == "order" and status == 201:
+            order = data
+            event = simulator.event_body(order_id=order["id"], amount_rupiah=order["total_rupiah"], succeeded=True)
+            first = time.time()
+            while True:  # as a provider: until the gateway answers 200, however long the surge lasts
+                hook = {"Content-Type": "application/json", "Simulator-Signature": simulator.sign(event)}
+                status, _data, _resp = _call(
+                    conn, port, "POST", "/api/v1/payments/simulator/webhook", ctx["host"], event, hook
+                )
+                ops.append({"op": "pay", "t": first, "status": status, "order": order["id"]})
+                if status == 200 or time.time() > plan["end"] + 120:
+                    break
+                time.sleep(RETRY_PAUSE)
+
+
+def mode_watcher(port: int, ctx: dict, plan: dict, ops: list) -> None:
+    """``GET /api/v1/status`` of the surge channel once a second: which classes are paused when."""
+    conn: list = []
+    while time.time() < plan["end"] + 5:
+        began = time.time()
+        status, data, _resp = _call(conn, port, "GET", "/api/v1/status", ctx["host"], None, {})
+        if status == 200 and data:
+            paused = sorted(f"{p['class']}({p['scope']})" for p in data.get("paused", []))
+            ops.append({"op": "status", "t": began, "paused": paused})
+        time.sleep(max(0.0, began + 1.0 - time.time()))
 
 
 def plan_phase(plan: dict):
@@ -410,7 +514,7 @@ class Servers:
         commands = {
             "web": web,
             "worker": [sys.executable, "-m", "celery", "-A", "gateway", "worker", "--loglevel", "WARNING",
-                       "--concurrency", "2", "-Q", "default,stamping", "-n", f"surgebench{self.port}@%h"],
+                       "--concurrency", "2", "-Q", "stamping,credit,default", "-n", f"surgebench{self.port}@%h"],
             "beat": [sys.executable, "-m", "celery", "-A", "gateway", "beat", "--loglevel", "WARNING",
                      "-s", str(LOG_DIR / "celerybeat-schedule")],
         }  # fmt: skip
@@ -745,6 +849,60 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
     )
 
 
+def report_mixed(records: list[dict], ops: list[dict], plan: dict) -> None:
+    """--mixed: were paid orders credited within a minute, and did refusals fall on the lowest classes first?"""
+    from django_tenants.utils import schema_context
+
+    from billing.retail.models import Order
+
+    t1 = plan["t1"]
+    first_pay = {}
+    for o in ops:
+        if o["op"] == "pay":
+            first_pay[o["order"]] = min(first_pay.get(o["order"], o["t"]), o["t"])
+    with schema_context(SURGE):
+        found = Order.objects.filter(pk__in=list(first_pay)).values("id", "status", "credited_at")
+        orders = {o["id"]: o for o in found}
+    credited = {k: epoch(o["credited_at"]) - first_pay[k] for k, o in orders.items() if o["credited_at"]}
+    waits = sorted(credited.values())
+    pay_refused = sum(1 for o in ops if o["op"] == "pay" and o["status"] != 200)
+    print("\n--mixed (surge channel also buys and registers):")
+    print(
+        f"  orders paid (webhook sent): {len(first_pay)}; credited: {len(credited)}; not credited: "
+        f"{len(first_pay) - len(credited)}; payment webhooks answered other than 200: {pay_refused}"
+    )
+    print(
+        f"  payment -> credited: p50 {ms(quantile(waits, 0.5))}, p99 {ms(quantile(waits, 0.99))}, max "
+        f"{ms(waits[-1] if waits else None)}; within 60 s: {sum(1 for w in waits if w <= 60)}/{len(first_pay)}"
+    )
+    classes = [
+        ("new customers", [o for o in ops if o["op"] == "register"]),
+        ("new purchases", [o for o in ops if o["op"] == "order"]),
+        ("new stamp requests (surge)", [r | {"t": r["sent"]} for r in records if r["ch"] == SURGE]),
+        ("new stamp requests (quiet)", [r | {"t": r["sent"]} for r in records if r["ch"] == QUIET]),
+    ]
+    print("  refusals (503) by class, lowest class first, by code with the first one's seconds into phase 2:")
+    for name, attempts in classes:
+        refused = [a for a in attempts if a["status"] == 503]
+        codes = Counter(a.get("code") for a in refused)
+        first = {}
+        for a in refused:
+            first[a.get("code")] = min(first.get(a.get("code"), a["t"]), a["t"])
+        ok = sum(1 for a in attempts if a["status"] in (201, 202))
+        lat = [a["lat"] for a in attempts if a["status"] in (201, 202)]
+        by_code = ", ".join(f"{c}: {n}, first +{first[c] - t1:.1f}s" for c, n in codes.most_common())
+        print(
+            f"    {name:27s} attempts {len(attempts):6d}, accepted {ok:6d} (p99 {ms(quantile(lat, 0.99))}), "
+            f"503 {len(refused):6d}" + (f" ({by_code})" if by_code else "")
+        )
+    changes, previous = [], []
+    for o in sorted((o for o in ops if o["op"] == "status"), key=lambda o: o["t"]):
+        if o["paused"] != previous:
+            changes.append(f"+{o['t'] - t1:.0f}s {','.join(o['paused']) or 'nothing'}")
+            previous = o["paused"]
+    print("  paused (GET /api/v1/status, surge channel): " + ("; ".join(changes) or "never"))
+
+
 def stamped_rows_between(schemas: list[str], t_from: float, t_to: float) -> list[dict]:
     from django_tenants.utils import schema_context
 
@@ -795,6 +953,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="set STAMPING_CHANNEL_BACKLOG_LIMIT for the servers (default: the product's own)",
     )
+    parser.add_argument("--mixed", action="store_true", help="the surge channel also registers, buys and pays")
+    parser.add_argument("--buyers", type=int, default=10, help="--mixed: closed-loop buying/registering clients")
+    parser.add_argument(
+        "--brownout-auto", default="registrations=8/3,purchases=15/5",
+        help="--mixed: BROWNOUT_AUTO_CHANNEL for the servers (class=start/stop seconds of backlog age)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.alone, args.ramp, args.hold = 10.0, 10.0, 25.0
@@ -841,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
     loaders: list = []
     code = 1
     try:
-        ctx = seed(args.clients)
+        ctx = seed(args.clients, extra_stock=20_000 if args.mixed else 0)
         from django.conf import settings
         from django.db import connections
 
@@ -852,6 +1016,8 @@ def main(argv: list[str] | None = None) -> int:
         env["GATEWAY_PROBE_BIND"] = f"127.0.0.1:{port + 1000}"  # the probe listener (gateway.gunicorn_conf)
         if args.backlog_limit is not None:
             env["STAMPING_CHANNEL_BACKLOG_LIMIT"] = str(args.backlog_limit)
+        if args.mixed:
+            env["BROWNOUT_AUTO_CHANNEL"] = args.brownout_auto
         servers = Servers(port, env, args)
         servers.start()
         warm_up(port, ctx, servers)
@@ -874,6 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "schemas": [QUIET, SURGE],
             "probe_port": port + 1000,
+            "buyers": args.buyers if args.mixed else 0,
         }
         tmp = LOG_DIR / f"run-{port}"
         tmp.mkdir(parents=True, exist_ok=True)
@@ -894,13 +1061,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {events[-1][2]}", flush=True)
         for p in loaders:
             p.join(timeout=max(1.0, plan["end"] + REQUEST_TIMEOUT + 40 - time.time()))
-        records, probes = [], []
+        records, probes, ops = [], [], []
         for name, path in outputs.items():
             if not path.exists():
                 raise RuntimeError(f"the {name} load generator left no results")
             data = json.loads(path.read_text())
             records += data["requests"]
             probes += data.get("probes", [])
+            ops += data.get("ops", [])
         print(
             f"load done: {len(records)} attempts; waiting for the accepted jobs to end "
             f"(at most {args.drain_timeout:.0f}s) ...",
@@ -922,6 +1090,8 @@ def main(argv: list[str] | None = None) -> int:
         accepted = {j: ch for ch, ids in job_ids.items() for j in ids}
         ledger = ledger_check(rows, accepted, env)
         report(records, probes, rows, plan, ledger, events)
+        if args.mixed:
+            report_mixed(records, ops, plan)
         print(f"(run took {time.monotonic() - began:.0f}s)")
         code = 0
     except KeyboardInterrupt:

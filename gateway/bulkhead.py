@@ -10,7 +10,9 @@ progress or seen within ``ACTIVE_SECONDS``) is answered ``503 channel_busy`` wit
 one lock and two dicts). The other threads stay free for the other channels, and for the issuer's
 hosts, which are never limited here. A channel alone in a process may borrow all its threads but one:
 the bulkhead never refuses work an idle server could do. Pages and static files are not counted (a
-browser loads several at once, and they are not where a surge lands).
+browser loads several at once, and they are not where a surge lands). Nor are payment providers'
+webhooks (``/api/v1/payments/``): crediting money already paid ranks above any new work (docs/stamping.md,
+"Overload priorities"), so a channel's surge never refuses them.
 
 The count is per process on purpose: a thread is what a request occupies, and the lock is all it
 costs. Across ``N`` processes a channel holds at most ``N`` times its per-process share. A sync worker
@@ -32,6 +34,7 @@ from gateway.http.problems import problem_response
 _lock = threading.Lock()
 _in_flight: dict[str, int] = {}
 _last_seen: dict[str, float] = {}  # schema -> when this process last began one of its requests
+PAYMENT_WEBHOOKS = "/api/v1/payments/"  # never refused here: money already paid is credited first
 ACTIVE_SECONDS = 10.0  # a channel seen this recently counts as being served (a few requests a minute keep it so)
 
 
@@ -69,7 +72,7 @@ class ChannelBulkheadMiddleware:
         tenant = getattr(request, "tenant", None)
         schema = getattr(tenant, "schema_name", "public")
         is_channel = schema != "public" and getattr(tenant, "kind", "channel") == "channel"
-        if not is_channel or not request.path.startswith("/api/"):
+        if not is_channel or not request.path.startswith("/api/") or request.path.startswith(PAYMENT_WEBHOOKS):
             return self.get_response(request)
         cap = channel_cap()
         now = time.monotonic()

@@ -139,7 +139,7 @@ def main() -> int:
             "--concurrency",
             "2",
             "-Q",
-            "default,stamping",
+            "stamping,credit,default",  # every queue, highest priority first (CELERY_WORKER_QUEUES)
             "-n",
             "demo@%h",
         ],

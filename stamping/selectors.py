@@ -61,3 +61,14 @@ def batch_get(*, batch_id: str) -> Batch:
     if batch is None:
         raise StampJobNotFound(f"No batch {batch_id!r} in this channel.")
     return batch
+
+
+def oldest_queued_at() -> datetime | None:
+    """When the channel's oldest queued job was accepted (None: nothing waits); served by the
+    ``stampjob_queued`` partial index."""
+    return (
+        StampJob.objects.filter(status=StampJob.Status.QUEUED)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )

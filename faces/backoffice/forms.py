@@ -105,3 +105,28 @@ class IncidentForm(forms.Form):
         if start and end and end < start:
             self.add_error("resolved_at", "An incident cannot be resolved before it started.")
         return data
+
+
+class BrownoutForm(forms.Form):
+    """Pause one class of new work for one channel or for all (``stamping.brownout``)."""
+
+    kind = forms.ChoiceField(
+        label="Pause",
+        choices=[
+            ("registrations", "New customers"),
+            ("purchases", "New purchases"),
+            ("stamping", "New stamp requests"),
+        ],
+        help_text="Pausing a class pauses the lower ones with it (customers, then purchases, then stamp requests).",
+    )
+    channel = forms.ModelChoiceField(
+        queryset=Channel.objects.filter(kind=Channel.Kind.CHANNEL).order_by("name"),
+        required=False,
+        empty_label="Every channel",
+        to_field_name="code",
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to channels (API, webhooks) and on the public status page.",
+    )

@@ -41,6 +41,7 @@ from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
 from faces.backoffice import selectors
 from faces.backoffice.forms import (
+    BrownoutForm,
     DepositForm,
     IncidentForm,
     OtpCodeForm,
@@ -59,6 +60,9 @@ from kernel.errors import ApplicationError
 from staff import otp
 from staff.audit import record
 from staff.selectors import audit_actions, audit_entries
+from stamping.brownout import selectors as brownout_selectors
+from stamping.brownout import services as brownout
+from stamping.brownout.models import Brownout
 
 LOGIN_URL = reverse_lazy("backoffice:login")
 SIGNED_IN_AT = "backoffice_signed_in_at"  # session key: when the password was accepted (epoch seconds)
@@ -516,6 +520,47 @@ def incident_resolve(request, note_id: int):
     resolve_incident_note(note_id=note.pk, actor=request.user)
     messages.success(request, f"“{note.title}” marked resolved.")
     return redirect("backoffice:incidents")
+
+
+# --------------------------------------------------------------------------- brownout
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def brownouts(request):
+    """Pause new customers, purchases or stamp requests (one channel or all) and see what is paused;
+    each change is audit-logged and announced to the channels by webhook (``stamping.brownout``)."""
+    form = BrownoutForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                paused = brownout.pause(**form.cleaned_data, actor=request.user)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 400
+            else:
+                messages.success(request, f"{paused.get_kind_display().capitalize()} paused for {paused.scope}.")
+                return redirect("backoffice:brownouts")
+        else:
+            status = 400
+    context = {
+        "form": form,
+        "open": list(brownout_selectors.open_brownouts()),
+        "closed": brownout_selectors.recent_brownouts(),
+        "auto_channel": settings.BROWNOUT_AUTO_CHANNEL,
+        "auto_issuer": settings.BROWNOUT_AUTO_ISSUER,
+    }
+    return render(request, "issuer/backoffice/brownouts.html", context, status=status)
+
+
+@staff_required
+@require_POST
+def brownout_resume(request, brownout_id: int):
+    row = get_object_or_404(Brownout, pk=brownout_id, ended_at__isnull=True)
+    brownout.resume(kind=row.kind, channel=row.channel, actor=request.user)
+    messages.success(request, f"{row.get_kind_display().capitalize()} resumed for {row.scope}.")
+    return redirect("backoffice:brownouts")
 
 
 # --------------------------------------------------------------------------- audit log

@@ -17,6 +17,8 @@ EVENT_CHOICES = [
     ("stamp.completed", "stamp.completed - a document was stamped"),
     ("stamp.failed", "stamp.failed - a stamp failed for good (the unit was given back)"),
     ("stock.low", "stock.low - the channel's stock fell below its threshold"),
+    ("service.paused", "service.paused - the issuer paused new purchases, customers or stamp requests"),
+    ("service.resumed", "service.resumed - the issuer resumed them"),
 ]
 
 

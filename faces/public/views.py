@@ -18,6 +18,7 @@ from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 from issuer.serials import normalize_serial
 from kernel.errors import ApplicationError
+from stamping.brownout import selectors as brownout
 from tenants.selectors import active_channels
 
 
@@ -60,7 +61,12 @@ def status_page(request):
     watches this page, so what it shows is worked out at most once every few seconds
     (``selectors.STATUS_CACHE_SECONDS``; a new or changed incident note shows at once).
     """
+    # the pauses in force are not in the shared cache: a pause or a resume shows within seconds
     context = selectors.cached_status(_status_context)
+    pauses = brownout.all_pauses()
+    if pauses:  # new work refused somewhere: not "all systems operational"
+        overall = "degraded" if context["overall"] == "operational" else context["overall"]
+        context = context | {"brownouts": pauses, "overall": overall}
     template = "issuer/_status_live.html" if request.GET.get("partial") else "issuer/status.html"
     response = render(request, template, context)
     response["Cache-Control"] = "no-cache, max-age=0"

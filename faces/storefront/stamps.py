@@ -52,6 +52,7 @@ DOCUMENT_CHECKS = (
     "stamp_overlaps_signature",
     "insufficient_quota",
     "overloaded",
+    "stamping_paused",
 )
 
 
@@ -232,6 +233,7 @@ def _job_get(job_id: str) -> StampJob:
 
 class StampListApi(ChannelApiView):
     parser_classes = [SingleUploadParser, FormParser]
+    brownout_class = "stamping"
 
     def get_required_scope(self):
         return "stamp" if self.request.method == "POST" else "read"
@@ -345,6 +347,7 @@ class BatchInput(PlacementInput):
 class BatchListApi(ChannelApiView):
     parser_classes = [MultiPartParser, FormParser]
     required_scope = "stamp"
+    brownout_class = "stamping"
 
     @extend_schema(
         tags=["stamps"],

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.ApiRootApi.as_view(), name="channel-api-root"),
     path("schema", SchemaApi.for_host(StorefrontSchemaGenerator), name="channel-api-schema"),
     path("docs", ApiDocsPage.as_view(generator_class=StorefrontSchemaGenerator), name="channel-api-docs"),
+    path("status", views.ServiceStatusApi.as_view(), name="service-status"),
     path("customers", views.CustomerListApi.as_view(), name="customer-list"),
     path("customers/<int:customer_id>", views.CustomerDetailApi.as_view(), name="customer-detail"),
     path("orders", views.OrderListApi.as_view(), name="order-list"),

@@ -19,6 +19,8 @@ from gateway.http.fields import ApiModelSerializer
 from gateway.http.pagination import encode_cursor, keyset_page
 from gateway.http.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
+from stamping.brownout import selectors as brownout_selectors
+from stamping.brownout.services import refuse_if_paused
 from tenants.customers.models import Customer
 from tenants.customers.selectors import customers_for_listing
 from tenants.customers.services import create_customer, customer_get
@@ -30,6 +32,14 @@ class ChannelApiView(EdgeMixin, APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
     required_scope = "read"
+    # The class of new work a POST here is (``stamping``, ``purchases``, ``registrations``): refused
+    # ``503 <class>_paused`` while the issuer pauses it (brownout), right after key, rate limit and scope.
+    brownout_class: str | None = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.brownout_class and request.method == "POST":
+            refuse_if_paused(kind=self.brownout_class, channel=request.tenant)
 
 
 class ApiRootDoc(serializers.Serializer):  # documentation only
@@ -48,6 +58,59 @@ class ApiRootApi(APIView):
                 "version": "v1",
                 "channel": None if tenant is None or tenant.is_issuer else tenant.code,
             }
+        )
+
+
+class PauseDoc(serializers.Serializer):  # documentation only
+    _class = serializers.ChoiceField(choices=["stamping", "purchases", "registrations"])
+    scope = serializers.CharField(help_text="`all` (every channel) or this channel's code.")
+    reason = serializers.CharField()
+    automatic = serializers.BooleanField(help_text="Started by the backlog-age check, which lifts it too.")
+    since = serializers.DateTimeField()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["class"] = fields.pop("_class")
+        return fields
+
+
+class AcceptingDoc(serializers.Serializer):  # documentation only
+    stamping = serializers.BooleanField()
+    purchases = serializers.BooleanField()
+    registrations = serializers.BooleanField()
+
+
+class ServiceStatusDoc(serializers.Serializer):  # documentation only
+    channel = serializers.CharField()
+    mode = serializers.ChoiceField(choices=["normal", "brownout"])
+    accepting = AcceptingDoc(help_text="Per class of new work, whether it is taken now.")
+    paused = PauseDoc(many=True, help_text="The pauses in force (highest class first).")
+
+
+class ServiceStatusApi(APIView):
+    """The channel's service mode for its storefront (no key: it is what the public status page shows)."""
+
+    @extend_schema(
+        tags=["meta"],
+        summary="Service mode (brownout)",
+        description="Whether the channel takes new stamp requests, purchases and customers now. Under load the "
+        "issuer pauses the lowest classes first (customers, then purchases, then stamp requests); stamps already "
+        "accepted and paid orders are always finished. A paused class is refused `503 <class>_paused` with "
+        "`Retry-After`; webhooks `service.paused` / `service.resumed` announce each change.",
+        responses={200: ServiceStatusDoc},
+        auth=[],
+    )
+    def get(self, request):
+        channel = request.tenant
+        pauses = brownout_selectors.pauses_for(channel.pk)
+        return Response(
+            {
+                "channel": channel.code,
+                "mode": "brownout" if pauses else "normal",
+                "accepting": brownout_selectors.accepting(channel.pk),
+                "paused": [pause.as_json() for pause in pauses],
+            },
+            headers={"Cache-Control": "no-store"},
         )
 
 
@@ -100,6 +163,8 @@ def customer_with_quota(request, customer: Customer) -> dict:
 
 
 class CustomerListApi(ChannelApiView):
+    brownout_class = "registrations"
+
     class InputSerializer(serializers.Serializer):
         external_ref = serializers.CharField(max_length=100)
         name = serializers.CharField(max_length=200)
@@ -144,7 +209,7 @@ class CustomerListApi(ChannelApiView):
         request=InputSerializer,
         responses={201: CustomerDoc},
     )
-    @problems("customer_exists")
+    @problems("customer_exists", "registrations_paused")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -236,6 +301,8 @@ class QuantityField(serializers.IntegerField):
 
 
 class OrderListApi(ChannelApiView):
+    brownout_class = "purchases"
+
     class InputSerializer(serializers.Serializer):
         customer = serializers.IntegerField(min_value=1)
         quantity = QuantityField(
@@ -285,6 +352,7 @@ class OrderListApi(ChannelApiView):
         "invalid_quantity",
         "insufficient_stock",
         "payment_provider_unavailable",
+        "purchases_paused",
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)

@@ -99,6 +99,7 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
     from issuer import errors as doc
     from issuer.selectors import InvalidSerial, SerialNotFound
     from issuer.services import UnknownProfile
+    from stamping.brownout.errors import PurchasesPaused, RegistrationsPaused, StampingPaused
     from stamping.errors import (
         DocumentNotReady,
         InsufficientQuota,
@@ -131,6 +132,9 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         StampJobNotFound,
         DocumentNotReady,
         Overloaded,
+        StampingPaused,
+        PurchasesPaused,
+        RegistrationsPaused,
         InvalidCursor,
         UnknownProfile,
         doc.NotAPdf,

@@ -43,6 +43,7 @@ SHARED_APPS = [
     "billing",
     "billing.ledger",
     "staff",
+    "stamping.brownout",
     "django_otp",
     "django_otp.plugins.otp_totp",
 ]
@@ -177,11 +178,23 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A task reserved by a worker that died comes back after ``visibility_timeout`` seconds; the scan
 # for such tasks runs every ``unacked_restore_interval`` seconds (kombu's default would be 100 s).
+# ``queue_order_strategy: priority``: a worker given ``-Q stamping,credit,default`` always takes from the
+# first of its queues that has a message (docs/stamping.md, "Overload priorities and brownout").
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "unacked_restore_interval": 10,
-                                   "unacked_restore_throttle": 1}
+                                   "unacked_restore_throttle": 1, "queue_order_strategy": "priority"}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"gateway.stamping.drain_lane": {"queue": "stamping"}}
+# Queues by priority class, highest first: stamping (finishing accepted stamps, stale jobs, the brownout
+# check), credit (crediting paid orders, sending refunds, releasing dead holds), default (the rest).
+CELERY_WORKER_QUEUES = "stamping,credit,default"  # what every worker consumes, in this order
+CELERY_TASK_ROUTES = {
+    "gateway.stamping.drain_lane": {"queue": "stamping"},
+    "gateway.stamping.resume_stale": {"queue": "stamping"},
+    "gateway.brownout.evaluate": {"queue": "stamping"},
+    "billing.sweep_orders": {"queue": "credit"},
+    "billing.send_refunds": {"queue": "credit"},
+    "billing.sweep_expired_pending": {"queue": "credit"},
+}
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "gateway.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "sweep-expired-holds": {"task": "billing.sweep_expired_pending", "schedule": timedelta(seconds=30)},
@@ -191,6 +204,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
     "compat-purge-uploads": {"task": "compat.purge_uploads", "schedule": timedelta(hours=1)},
+    "brownout-evaluate": {"task": "gateway.brownout.evaluate", "schedule": timedelta(seconds=5)},
 }
 _ = crontab  # kept importable for later schedules
 
@@ -285,6 +299,30 @@ STAMPING_WORKER_SLOTS = int(os.environ.get("STAMPING_WORKER_SLOTS", "2"))  # unt
 # gateway/gunicorn_conf.py from the same variable) and the share of them one channel may hold at once.
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))
 WEB_CHANNEL_SHARE = float(os.environ.get("WEB_CHANNEL_SHARE", "0.25"))
+# Brownout (stamping/brownout, docs/stamping.md): web processes re-read the pauses in force every
+# BROWNOUT_CACHE_SECONDS; a refusal's Retry-After is spread over BROWNOUT_RETRY_AFTER_SECONDS (low,high).
+# Automatic pauses on backlog age (seconds the oldest queued stamp has waited): "class=start/stop,..." -
+# paused at ``start``, lifted at ``stop`` (hysteresis); per channel, and issuer-wide (every channel) on
+# the oldest of all - a backstop for when the workers as a whole fall behind (admission holds each lane
+# to STAMPING_MAX_WAIT_SECONDS, so one channel's surge alone stays under it). Lower classes get lower
+# thresholds, so they are refused first. An empty value turns it off.
+BROWNOUT_CACHE_SECONDS = float(os.environ.get("BROWNOUT_CACHE_SECONDS", "2"))
+BROWNOUT_RETRY_AFTER_SECONDS = tuple(
+    float(n) for n in os.environ.get("BROWNOUT_RETRY_AFTER_SECONDS", "30,90").split(",")
+)
+
+
+def _thresholds(raw: str) -> dict[str, tuple[float, float]]:
+    steps = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        kind, _, pair = item.partition("=")
+        start, _, stop = pair.partition("/")
+        steps[kind.strip()] = (float(start), float(stop))
+    return steps
+
+
+BROWNOUT_AUTO_CHANNEL = _thresholds(os.environ.get("BROWNOUT_AUTO_CHANNEL", "registrations=20/5,purchases=40/10"))
+BROWNOUT_AUTO_ISSUER = _thresholds(os.environ.get("BROWNOUT_AUTO_ISSUER", "registrations=90/20,purchases=180/45"))
 # Celery worker processes run this much nicer than the web processes (0: the same priority).
 WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
 # bench/api.py's yardstick endpoint (one database read); never on in production.

@@ -27,6 +27,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {  # noqa: F405
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "600")),
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
+    "queue_order_strategy": "priority",
 }
 # Every test client is 127.0.0.1: the public verification limits are tested with their own addresses
 # and settings (tests/issuer/test_public_rate_limit.py), and do not throttle the rest of the suite.

@@ -18,6 +18,6 @@ def gateway_url(django_db_setup, django_db_blocker, tmp_path_factory):
 def stamping_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real Celery worker on the default and stamping queues."""
     with django_db_blocker.unblock():
-        worker = start_worker(tmp_path_factory.mktemp("worker"), name="e2e", queues="default,stamping")
+        worker = start_worker(tmp_path_factory.mktemp("worker"), name="e2e", queues="stamping,credit,default")
     yield worker
     worker.stop()

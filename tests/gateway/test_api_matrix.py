@@ -270,7 +270,8 @@ def test_the_matrix_covers_every_storefront_route():
     placeholders = (("order", "order_id"), ("refund", "refund_id"), ("stamp", "job_id"), ("batch", "batch_id"))
     for name, placeholder in placeholders:
         covered = {c.replace("{" + name + "}", f"<str:{placeholder}>") for c in covered}
-    public = {"", "schema", "docs", "payments/<str:provider>/webhook"}  # root, documentation, signed webhook
+    # root, documentation, signed webhook, the service mode (what the public status page shows too)
+    public = {"", "schema", "docs", "payments/<str:provider>/webhook", "status"}
     assert routes - public == covered
 
 

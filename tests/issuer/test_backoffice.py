@@ -41,6 +41,7 @@ PAGES = [
     "/backoffice/settlement.csv",
     "/backoffice/serials/",
     "/backoffice/incidents/",
+    "/backoffice/brownout/",
 ]
 
 

@@ -25,3 +25,13 @@ def num(value) -> str:
 def rupiah(value) -> str:
     text = num(value)
     return f"Rp\u00a0{text}" if text else ""
+
+
+@register.simple_tag
+def brownout_pauses(channel) -> list:
+    """The pauses of new work in force for ``channel`` (brownout; the per-process copy, no query)."""
+    from stamping.brownout.selectors import pauses_for
+
+    if channel is None or getattr(channel, "is_issuer", True):
+        return []
+    return pauses_for(channel.pk)
