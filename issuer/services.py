@@ -435,7 +435,7 @@ def stamp_document(
 
 PROFILE_FIELDS = (
     "description", "max_bytes", "page_width", "page_height", "page_size_tolerance", "min_pdf_version", "max_pages",
-    "min_stamp_size", "max_stamp_size", "active",
+    "min_stamp_size", "max_stamp_size", "certification", "active",
 )  # fmt: skip
 
 

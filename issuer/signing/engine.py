@@ -13,10 +13,15 @@ It then hashes the two byte ranges (one SHA-256 pass over the original, shared w
 checksum), builds the CMS container from a per-key template (:mod:`issuer.signing.cms`), and
 writes its hex into the placeholder.
 
-The first signature on a document is a certification signature (DocMDP P=1: no changes
-allowed).  On a document that is already signed it is an approval signature whose field locks
-all fields with ``/Lock << /Action /All /P 1 >>`` (PDF 2.0), so the stamp is final either way,
-and the earlier signatures stay valid because their bytes are untouched.
+How the stamp signs depends on the profile's ``certification`` (``issuer.pdf.rules``):
+
+* ``not_certified`` (``default``): an approval signature with no DocMDP and no field lock, so
+  a second e-Meterai, or another party's signature, can follow as a later incremental update;
+* ``no_changes`` (``cpns``): on an unsigned document a certification signature (DocMDP P=1: no
+  changes allowed); on a document that is already signed an approval signature whose field locks
+  all fields with ``/Lock << /Action /All /P 1 >>`` (PDF 2.0), so the stamp is final either way.
+
+Earlier signatures stay valid because their bytes are untouched.
 
 Encrypted documents (AES-128/AES-256 only) are supported when the password is given: new strings
 and streams are encrypted with the file key, the signature's ``/Contents`` is left in clear as
@@ -132,8 +137,9 @@ class StampEngine:
                 extra={"expected_sha256": info.sha256},
             )
         rect = check_placement(info, page, box, rules)
-        certification = not info.is_signed
-        upgrade = certification and version_tuple(info.pdf_version) < version_tuple(UPGRADE_TO_VERSION)
+        final = rules is not None and rules.final
+        certification = final and not info.is_signed
+        upgrade = not info.is_signed and version_tuple(info.pdf_version) < version_tuple(UPGRADE_TO_VERSION)
         base = data
         if upgrade:
             base = _patched_header(data)
@@ -147,7 +153,8 @@ class StampEngine:
                 update, contents_at = self._build_update(
                     base, info, layout, rect, info.page(page).rotate, appearance.content, appearance.resources,
                     serial=serial, reason=reason, location=location, signed_at=signed_at,
-                    certification=certification, upgrade=upgrade, reserve=reserve,
+                    certification=certification, lock=final and not certification, upgrade=upgrade,
+                    reserve=reserve,
                 )  # fmt: skip
                 signed = self._sign(base, source_hash, update, contents_at, reserve)
                 if signed is not None:
@@ -214,6 +221,7 @@ class StampEngine:
         location: str,
         signed_at: dt.datetime,
         certification: bool,
+        lock: bool,
         upgrade: bool,
         reserve: int,
     ) -> tuple[bytes, int]:
@@ -234,13 +242,17 @@ class StampEngine:
 
         # signature dictionary: /Contents is never encrypted (ISO 32000-1, 7.6.1)
         sig_string = strings(sig_number)
-        reference = (
-            b" /Reference [<< /Type /SigRef /TransformMethod /DocMDP"
-            b" /TransformParams << /Type /TransformParams /P 1 /V /1.2 >> >>]"
-            if certification
-            else b" /Reference [<< /Type /SigRef /TransformMethod /FieldMDP"
-            b" /TransformParams << /Type /TransformParams /Action /All /V /1.2 >> >>]"
-        )
+        reference = b""
+        if certification:
+            reference = (
+                b" /Reference [<< /Type /SigRef /TransformMethod /DocMDP"
+                b" /TransformParams << /Type /TransformParams /P 1 /V /1.2 >> >>]"
+            )
+        elif lock:
+            reference = (
+                b" /Reference [<< /Type /SigRef /TransformMethod /FieldMDP"
+                b" /TransformParams << /Type /TransformParams /Action /All /V /1.2 >> >>]"
+            )
         full_reason = f"[{serial}] e-Meterai {reason}".strip()
         sig_body = (
             b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached"
@@ -267,13 +279,13 @@ class StampEngine:
 
         # merged signature field and widget annotation
         page_ref = b"%d %d R" % layout.page.objgen
-        lock = b"" if certification else b" /Lock << /Type /SigFieldLock /Action /All /P 1 >>"
+        field_lock = b" /Lock << /Type /SigFieldLock /Action /All /P 1 >>" if lock else b""
         field_name = f"{self.field_name_prefix}_{serial}".encode("ascii")
         widget_body = (
             b"<< /Type /Annot /Subtype /Widget /FT /Sig /F 4 /T " + strings(widget_number)(field_name)
             + b" /V %d 0 R /P " % sig_number + page_ref
             + b" /Rect [" + b" ".join(number(v) for v in rect.as_tuple()) + b"]"
-            + b" /AP << /N %d 0 R >>" % form_number + lock + b" >>"
+            + b" /AP << /N %d 0 R >>" % form_number + field_lock + b" >>"
         )  # fmt: skip
         update.put(widget_number, 0, widget_body)
 

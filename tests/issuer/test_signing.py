@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 
@@ -13,7 +14,7 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
 
 from issuer import errors
-from issuer.pdf import inspect_document
+from issuer.pdf import DEFAULT_PROFILE, inspect_document
 from issuer.serials import new_serial
 from issuer.signing import verify_pdf
 from issuer.signing.cms import CmsTemplate
@@ -21,6 +22,7 @@ from tests.fixtures.pdfs import factory
 from tests.issuer.conftest import SIGNED_AT, run_tool, stamp
 
 MAX = 20 * 1024 * 1024
+FINAL = dataclasses.replace(DEFAULT_PROFILE, certification="no_changes")  # cpns's certification, any page
 
 
 def _check_with_tools(path, password: str | None = None) -> None:
@@ -36,7 +38,7 @@ def _check_with_tools(path, password: str | None = None) -> None:
 @pytest.mark.parametrize("xref_stream", [False, True], ids=["classic-xref", "xref-stream"])
 def test_roundtrip_validates_everywhere(engine, dev_keys, tmp_path, xref_stream: bool) -> None:
     original = factory.text_pdf(xref_stream=xref_stream)
-    result = stamp(engine, original)
+    result = stamp(engine, original, rules=FINAL)
     assert result.pdf.startswith(original)
     assert result.sha256_in == hashlib.sha256(original).hexdigest()
     assert result.sha256_out == hashlib.sha256(result.pdf).hexdigest()
@@ -47,7 +49,7 @@ def test_roundtrip_validates_everywhere(engine, dev_keys, tmp_path, xref_stream:
     (signature,) = report.signatures
     assert signature.serial == result.serial
     assert signature.reason == f"[{result.serial}] e-Meterai Surat Pernyataan"
-    assert signature.docmdp == 1 and signature.covers_whole_document
+    assert signature.docmdp == 1 and signature.covers_whole_document and not signature.changes_allowed
     assert signature.signing_time == SIGNED_AT
     assert "e-Meterai Development Signing" in signature.signer_subject
 
@@ -156,10 +158,63 @@ def test_certified_no_changes_document_is_refused(engine, other_signer_files) ->
         stamp(engine, certified)
 
 
-def test_our_stamp_makes_the_document_final(engine, text_a4) -> None:
-    stamped = stamp(engine, text_a4).pdf
+def test_a_final_profile_stamp_makes_the_document_final(engine, text_a4) -> None:
+    stamped = stamp(engine, text_a4, rules=FINAL).pdf
     with pytest.raises(errors.DocumentAlreadyFinal):
         stamp(engine, stamped, box=(20, 20, 120, 120))
+    with pytest.raises(errors.DocumentAlreadyFinal):
+        stamp(engine, stamped, box=(20, 20, 120, 120), rules=FINAL)
+
+
+def test_final_stamp_after_another_signature_locks_every_field(engine, dev_keys, other_signer_files) -> None:
+    signed = _sign_with_pyhanko(factory.text_pdf(), other_signer_files)
+    result = stamp(engine, signed, rules=FINAL)
+    assert not result.certification
+    *_, ours = verify_pdf(result.pdf, dev_keys.trust_roots).signatures
+    assert not ours.changes_allowed  # the field lock /P 1
+    with pytest.raises(errors.DocumentAlreadyFinal):
+        stamp(engine, result.pdf, box=(20, 20, 120, 120))
+
+
+@pytest.mark.parametrize("xref_stream", [False, True], ids=["classic-xref", "xref-stream"])
+def test_default_profile_allows_a_second_e_meterai(engine, dev_keys, tmp_path, xref_stream: bool) -> None:
+    """Two parties each stamp one contract: the second stamp is an incremental update after the
+    first, the first is an approval signature (no DocMDP) and both validate everywhere."""
+    original = factory.text_pdf(version="1.4", xref_stream=xref_stream)
+    first = stamp(engine, original, rules=DEFAULT_PROFILE)
+    assert not first.certification and first.upgraded_to == "1.7"
+    assert b"/DocMDP" not in first.pdf[len(original) :] and b"/Lock" not in first.pdf[len(original) :]
+    second = stamp(engine, first.pdf, box=(300, 60, 400, 160), rules=DEFAULT_PROFILE)
+    assert second.pdf.startswith(first.pdf) and second.upgraded_to is None
+    assert second.serial != first.serial
+
+    report = verify_pdf(second.pdf, dev_keys.trust_roots)
+    assert report.valid and report.serials == (first.serial, second.serial)
+    earlier, later = report.signatures
+    assert earlier.valid and earlier.later_changes_ok and earlier.changes_allowed and earlier.docmdp is None
+    assert not earlier.covers_whole_document and earlier.modification_level == "FORM_FILLING"
+    assert later.valid and later.covers_whole_document and later.changes_allowed
+    path = tmp_path / "two-stamps.pdf"
+    path.write_bytes(second.pdf)
+    _check_with_tools(path)
+    result = run_tool("pdfsig", str(path))
+    assert result.stdout.count("Signature is Valid") == 2, result.stdout
+    # and a final (cpns-like) stamp can still come last
+    third = stamp(engine, second.pdf, box=(180, 60, 280, 160), rules=FINAL)
+    assert not third.certification and verify_pdf(third.pdf, dev_keys.trust_roots).valid
+
+
+def test_another_party_can_sign_after_the_e_meterai(engine, dev_keys, other_signer_files, tmp_path) -> None:
+    from cryptography import x509
+
+    stamped = stamp(engine, factory.text_pdf(), box=(420, 60, 520, 160), rules=DEFAULT_PROFILE).pdf
+    countersigned = _sign_with_pyhanko(stamped, other_signer_files)
+    other_root = x509.load_pem_x509_certificate(other_signer_files["root"].read_bytes())
+    ours, theirs = verify_pdf(countersigned, [*dev_keys.trust_roots, other_root]).signatures
+    assert ours.valid and ours.later_changes_ok and theirs.valid
+    path = tmp_path / "countersigned-after.pdf"
+    path.write_bytes(countersigned)
+    _check_with_tools(path)
 
 
 def test_changed_document_is_refused(engine, text_a4) -> None:
