@@ -11,7 +11,8 @@ import time
 
 from django.conf import settings
 
-from issuer.pdf import DocumentInfo, check_placement, check_profile, inspect_document
+from issuer.pdf import DocumentInfo, check_placement, check_profile
+from issuer.pdf.prepare import prepare_document
 from issuer.services import _profile
 
 Box = tuple[float, float, float, float]
@@ -37,7 +38,10 @@ def check_document(
     *, data: bytes, page: int, box: Box, profile: str = "default", password: str | None = None
 ) -> DocumentInfo:
     rules = _rules(profile, settings.STAMP_DEFAULT_MAX_BYTES)
-    info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    prepared = prepare_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    info = prepared.info
+    if prepared.rewritten:  # the stamp goes on the rewrite; the job keeps the upload's hash
+        info = dataclasses.replace(info, sha256=prepared.upload_sha256)
     check_profile(info, rules)
     check_placement(info, page, box, rules)
     return info

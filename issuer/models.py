@@ -122,6 +122,8 @@ class Serial(models.Model):
     box_ury = models.FloatField()
     certification = models.BooleanField(default=False)
     upgraded_to = models.CharField(max_length=3, blank=True)
+    # the upload's cross-reference table was rebuilt before stamping (issuer.pdf.prepare)
+    repaired = models.BooleanField(default=False)
     document_type = models.ForeignKey(DocumentType, null=True, blank=True, on_delete=models.PROTECT)
     document_number = models.CharField(max_length=100, blank=True)
     document_date = models.DateField(null=True, blank=True)

@@ -337,7 +337,7 @@ class StampEngine:
             holder_encode = strings(*acroform.objgen) if acroform.is_indirect else catalog_encode
             fields = acroform.get("/Fields")
             flags = acroform.get("/SigFlags")
-            acroform_changes: dict[str, bytes] = {}
+            acroform_changes: dict[str, bytes | None] = {}
             if isinstance(fields, pikepdf.Array) and fields.is_indirect:
                 items = _array_items(fields, strings(*fields.objgen))
                 update.put(*fields.objgen, b"[" + items + b" " + widget_ref + b"]")
@@ -346,6 +346,11 @@ class StampEngine:
                 acroform_changes["/Fields"] = b"[" + existing + b" " + widget_ref + b"]"
             if not isinstance(flags, int) or flags & 3 != 3:
                 acroform_changes["/SigFlags"] = b"%d" % ((flags if isinstance(flags, int) else 0) | 3)
+            if "/NeedAppearances" in acroform:
+                # poppler regenerates every field when it is set and then draws no signature widget:
+                # drop it, as pyHanko does when it adds a signature field (unsigned files had their
+                # field appearances generated before: issuer.pdf.prepare)
+                acroform_changes["/NeedAppearances"] = None
             if acroform_changes:
                 body = _dictionary_with(acroform, holder_encode, acroform_changes)
                 if acroform.is_indirect:
@@ -414,8 +419,11 @@ def _array_items(array: pikepdf.Array, encode: StringEncoder) -> bytes:
     return b" ".join(serialize(item, encode) for item in array)
 
 
-def _dictionary_with(dictionary: pikepdf.Dictionary, encode: StringEncoder, changes: dict[str, bytes]) -> bytes:
-    """Serialise ``dictionary`` with the entries in ``changes`` replaced or added (raw syntax)."""
+def _dictionary_with(
+    dictionary: pikepdf.Dictionary, encode: StringEncoder, changes: dict[str, bytes | None]
+) -> bytes:
+    """Serialise ``dictionary`` with the entries in ``changes`` replaced or added (raw syntax), or
+    removed (``None``)."""
     parts = [b"<<"]
     for key, value in dictionary.items():
         if key in changes:
@@ -423,6 +431,8 @@ def _dictionary_with(dictionary: pikepdf.Dictionary, encode: StringEncoder, chan
         parts.append(pikepdf.Name(key).unparse())
         parts.append(serialize(value, encode))
     for key, raw in changes.items():
+        if raw is None:
+            continue
         parts.append(pikepdf.Name(key).unparse())
         parts.append(raw)
     parts.append(b">>")
