@@ -25,7 +25,7 @@ from django.utils import timezone
 from billing import quota
 from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
-from issuer.checks import check_document
+from issuer.checks import check_stamp
 from issuer.services import stamp_document
 from kernel import faults
 from kernel.errors import ApplicationError
@@ -47,7 +47,7 @@ MAX_ATTEMPTS = 5
 class StampRequest:
     data: bytes
     page: int
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float] | None  # None: box=auto, the issuer chooses it
     profile: str = "default"
     password: str | None = None
     file_name: str = ""
@@ -72,13 +72,14 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     ``stamping.intake``): one round trip, one transaction of its own outside
     ``transaction.atomic``, or part of the caller's inside one (a batch: all documents or none).
     """
-    info = check_document(
+    checked = check_stamp(
         data=request.data, page=request.page, box=request.box, profile=request.profile, password=request.password
     )
+    info = checked.info
     job_id = new_job_id()
     hold_id = _hold_id(channel, job_id)
     file_name = request.file_name[:255]
-    llx, lly, urx, ury = request.box
+    llx, lly, urx, ury = checked.box
     for attempt in range(2):
         params = [
             job_id,
@@ -161,6 +162,7 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
         "claimed_at": None,
     }
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
+    job.covers_content = checked.covers_content  # known at intake for box=auto (not stored)
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
 

@@ -41,26 +41,26 @@ def _stamp(engine, data: bytes, password: str | None = None):
     return prepared, result
 
 
-def _crop(image: Image.Image, page_height_pt: float) -> Image.Image:
+def _crop(image: Image.Image, page_height_pt: float, box: tuple[float, float, float, float]) -> Image.Image:
     """The stamp's box and a margin, cut from a full-page rendering at ``DPI``."""
     scale = DPI / 72
-    llx, lly, urx, ury = BOX
+    llx, lly, urx, ury = box
     left, right = (llx - 10) * scale, (urx + 10) * scale
     top, bottom = (page_height_pt - ury - 10) * scale, (page_height_pt - lly + 10) * scale
     return image.crop((int(left), int(top), int(right), int(bottom))).convert("L")
 
 
-def poppler_qr(path: Path, tmp_path: Path, page_height: float, password: str | None = None) -> list[str]:
+def poppler_qr(path: Path, tmp_path: Path, page_height: float, password: str | None = None, box=BOX) -> list[str]:
     args = ["pdftoppm", "-r", str(DPI), "-png", "-singlefile", "-f", "1", "-l", "1"]
     if password:
         args += ["-upw", password]
     result = run_tool(*args, str(path), str(tmp_path / "poppler"))
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "poppler.png") as image:
-        return [found.text for found in zxingcpp.read_barcodes(_crop(image, page_height))]
+        return [found.text for found in zxingcpp.read_barcodes(_crop(image, page_height, box))]
 
 
-def pdfium_qr(data: bytes, page_height: float, password: str | None = None) -> list[str]:
+def pdfium_qr(data: bytes, page_height: float, password: str | None = None, box=BOX) -> list[str]:
     document = pypdfium2.PdfDocument(data, password=password)
     document.init_forms()  # PDFium draws widget annotations (the stamp) through its form layer
     try:
@@ -69,7 +69,7 @@ def pdfium_qr(data: bytes, page_height: float, password: str | None = None) -> l
         page.close()
     finally:
         document.close()
-    return [found.text for found in zxingcpp.read_barcodes(_crop(image, page_height))]
+    return [found.text for found in zxingcpp.read_barcodes(_crop(image, page_height, box))]
 
 
 def _checks(path: Path, dev_keys, password: str | None = None) -> None:
