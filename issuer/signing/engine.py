@@ -48,7 +48,7 @@ from issuer.signing.keys import KeyMaterial
 from issuer.signing.syntax import ObjectCipher, StringEncoder, literal, number, pdf_date, serialize, text_bytes
 from issuer.signing.timestamps import Timestamper
 from issuer.signing.writer import IncrementalUpdate, hex_id
-from issuer.stamp.render import StampRenderer
+from issuer.stamp.render import StampAppearance, StampRenderer
 
 UPGRADE_TO_VERSION = "1.7"
 _BYTE_RANGE_WIDTH = 3 * 11 + 2  # three 10-digit numbers, separators and padding
@@ -151,7 +151,7 @@ class StampEngine:
             for _attempt in range(3):
                 reserve = self._contents_reserve()
                 update, contents_at = self._build_update(
-                    base, info, layout, rect, info.page(page).rotate, appearance.content, appearance.resources,
+                    base, info, layout, rect, info.page(page).rotate, appearance.content, appearance,
                     serial=serial, reason=reason, location=location, signed_at=signed_at,
                     certification=certification, lock=final and not certification, upgrade=upgrade,
                     reserve=reserve,
@@ -214,7 +214,7 @@ class StampEngine:
         rect: Rect,
         rotate: int,
         content: bytes,
-        resources: bytes,
+        appearance: StampAppearance,
         *,
         serial: str,
         reason: str,
@@ -265,6 +265,19 @@ class StampEngine:
             + b" /Contents <" + b"0" * (2 * reserve) + b"> >>"
         )  # fmt: skip
         update.put(sig_number, 0, sig_body)
+
+        # the stamp's fonts, embedded (a TrueType subset each: dictionary, descriptor, program)
+        font_refs: dict[str, bytes] = {}
+        for font in appearance.fonts:
+            font_number, descriptor_number, file_number = update.allocate(), update.allocate(), update.allocate()
+            program = font.compressed
+            if cipher is not None:
+                program = cipher.encrypt(file_number, 0, program)
+            update.put(file_number, 0, font.file_stream_header(len(program)) + b"\nstream\n" + program + b"\nendstream")
+            update.put(descriptor_number, 0, font.descriptor(b"%d 0 R" % file_number))
+            update.put(font_number, 0, font.font_dictionary(b"%d 0 R" % descriptor_number))
+            font_refs[font.resource] = b"%d 0 R" % font_number
+        resources = appearance.resources(font_refs)
 
         # appearance: the stamp form, rotated against the page's /Rotate so it reads upright
         stream = zlib.compress(content, 6)

@@ -263,3 +263,26 @@ def test_cms_template_is_canonical_der(dev_keys) -> None:
     assert set(attributes) == {"content_type", "message_digest", "signing_certificate_v2"}
     assert attributes["message_digest"]["values"][0].native == digest
     assert template.size_without_timestamp >= len(der)
+
+
+def test_stamp_fonts_are_embedded_and_pdfa_identification_is_kept(engine, dev_keys, tmp_path) -> None:
+    """PDF/A needs every font embedded: the stamp brings subsets of Noto Sans, and the file keeps its
+    PDF/A identification (XMP) and output intent."""
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "corpus"
+    original = (corpus / "libreoffice-pdfa2b.pdf").read_bytes()
+    result = stamp(engine, original)
+    path = tmp_path / "pdfa.pdf"
+    path.write_bytes(result.pdf)
+    _check_with_tools(path)
+    fonts = run_tool("pdffonts", str(path)).stdout.splitlines()[2:]
+    ours = [line for line in fonts if "NotoSans" in line]
+    assert len(ours) == 2 and all(line.split()[-5:-3] == ["yes", "yes"] for line in ours), fonts  # emb, sub
+    assert all(" yes " in line for line in fonts), fonts  # every font on the page embedded
+    with pikepdf.open(io.BytesIO(result.pdf)) as pdf:
+        assert "/OutputIntents" in pdf.Root and "/Metadata" in pdf.Root
+        with pdf.open_metadata() as xmp:
+            assert xmp.pdfa_status == "2B"
+        font = pdf.Root.AcroForm.Fields[-1].AP.N.Resources.Font.FB
+        assert font.Subtype == "/TrueType" and "/FontFile2" in font.FontDescriptor
