@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-from issuer.engine import trust_roots
+from issuer.engine import signing_roots, trust_roots
 from issuer.models import DocumentType, IncidentNote, Serial, StampedDocument, StampProfile
 from issuer.pdf.inspect import check_size
 from issuer.serials import SERIAL_LENGTH, is_valid_serial, normalize_serial
@@ -157,6 +158,13 @@ def verify_document(data: bytes, password: str | None = None) -> dict:
         "stamps": stamps,
         "signatures": [_signature(sig) for sig in report.signatures],
     }
+
+
+def root_certificate(*, pem: bool = True) -> bytes:
+    """The issuer's root certificate (the first root its signing key chains to), PEM or DER: what a
+    verifier imports to trust e-Meterai signatures (docs/issuer.md)."""
+    encoding = serialization.Encoding.PEM if pem else serialization.Encoding.DER
+    return signing_roots()[0].public_bytes(encoding)
 
 
 def active_profiles() -> QuerySet[StampProfile]:

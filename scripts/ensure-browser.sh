@@ -7,6 +7,7 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)  # pdfsig trusting the issuer's root
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
