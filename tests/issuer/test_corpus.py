@@ -34,6 +34,7 @@ from issuer.engine import trust_roots
 from issuer.models import Serial
 from issuer.signing import verify_pdf
 from tests.fixtures.pdfs import factory
+from tests.issuer.rendering import assert_qr_everywhere
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())["cases"]
@@ -120,6 +121,10 @@ def test_corpus_file(case: dict, tmp_path: Path) -> None:
     assert body["certification"] == (case["profile"] == "cpns" and not earlier)
     assert ours.changes_allowed == (case["profile"] != "cpns")
     _binary_checks(target, case["password"])
+    # the stamp is drawn by poppler and by PDFium: its QR reads back from both renderings
+    assert_qr_everywhere(
+        target, tmp_path, tuple(case["box"]), body["verification_url"], page=case["page"], password=case["password"]
+    )
     # earlier signatures stay valid (they no longer cover the whole file, which is allowed)
     assert all(signature.valid for signature in earlier)
     earlier_ok = all(signature.changes_allowed for signature in earlier)

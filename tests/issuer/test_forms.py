@@ -14,22 +14,19 @@ import io
 from pathlib import Path
 
 import pikepdf
-import pypdfium2
 import pytest
-import zxingcpp
-from PIL import Image
 
 from issuer.pdf import inspect_document
 from issuer.pdf.prepare import prepare_document
 from issuer.serials import new_serial
 from issuer.signing import verify_pdf
 from tests.issuer.conftest import SIGNED_AT, run_tool
+from tests.issuer.rendering import assert_qr_everywhere
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "corpus"
 FORMS = ["pdflatex-form.pdf", "libreoffice-form.pdf", "reportlab-overlay-form.pdf"]
 BOX = (420.0, 60.0, 520.0, 160.0)
 MAX = 20 * 1024 * 1024
-DPI = 150
 
 
 def _stamp(engine, data: bytes, password: str | None = None):
@@ -39,37 +36,6 @@ def _stamp(engine, data: bytes, password: str | None = None):
         location="Jakarta", signed_at=SIGNED_AT, password=password,
     )  # fmt: skip
     return prepared, result
-
-
-def _crop(image: Image.Image, page_height_pt: float, box: tuple[float, float, float, float]) -> Image.Image:
-    """The stamp's box and a margin, cut from a full-page rendering at ``DPI``."""
-    scale = DPI / 72
-    llx, lly, urx, ury = box
-    left, right = (llx - 10) * scale, (urx + 10) * scale
-    top, bottom = (page_height_pt - ury - 10) * scale, (page_height_pt - lly + 10) * scale
-    return image.crop((int(left), int(top), int(right), int(bottom))).convert("L")
-
-
-def poppler_qr(path: Path, tmp_path: Path, page_height: float, password: str | None = None, box=BOX) -> list[str]:
-    args = ["pdftoppm", "-r", str(DPI), "-png", "-singlefile", "-f", "1", "-l", "1"]
-    if password:
-        args += ["-upw", password]
-    result = run_tool(*args, str(path), str(tmp_path / "poppler"))
-    assert result.returncode == 0, result.stderr
-    with Image.open(tmp_path / "poppler.png") as image:
-        return [found.text for found in zxingcpp.read_barcodes(_crop(image, page_height, box))]
-
-
-def pdfium_qr(data: bytes, page_height: float, password: str | None = None, box=BOX) -> list[str]:
-    document = pypdfium2.PdfDocument(data, password=password)
-    document.init_forms()  # PDFium draws widget annotations (the stamp) through its form layer
-    try:
-        page = document[0]
-        image = page.render(scale=DPI / 72, may_draw_forms=True).to_pil()
-        page.close()
-    finally:
-        document.close()
-    return [found.text for found in zxingcpp.read_barcodes(_crop(image, page_height, box))]
 
 
 def _checks(path: Path, dev_keys, password: str | None = None) -> None:
@@ -92,12 +58,10 @@ def test_stamp_on_a_need_appearances_form_shows_in_poppler_and_pdfium(engine, de
         fields = {str(field.get("/T")): field for field in acroform.Fields}
         # every field the producer left for the viewer to draw has its appearance now
         assert all("/AP" in field for name_, field in fields.items() if not name_.startswith("eMeterai_"))
-        page_height = float(pdf.pages[0].MediaBox[3])
     path = tmp_path / "stamped.pdf"
     path.write_bytes(result.pdf)
     _checks(path, dev_keys)
-    assert poppler_qr(path, tmp_path, page_height) == [result.verification_url]
-    assert pdfium_qr(result.pdf, page_height) == [result.verification_url]
+    assert_qr_everywhere(path, tmp_path, BOX, result.verification_url)
 
 
 def test_encrypted_form_gets_the_flag_dropped_in_the_stamps_update(engine, dev_keys, tmp_path) -> None:
@@ -111,5 +75,4 @@ def test_encrypted_form_gets_the_flag_dropped_in_the_stamps_update(engine, dev_k
     path = tmp_path / "stamped.pdf"
     path.write_bytes(result.pdf)
     _checks(path, dev_keys, password="user-pw")
-    assert poppler_qr(path, tmp_path, 841.89, password="user-pw") == [result.verification_url]
-    assert pdfium_qr(result.pdf, 841.89, password="user-pw") == [result.verification_url]
+    assert_qr_everywhere(path, tmp_path, BOX, result.verification_url, password="user-pw")

@@ -25,6 +25,7 @@ from issuer.pdf import inspect_document
 from issuer.services import stamp_document
 from issuer.signing import verify_pdf
 from tests.issuer.conftest import run_tool
+from tests.issuer.rendering import assert_qr_everywhere
 from tests.issuer.test_corpus import CORPUS, stamp_command
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +63,7 @@ def test_unsigned_damaged_file_is_repaired_and_stamped(tmp_path: Path) -> None:
     assert checked.returncode == 0 and "No syntax or stream encoding errors" in checked.stdout, checked.stdout
     signed = run_tool("pdfsig", str(target))
     assert signed.stdout.count("Signature is Valid") == 1, signed.stdout
+    assert_qr_everywhere(target, tmp_path, (420, 60, 520, 160), body["verification_url"])
 
 
 def test_replaying_a_repaired_stamp_returns_the_same_document(channels) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+from pathlib import Path
 
 import pikepdf
 import pytest
@@ -20,6 +21,7 @@ from issuer.signing import verify_pdf
 from issuer.signing.cms import CmsTemplate
 from tests.fixtures.pdfs import factory
 from tests.issuer.conftest import SIGNED_AT, run_tool, stamp
+from tests.issuer.rendering import assert_qr_everywhere
 
 MAX = 20 * 1024 * 1024
 FINAL = dataclasses.replace(DEFAULT_PROFILE, certification="no_changes")  # cpns's certification, any page
@@ -176,13 +178,24 @@ def test_final_stamp_after_another_signature_locks_every_field(engine, dev_keys,
         stamp(engine, result.pdf, box=(20, 20, 120, 120))
 
 
-@pytest.mark.parametrize("xref_stream", [False, True], ids=["classic-xref", "xref-stream"])
-def test_default_profile_allows_a_second_e_meterai(engine, dev_keys, tmp_path, xref_stream: bool) -> None:
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "corpus"
+
+
+def _second_stamp_source(name: str) -> bytes:
+    if name.startswith("factory"):
+        return factory.text_pdf(version="1.4", xref_stream=name.endswith("xref-stream"))
+    return (CORPUS / name).read_bytes()  # real producers: LibreOffice (classic xref), pdfTeX (xref stream)
+
+
+@pytest.mark.parametrize(
+    "source", ["factory-classic-xref", "factory-xref-stream", "libreoffice-writer.pdf", "pdflatex-a4.pdf"]
+)
+def test_default_profile_allows_a_second_e_meterai(engine, dev_keys, tmp_path, source: str) -> None:
     """Two parties each stamp one contract: the second stamp is an incremental update after the
     first, the first is an approval signature (no DocMDP) and both validate everywhere."""
-    original = factory.text_pdf(version="1.4", xref_stream=xref_stream)
+    original = _second_stamp_source(source)
     first = stamp(engine, original, rules=DEFAULT_PROFILE)
-    assert not first.certification and first.upgraded_to == "1.7"
+    assert not first.certification and first.upgraded_to == ("1.7" if original[5:8] < b"1.7" else None)
     assert b"/DocMDP" not in first.pdf[len(original) :] and b"/Lock" not in first.pdf[len(original) :]
     second = stamp(engine, first.pdf, box=(300, 60, 400, 160), rules=DEFAULT_PROFILE)
     assert second.pdf.startswith(first.pdf) and second.upgraded_to is None
@@ -199,6 +212,8 @@ def test_default_profile_allows_a_second_e_meterai(engine, dev_keys, tmp_path, x
     _check_with_tools(path)
     result = run_tool("pdfsig", str(path))
     assert result.stdout.count("Signature is Valid") == 2, result.stdout
+    assert_qr_everywhere(path, tmp_path, (420, 60, 520, 160), first.verification_url)
+    assert_qr_everywhere(path, tmp_path, (300, 60, 400, 160), second.verification_url)
     # and a final (cpns-like) stamp can still come last
     third = stamp(engine, second.pdf, box=(180, 60, 280, 160), rules=FINAL)
     assert not third.certification and verify_pdf(third.pdf, dev_keys.trust_roots).valid
@@ -268,10 +283,7 @@ def test_cms_template_is_canonical_der(dev_keys) -> None:
 def test_stamp_fonts_are_embedded_and_pdfa_identification_is_kept(engine, dev_keys, tmp_path) -> None:
     """PDF/A needs every font embedded: the stamp brings subsets of Noto Sans, and the file keeps its
     PDF/A identification (XMP) and output intent."""
-    from pathlib import Path
-
-    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "corpus"
-    original = (corpus / "libreoffice-pdfa2b.pdf").read_bytes()
+    original = (CORPUS / "libreoffice-pdfa2b.pdf").read_bytes()
     result = stamp(engine, original)
     path = tmp_path / "pdfa.pdf"
     path.write_bytes(result.pdf)

@@ -22,7 +22,7 @@ from issuer.pdf.geometry import Rect
 from stamping import services
 from stamping.models import StampJob
 from tests.billing.factories import funded_wallet, unique
-from tests.issuer.test_forms import pdfium_qr, poppler_qr
+from tests.issuer.rendering import pdfium_qr, poppler_qr
 
 pytestmark = pytest.mark.django_db
 
@@ -127,8 +127,8 @@ def test_box_auto_stamps_the_empty_place_and_the_stamp_reads_everywhere(client_f
     url = f"/{done.serial}"
     # the QR read back from the box the issuer chose, rendered by poppler and by PDFium
     box = tuple(suggested)
-    assert [text[-len(url) :] for text in poppler_qr(path, tmp_path, 841.89, box=box)] == [url]
-    assert [text[-len(url) :] for text in pdfium_qr(pdf, 841.89, box=box)] == [url]
+    assert [text[-len(url) :] for text in poppler_qr(path, tmp_path, box)] == [url]
+    assert [text[-len(url) :] for text in pdfium_qr(pdf, box)] == [url]
 
 
 def test_box_auto_and_coordinates_together_are_a_field_error(client_for, channels, customer_id):
@@ -152,4 +152,5 @@ def test_a_stamp_without_a_box_is_still_refused(client_for, channels, customer_i
 def test_qr_helpers_read_nothing_where_there_is_no_stamp(tmp_path):
     path = tmp_path / "plain.pdf"
     path.write_bytes(statement_pdf())
-    assert poppler_qr(path, tmp_path, 841.89) == [] and pdfium_qr(statement_pdf(), 841.89) == []
+    box = (420.0, 60.0, 520.0, 160.0)
+    assert poppler_qr(path, tmp_path, box) == [] and pdfium_qr(statement_pdf(), box) == []
