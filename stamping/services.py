@@ -163,6 +163,7 @@ def request_stamp(*, channel, customer_id: int, request: StampRequest, batch_id:
     }
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
     job.covers_content = checked.covers_content  # known at intake for box=auto (not stored)
+    job.repaired = checked.repaired  # the issuer rebuilds the file's cross-reference table (Serial.repaired)
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
 

@@ -97,6 +97,11 @@ class StampJobDoc(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     document_url = serializers.CharField(allow_null=True, help_text="Where to download the stamped PDF, once stamped.")
     queue = QueueDoc(required=False, help_text="While queued: the position and an honest ETA.")
+    repaired = serializers.BooleanField(
+        required=False,
+        help_text="On the answer to the request, when true: the PDF's damaged cross-reference table is rebuilt "
+        "before stamping (unsigned files only; a damaged signed file is refused).",
+    )
     covers_content = serializers.BooleanField(
         required=False,
         help_text="With `box=auto`, on the answer to the request: whether the chosen box still covers something "
@@ -224,6 +229,8 @@ def job_output(
     covers = getattr(job, "covers_content", None)
     if covers is not None:  # box=auto, on the answer to the request only
         body["covers_content"] = covers
+    if getattr(job, "repaired", False):  # on the answer to the request only
+        body["repaired"] = True
     if position is not None:
         queue = queue if queue is not None else admission.queue_state(budget=budget)
         body["queue"] = {

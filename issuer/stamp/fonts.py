@@ -12,6 +12,7 @@ Widths are in 1/1000 em, as PDF wants them (Noto Sans has 1000 units per em).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import io
@@ -37,27 +38,34 @@ class EmbeddedFont:
     descent: int
     cap_height: int
     stem_v: int
+    dictionary_head: bytes = b""  # the font dictionary up to its /FontDescriptor reference (built once)
+    descriptor_head: bytes = b""  # the descriptor up to its /FontFile2 reference
 
     def width_array(self) -> bytes:
         codes = range(FIRST_CHAR, LAST_CHAR + 1)
         return b"[" + b" ".join(b"%d" % self.widths.get(chr(code), 0) for code in codes) + b"]"
 
     def font_dictionary(self, descriptor_ref: bytes) -> bytes:
-        return (
-            b"<< /Type /Font /Subtype /TrueType /BaseFont /" + self.base_font.encode("ascii")
-            + b" /FirstChar %d /LastChar %d /Widths " % (FIRST_CHAR, LAST_CHAR) + self.width_array()
-            + b" /Encoding /WinAnsiEncoding /FontDescriptor " + descriptor_ref + b" >>"
-        )  # fmt: skip
+        return self.dictionary_head + descriptor_ref + b" >>"
 
     def descriptor(self, file_ref: bytes) -> bytes:
+        return self.descriptor_head + file_ref + b" >>"
+
+    def with_heads(self) -> EmbeddedFont:
         llx, lly, urx, ury = self.bbox
-        return (
+        dictionary_head = (
+            b"<< /Type /Font /Subtype /TrueType /BaseFont /" + self.base_font.encode("ascii")
+            + b" /FirstChar %d /LastChar %d /Widths " % (FIRST_CHAR, LAST_CHAR) + self.width_array()
+            + b" /Encoding /WinAnsiEncoding /FontDescriptor "
+        )  # fmt: skip
+        descriptor_head = (
             b"<< /Type /FontDescriptor /FontName /" + self.base_font.encode("ascii")
             + b" /Flags 32 /FontBBox [%d %d %d %d] /ItalicAngle 0" % (llx, lly, urx, ury)
             + b" /Ascent %d /Descent %d" % (self.ascent, self.descent)
             + b" /CapHeight %d /StemV %d" % (self.cap_height, self.stem_v)
-            + b" /FontFile2 " + file_ref + b" >>"
+            + b" /FontFile2 "
         )  # fmt: skip
+        return dataclasses.replace(self, dictionary_head=dictionary_head, descriptor_head=descriptor_head)
 
     def file_stream_header(self, length: int) -> bytes:
         return b"<< /Length %d /Length1 %d /Filter /FlateDecode >>" % (length, len(self.program))
@@ -108,7 +116,7 @@ def _build(resource: str, weight: int, style: str) -> EmbeddedFont:
         descent=round(os2.sTypoDescender * scale),
         cap_height=round(getattr(os2, "sCapHeight", 714) * scale),
         stem_v=80 if weight < 600 else 140,
-    )
+    ).with_heads()
 
 
 @functools.cache

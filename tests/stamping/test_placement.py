@@ -154,3 +154,17 @@ def test_qr_helpers_read_nothing_where_there_is_no_stamp(tmp_path):
     path.write_bytes(statement_pdf())
     box = (420.0, 60.0, 520.0, 160.0)
     assert poppler_qr(path, tmp_path, box) == [] and pdfium_qr(statement_pdf(), box) == []
+
+
+def test_a_damaged_upload_is_accepted_and_said_to_be_repaired(client_for, channels, customer_id):
+    data = statement_pdf()
+    damaged = data.replace(b"\n", b"\n% a line a mail gateway added\n", 1)
+    response = client_for("alpha").post(
+        "/api/v1/stamps", {"customer": customer_id, **USUAL_BOX, "document": SimpleUploadedFile("d.pdf", damaged)}
+    )
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert job["repaired"] is True and "covers_content" not in job
+    with schema_context("alpha"):
+        done = services.run_stamp_job(channel=channels["alpha"], job_id=job["id"])
+    assert done.status == "stamped" and Serial.objects.get(serial=done.serial).repaired
