@@ -168,3 +168,16 @@ def test_a_damaged_upload_is_accepted_and_said_to_be_repaired(client_for, channe
     with schema_context("alpha"):
         done = services.run_stamp_job(channel=channels["alpha"], job_id=job["id"])
     assert done.status == "stamped" and Serial.objects.get(serial=done.serial).repaired
+
+
+def test_a_damaged_signed_upload_is_refused_and_charges_nothing(client_for, channels, customer_id):
+    from tests.issuer.test_repair import damaged
+
+    response = client_for("alpha").post(
+        "/api/v1/stamps",
+        {"customer": customer_id, **USUAL_BOX,
+         "document": SimpleUploadedFile("signed.pdf", damaged("pyhanko-signed.pdf"))},
+    )  # fmt: skip
+    assert response.status_code == 422 and response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "document_unreadable" and "signature" in response.json()["detail"]
+    assert untouched(channels, customer_id)
