@@ -96,8 +96,10 @@ def _signature(sig: SignatureReport) -> dict:
 
 # What may follow an e-Meterai that allows changes (``default``): another e-Meterai or signature
 # (pyHanko counts a new signature as form filling) or a document timestamp; not new annotations
-# drawn over the page, nor any other change.
-_PERMITTED_LATER = frozenset({"NONE", "LTA_UPDATES", "FORM_FILLING"})
+# drawn over the page, nor any other change. NONE is not among them: bytes appended after the
+# stamp that make no revision (a comment, garbage) leave the stamp's revision "unmodified" for
+# pyHanko, yet the file is not the one stamped.
+_PERMITTED_LATER = frozenset({"LTA_UPDATES", "FORM_FILLING"})
 
 
 def _stamp(sig: SignatureReport, row: Serial | None, data: bytes) -> dict:

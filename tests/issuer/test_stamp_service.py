@@ -103,6 +103,8 @@ def test_a_stamped_default_document_takes_a_second_e_meterai(channels, text_a4) 
     assert earlier["later_revisions"] and earlier["changes_allowed"] and all(earlier["checks"].values())
     assert not later["later_revisions"] and all(later["checks"].values())
     assert [sig["changes_allowed"] for sig in verdict["signatures"]] == [True, True]
+    appended = verify_document(second.pdf + b"\n% appended\n")  # bytes, not a signature: a change
+    assert not appended["valid"] and appended["failed_check"] == "unchanged_since_stamping"
     assert Serial.objects.filter(status="used").count() == 2
 
 

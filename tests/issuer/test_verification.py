@@ -284,3 +284,11 @@ def test_verify_page_shows_each_e_meterai_of_a_twice_stamped_document(client_for
     assert page.status_code == 200 and "Validly stamped" in text
     assert first.serial in text and second.serial in text
     assert "signatures were added after it" in text
+
+
+def test_verify_document_bytes_appended_after_a_stamp_that_allows_changes(stamped) -> None:
+    """A default stamp allows later signatures, not any bytes: a comment appended after it is a change."""
+    result = verify_document(stamped.pdf + b"\n% appended\n")
+    assert not result["valid"] and result["failed_check"] == "unchanged_since_stamping"
+    (stamp,) = result["stamps"]
+    assert stamp["changes_allowed"] and stamp["later_revisions"]
