@@ -67,7 +67,7 @@ def _centered_text(
     text: str, font: EmbeddedFont, size: float, baseline: float, left: float = 0.0, right: float = BOX
 ) -> str:
     """``text`` centred between ``left`` and ``right``, made smaller if it would not fit."""
-    room = right - left - 2.0
+    room = right - left - 7.0  # clear of the border on both sides
     size = min(size, size * room / max(text_width(text, font, size), 0.001))
     x = left + (right - left - text_width(text, font, size)) / 2
     return f"BT /{font.resource} {_num(size)} Tf {_num(x)} {_num(baseline)} Td ({text}) Tj ET\n"
@@ -162,7 +162,7 @@ class StampRenderer:
         parts = [f"q {_num(module)} 0 0 {_num(module)} {_num(origin_x)} {_num(origin_y)} cm\n"]
         parts.extend(f"{x} {y} {w} {h} re\n" for x, y, w, h in qr_rectangles(rows))
         parts.append("f Q\n")
-        parts.append(_centered_text(serial, self._regular, 5.5, 3.9))
+        parts.append(_centered_text(serial, self._regular, 6.2, 3.6))  # as large as the width allows
         parts.append("Q\n")
         return StampAppearance(content=self._head + "".join(parts).encode("ascii"), fonts=self.fonts, url=url)
 
