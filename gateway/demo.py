@@ -146,6 +146,11 @@ def main() -> int:
         [str(BIN / "celery"), "-A", "gateway", "beat", "--loglevel", "INFO", "-s", str(schedule)],
     ]
     env = dict(os.environ, GATEWAY_PROBE_BIND=f"{HOST}:{PROBE_PORT}")
+    tsa_port = _local_tsa_port()
+    if tsa_port is not None:
+        # demo stamps are time-stamped (PAdES B-T) by a local TSA under the development root
+        commands.insert(0, [sys.executable, "manage.py", "local_tsa", "--port", str(tsa_port)])
+        env["ISSUER_TSA_URL"] = f"http://{HOST}:{tsa_port}/tsa"
     for command in commands:
         procs.append(subprocess.Popen(command, cwd=ROOT, env=env))  # noqa: S603
     _print_banner(credentials)
@@ -177,6 +182,22 @@ def main() -> int:
     return 0
 
 
+def _local_tsa_port() -> int | None:
+    """The local TSA's port (``DEMO_TSA_PORT``, default the web port + 82), or None when the
+    environment names a TSA already (``ISSUER_TSA_URL``) or a real signing key."""
+    if os.environ.get("ISSUER_TSA_URL") or os.environ.get("ISSUER_SIGNING_PKCS12") or os.environ.get(
+        "ISSUER_SIGNING_KEY"
+    ):
+        return None
+    port = _port_setting("DEMO_TSA_PORT", PORT + 82)
+    if port_in_use(port):
+        free = free_port_after(port, avoid=(PORT, PROBE_PORT))
+        if free is None:
+            return None
+        port = free
+    return port
+
+
 def _print_banner(credentials: dict) -> None:
     issuer = credentials["issuer"]
     lines = [
@@ -187,6 +208,7 @@ def _print_banner(credentials: dict) -> None:
         f"    checker login: {issuer['checker_user']} / {issuer['checker_password']} (confirms them)",
         "    first sign-in of each: scan the QR code with an authenticator app (TOTP), then enter its code",
         f"  Probes (never queued behind requests): http://127.0.0.1:{PROBE_PORT}/healthz and /readyz",
+        f"  Issuer root certificate (trust it to validate demo stamps): http://localhost:{PORT}/ca/root.pem",
     ]
     for code, info in credentials["channels"].items():
         lines += [

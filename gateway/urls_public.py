@@ -1,6 +1,6 @@
 """The issuer's host: back office, public verification, status page."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from faces.public import views as issuer_views
 from gateway.urls_common import handler400, handler403, handler404, handler500  # noqa: F401
@@ -11,5 +11,6 @@ urlpatterns = [
     path("backoffice/", include("faces.backoffice.urls")),
     path("verify", issuer_views.verify_page, name="verify"),
     path("v/<str:serial>", issuer_views.verify_serial_page, name="verify-serial"),
+    re_path(r"^ca/root\.(?P<fmt>pem|crt)$", issuer_views.root_certificate, name="root-certificate"),
     path("api/v1/", include("faces.public.urls")),
 ]

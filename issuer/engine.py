@@ -185,6 +185,13 @@ def trust_roots() -> tuple[x509.Certificate, ...]:
     return roots
 
 
+def signing_roots() -> tuple[x509.Certificate, ...]:
+    """The root(s) the signing key's certificate chains to: what the issuer publishes for verifiers
+    to trust (not the extra ``ISSUER_TRUST_ROOTS``, which are other parties')."""
+    keys = get_engine().keys
+    return tuple(keys.trust_roots or (keys.chain[-1:] if keys.chain else (keys.certificate,)))
+
+
 def reset_engine() -> None:
     """Forget the cached engine and certificates (after a key rotation, or in tests that change the settings)."""
     global _engine, _certificates, _trust_roots

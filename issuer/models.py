@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from issuer.pdf import ProfileRules
+from issuer.pdf import NO_CHANGES, NOT_CERTIFIED, ProfileRules
 from issuer.serials import SERIAL_LENGTH
 
 SERIAL_FORMAT = rf"^[0-9A-Z]{{{SERIAL_LENGTH}}}$"
@@ -36,6 +36,15 @@ class StampProfile(models.Model):
     max_pages = models.PositiveIntegerField(default=2000)
     min_stamp_size = models.FloatField(default=20.0)
     max_stamp_size = models.FloatField(default=300.0)
+    certification = models.CharField(
+        max_length=16,
+        choices=[
+            (NOT_CERTIFIED, "Not certified: later e-Meterai and signatures stay possible"),
+            (NO_CHANGES, "Final: certified, no changes allowed (stamp last)"),
+        ],
+        default=NOT_CERTIFIED,
+        help_text="How the stamp signs: an approval signature, or a certification that allows no later change.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -73,6 +82,7 @@ class StampProfile(models.Model):
             max_pages=self.max_pages,
             min_stamp_size=float(self.min_stamp_size),
             max_stamp_size=float(self.max_stamp_size),
+            certification=self.certification,
         )
 
 
@@ -112,6 +122,8 @@ class Serial(models.Model):
     box_ury = models.FloatField()
     certification = models.BooleanField(default=False)
     upgraded_to = models.CharField(max_length=3, blank=True)
+    # the upload's cross-reference table was rebuilt before stamping (issuer.pdf.prepare)
+    repaired = models.BooleanField(default=False)
     document_type = models.ForeignKey(DocumentType, null=True, blank=True, on_delete=models.PROTECT)
     document_number = models.CharField(max_length=100, blank=True)
     document_date = models.DateField(null=True, blank=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-from issuer.engine import trust_roots
+from issuer.engine import signing_roots, trust_roots
 from issuer.models import DocumentType, IncidentNote, Serial, StampedDocument, StampProfile
 from issuer.pdf.inspect import check_size
 from issuer.serials import SERIAL_LENGTH, is_valid_serial, normalize_serial
@@ -82,7 +83,7 @@ def verify_serial(serial: str) -> dict:
 def _signature(sig: SignatureReport) -> dict:
     return {
         "field": sig.field_name,
-        "valid": sig.valid and sig.changes_allowed,
+        "valid": sig.valid and sig.later_changes_ok,
         "intact": sig.intact,
         "trusted": sig.trusted,
         "covers_whole_document": sig.covers_whole_document,
@@ -94,22 +95,40 @@ def _signature(sig: SignatureReport) -> dict:
     }
 
 
+# What may follow an e-Meterai that allows changes (``default``): another e-Meterai or signature
+# (pyHanko counts a new signature as form filling) or a document timestamp; not new annotations
+# drawn over the page, nor any other change. NONE is not among them: bytes appended after the
+# stamp that make no revision (a comment, garbage) leave the stamp's revision "unmodified" for
+# pyHanko, yet the file is not the one stamped.
+_PERMITTED_LATER = frozenset({"LTA_UPDATES", "FORM_FILLING"})
+
+
 def _stamp(sig: SignatureReport, row: Serial | None, data: bytes) -> dict:
     registered = row is not None
     used = registered and row.status == Serial.Status.USED
     size = row.stamped_size if used else None
     matches = bool(used and size is not None and size <= len(data))
     matches = matches and hashlib.sha256(data[:size]).hexdigest() == row.stamped_sha256
+    later = matches and size != len(data)
+    if not later:
+        unchanged = matches and sig.covers_whole_document
+    else:
+        unchanged = (
+            matches and sig.changes_allowed and sig.later_changes_ok and sig.modification_level in _PERMITTED_LATER
+        )
     checks = {
         "signature_intact": sig.intact,
         "signer_trusted": sig.trusted,
         "registered": registered,
         "serial_used": used,
         "matches_registry": matches,
-        "unchanged_since_stamping": matches and size == len(data) and sig.covers_whole_document,
+        "unchanged_since_stamping": unchanged,
     }
     failed = next((name for name, ok in checks.items() if not ok), None)
-    stamp = {"serial": sig.serial, "valid": failed is None, "failed_check": failed, "checks": checks}
+    stamp = {
+        "serial": sig.serial, "valid": failed is None, "failed_check": failed, "checks": checks,
+        "changes_allowed": sig.changes_allowed, "later_revisions": later,
+    }  # fmt: skip
     if registered:
         stamp["registry"] = _public(row)
     return stamp
@@ -156,6 +175,13 @@ def verify_document(data: bytes, password: str | None = None) -> dict:
         "stamps": stamps,
         "signatures": [_signature(sig) for sig in report.signatures],
     }
+
+
+def root_certificate(*, pem: bool = True) -> bytes:
+    """The issuer's root certificate (the first root its signing key chains to), PEM or DER: what a
+    verifier imports to trust e-Meterai signatures (docs/issuer.md)."""
+    encoding = serialization.Encoding.PEM if pem else serialization.Encoding.DER
+    return signing_roots()[0].public_bytes(encoding)
 
 
 def active_profiles() -> QuerySet[StampProfile]:

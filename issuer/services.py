@@ -37,7 +37,8 @@ from django_tenants.utils import get_public_schema_name
 from issuer.engine import get_engine
 from issuer.errors import SigningUnavailable
 from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
-from issuer.pdf import ProfileRules, check_placement, check_profile, inspect_document
+from issuer.pdf import ProfileRules, check_placement, check_profile
+from issuer.pdf.prepare import prepare_document
 from issuer.serials import new_serial
 from issuer.signing import StampResult
 from issuer.stamp import verification_url
@@ -108,6 +109,7 @@ class StampOutcome:
     channel_code: str
     job_ref: str | None
     replayed: bool = False
+    repaired: bool = False
 
     def as_dict(self) -> dict:
         """Everything but the PDF bytes, JSON-ready."""
@@ -122,6 +124,7 @@ class StampOutcome:
             "profile": self.profile,
             "certification": self.certification,
             "upgraded_to": self.upgraded_to,
+            "repaired": self.repaired,
             "signed_at": self.signed_at.isoformat(),
             "verification_url": self.verification_url,
             "channel": self.channel_code,
@@ -195,6 +198,7 @@ def _outcome_from_row(row: Serial, *, replayed: bool) -> StampOutcome:
         profile=row.profile,
         certification=row.certification,
         upgraded_to=row.upgraded_to or None,
+        repaired=row.repaired,
         signed_at=row.used_at,
         verification_url=verification_url(settings.VERIFY_BASE_URL, row.serial),
         channel_code=row.channel.code,
@@ -226,6 +230,7 @@ def _record_used(
     *,
     channel: Channel,
     result: StampResult,
+    repaired: bool,
     info_pages: int,
     box: Box,
     profile: str,
@@ -247,6 +252,7 @@ def _record_used(
         "document_sha256": result.sha256_in, "stamped_sha256": result.sha256_out, "stamped_size": len(result.pdf),
         "page": result.page, "page_count": info_pages, "box_llx": box[0], "box_lly": box[1], "box_urx": box[2],
         "box_ury": box[3], "certification": result.certification, "upgraded_to": result.upgraded_to or "",
+        "repaired": repaired,
         "document_type_id": document_type.pk if document_type else None, "document_number": document_number,
         "document_date": document_date, "job_ref": job_ref, "created_at": timezone.now(), "used_at": result.signed_at,
         "voided_at": None, "void_reason": "",
@@ -384,10 +390,11 @@ def stamp_document(
             return replayed
 
     rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
-    info = inspect_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    prepared = prepare_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    info = prepared.info
     check_profile(info, rules)
     check_placement(info, page, box, rules)
-    sha256_in = info.sha256
+    sha256_in = prepared.upload_sha256
     engine = get_engine()
 
     reserved = serial
@@ -399,9 +406,11 @@ def stamp_document(
         }  # fmt: skip
         try:
             result = engine.stamp(
-                data, info=info, page=page, box=box, serial=serial, reason=reason, location=location,
+                prepared.data, info=info, page=page, box=box, serial=serial, reason=reason, location=location,
                 signed_at=timezone.now(), password=password, rules=rules,
             )  # fmt: skip
+            if prepared.rewritten:  # the registry keeps the upload's hash (replays compare it)
+                result = dataclasses.replace(result, sha256_in=sha256_in)
         except BaseException as exc:
             if reserved is None:  # (a reserved serial stays with its reservation for a retry)
                 _record_void(**void, reason=f"signing failed: {_failure_reason(exc)}")
@@ -410,7 +419,7 @@ def stamp_document(
             row = _record_used(
                 channel=channel, result=result, info_pages=info.page_count, box=box, profile=profile,
                 document_type=doc_type, document_number=document_number, document_date=document_date,
-                job_ref=job_ref, on_recorded=on_recorded,
+                job_ref=job_ref, on_recorded=on_recorded, repaired=prepared.repaired,
             )  # fmt: skip
         except _SerialTaken:
             if reserved is not None:
@@ -448,6 +457,7 @@ def stamp_document(
             verification_url=result.verification_url,
             channel_code=channel.code,
             job_ref=job_ref,
+            repaired=prepared.repaired,
         )
     raise SigningUnavailable("Could not mint a unique serial; try again.")  # pragma: no cover
 
@@ -456,7 +466,7 @@ def stamp_document(
 
 PROFILE_FIELDS = (
     "description", "max_bytes", "page_width", "page_height", "page_size_tolerance", "min_pdf_version", "max_pages",
-    "min_stamp_size", "max_stamp_size", "active",
+    "min_stamp_size", "max_stamp_size", "certification", "active",
 )  # fmt: skip
 
 

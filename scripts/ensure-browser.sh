@@ -9,6 +9,7 @@ missing=()
 command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
+command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)  # pdfsig trusting the issuer's root
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -25,7 +25,7 @@ from django.utils import timezone
 from billing import quota
 from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
-from issuer.checks import check_document
+from issuer.checks import check_stamp
 from issuer.services import stamp_document
 from kernel import faults
 from kernel.errors import ApplicationError
@@ -47,7 +47,7 @@ MAX_ATTEMPTS = 5
 class StampRequest:
     data: bytes
     page: int
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float] | None  # None: box=auto, the issuer chooses it
     profile: str = "default"
     password: str | None = None
     file_name: str = ""
@@ -83,13 +83,14 @@ def request_stamp(
     ``stamping.intake``): one round trip, one transaction of its own outside
     ``transaction.atomic``, or part of the caller's inside one (a batch: all documents or none).
     """
-    info = check_document(
+    checked = check_stamp(
         data=request.data, page=request.page, box=request.box, profile=request.profile, password=request.password
     )
+    info = checked.info
     job_id = new_job_id()
     hold_id = hold_id or _hold_id(channel, job_id)
     file_name = request.file_name[:255]
-    llx, lly, urx, ury = request.box
+    llx, lly, urx, ury = checked.box
     for attempt in range(2):
         params = [
             job_id,
@@ -175,6 +176,8 @@ def request_stamp(
         StampJob.objects.filter(pk=job_id).update(serial=serial)
         row["serial"] = serial
     job = StampJob.from_db(connection.alias, _JOB_FIELDS, [row[name] for name in _JOB_FIELDS])
+    job.covers_content = checked.covers_content  # known at intake for box=auto (not stored)
+    job.repaired = checked.repaired  # the issuer rebuilds the file's cross-reference table (Serial.repaired)
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
 

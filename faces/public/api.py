@@ -73,6 +73,13 @@ class StampVerdictDoc(serializers.Serializer):
     valid = serializers.BooleanField()
     failed_check = serializers.ChoiceField(choices=CHECKS, allow_null=True)
     checks = StampChecksDoc()
+    changes_allowed = serializers.BooleanField(
+        help_text="False when this e-Meterai is final (DocMDP P=1 or a field lock): nothing may follow it."
+    )
+    later_revisions = serializers.BooleanField(
+        help_text="Something was appended after this e-Meterai (e.g. a second e-Meterai); it stays valid when "
+        "its signature allows changes and what followed is another signature or form filling."
+    )
     registry = SerialStatusDoc(required=False, help_text="When the serial is registered.")
 
 
@@ -82,7 +89,9 @@ class SignatureDoc(serializers.Serializer):
     intact = serializers.BooleanField()
     trusted = serializers.BooleanField()
     covers_whole_document = serializers.BooleanField()
-    changes_allowed = serializers.BooleanField()
+    changes_allowed = serializers.BooleanField(
+        help_text="The signature lets the document change after it (false for DocMDP P=1 or a field lock)."
+    )
     signer = serializers.CharField(allow_blank=True)
     signing_time = serializers.DateTimeField(allow_null=True)
     reason = serializers.CharField(allow_null=True)

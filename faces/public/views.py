@@ -4,22 +4,38 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET
 
 from faces.backoffice import selectors
 from faces.charts import Series, line_chart
 from faces.public import presenting
 from faces.public.presenting import local
 from gateway.ratelimit import RateLimited, enforce_public_rate_limit
+from issuer import selectors as issuer_selectors
 from issuer.pdf.inspect import check_size
 from issuer.selectors import verify_document, verify_serial
 from issuer.serials import normalize_serial
 from kernel.errors import ApplicationError
 from stamping.brownout import selectors as brownout
 from tenants.selectors import active_channels
+
+
+@require_GET
+def root_certificate(request, fmt: str):
+    """``/ca/root.pem`` and ``/ca/root.crt`` (DER): the issuer's root certificate, at a stable URL."""
+    pem = fmt == "pem"
+    response = HttpResponse(
+        issuer_selectors.root_certificate(pem=pem),
+        content_type="application/x-pem-file" if pem else "application/pkix-cert",
+    )
+    response["Content-Disposition"] = f'attachment; filename="e-meterai-root.{fmt}"'
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 def home(request):

@@ -32,13 +32,20 @@ class FiniteFloatField(serializers.FloatField):
         return value
 
 
+_COORDINATES = ("llx", "lly", "urx", "ury")
+
+
 class PlacementInput(serializers.Serializer):
     customer = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     page = serializers.IntegerField(min_value=1, default=1)
-    llx = FiniteFloatField()
-    lly = FiniteFloatField()
-    urx = FiniteFloatField()
-    ury = FiniteFloatField()
+    # the four coordinates, or box=auto (the issuer picks the empty place nearest the bottom right)
+    llx = FiniteFloatField(required=False)
+    lly = FiniteFloatField(required=False)
+    urx = FiniteFloatField(required=False)
+    ury = FiniteFloatField(required=False)
+    box = serializers.ChoiceField(
+        choices=["auto"], required=False, help_text="`auto`: instead of llx/lly/urx/ury, the issuer chooses the box."
+    )
     profile = serializers.SlugField(max_length=40, default="default")
     document_type = serializers.SlugField(max_length=40, required=False, default="")
     document_number = serializers.CharField(max_length=100, required=False, default="")
@@ -46,6 +53,20 @@ class PlacementInput(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, default="")
     location = serializers.CharField(max_length=100, required=False, default="")
     password = serializers.CharField(max_length=128, required=False, default="", trim_whitespace=False)
+
+
+    def validate(self, attrs):
+        given = [name for name in _COORDINATES if name in attrs]
+        if attrs.get("box") == "auto":
+            if given:
+                raise serializers.ValidationError({"box": ["Give either box=auto or llx, lly, urx and ury, not both."]})
+        else:
+            missing = [name for name in _COORDINATES if name not in attrs]
+            if missing:
+                raise serializers.ValidationError(
+                    {name: [self.fields[name].error_messages["required"]] for name in missing}
+                )
+        return attrs
 
 
 class StampInput(PlacementInput):
@@ -88,6 +109,8 @@ def _plain_stamp_input(data) -> dict | None:
         return values[0]
 
     try:
+        if single("box") is not _MISSING:
+            return None  # box=auto: the serializer decides
         out: dict = {}
         customer = single("customer")
         if not isinstance(customer, str) or not _POSITIVE_INT.fullmatch(customer):

@@ -12,11 +12,12 @@ from rest_framework.response import Response
 
 from billing.ledger import services as ledger
 from faces.storefront.listing import list_filters, list_parameters, newest_first_page
-from faces.storefront.stamp_input import PlacementInput, StampInput, validate_stamp_input
+from faces.storefront.stamp_input import FiniteFloatField, PlacementInput, StampInput, validate_stamp_input
 from faces.storefront.views import ChannelApiView
 from gateway.http.edge import json_response
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
+from issuer.checks import preview_document
 from issuer.selectors import stamped_document
 from kernel.timestamps import utc_timestamp
 from stamping import admission
@@ -98,6 +99,16 @@ class StampJobDoc(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     document_url = serializers.CharField(allow_null=True, help_text="Where to download the stamped PDF, once stamped.")
     queue = QueueDoc(required=False, help_text="While queued: the position and an honest ETA.")
+    repaired = serializers.BooleanField(
+        required=False,
+        help_text="On the answer to the request, when true: the PDF's damaged cross-reference table is rebuilt "
+        "before stamping (unsigned files only; a damaged signed file is refused).",
+    )
+    covers_content = serializers.BooleanField(
+        required=False,
+        help_text="With `box=auto`, on the answer to the request: whether the chosen box still covers something "
+        "drawn on the page (only when the page has no empty place of the stamp's size).",
+    )
 
 
 class StampListDoc(serializers.Serializer):
@@ -178,7 +189,7 @@ def _request_from(data: dict, upload) -> StampRequest:
     return StampRequest(
         data=upload.read(),
         page=data["page"],
-        box=(data["llx"], data["lly"], data["urx"], data["ury"]),
+        box=None if data.get("box") == "auto" else (data["llx"], data["lly"], data["urx"], data["ury"]),
         profile=data["profile"],
         password=data["password"] or None,
         file_name=getattr(upload, "name", "") or "",
@@ -217,6 +228,11 @@ def job_output(
         "finished_at": utc_timestamp(job.finished_at),
         "document_url": f"/api/v1/stamps/{job.id}/document" if job.status == StampJob.Status.STAMPED else None,
     }
+    covers = getattr(job, "covers_content", None)
+    if covers is not None:  # box=auto, on the answer to the request only
+        body["covers_content"] = covers
+    if getattr(job, "repaired", False):  # on the answer to the request only
+        body["repaired"] = True
     if position is not None:
         queue = queue if queue is not None else admission.queue_state(budget=budget)
         body["queue"] = {
@@ -295,6 +311,83 @@ class StampListApi(ChannelApiView):
 
 
 STAMP_CURSOR = "stamp"
+
+
+class PreviewInput(serializers.Serializer):
+    document = serializers.FileField(allow_empty_file=False)
+    page = serializers.IntegerField(min_value=1, default=1)
+    profile = serializers.SlugField(max_length=40, default="default")
+    password = serializers.CharField(max_length=128, required=False, default="", trim_whitespace=False)
+    size = FiniteFloatField(required=False, help_text="Side of the stamp to place, in points (default 100).")
+    llx = FiniteFloatField(required=False)
+    lly = FiniteFloatField(required=False)
+    urx = FiniteFloatField(required=False)
+    ury = FiniteFloatField(required=False)
+
+    def validate(self, attrs):
+        given = [name for name in ("llx", "lly", "urx", "ury") if name in attrs]
+        if given and len(given) != 4:
+            raise serializers.ValidationError({"llx": ["Give all four of llx, lly, urx and ury, or none."]})
+        return attrs
+
+
+class PageSizeDoc(serializers.Serializer):
+    page = serializers.IntegerField()
+    width = serializers.FloatField(help_text="Points, as displayed (rotation applied).")
+    height = serializers.FloatField()
+    rotate = serializers.IntegerField()
+
+
+class PreviewImageDoc(serializers.Serializer):
+    media_type = serializers.CharField(help_text="`image/png`")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    pixels_per_point = serializers.FloatField()
+    data = serializers.CharField(help_text="The PNG, base64.")
+
+
+class PreviewDoc(serializers.Serializer):
+    pages = serializers.IntegerField()
+    page_sizes = PageSizeDoc(many=True)
+    page = serializers.IntegerField()
+    suggested_box = serializers.ListField(
+        child=serializers.FloatField(), min_length=4, max_length=4,
+        help_text="llx, lly, urx, ury: the empty place nearest the bottom-right corner (what `box=auto` picks).",
+    )  # fmt: skip
+    suggested_box_covers_content = serializers.BooleanField(help_text="True only when the page has no empty place.")
+    repaired = serializers.BooleanField(help_text="The file's cross-reference table will be rebuilt before stamping.")
+    image = PreviewImageDoc(help_text="The page rendered by PDFium at 72 dpi, as displayed.")
+    box = serializers.ListField(child=serializers.FloatField(), required=False, help_text="The box you gave.")
+    covers_content = serializers.BooleanField(required=False, help_text="Whether the box you gave covers content.")
+
+
+class StampPreviewApi(ChannelApiView):
+    """``POST /api/v1/stamps/preview``: a dry run of a stamp request (nothing held, nothing stamped)."""
+
+    parser_classes = [SingleUploadParser, FormParser]
+    required_scope = "stamp"
+
+    @extend_schema(
+        tags=["stamps"],
+        summary="Preview a stamp (dry run)",
+        description="Runs the stamp request's document checks and answers with the page count and sizes, a PNG "
+        "of `page` and a suggested box (the empty place nearest the bottom-right corner: what `box=auto` picks). "
+        "With `llx`, `lly`, `urx`, `ury` it also checks that box and says whether it covers text or drawings "
+        "(`covers_content`). Nothing is held or charged. A POST because it carries the document.",
+        request={"multipart/form-data": PreviewInput},
+        responses={200: PreviewDoc},
+    )
+    @problems(*[code for code in DOCUMENT_CHECKS if code not in ("customer_not_found", "insufficient_quota")])
+    def post(self, request):
+        serializer = PreviewInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        box = (data["llx"], data["lly"], data["urx"], data["ury"]) if "llx" in data else None
+        answer = preview_document(
+            data=data["document"].read(), page=data["page"], profile=data["profile"],
+            password=data["password"] or None, box=box, size=data.get("size"),
+        )  # fmt: skip
+        return json_response(request, answer)
 
 
 class StampDetailApi(ChannelApiView):

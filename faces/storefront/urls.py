@@ -21,6 +21,7 @@ from faces.storefront import stamps  # noqa: E402
 
 urlpatterns += [
     path("stamps", stamps.StampListApi.as_view(), name="stamp-list"),
+    path("stamps/preview", stamps.StampPreviewApi.as_view(), name="stamp-preview"),  # before stamps/<job_id>
     path("stamps/<str:job_id>", stamps.StampDetailApi.as_view(), name="stamp-detail"),
     path("stamps/<str:job_id>/document", stamps.StampDocumentApi.as_view(), name="stamp-document"),
     path("batches", stamps.BatchListApi.as_view(), name="batch-list"),

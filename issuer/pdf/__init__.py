@@ -3,8 +3,11 @@
 from issuer.pdf.geometry import Rect
 from issuer.pdf.inspect import DocumentInfo, EncryptionInfo, PageGeom, SignatureFieldInfo, inspect_document
 from issuer.pdf.rules import (
+    CERTIFICATION_LEVELS,
     CPNS_PROFILE,
     DEFAULT_PROFILE,
+    NO_CHANGES,
+    NOT_CERTIFIED,
     PROFILES,
     ProfileRules,
     check_not_final,
@@ -13,8 +16,11 @@ from issuer.pdf.rules import (
 )
 
 __all__ = [
+    "CERTIFICATION_LEVELS",
     "CPNS_PROFILE",
     "DEFAULT_PROFILE",
+    "NOT_CERTIFIED",
+    "NO_CHANGES",
     "PROFILES",
     "DocumentInfo",
     "EncryptionInfo",

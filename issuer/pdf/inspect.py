@@ -107,6 +107,7 @@ class DocumentInfo:
     uses_xref_stream: bool
     startxref: int
     linearized: bool
+    need_appearances: bool = False  # the AcroForm asks viewers to draw its fields (/NeedAppearances true)
 
     @property
     def is_signed(self) -> bool:
@@ -489,4 +490,13 @@ def _describe(
         uses_xref_stream=uses_xref_stream,
         startxref=startxref,
         linearized=bool(pdf.is_linearized),
+        need_appearances=need_appearances(pdf),
     )
+
+
+def need_appearances(pdf: pikepdf.Pdf) -> bool:
+    root = pdf.Root
+    acroform = root["/AcroForm"] if "/AcroForm" in root else None
+    if not isinstance(acroform, pikepdf.Dictionary) or "/NeedAppearances" not in acroform:
+        return False
+    return acroform["/NeedAppearances"] is True

@@ -19,6 +19,11 @@ from issuer.pdf.inspect import DocumentInfo, check_size, version_tuple
 
 A4 = (595.276, 841.89)
 
+# How the stamp signs a document (``ProfileRules.certification``):
+NOT_CERTIFIED = "not_certified"  # an approval signature: later e-Meterai and signatures stay possible
+NO_CHANGES = "no_changes"  # DocMDP P=1 (or a field lock P=1 after other signatures): the stamp is final
+CERTIFICATION_LEVELS = (NOT_CERTIFIED, NO_CHANGES)
+
 
 @dataclass(frozen=True, slots=True)
 class ProfileRules:
@@ -26,7 +31,9 @@ class ProfileRules:
 
     ``page_size`` is (width, height) in points, compared in either orientation within
     ``page_size_tolerance`` points, or None for any size.  ``min_pdf_version`` is compared with the
-    document's effective version (header or catalog ``/Version``, whichever is later).
+    document's effective version (header or catalog ``/Version``, whichever is later); an unsigned
+    document below it is upgraded by the stamp (PDF 1.7), only a signed one is refused.
+    ``certification`` is ``NOT_CERTIFIED`` (approval signature) or ``NO_CHANGES`` (the stamp is final).
     """
 
     name: str
@@ -37,12 +44,18 @@ class ProfileRules:
     max_pages: int = 2000
     min_stamp_size: float = 20.0
     max_stamp_size: float = 300.0
+    certification: str = NOT_CERTIFIED
+
+    @property
+    def final(self) -> bool:
+        return self.certification == NO_CHANGES
 
 
 DEFAULT_PROFILE = ProfileRules(name="default", max_bytes=20 * 1024 * 1024)
 CPNS_PROFILE = ProfileRules(
-    name="cpns", max_bytes=800 * 1024, page_size=A4, page_size_tolerance=3.0, min_pdf_version="1.6"
-)
+    name="cpns", max_bytes=800 * 1024, page_size=A4, page_size_tolerance=3.0, min_pdf_version="1.6",
+    certification=NO_CHANGES,
+)  # fmt: skip
 PROFILES = {profile.name: profile for profile in (DEFAULT_PROFILE, CPNS_PROFILE)}
 
 
@@ -56,8 +69,9 @@ def _fits(width: float, height: float, size: tuple[float, float], tolerance: flo
 def check_profile(info: DocumentInfo, rules: ProfileRules) -> None:
     """Raise the first rule of ``rules`` that ``info`` breaks.
 
-    Profiles without ``min_pdf_version`` accept old files: the signer upgrades unsigned documents
-    older than PDF 1.7 as part of the stamp (see ``issuer.signing.writer``).
+    Old files are accepted when they are unsigned: the signer upgrades unsigned documents older
+    than PDF 1.7 as part of the stamp (see ``issuer.signing.writer``), so the stamped file meets
+    ``min_pdf_version``.  A signed document cannot be rewritten, so below it, it is refused.
     """
     check_size(info.size, rules.max_bytes)
     if rules.page_size is not None:
@@ -70,11 +84,15 @@ def check_profile(info: DocumentInfo, rules: ProfileRules) -> None:
                     "(A4) for every page.",
                     extra={"page": page.index + 1, "profile": rules.name},
                 )
-    if rules.min_pdf_version is not None and version_tuple(info.pdf_version) < version_tuple(rules.min_pdf_version):
+    if (
+        rules.min_pdf_version is not None
+        and info.is_signed
+        and version_tuple(info.pdf_version) < version_tuple(rules.min_pdf_version)
+    ):
         raise PdfVersionTooOld(
-            f"The PDF is version {info.pdf_version}; the {rules.name} rules require version "
-            f"{rules.min_pdf_version} or later. Export or print the document to PDF again with a "
-            "current application.",
+            f"The PDF is version {info.pdf_version} and already signed, so it cannot be upgraded; the "
+            f"{rules.name} rules require version {rules.min_pdf_version} or later. Export the document "
+            "to PDF again with a current application and sign it again, or stamp it before signing.",
             extra={"pdf_version": info.pdf_version, "min_pdf_version": rules.min_pdf_version},
         )
 

@@ -13,10 +13,15 @@ It then hashes the two byte ranges (one SHA-256 pass over the original, shared w
 checksum), builds the CMS container from a per-key template (:mod:`issuer.signing.cms`), and
 writes its hex into the placeholder.
 
-The first signature on a document is a certification signature (DocMDP P=1: no changes
-allowed).  On a document that is already signed it is an approval signature whose field locks
-all fields with ``/Lock << /Action /All /P 1 >>`` (PDF 2.0), so the stamp is final either way,
-and the earlier signatures stay valid because their bytes are untouched.
+How the stamp signs depends on the profile's ``certification`` (``issuer.pdf.rules``):
+
+* ``not_certified`` (``default``): an approval signature with no DocMDP and no field lock, so
+  a second e-Meterai, or another party's signature, can follow as a later incremental update;
+* ``no_changes`` (``cpns``): on an unsigned document a certification signature (DocMDP P=1: no
+  changes allowed); on a document that is already signed an approval signature whose field locks
+  all fields with ``/Lock << /Action /All /P 1 >>`` (PDF 2.0), so the stamp is final either way.
+
+Earlier signatures stay valid because their bytes are untouched.
 
 Encrypted documents (AES-128/AES-256 only) are supported when the password is given: new strings
 and streams are encrypted with the file key, the signature's ``/Contents`` is left in clear as
@@ -43,7 +48,7 @@ from issuer.signing.keys import KeyMaterial
 from issuer.signing.syntax import ObjectCipher, StringEncoder, literal, number, pdf_date, serialize, text_bytes
 from issuer.signing.timestamps import Timestamper
 from issuer.signing.writer import IncrementalUpdate, hex_id
-from issuer.stamp.render import StampRenderer
+from issuer.stamp.render import StampAppearance, StampRenderer
 
 UPGRADE_TO_VERSION = "1.7"
 _BYTE_RANGE_WIDTH = 3 * 11 + 2  # three 10-digit numbers, separators and padding
@@ -132,8 +137,9 @@ class StampEngine:
                 extra={"expected_sha256": info.sha256},
             )
         rect = check_placement(info, page, box, rules)
-        certification = not info.is_signed
-        upgrade = certification and version_tuple(info.pdf_version) < version_tuple(UPGRADE_TO_VERSION)
+        final = rules is not None and rules.final
+        certification = final and not info.is_signed
+        upgrade = not info.is_signed and version_tuple(info.pdf_version) < version_tuple(UPGRADE_TO_VERSION)
         base = data
         if upgrade:
             base = _patched_header(data)
@@ -145,9 +151,10 @@ class StampEngine:
             for _attempt in range(3):
                 reserve = self._contents_reserve()
                 update, contents_at = self._build_update(
-                    base, info, layout, rect, info.page(page).rotate, appearance.content, appearance.resources,
+                    base, info, layout, rect, info.page(page).rotate, appearance.content, appearance,
                     serial=serial, reason=reason, location=location, signed_at=signed_at,
-                    certification=certification, upgrade=upgrade, reserve=reserve,
+                    certification=certification, lock=final and not certification, upgrade=upgrade,
+                    reserve=reserve,
                 )  # fmt: skip
                 signed = self._sign(base, source_hash, update, contents_at, reserve)
                 if signed is not None:
@@ -207,13 +214,14 @@ class StampEngine:
         rect: Rect,
         rotate: int,
         content: bytes,
-        resources: bytes,
+        appearance: StampAppearance,
         *,
         serial: str,
         reason: str,
         location: str,
         signed_at: dt.datetime,
         certification: bool,
+        lock: bool,
         upgrade: bool,
         reserve: int,
     ) -> tuple[bytes, int]:
@@ -234,13 +242,17 @@ class StampEngine:
 
         # signature dictionary: /Contents is never encrypted (ISO 32000-1, 7.6.1)
         sig_string = strings(sig_number)
-        reference = (
-            b" /Reference [<< /Type /SigRef /TransformMethod /DocMDP"
-            b" /TransformParams << /Type /TransformParams /P 1 /V /1.2 >> >>]"
-            if certification
-            else b" /Reference [<< /Type /SigRef /TransformMethod /FieldMDP"
-            b" /TransformParams << /Type /TransformParams /Action /All /V /1.2 >> >>]"
-        )
+        reference = b""
+        if certification:
+            reference = (
+                b" /Reference [<< /Type /SigRef /TransformMethod /DocMDP"
+                b" /TransformParams << /Type /TransformParams /P 1 /V /1.2 >> >>]"
+            )
+        elif lock:
+            reference = (
+                b" /Reference [<< /Type /SigRef /TransformMethod /FieldMDP"
+                b" /TransformParams << /Type /TransformParams /Action /All /V /1.2 >> >>]"
+            )
         full_reason = f"[{serial}] e-Meterai {reason}".strip()
         sig_body = (
             b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached"
@@ -253,6 +265,19 @@ class StampEngine:
             + b" /Contents <" + b"0" * (2 * reserve) + b"> >>"
         )  # fmt: skip
         update.put(sig_number, 0, sig_body)
+
+        # the stamp's fonts, embedded (a TrueType subset each: dictionary, descriptor, program)
+        font_refs: dict[str, bytes] = {}
+        for font in appearance.fonts:
+            font_number, descriptor_number, file_number = update.allocate(), update.allocate(), update.allocate()
+            program = font.compressed
+            if cipher is not None:
+                program = cipher.encrypt(file_number, 0, program)
+            update.put(file_number, 0, font.file_stream_header(len(program)) + b"\nstream\n" + program + b"\nendstream")
+            update.put(descriptor_number, 0, font.descriptor(b"%d 0 R" % file_number))
+            update.put(font_number, 0, font.font_dictionary(b"%d 0 R" % descriptor_number))
+            font_refs[font.resource] = b"%d 0 R" % font_number
+        resources = appearance.resources(font_refs)
 
         # appearance: the stamp form, rotated against the page's /Rotate so it reads upright
         stream = zlib.compress(content, 6)
@@ -267,13 +292,13 @@ class StampEngine:
 
         # merged signature field and widget annotation
         page_ref = b"%d %d R" % layout.page.objgen
-        lock = b"" if certification else b" /Lock << /Type /SigFieldLock /Action /All /P 1 >>"
+        field_lock = b" /Lock << /Type /SigFieldLock /Action /All /P 1 >>" if lock else b""
         field_name = f"{self.field_name_prefix}_{serial}".encode("ascii")
         widget_body = (
             b"<< /Type /Annot /Subtype /Widget /FT /Sig /F 4 /T " + strings(widget_number)(field_name)
             + b" /V %d 0 R /P " % sig_number + page_ref
             + b" /Rect [" + b" ".join(number(v) for v in rect.as_tuple()) + b"]"
-            + b" /AP << /N %d 0 R >>" % form_number + lock + b" >>"
+            + b" /AP << /N %d 0 R >>" % form_number + field_lock + b" >>"
         )  # fmt: skip
         update.put(widget_number, 0, widget_body)
 
@@ -325,7 +350,7 @@ class StampEngine:
             holder_encode = strings(*acroform.objgen) if acroform.is_indirect else catalog_encode
             fields = acroform.get("/Fields")
             flags = acroform.get("/SigFlags")
-            acroform_changes: dict[str, bytes] = {}
+            acroform_changes: dict[str, bytes | None] = {}
             if isinstance(fields, pikepdf.Array) and fields.is_indirect:
                 items = _array_items(fields, strings(*fields.objgen))
                 update.put(*fields.objgen, b"[" + items + b" " + widget_ref + b"]")
@@ -334,6 +359,11 @@ class StampEngine:
                 acroform_changes["/Fields"] = b"[" + existing + b" " + widget_ref + b"]"
             if not isinstance(flags, int) or flags & 3 != 3:
                 acroform_changes["/SigFlags"] = b"%d" % ((flags if isinstance(flags, int) else 0) | 3)
+            if "/NeedAppearances" in acroform:
+                # poppler regenerates every field when it is set and then draws no signature widget:
+                # drop it, as pyHanko does when it adds a signature field (unsigned files had their
+                # field appearances generated before: issuer.pdf.prepare)
+                acroform_changes["/NeedAppearances"] = None
             if acroform_changes:
                 body = _dictionary_with(acroform, holder_encode, acroform_changes)
                 if acroform.is_indirect:
@@ -402,8 +432,11 @@ def _array_items(array: pikepdf.Array, encode: StringEncoder) -> bytes:
     return b" ".join(serialize(item, encode) for item in array)
 
 
-def _dictionary_with(dictionary: pikepdf.Dictionary, encode: StringEncoder, changes: dict[str, bytes]) -> bytes:
-    """Serialise ``dictionary`` with the entries in ``changes`` replaced or added (raw syntax)."""
+def _dictionary_with(
+    dictionary: pikepdf.Dictionary, encode: StringEncoder, changes: dict[str, bytes | None]
+) -> bytes:
+    """Serialise ``dictionary`` with the entries in ``changes`` replaced or added (raw syntax), or
+    removed (``None``)."""
     parts = [b"<<"]
     for key, value in dictionary.items():
         if key in changes:
@@ -411,6 +444,8 @@ def _dictionary_with(dictionary: pikepdf.Dictionary, encode: StringEncoder, chan
         parts.append(pikepdf.Name(key).unparse())
         parts.append(serialize(value, encode))
     for key, raw in changes.items():
+        if raw is None:
+            continue
         parts.append(pikepdf.Name(key).unparse())
         parts.append(raw)
     parts.append(b">>")

@@ -42,7 +42,9 @@ class SignatureReport:
     trusted: bool
     covers_whole_document: bool
     modified_after: bool  # later revisions exist (allowed or not)
-    changes_allowed: bool  # later revisions, if any, respect DocMDP/FieldMDP
+    later_changes_ok: bool  # later revisions, if any, respect DocMDP/FieldMDP
+    changes_allowed: bool  # the signature lets the document change after it (False: DocMDP P=1 or a lock P=1)
+    modification_level: str | None  # pyHanko's judgement of later revisions: NONE, LTA_UPDATES, FORM_FILLING, ...
     signer_subject: str
     signing_time: dt.datetime | None
     reason: str | None
@@ -58,7 +60,7 @@ class VerificationReport:
 
     @property
     def valid(self) -> bool:
-        return bool(self.signatures) and all(sig.valid and sig.changes_allowed for sig in self.signatures)
+        return bool(self.signatures) and all(sig.valid and sig.later_changes_ok for sig in self.signatures)
 
     @property
     def serials(self) -> tuple[str, ...]:
@@ -146,16 +148,21 @@ def verify_pdf(
             status = validate_pdf_signature(embedded, context, ts_validation_context=context)
             intact, trusted = status.intact and status.valid, status.trusted
             covers = status.coverage.name == "ENTIRE_FILE"
-            changes_allowed = status.docmdp_ok is not False and status.modification_level.name != "OTHER"
+            later_changes_ok = status.docmdp_ok is not False and status.modification_level.name != "OTHER"
+            modification_level = status.modification_level.name
             subject = status.signing_cert.subject.human_friendly
             timestamp_valid = None
             if status.timestamp_validity is not None:
                 timestamp_valid = status.timestamp_validity.valid and status.timestamp_validity.intact
         except (SignatureValidationError, ValueError, KeyError) as exc:
-            intact = trusted = covers = changes_allowed = False
+            intact = trusted = covers = later_changes_ok = False
+            modification_level = None
             subject = f"(unreadable signature: {str(exc)[:80]})"
             timestamp_valid = None
         level = embedded.docmdp_level
+        field = embedded.sig_field
+        lock = field["/Lock"] if "/Lock" in field else None
+        locked = lock is not None and "/P" in lock and lock["/P"] == 1
         reports.append(
             SignatureReport(
                 field_name=embedded.field_name,
@@ -164,7 +171,9 @@ def verify_pdf(
                 trusted=trusted,
                 covers_whole_document=covers,
                 modified_after=not covers,
-                changes_allowed=changes_allowed,
+                later_changes_ok=later_changes_ok,
+                changes_allowed=not locked and (level is None or int(level.value) != 1),
+                modification_level=modification_level,
                 signer_subject=subject,
                 signing_time=signing_time,
                 reason=reason,

@@ -18,7 +18,17 @@ def stamp_preview_pdf(appearance: StampAppearance, size: float = 100.0, margin: 
     form.Type = pikepdf.Name.XObject
     form.Subtype = pikepdf.Name.Form
     form.BBox = pikepdf.Array(appearance.bbox)
-    form.Resources = pikepdf.Object.parse(appearance.resources)
+    fonts = pikepdf.Dictionary()
+    for font in appearance.fonts:
+        program = pikepdf.Stream(pdf, font.compressed)
+        program.Filter = pikepdf.Name.FlateDecode
+        program.Length1 = len(font.program)
+        descriptor = pikepdf.Object.parse(font.descriptor(b"null"))
+        descriptor.FontFile2 = pdf.make_indirect(program)
+        dictionary = pikepdf.Object.parse(font.font_dictionary(b"null"))
+        dictionary.FontDescriptor = pdf.make_indirect(descriptor)
+        fonts[f"/{font.resource}"] = pdf.make_indirect(dictionary)
+    form.Resources = pikepdf.Dictionary(Font=fonts, ProcSet=pikepdf.Array([pikepdf.Name.PDF, pikepdf.Name.Text]))
     page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Stamp=form))
     scale = size / BOX
     page.Contents = pikepdf.Stream(pdf, f"q {scale:.4f} 0 0 {scale:.4f} {margin} {margin} cm /Stamp Do Q".encode())

@@ -1,51 +1,57 @@
 """The e-Meterai stamp as a vector Form XObject.
 
-The design lives in a 100 x 100 unit box: an opaque white square with a thin border, a dark title
-band reading METERAI ELEKTRONIK, a QR code with the public verification URL, the face value and
-the serial number.  The form's ``/BBox`` is that box; a widget annotation scales it to whatever
-``/Rect`` the caller chose (54 pt and 100 pt are the usual sizes), so the result is crisp at any
-size.  Text uses the standard Type 1 fonts Helvetica and Helvetica-Bold without embedding (every
-PDF viewer has them; PDF/A would require embedded fonts, see docs).
+The design lives in a 100 x 100 unit box: an opaque white square with a thin border, a deep blue
+title band with the emblem (a gold eight-pointed star in a ring, drawn from vectors) and METERAI
+ELEKTRONIK, a QR code with the public verification URL, the face value (Rp10.000 and SEPULUH
+RIBU RUPIAH) and the serial number.  The form's ``/BBox`` is that box; a widget annotation scales
+it to whatever ``/Rect`` the caller chose (54 pt and 100 pt are the usual sizes), so the result is
+crisp at any size.  Text is set in Noto Sans Regular and Bold, embedded as subsets
+(:mod:`issuer.stamp.fonts`), so every viewer draws the same letters and a PDF/A input keeps all
+its fonts embedded.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import zxingcpp
 
-from issuer.stamp.fonts import HELVETICA, HELVETICA_BOLD, text_width
+from issuer.stamp.fonts import EmbeddedFont, stamp_fonts, text_width
 
 BOX = 100.0
 TITLE = "METERAI ELEKTRONIK"
-FACE_VALUE = "10000"
+FACE_VALUE = "Rp10.000"
 FACE_VALUE_WORDS = "SEPULUH RIBU RUPIAH"
 
 _INK = "0.11 0.13 0.16"  # near-black for text and QR: maximum contrast for scanners
 _BAND = "0.07 0.23 0.42"  # deep blue title band
+_GOLD = "0.86 0.66 0.16"  # the emblem
 _BORDER_WIDTH = 1.4
 _BAND_BOTTOM = 88.6
 _QR_TOP = 84.6
 _QR_BOTTOM = 27.4
 _QR_QUIET_MODULES = 1
 _DARK_RUN = re.compile(rb"\x00+")
-
-RESOURCES = (
-    b"<< /Font << /FH << /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-    b" /FB << /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >> >>"
-    b" /ProcSet [/PDF /Text] >>"
-)
+_EMBLEM_CENTER = (7.4, 94.3)
+_EMBLEM_RADIUS = 4.4
+_TITLE_LEFT = 13.2  # the title is centred between the emblem and the right edge
 
 
 @dataclass(frozen=True, slots=True)
 class StampAppearance:
-    """Content stream and resources of the stamp form, drawn in ``(0, 0, 100, 100)``."""
+    """Content stream and fonts of the stamp form, drawn in ``(0, 0, 100, 100)``."""
 
     content: bytes
-    resources: bytes
+    fonts: tuple[EmbeddedFont, ...]
     url: str
     bbox: tuple[float, float, float, float] = (0.0, 0.0, BOX, BOX)
+
+    def resources(self, font_refs: dict[str, bytes]) -> bytes:
+        """The form's /Resources, with each font's dictionary at ``font_refs[font.resource]``."""
+        fonts = b" ".join(b"/" + font.resource.encode("ascii") + b" " + font_refs[font.resource] for font in self.fonts)
+        return b"<< /Font << " + fonts + b" >> /ProcSet [/PDF /Text] >>"
 
 
 def verification_url(base_url: str, serial: str) -> str:
@@ -57,9 +63,36 @@ def _num(value: float) -> str:
     return text if text not in ("", "-0") else "0"
 
 
-def _centered_text(text: str, font: str, widths: dict[str, int], size: float, baseline: float) -> str:
-    x = (BOX - text_width(text, widths, size)) / 2
-    return f"BT /{font} {_num(size)} Tf {_num(x)} {_num(baseline)} Td ({text}) Tj ET\n"
+def _centered_text(
+    text: str, font: EmbeddedFont, size: float, baseline: float, left: float = 0.0, right: float = BOX
+) -> str:
+    """``text`` centred between ``left`` and ``right``, made smaller if it would not fit."""
+    room = right - left - 7.0  # clear of the border on both sides
+    size = min(size, size * room / max(text_width(text, font, size), 0.001))
+    x = left + (right - left - text_width(text, font, size)) / 2
+    return f"BT /{font.resource} {_num(size)} Tf {_num(x)} {_num(baseline)} Td ({text}) Tj ET\n"
+
+
+def _emblem() -> str:
+    """A gold ring around an eight-pointed star: the seal, read at a glance."""
+    cx, cy = _EMBLEM_CENTER
+    outer, inner = _EMBLEM_RADIUS * 0.74, _EMBLEM_RADIUS * 0.34
+    points = []
+    for index in range(16):
+        radius = outer if index % 2 == 0 else inner
+        angle = math.pi / 2 + index * math.pi / 8
+        points.append((cx + radius * math.cos(angle), cy + radius * math.sin(angle)))
+    star = f"{_num(points[0][0])} {_num(points[0][1])} m "
+    star += " ".join(f"{_num(x)} {_num(y)} l" for x, y in points[1:]) + " h f\n"
+    r, k = _EMBLEM_RADIUS, 0.5523 * _EMBLEM_RADIUS  # four Bezier quarter circles
+    ring = (
+        f"{_num(cx + r)} {_num(cy)} m "
+        f"{_num(cx + r)} {_num(cy + k)} {_num(cx + k)} {_num(cy + r)} {_num(cx)} {_num(cy + r)} c "
+        f"{_num(cx - k)} {_num(cy + r)} {_num(cx - r)} {_num(cy + k)} {_num(cx - r)} {_num(cy)} c "
+        f"{_num(cx - r)} {_num(cy - k)} {_num(cx - k)} {_num(cy - r)} {_num(cx)} {_num(cy - r)} c "
+        f"{_num(cx + k)} {_num(cy - r)} {_num(cx + r)} {_num(cy - k)} {_num(cx + r)} {_num(cy)} c S\n"
+    )
+    return f"q {_GOLD} rg {_GOLD} RG 0.7 w " + ring + star + "Q\n"
 
 
 def qr_matrix(text: str) -> list[bytes]:
@@ -102,17 +135,21 @@ class StampRenderer:
 
     def __init__(self, verify_base_url: str) -> None:
         self.verify_base_url = verify_base_url
+        self.fonts = stamp_fonts()
+        regular, bold = self.fonts
+        self._regular = regular
         inset = _BORDER_WIDTH / 2
         self._head = (
             "q 1 g 0 0 100 100 re f\n"
             f"{_BAND} rg 0 {_num(_BAND_BOTTOM)} 100 {_num(BOX - _BAND_BOTTOM)} re f\n"
             f"{_INK} RG {_num(_BORDER_WIDTH)} w {_num(inset)} {_num(inset)} "
             f"{_num(BOX - _BORDER_WIDTH)} {_num(BOX - _BORDER_WIDTH)} re S\n"
-            "1 g "
-            + _centered_text(TITLE, "FB", HELVETICA_BOLD, 7.4, 91.6)
+            + _emblem()
+            + "1 g "
+            + _centered_text(TITLE, bold, 7.4, 91.6, left=_TITLE_LEFT, right=BOX - 1.0)
             + f"{_INK} rg "
-            + _centered_text(FACE_VALUE, "FB", HELVETICA_BOLD, 10.5, 16.8)
-            + _centered_text(FACE_VALUE_WORDS, "FH", HELVETICA, 5.6, 10.2)
+            + _centered_text(FACE_VALUE, bold, 10.5, 16.8)
+            + _centered_text(FACE_VALUE_WORDS, regular, 5.6, 10.2)
         ).encode("ascii")
 
     def render(self, serial: str) -> StampAppearance:
@@ -125,9 +162,9 @@ class StampRenderer:
         parts = [f"q {_num(module)} 0 0 {_num(module)} {_num(origin_x)} {_num(origin_y)} cm\n"]
         parts.extend(f"{x} {y} {w} {h} re\n" for x, y, w, h in qr_rectangles(rows))
         parts.append("f Q\n")
-        parts.append(_centered_text(serial, "FH", HELVETICA, 5.5, 3.9))
+        parts.append(_centered_text(serial, self._regular, 6.2, 3.6))  # as large as the width allows
         parts.append("Q\n")
-        return StampAppearance(content=self._head + "".join(parts).encode("ascii"), resources=RESOURCES, url=url)
+        return StampAppearance(content=self._head + "".join(parts).encode("ascii"), fonts=self.fonts, url=url)
 
 
 def render_stamp(serial: str, verify_base_url: str) -> StampAppearance:

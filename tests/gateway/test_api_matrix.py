@@ -71,6 +71,7 @@ ENDPOINTS = {
     "stamps.create": Endpoint(
         "POST", "/api/v1/stamps", "stamp", body="stamp", ids="body", not_found="customer_not_found"
     ),
+    "stamps.preview": Endpoint("POST", "/api/v1/stamps/preview", "stamp", body="preview"),
     "stamps.detail": Endpoint("GET", "/api/v1/stamps/{stamp}", "read", ids="path", not_found="stamp_not_found"),
     "stamps.document": Endpoint(
         "GET", "/api/v1/stamps/{stamp}/document", "read", ids="path", not_found="stamp_not_found"
@@ -218,9 +219,10 @@ def _send(client, endpoint: Endpoint, ids: dict):
         "refund": lambda: {"units": 1},
         "stamp": lambda: {"customer": ids["customer"], "document": _pdf(), **BOX},
         "batch": lambda: {"customer": ids["customer"], "documents": [_pdf("a.pdf"), _pdf("b.pdf")], **BOX},
+        "preview": lambda: {"document": _pdf(), **BOX},
     }
     body = bodies[endpoint.body]()
-    if endpoint.body in ("stamp", "batch"):
+    if endpoint.body in ("stamp", "batch", "preview"):
         return client.post(path, body, HTTP_IDEMPOTENCY_KEY=f"matrix-{endpoint.body}")  # multipart
     return client.post(path, json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY="matrix-1")
 

@@ -62,3 +62,16 @@ def test_a_port_that_is_not_a_number_is_explained():
     assert result.returncode == 1
     assert "DEMO_PORT='eighty' is not a port number" in result.stderr
     assert "Traceback" not in result.stderr and "Starting embedded" not in result.stdout
+
+
+def test_the_demo_runs_a_local_tsa_unless_one_is_configured(monkeypatch, busy_port):
+    from gateway import demo as demo_module
+
+    for name in ("ISSUER_TSA_URL", "ISSUER_SIGNING_PKCS12", "ISSUER_SIGNING_KEY", "DEMO_TSA_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert demo_module._local_tsa_port() == demo_module.PORT + 82 or demo_module.port_in_use(demo_module.PORT + 82)
+    monkeypatch.setenv("DEMO_TSA_PORT", str(busy_port))
+    moved = demo_module._local_tsa_port()
+    assert moved is not None and moved != busy_port  # a busy port: the next free one
+    monkeypatch.setenv("ISSUER_TSA_URL", "https://tsa.example/")
+    assert demo_module._local_tsa_port() is None  # the configured TSA is used

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from issuer.pdf import inspect_document
+from issuer.pdf import ProfileRules, inspect_document
 from issuer.serials import new_serial
 from issuer.signing import KeyMaterial, StampEngine, StampResult, load_or_create_dev_keys
 from issuer.signing.keys import issue_certificate, make_root_ca
@@ -72,6 +72,7 @@ def stamp(
     page: int = 1,
     box: tuple[float, float, float, float] = (420, 60, 520, 160),
     password: str | None = None,
+    rules: ProfileRules | None = None,
 ) -> StampResult:
     info = inspect_document(data, password=password, max_bytes=20 * 1024 * 1024)
     return engine.stamp(
@@ -84,6 +85,7 @@ def stamp(
         location="Jakarta",
         signed_at=SIGNED_AT,
         password=password,
+        rules=rules,
     )
 
 

@@ -48,7 +48,7 @@ def test_stamp_prints_the_stamp(document: Path, tmp_path: Path) -> None:
     assert code == 0
     assert set(body) == {
         "serial", "sha256_in", "sha256_out", "size_out", "pages", "page", "box", "profile", "certification",
-        "upgraded_to", "signed_at", "verification_url", "channel", "job_ref", "replayed", "output",
+        "upgraded_to", "repaired", "signed_at", "verification_url", "channel", "job_ref", "replayed", "output",
     }  # fmt: skip
     assert (body["pages"], body["page"], body["box"], body["profile"]) == (2, 2, [40, 40, 94, 94], "cpns")
     assert body["channel"] == "issuer" and body["certification"] and body["output"] == str(target)

@@ -77,3 +77,20 @@ def test_a_wrong_profile_is_refused_with_what_to_fix_and_nothing_saved(args, say
 def test_showing_a_missing_profile_says_how_to_create_it():
     with pytest.raises(CommandError, match=r"manage.py profile nope --max-size 800KB"):
         profile("nope")
+
+
+def test_a_profile_can_be_made_final_and_its_stamps_then_certify(channels):
+    from issuer.services import stamp_document
+    from tests.fixtures.pdfs import factory
+
+    created = profile("notaris", "--max-size", "2MB")
+    assert "certification   not_certified" in created
+    updated = profile("notaris", "--certification", "no_changes")
+    assert "certification   no_changes" in updated
+    assert StampProfile.objects.get(name="notaris").to_rules().final
+    outcome = stamp_document(
+        channel=channels["alpha"], data=factory.text_pdf(), page=1, box=(420, 60, 520, 160), profile="notaris"
+    )
+    assert outcome.certification
+    with pytest.raises(CommandError):
+        profile("notaris", "--certification", "sometimes")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from issuer import errors
@@ -28,12 +30,31 @@ def test_cpns_accepts_a4_landscape_and_rotated() -> None:
     check_profile(_info(factory.text_pdf(rotate=90)), CPNS_PROFILE)
 
 
-def test_cpns_refuses_old_versions_but_default_accepts_them() -> None:
+def test_old_unsigned_versions_are_accepted_by_every_profile() -> None:
     info = _info(factory.text_pdf(version="1.4"))
     assert info.pdf_version == "1.4"
+    check_profile(info, CPNS_PROFILE)  # the signer upgrades it, so the stamped file is 1.7
+    check_profile(info, DEFAULT_PROFILE)
+
+
+def test_cpns_refuses_an_old_signed_document(other_signer_files) -> None:
+    """A signed document cannot be rewritten to a newer version without breaking its signature."""
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = signers.SimpleSigner.load(str(other_signer_files["key"]), str(other_signer_files["cert"]))
+    writer = IncrementalPdfFileWriter(io.BytesIO(factory.text_pdf(version="1.4")))
+    spec = fields.SigFieldSpec("OtherParty", on_page=0, box=(100, 100, 250, 160))
+    signed = signers.PdfSigner(signers.PdfSignatureMetadata(field_name="OtherParty"), signer, new_field_spec=spec)
+    info = _info(signed.sign_pdf(writer).getvalue())
+    # pyHanko itself writes /Version 1.7 into the catalog; older signers (and ours before 1.7) do not
+    info = dataclasses.replace(info, pdf_version="1.4")
+    assert info.is_signed
     with pytest.raises(errors.PdfVersionTooOld):
         check_profile(info, CPNS_PROFILE)
-    check_profile(info, DEFAULT_PROFILE)  # the signer upgrades it
+    check_profile(info, DEFAULT_PROFILE)
 
 
 def test_cpns_refuses_more_than_800_kb() -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+from pathlib import Path
 
 import pikepdf
 import pytest
@@ -13,14 +15,16 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
 
 from issuer import errors
-from issuer.pdf import inspect_document
+from issuer.pdf import DEFAULT_PROFILE, inspect_document
 from issuer.serials import new_serial
 from issuer.signing import verify_pdf
 from issuer.signing.cms import CmsTemplate
 from tests.fixtures.pdfs import factory
 from tests.issuer.conftest import SIGNED_AT, run_tool, stamp
+from tests.issuer.rendering import assert_qr_everywhere
 
 MAX = 20 * 1024 * 1024
+FINAL = dataclasses.replace(DEFAULT_PROFILE, certification="no_changes")  # cpns's certification, any page
 
 
 def _check_with_tools(path, password: str | None = None) -> None:
@@ -36,7 +40,7 @@ def _check_with_tools(path, password: str | None = None) -> None:
 @pytest.mark.parametrize("xref_stream", [False, True], ids=["classic-xref", "xref-stream"])
 def test_roundtrip_validates_everywhere(engine, dev_keys, tmp_path, xref_stream: bool) -> None:
     original = factory.text_pdf(xref_stream=xref_stream)
-    result = stamp(engine, original)
+    result = stamp(engine, original, rules=FINAL)
     assert result.pdf.startswith(original)
     assert result.sha256_in == hashlib.sha256(original).hexdigest()
     assert result.sha256_out == hashlib.sha256(result.pdf).hexdigest()
@@ -47,7 +51,7 @@ def test_roundtrip_validates_everywhere(engine, dev_keys, tmp_path, xref_stream:
     (signature,) = report.signatures
     assert signature.serial == result.serial
     assert signature.reason == f"[{result.serial}] e-Meterai Surat Pernyataan"
-    assert signature.docmdp == 1 and signature.covers_whole_document
+    assert signature.docmdp == 1 and signature.covers_whole_document and not signature.changes_allowed
     assert signature.signing_time == SIGNED_AT
     assert "e-Meterai Development Signing" in signature.signer_subject
 
@@ -156,10 +160,76 @@ def test_certified_no_changes_document_is_refused(engine, other_signer_files) ->
         stamp(engine, certified)
 
 
-def test_our_stamp_makes_the_document_final(engine, text_a4) -> None:
-    stamped = stamp(engine, text_a4).pdf
+def test_a_final_profile_stamp_makes_the_document_final(engine, text_a4) -> None:
+    stamped = stamp(engine, text_a4, rules=FINAL).pdf
     with pytest.raises(errors.DocumentAlreadyFinal):
         stamp(engine, stamped, box=(20, 20, 120, 120))
+    with pytest.raises(errors.DocumentAlreadyFinal):
+        stamp(engine, stamped, box=(20, 20, 120, 120), rules=FINAL)
+
+
+def test_final_stamp_after_another_signature_locks_every_field(engine, dev_keys, other_signer_files) -> None:
+    signed = _sign_with_pyhanko(factory.text_pdf(), other_signer_files)
+    result = stamp(engine, signed, rules=FINAL)
+    assert not result.certification
+    *_, ours = verify_pdf(result.pdf, dev_keys.trust_roots).signatures
+    assert not ours.changes_allowed  # the field lock /P 1
+    with pytest.raises(errors.DocumentAlreadyFinal):
+        stamp(engine, result.pdf, box=(20, 20, 120, 120))
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "corpus"
+
+
+def _second_stamp_source(name: str) -> bytes:
+    if name.startswith("factory"):
+        return factory.text_pdf(version="1.4", xref_stream=name.endswith("xref-stream"))
+    return (CORPUS / name).read_bytes()  # real producers: LibreOffice (classic xref), pdfTeX (xref stream)
+
+
+@pytest.mark.parametrize(
+    "source", ["factory-classic-xref", "factory-xref-stream", "libreoffice-writer.pdf", "pdflatex-a4.pdf"]
+)
+def test_default_profile_allows_a_second_e_meterai(engine, dev_keys, tmp_path, source: str) -> None:
+    """Two parties each stamp one contract: the second stamp is an incremental update after the
+    first, the first is an approval signature (no DocMDP) and both validate everywhere."""
+    original = _second_stamp_source(source)
+    first = stamp(engine, original, rules=DEFAULT_PROFILE)
+    assert not first.certification and first.upgraded_to == ("1.7" if original[5:8] < b"1.7" else None)
+    assert b"/DocMDP" not in first.pdf[len(original) :] and b"/Lock" not in first.pdf[len(original) :]
+    second = stamp(engine, first.pdf, box=(300, 60, 400, 160), rules=DEFAULT_PROFILE)
+    assert second.pdf.startswith(first.pdf) and second.upgraded_to is None
+    assert second.serial != first.serial
+
+    report = verify_pdf(second.pdf, dev_keys.trust_roots)
+    assert report.valid and report.serials == (first.serial, second.serial)
+    earlier, later = report.signatures
+    assert earlier.valid and earlier.later_changes_ok and earlier.changes_allowed and earlier.docmdp is None
+    assert not earlier.covers_whole_document and earlier.modification_level == "FORM_FILLING"
+    assert later.valid and later.covers_whole_document and later.changes_allowed
+    path = tmp_path / "two-stamps.pdf"
+    path.write_bytes(second.pdf)
+    _check_with_tools(path)
+    result = run_tool("pdfsig", str(path))
+    assert result.stdout.count("Signature is Valid") == 2, result.stdout
+    assert_qr_everywhere(path, tmp_path, (420, 60, 520, 160), first.verification_url)
+    assert_qr_everywhere(path, tmp_path, (300, 60, 400, 160), second.verification_url)
+    # and a final (cpns-like) stamp can still come last
+    third = stamp(engine, second.pdf, box=(180, 60, 280, 160), rules=FINAL)
+    assert not third.certification and verify_pdf(third.pdf, dev_keys.trust_roots).valid
+
+
+def test_another_party_can_sign_after_the_e_meterai(engine, dev_keys, other_signer_files, tmp_path) -> None:
+    from cryptography import x509
+
+    stamped = stamp(engine, factory.text_pdf(), box=(420, 60, 520, 160), rules=DEFAULT_PROFILE).pdf
+    countersigned = _sign_with_pyhanko(stamped, other_signer_files)
+    other_root = x509.load_pem_x509_certificate(other_signer_files["root"].read_bytes())
+    ours, theirs = verify_pdf(countersigned, [*dev_keys.trust_roots, other_root]).signatures
+    assert ours.valid and ours.later_changes_ok and theirs.valid
+    path = tmp_path / "countersigned-after.pdf"
+    path.write_bytes(countersigned)
+    _check_with_tools(path)
 
 
 def test_changed_document_is_refused(engine, text_a4) -> None:
@@ -208,3 +278,23 @@ def test_cms_template_is_canonical_der(dev_keys) -> None:
     assert set(attributes) == {"content_type", "message_digest", "signing_certificate_v2"}
     assert attributes["message_digest"]["values"][0].native == digest
     assert template.size_without_timestamp >= len(der)
+
+
+def test_stamp_fonts_are_embedded_and_pdfa_identification_is_kept(engine, dev_keys, tmp_path) -> None:
+    """PDF/A needs every font embedded: the stamp brings subsets of Noto Sans, and the file keeps its
+    PDF/A identification (XMP) and output intent."""
+    original = (CORPUS / "libreoffice-pdfa2b.pdf").read_bytes()
+    result = stamp(engine, original)
+    path = tmp_path / "pdfa.pdf"
+    path.write_bytes(result.pdf)
+    _check_with_tools(path)
+    fonts = run_tool("pdffonts", str(path)).stdout.splitlines()[2:]
+    ours = [line for line in fonts if "NotoSans" in line]
+    assert len(ours) == 2 and all(line.split()[-5:-3] == ["yes", "yes"] for line in ours), fonts  # emb, sub
+    assert all(" yes " in line for line in fonts), fonts  # every font on the page embedded
+    with pikepdf.open(io.BytesIO(result.pdf)) as pdf:
+        assert "/OutputIntents" in pdf.Root and "/Metadata" in pdf.Root
+        with pdf.open_metadata() as xmp:
+            assert xmp.pdfa_status == "2B"
+        font = pdf.Root.AcroForm.Fields[-1].AP.N.Resources.Font.FB
+        assert font.Subtype == "/TrueType" and "/FontFile2" in font.FontDescriptor

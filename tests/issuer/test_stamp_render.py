@@ -28,7 +28,7 @@ def test_content_is_compact_and_carries_the_texts() -> None:
     serial = new_serial()
     appearance = StampRenderer(VERIFY_URL).render(serial)
     assert appearance.url == f"{VERIFY_URL}/{serial}"
-    for text in (b"METERAI ELEKTRONIK", b"10000", b"SEPULUH RIBU RUPIAH", serial.encode()):
+    for text in (b"METERAI ELEKTRONIK", b"Rp10.000", b"SEPULUH RIBU RUPIAH", serial.encode()):
         assert b"(" + text + b")" in appearance.content
     assert len(appearance.content) < 8000
 

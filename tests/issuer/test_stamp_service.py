@@ -17,6 +17,7 @@ from issuer import errors
 from issuer.engine import get_engine, trust_roots
 from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
 from issuer.pdf import CPNS_PROFILE, DEFAULT_PROFILE
+from issuer.selectors import verify_document
 from issuer.serials import new_serial
 from issuer.services import JobRefConflict, UnknownDocumentType, UnknownProfile, stamp_document
 from issuer.signing import verify_pdf
@@ -74,7 +75,7 @@ def test_stamp_records_the_serial_and_the_stamped_file(channels, text_a4) -> Non
     assert outcome.sha256_out == hashlib.sha256(outcome.pdf).hexdigest()
     assert outcome.pdf.startswith(text_a4)
     assert (outcome.pages, outcome.page, outcome.box, outcome.profile) == (2, 2, BOX, "default")
-    assert outcome.certification and not outcome.replayed
+    assert not outcome.certification and not outcome.replayed  # default: an approval signature
     assert outcome.verification_url.endswith(f"/{outcome.serial}")
     row = Serial.objects.get(serial=outcome.serial)
     assert row.status == Serial.Status.USED and row.channel == channels["alpha"]
@@ -91,6 +92,34 @@ def test_stamp_records_the_serial_and_the_stamped_file(channels, text_a4) -> Non
     assert report.signatures[0].reason == f"[{outcome.serial}] e-Meterai Surat Pernyataan"
 
 
+def test_a_stamped_default_document_takes_a_second_e_meterai(channels, text_a4) -> None:
+    first = stamp_document(channel=channels["alpha"], data=text_a4, page=1, box=BOX)
+    second = stamp_document(channel=channels["beta"], data=first.pdf, page=1, box=(300.0, 60.0, 400.0, 160.0))
+    assert second.pdf.startswith(first.pdf) and not second.certification
+    verdict = verify_document(second.pdf)
+    assert verdict["valid"], verdict
+    assert [stamp["serial"] for stamp in verdict["stamps"]] == [first.serial, second.serial]
+    earlier, later = verdict["stamps"]
+    assert earlier["later_revisions"] and earlier["changes_allowed"] and all(earlier["checks"].values())
+    assert not later["later_revisions"] and all(later["checks"].values())
+    assert [sig["changes_allowed"] for sig in verdict["signatures"]] == [True, True]
+    appended = verify_document(second.pdf + b"\n% appended\n")  # bytes, not a signature: a change
+    assert not appended["valid"] and appended["failed_check"] == "unchanged_since_stamping"
+    assert Serial.objects.filter(status="used").count() == 2
+
+
+def test_cpns_upgrades_an_old_unsigned_document_and_stays_final(channels) -> None:
+    old = factory.text_pdf(version="1.4")
+    outcome = stamp_document(channel=channels["alpha"], data=old, page=1, box=BOX, profile="cpns")
+    assert outcome.upgraded_to == "1.7" and outcome.certification
+    assert outcome.pdf.startswith(b"%PDF-1.7") and outcome.pdf[8 : len(old)] == old[8:]
+    verdict = verify_document(outcome.pdf)
+    assert verdict["valid"] and not verdict["stamps"][0]["changes_allowed"]
+    assert verdict["signatures"][0]["changes_allowed"] is False
+    with pytest.raises(errors.DocumentAlreadyFinal):
+        stamp_document(channel=channels["alpha"], data=outcome.pdf, page=1, box=(300.0, 60.0, 400.0, 160.0))
+
+
 def test_on_recorded_runs_inside_the_transaction_with_the_row(channels, text_a4) -> None:
     seen = []
 
@@ -105,6 +134,23 @@ def test_on_recorded_runs_inside_the_transaction_with_the_row(channels, text_a4)
 # -- refusals record nothing ------------------------------------------------------------------
 
 
+def _signed_pdf_14() -> bytes:
+    """A PDF 1.4 carrying a (filled) signature field: an old file someone signed, which the stamp
+    cannot upgrade without breaking that signature."""
+    a4 = b"/MediaBox [0 0 595.276 841.89]"
+    return factory.raw_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] /SigFlags 3 >> >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 2 0 R " + a4 + b" /Annots [4 0 R] >>",
+            4: b"<< /FT /Sig /T (Signer) /Type /Annot /Subtype /Widget /Rect [0 0 0 0] /P 3 0 R /V 5 0 R >>",
+            5: b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /adbe.pkcs7.detached /ByteRange [0 0 0 0]"
+            b" /Contents <00> >>",
+        },
+        version="1.4",
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -114,7 +160,7 @@ def test_on_recorded_runs_inside_the_transaction_with_the_row(channels, text_a4)
         ({"profile": "nope"}, UnknownProfile),
         ({"document_type": "nope"}, UnknownDocumentType),
         ({"data": b"hello"}, errors.NotAPdf),
-        ({"data": factory.text_pdf(version="1.4"), "profile": "cpns"}, errors.PdfVersionTooOld),
+        ({"data": _signed_pdf_14(), "profile": "cpns"}, errors.PdfVersionTooOld),
     ],
     ids=["page", "bounds", "tiny-box", "profile", "document-type", "not-pdf", "cpns-version"],
 )

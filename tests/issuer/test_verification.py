@@ -269,3 +269,26 @@ def test_home_and_status_pages_still_work(client_for, db) -> None:
     client = client_for(None)
     assert client.get("/").status_code == 200
     assert client.get("/status").status_code == 200
+
+
+def test_verify_page_shows_each_e_meterai_of_a_twice_stamped_document(client_for, channels) -> None:
+    from issuer.services import stamp_document as stamp_again
+
+    first = stamp_again(channel=channels["alpha"], data=factory.text_pdf(), page=1, box=BOX)
+    second = stamp_again(channel=channels["alpha"], data=first.pdf, page=1, box=(300.0, 60.0, 400.0, 160.0))
+    upload = io.BytesIO(second.pdf)
+    upload.name = "twice.pdf"
+    client = client_for(None, enforce_csrf_checks=False)
+    page = client.post("/verify", {"document": upload})
+    text = page.content.decode()
+    assert page.status_code == 200 and "Validly stamped" in text
+    assert first.serial in text and second.serial in text
+    assert "signatures were added after it" in text
+
+
+def test_verify_document_bytes_appended_after_a_stamp_that_allows_changes(stamped) -> None:
+    """A default stamp allows later signatures, not any bytes: a comment appended after it is a change."""
+    result = verify_document(stamped.pdf + b"\n% appended\n")
+    assert not result["valid"] and result["failed_check"] == "unchanged_since_stamping"
+    (stamp,) = result["stamps"]
+    assert stamp["changes_allowed"] and stamp["later_revisions"]

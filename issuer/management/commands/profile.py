@@ -79,6 +79,7 @@ def describe(profile: StampProfile) -> list[str]:
         f"  pages           {pages}, at most {profile.max_pages}",
         f"  PDF version     {profile.min_pdf_version or 'any'}{' or later' if profile.min_pdf_version else ''}",
         f"  stamp size      {profile.min_stamp_size:g} to {profile.max_stamp_size:g} pt",
+        f"  certification   {profile.certification}",
     ]
 
 
@@ -94,6 +95,11 @@ class Command(BaseCommand):
         parser.add_argument("--min-pdf-version", help='e.g. 1.6, or "any"')
         parser.add_argument("--max-pages", type=int)
         parser.add_argument("--stamp-size", help="MIN-MAX side of the stamp in points, e.g. 20-300")
+        parser.add_argument(
+            "--certification",
+            choices=("not_certified", "no_changes"),
+            help="not_certified: later e-Meterai and signatures stay possible; no_changes: the stamp is final",
+        )
         state = parser.add_mutually_exclusive_group()
         state.add_argument("--active", dest="active", action="store_true", default=None, help="use it again")
         state.add_argument("--inactive", dest="active", action="store_false", help="withdraw it")
@@ -146,6 +152,8 @@ class Command(BaseCommand):
             changes["max_pages"] = opts["max_pages"]
         if opts["stamp_size"] is not None:
             changes["min_stamp_size"], changes["max_stamp_size"] = parse_stamp_size(opts["stamp_size"])
+        if opts.get("certification") is not None:
+            changes["certification"] = opts["certification"]
         if opts["active"] is not None:
             changes["active"] = opts["active"]
         return changes
