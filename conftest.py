@@ -28,7 +28,7 @@ def _development_signing_keys():
 
     from issuer.signing.keys import create_dev_keys
 
-    create_dev_keys(settings.ISSUER_KEY_DIR)
+    create_dev_keys(settings.ISSUER_KEY_DIR, ca_directory=settings.ISSUER_DEV_CA_DIR)
 
 
 CHANNELS = {

@@ -13,6 +13,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
+from drf_spectacular.openapi import AutoSchema
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -183,9 +184,19 @@ def document_type_code(value: str) -> str:
 # --------------------------------------------------------------------------- the base view
 
 
+class _NotInOpenApi(AutoSchema):
+    """The facade answers in the issuer's shapes, documented in docs/compat.md, not in the OpenAPI
+    documents of our own API."""
+
+    def is_excluded(self) -> bool:
+        return True
+
+
 class CompatView(EdgeMixin, APIView):
     """A facade call: the compat user's token, its API key's rate limit and scope; answers in the
     issuer's shapes. No ``Idempotency-Key`` machinery: the facade's retries are by serial."""
+
+    schema = _NotInOpenApi()
 
     authentication_classes = [CompatTokenAuthentication]
     permission_classes = [HasScope]

@@ -342,6 +342,9 @@ NUM_PROXIES = int(os.environ.get("GATEWAY_NUM_PROXIES", "0"))
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
 VERIFY_BASE_URL = os.environ.get("VERIFY_BASE_URL", "http://localhost:8000/v/")
 ISSUER_KEY_DIR = Path(os.environ.get("ISSUER_KEY_DIR", DATA_DIR / "issuer-keys"))
+# Development only: where `manage.py dev_keys` keeps the development root CA's private key (never beside the
+# signing key, which the stamping workers read); the demo's local TSA issues its certificate from it.
+ISSUER_DEV_CA_DIR = Path(os.environ.get("ISSUER_DEV_CA_DIR", DATA_DIR / "issuer-dev-ca"))
 
 
 def derived_secret(secret_key: str, purpose: str) -> str:

@@ -55,12 +55,12 @@ def _nss_database(directory: Path, root_pem: bytes) -> str:
     return f"sql:{directory}"
 
 
-def test_a_time_stamped_stamp_is_trusted_by_pdfsig_with_the_root(dev_keys, key_dir, tmp_path) -> None:
+def test_a_time_stamped_stamp_is_trusted_by_pdfsig_with_the_root(dev_keys, ca_dir, tmp_path) -> None:
     from cryptography.hazmat.primitives import serialization
 
     from issuer.signing.keys import load_dev_root_ca
 
-    root_key, root_cert = load_dev_root_ca(key_dir)
+    root_key, root_cert = load_dev_root_ca(ca_dir)
     key, cert = issue_certificate(root_key, root_cert, "e-Meterai Development TSA", timestamping=True)
     with TsaServer(TimeStampAuthority(key, cert)) as tsa:
         engine = StampEngine(dev_keys, VERIFY_URL, HttpTimestamper(tsa.url))
@@ -84,7 +84,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_local_tsa_command_serves_time_stamps(key_dir, tmp_path) -> None:
+def test_the_local_tsa_command_serves_time_stamps(key_dir, ca_dir, dev_keys, tmp_path) -> None:
     """``manage.py local_tsa`` (what ``make demo`` starts) answers RFC 3161 requests with a token
     whose certificate chains to the development root."""
     import hashlib
@@ -95,7 +95,7 @@ def test_the_local_tsa_command_serves_time_stamps(key_dir, tmp_path) -> None:
 
     port = _free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gateway.settings.test", "ISSUER_KEY_DIR": str(key_dir),
-           "ISSUER_SIGNING_PKCS12": "", "ISSUER_SIGNING_KEY": ""}  # fmt: skip
+           "ISSUER_DEV_CA_DIR": str(ca_dir), "ISSUER_SIGNING_PKCS12": "", "ISSUER_SIGNING_KEY": ""}  # fmt: skip
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "manage.py", "local_tsa", "--port", str(port)], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
