@@ -18,6 +18,7 @@ from gateway.http.edge import json_response
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
 from issuer.selectors import stamped_document
+from kernel import metrics
 from kernel.timestamps import utc_timestamp
 from stamping import admission
 from stamping.errors import DocumentNotReady
@@ -226,6 +227,12 @@ def job_output(
     return body
 
 
+def _promised(request, body: dict) -> dict:
+    """Counts the wait a 202 promises (``gateway_stamp_eta_promised_seconds``), for the ETA error."""
+    metrics.STAMP_ETA_PROMISED.labels(request.tenant.schema_name).observe(body["queue"]["eta_seconds"])
+    return body
+
+
 def _job_get(job_id: str) -> StampJob:
     return stamp_job_get(job_id=job_id)
 
@@ -264,9 +271,10 @@ class StampListApi(ChannelApiView):
         job = request_stamp(
             channel=request.tenant, customer_id=data["customer"], request=_request_from(data, data["document"])
         )
+        body = _promised(request, job_output(job, position=queue.waiting, queue=queue))
         return json_response(
             request,
-            job_output(job, position=queue.waiting, queue=queue),
+            body,
             status=202,
             headers={"Location": f"/api/v1/stamps/{job.id}"},
         )
@@ -375,7 +383,10 @@ class BatchListApi(ChannelApiView):
             {
                 "id": batch.id,
                 "documents": len(jobs),
-                "jobs": [job_output(j, position=queue.waiting + i, queue=queue) for i, j in enumerate(jobs)],
+                "jobs": [
+                    _promised(request, job_output(j, position=queue.waiting + i, queue=queue))
+                    for i, j in enumerate(jobs)
+                ],
             },
             status=202,
             headers={"Location": f"/api/v1/batches/{batch.id}"},

@@ -70,6 +70,7 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    "gateway.metrics.MetricsMiddleware",  # first: refusals of the middleware below are counted too
     "gateway.middleware.RequestIdMiddleware",
     "gateway.middleware.BodyLimitMiddleware",
     "gateway.middleware.TenantMiddleware",
@@ -394,3 +395,14 @@ BACKOFFICE_SESSION_MAX_SECONDS = int(os.environ.get("GATEWAY_BACKOFFICE_SESSION_
 # (``manage.py staff_otp --username NAME``) and the person finishes it on the enrolment page.
 BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", False)
 OTP_TOTP_ISSUER = os.environ.get("GATEWAY_OTP_ISSUER", "e-Meterai back office")
+
+
+# --------------------------------------------------------------------------- metrics (issue #17)
+# GET /metrics (Prometheus text, any host): the scraper sends ``Authorization: Bearer METRICS_TOKEN``
+# or comes from an address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs); with neither set,
+# nobody reads it. Web and worker processes count into files under METRICS_DIR, a directory per
+# instance (``web-<host>-<pid>``, ``worker-<host>-<pid>``), emptied when that instance starts.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
+METRICS_DIR = Path(os.environ.get("GATEWAY_METRICS_DIR", DATA_DIR / "metrics"))
+METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "5"))
