@@ -332,7 +332,7 @@ class StampDocumentApi(ChannelApiView):
         ],
         responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The stamped PDF.")},
     )
-    @problems("stamp_not_found", "document_not_ready")
+    @problems("stamp_not_found", "document_not_ready", "document_purged")
     def get(self, request, job_id):
         job = _job_get(job_id)
         if job.status != StampJob.Status.STAMPED:

@@ -190,6 +190,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "stamping-resume-stale": {"task": "gateway.stamping.resume_stale", "schedule": timedelta(seconds=5)},
     "webhooks-sweep": {"task": "gateway.webhooks.sweep_all", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
+    "retention-sweep": {"task": "stamping.retention_sweep", "schedule": timedelta(hours=1)},
 }
 _ = crontab  # kept importable for later schedules
 
@@ -406,3 +407,8 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
 METRICS_DIR = Path(os.environ.get("GATEWAY_METRICS_DIR", DATA_DIR / "metrics"))
 METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "5"))
+# Retention (docs/operations.md, "Backups and data lifecycle"): a stamped PDF is kept this many days after
+# it was made, an uploaded document this many days after its job ended; then the hourly sweeper deletes
+# it. 0 keeps them for ever. Serials, jobs and the ledger are never purged.
+STAMPED_DOCUMENT_RETENTION_DAYS = int(os.environ.get("STAMPED_DOCUMENT_RETENTION_DAYS", "90"))
+UPLOAD_RETENTION_DAYS = int(os.environ.get("UPLOAD_RETENTION_DAYS", "7"))
