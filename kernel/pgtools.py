@@ -1,7 +1,7 @@
 """PostgreSQL client programs (``pg_dump``, ``pg_restore``, ``psql``) for operators' commands.
 
 The program must be at least as new as the server (``pg_dump`` refuses an older one). Looked for, in
-order: ``PG_BIN_DIR`` (the environment), the binaries shipped with the embedded server's ``pgserver``
+order: ``bin_dir`` (the setting ``PG_BIN_DIR``), the binaries shipped with the embedded server's ``pgserver``
 package, then ``PATH``; the first one new enough for ``server_version_num`` is used.
 """
 
@@ -18,10 +18,10 @@ class ProgramNotFound(RuntimeError):
     pass
 
 
-def _candidates(name: str) -> list[Path]:
+def _candidates(name: str, bin_dir: str) -> list[Path]:
     found = []
-    if os.environ.get("PG_BIN_DIR"):
-        found.append(Path(os.environ["PG_BIN_DIR"]) / name)
+    if bin_dir:
+        found.append(Path(bin_dir) / name)
     try:
         import pgserver
 
@@ -40,9 +40,9 @@ def _major(program: Path) -> int:
     return int(match.group(1)) if match else 0
 
 
-def program(name: str, *, server_version_num: int) -> Path:
+def program(name: str, *, server_version_num: int, bin_dir: str = "") -> Path:
     wanted = server_version_num // 10000
-    candidates = _candidates(name)
+    candidates = _candidates(name, bin_dir)
     for candidate in candidates:
         if _major(candidate) >= wanted:
             return candidate

@@ -412,3 +412,5 @@ METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "5"))
 # it. 0 keeps them for ever. Serials, jobs and the ledger are never purged.
 STAMPED_DOCUMENT_RETENTION_DAYS = int(os.environ.get("STAMPED_DOCUMENT_RETENTION_DAYS", "90"))
 UPLOAD_RETENTION_DAYS = int(os.environ.get("UPLOAD_RETENTION_DAYS", "7"))
+# pg_dump / pg_restore for ``manage.py channel_dump`` / ``channel_restore`` are looked for here first.
+PG_BIN_DIR = os.environ.get("PG_BIN_DIR", "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
         channel = channel_or_error(options["channel"])
         connection.ensure_connection()
         try:
-            pg_dump = program("pg_dump", server_version_num=connection.pg_version)
+            pg_dump = program("pg_dump", server_version_num=connection.pg_version, bin_dir=settings.PG_BIN_DIR)
         except ProgramNotFound as exc:
             raise CommandError(str(exc)) from exc
         argv = [str(pg_dump), "--format=custom", "--no-owner", "--no-privileges",

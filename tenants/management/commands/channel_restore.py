@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         schema = channel.schema_name
         connection.ensure_connection()
         try:
-            pg_restore = program("pg_restore", server_version_num=connection.pg_version)
+            pg_restore = program("pg_restore", server_version_num=connection.pg_version, bin_dir=settings.PG_BIN_DIR)
         except ProgramNotFound as exc:
             raise CommandError(str(exc)) from exc
         aside = f"{schema}__before_restore"
