@@ -1,6 +1,7 @@
 """``/metrics`` of a real gunicorn (``gateway.gunicorn_conf``) with several worker processes: each
 process counts into its instance's directory, and any of them answers with the sum of all; the
-directory left by an earlier run is emptied at start."""
+directory left by an earlier run is emptied at start. A Celery worker sharing the directory (as on one
+host) has its stamps counted in the same answer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.live import Process, free_port
+from tests.billing.factories import funded_wallet, unique
+from tests.e2e.http import HttpClient
+from tests.fixtures.pdfs.factory import text_pdf
+from tests.live import Process, free_port, private_broker, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -84,4 +88,63 @@ def test_every_worker_process_is_counted_and_a_restart_starts_from_empty(live_db
         assert not any(p.exists() for p in instance_dirs)
         assert stale.exists()
     finally:
+        server.stop()
+
+
+def samples_of(text: str, name: str) -> dict[frozenset, float]:
+    return {
+        frozenset(s.labels.items()): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_a_celery_workers_stamps_are_counted_in_the_web_instances_answer(live_db, tmp_path, channel_keys):
+    from django_tenants.utils import schema_context
+
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+
+    alpha = Channel.objects.get(code="alpha")
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Counted")
+    metrics_dir = tmp_path / "metrics"
+    env = {"GATEWAY_METRICS_DIR": str(metrics_dir), "METRICS_TOKEN": TOKEN, "GATEWAY_PROBE_BIND": "off",
+           **private_broker(database=6)}  # fmt: skip
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "gateway.wsgi:application", "--config", "python:gateway.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "2", "--timeout", "60",
+            "--no-control-socket"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    server = Process(argv, tmp_path / "gunicorn.log", env)
+    worker = start_worker(tmp_path, name="metered", queues="default,stamping", concurrency=2, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if get(f"{url}/healthz")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.output()
+            time.sleep(0.2)
+        api = HttpClient(url, "alpha.test", channel_keys["alpha"])
+        accepted = api.post("/api/v1/stamps", form={"customer": customer_id, "page": "1", "llx": "40", "lly": "40",
+                            "urx": "140", "ury": "140"}, files=[("document", "a.pdf", text_pdf())])  # fmt: skip
+        assert accepted.status == 202, accepted.text
+        job = accepted.json()["id"]
+        while api.get(f"/api/v1/stamps/{job}").json()["status"] not in ("stamped", "failed"):
+            assert time.monotonic() < deadline, worker.output()[-3000:]
+            time.sleep(0.2)
+        status, text = get(f"{url}/metrics", {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200
+        stamped = samples_of(text, "gateway_stamps_total")
+        assert stamped.get(frozenset({"channel": "alpha", "outcome": "stamped"}.items()), 0) >= 1, text[:2000]
+        waits = samples_of(text, "gateway_stamp_wait_seconds_count")
+        assert waits.get(frozenset({"channel": "alpha"}.items()), 0) >= 1
+        assert any(p.name.startswith("worker-") for p in metrics_dir.iterdir())
+    finally:
+        worker.stop()
         server.stop()
