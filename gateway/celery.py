@@ -40,7 +40,11 @@ def _count_in_files(**_kwargs) -> None:
 
     from kernel.metrics import instance_directory
 
-    instance_directory(settings.METRICS_DIR, role="worker")
+    directory = instance_directory(settings.METRICS_DIR, role="worker")
+    if settings.WORKER_METRICS_BIND:  # a host without a web instance: this worker answers /metrics itself
+        from gateway.metrics import start_worker_listener
+
+        start_worker_listener(settings.WORKER_METRICS_BIND, str(directory))
 
 
 @worker_process_init.connect

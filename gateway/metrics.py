@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from django.conf import settings
 
@@ -69,24 +71,104 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(item, strict=False) for item in settings.METRICS_ALLOWED_NETWORKS]
 
 
+def scraper_allowed(*, authorization: str, address: str) -> bool:
+    """The bearer token ``METRICS_TOKEN`` (when set), or a client address in ``METRICS_ALLOWED_NETWORKS``.
+    With neither configured, nobody."""
+    token = settings.METRICS_TOKEN
+    if (
+        token
+        and authorization.startswith("Bearer ")
+        and hmac.compare_digest(authorization[7:].strip().encode(), token.encode())
+    ):
+        return True
+    networks = allowed_networks()
+    if not networks:
+        return False
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
 def check_scraper(request) -> None:
-    """Lets the scraper through: the bearer token ``METRICS_TOKEN`` (when set), or a client address in
-    ``METRICS_ALLOWED_NETWORKS`` (the address as the rate limits see it: ``GATEWAY_NUM_PROXIES`` applies).
-    With neither configured nobody gets in. Raises :class:`MetricsForbidden` otherwise."""
+    """Lets the scraper through (:func:`scraper_allowed`, with the client address as the rate limits
+    see it: ``GATEWAY_NUM_PROXIES`` applies); raises :class:`MetricsForbidden` otherwise."""
     from gateway.ratelimit import client_address
 
-    token = settings.METRICS_TOKEN
-    sent = request.headers.get("Authorization", "")
-    if token and sent.startswith("Bearer ") and hmac.compare_digest(sent[7:].strip().encode(), token.encode()):
+    if scraper_allowed(authorization=request.headers.get("Authorization", ""), address=client_address(request)):
         return
-    networks = allowed_networks()
-    if networks:
-        try:
-            address = ipaddress.ip_address(client_address(request))
-        except ValueError:
-            address = None
-        if address is not None and any(address in network for network in networks):
-            return
     raise MetricsForbidden(
-        "This address may not read the metrics." + (" The bearer token is missing or wrong." if token else "")
+        "This address may not read the metrics."
+        + (" The bearer token is missing or wrong." if settings.METRICS_TOKEN else "")
     )
+
+
+class WorkerMetricsListener(ThreadingHTTPServer):
+    """``GET /metrics`` of one Celery worker instance, for hosts that run workers without a web instance
+    (``WORKER_METRICS_BIND``): the counts of this instance's processes (its own directory), no state
+    figures (a web instance gives those). The same token and networks as the web's ``/metrics``; the
+    client address is the connection's (put no proxy in front)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], directory: str):
+        super().__init__(address, _WorkerMetricsHandler)
+        self.directory = directory
+
+    def start(self) -> WorkerMetricsListener:
+        threading.Thread(target=self.serve_forever, name="worker-metrics", daemon=True).start()
+        return self
+
+
+class _WorkerMetricsHandler(BaseHTTPRequestHandler):
+    server: WorkerMetricsListener
+    timeout = 5
+    protocol_version = "HTTP/1.1"
+    server_version = "gateway-worker-metrics"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        if self.path.split("?", 1)[0] != "/metrics":
+            return self._send(
+                404, "application/problem+json", _problem(404, "not_found", "Not found", "Only /metrics.")
+            )
+        if not scraper_allowed(authorization=self.headers.get("Authorization", ""), address=self.client_address[0]):
+            exc = MetricsForbidden("This address may not read the metrics.")
+            return self._send(403, "application/problem+json", _problem(403, exc.code, exc.title, exc.message))
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.server.directory)
+        self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - quiet: Prometheus scrapes every 15 s
+        return
+
+
+def _problem(status: int, code: str, title: str, detail: str) -> bytes:
+    import json
+    import secrets
+
+    return json.dumps({
+        "type": f"https://errors.e-meterai.example/{code}", "title": title, "status": status, "detail": detail,
+        "code": code, "request_id": f"req_{secrets.token_hex(12)}",
+    }).encode()  # fmt: skip
+
+
+def start_worker_listener(bind: str, directory: str) -> WorkerMetricsListener | None:
+    value = bind.strip()
+    if value.lower() in ("", "off", "0", "none"):
+        return None
+    host, _, port = value.rpartition(":")
+    return WorkerMetricsListener((host.strip("[]") or "0.0.0.0", int(port)), directory).start()  # noqa: S104

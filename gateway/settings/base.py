@@ -407,6 +407,8 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
 METRICS_DIR = Path(os.environ.get("GATEWAY_METRICS_DIR", DATA_DIR / "metrics"))
 METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "5"))
+# host:port where a Celery worker instance answers /metrics itself (hosts without a web instance); off by default.
+WORKER_METRICS_BIND = os.environ.get("WORKER_METRICS_BIND", "")
 # Retention (docs/operations.md, "Backups and data lifecycle"): a stamped PDF is kept this many days after
 # it was made, an uploaded document this many days after its job ended; then the hourly sweeper deletes
 # it. 0 keeps them for ever. Serials, jobs and the ledger are never purged.

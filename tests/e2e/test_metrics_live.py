@@ -148,3 +148,56 @@ def test_a_celery_workers_stamps_are_counted_in_the_web_instances_answer(live_db
     finally:
         worker.stop()
         server.stop()
+
+
+def test_a_worker_only_host_answers_its_own_metrics(live_db, tmp_path, monkeypatch):
+    """A worker instance with a metrics directory of its own (a machine without a web instance) answers
+    ``/metrics`` on WORKER_METRICS_BIND: its stamps to the token, a problem to anyone else."""
+    from django_tenants.utils import schema_context
+
+    from stamping import services
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+
+    alpha = Channel.objects.get(code="alpha")
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Far Away")
+    port = free_port()
+    env = {"GATEWAY_METRICS_DIR": str(tmp_path / "worker-host-metrics"), "METRICS_TOKEN": TOKEN,
+           "WORKER_METRICS_BIND": f"127.0.0.1:{port}", **private_broker(database=5)}  # fmt: skip
+    worker = start_worker(tmp_path, name="far", queues="default,stamping", concurrency=1, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status, body = get(url)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output()[-3000:]
+                time.sleep(0.2)
+        assert status == 403 and '"code": "metrics_forbidden"' in body
+        assert get(url, {"Authorization": "Bearer not-the-token"})[0] == 403
+
+        from celery import current_app
+
+        monkeypatch.setattr(services, "queued", lambda **_: None)  # woken on this test's own broker below
+        with schema_context("alpha"):
+            job = services.request_stamp(
+                channel=alpha, customer_id=customer_id,
+                request=services.StampRequest(data=text_pdf(), page=1, box=(40.0, 40.0, 140.0, 140.0)),
+            )  # fmt: skip
+        with current_app.connection_for_write(private_broker(database=5)["CELERY_BROKER_URL"]) as conn:
+            current_app.send_task("gateway.stamping.drain_lane", args=["alpha"], queue="stamping", connection=conn)
+        while True:
+            status, text = get(url, {"Authorization": f"Bearer {TOKEN}"})
+            counted = samples_of(text, "gateway_stamps_total").get(
+                frozenset({"channel": "alpha", "outcome": "stamped"}.items()), 0
+            )
+            if status == 200 and counted >= 1:
+                break
+            assert time.monotonic() < deadline, (job.pk, text[:2000], worker.output()[-3000:])
+            time.sleep(0.3)
+    finally:
+        worker.stop()
