@@ -184,7 +184,9 @@ def test_two_web_and_two_worker_instances_behave_as_one(external_services, tmp_p
 
         # 1. A worker instance that dies mid-stamp: worker A stops inside its first job's recording
         #    transaction (a fault point), and is killed there.
-        #    (The stamp is accepted first: a worker stopped inside a commit holds its rows' locks.)
+        #    (The stamp is accepted first: a worker stopped inside its recording transaction holds the
+        #    channel's `used` ledger account row, which every stamp intake of the channel updates, so
+        #    new stamps of the channel wait until it commits or dies.)
         doomed = stamp(alpha_a, customers[0])
         assert doomed.status == 202, doomed.text
         doomed_id = doomed.json()["id"]
