@@ -8,7 +8,7 @@ the public schema.
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
 
@@ -30,3 +30,25 @@ def _run_below_request_handling(**_kwargs) -> None:
             os.nice(increment)
         except OSError:  # pragma: no cover - not permitted here: run at the normal priority
             pass
+
+
+@worker_init.connect
+def _count_in_files(**_kwargs) -> None:
+    """Before the pool starts: this worker instance's processes count their metrics in a directory of
+    its own under ``METRICS_DIR``, emptied now; ``/metrics`` of a web instance sharing it adds them up."""
+    from django.conf import settings
+
+    from kernel.metrics import instance_directory
+
+    directory = instance_directory(settings.METRICS_DIR, role="worker")
+    if settings.WORKER_METRICS_BIND:  # a host without a web instance: this worker answers /metrics itself
+        from gateway.metrics import start_worker_listener
+
+        start_worker_listener(settings.WORKER_METRICS_BIND, str(directory))
+
+
+@worker_process_init.connect
+def _follow_metrics_directory(**_kwargs) -> None:
+    from kernel.metrics import follow_environment
+
+    follow_environment()

@@ -43,6 +43,18 @@ def _note_threads(server) -> None:
     os.environ["WEB_THREADS"] = str(server.cfg.threads if threaded else 1)
 
 
+def on_starting(server) -> None:
+    """In the master, once: its workers count their metrics in a directory of this instance under
+    ``METRICS_DIR`` (prometheus-client's multiprocess mode), emptied now (``kernel.metrics``)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")  # as gateway.wsgi
+    from django.conf import settings
+
+    from kernel.metrics import instance_directory
+
+    directory = instance_directory(settings.METRICS_DIR, role="web")
+    server.log.info("metrics of this instance in %s", directory)
+
+
 def when_ready(server) -> None:
     """In the master, before the first worker is forked: start the probe listener."""
     global _listener

@@ -119,7 +119,7 @@ class TenantMiddleware(TenantMainMiddleware):
     - host -> channel lookups are cached in-process for a few seconds (one less query per request).
     """
 
-    PROBE_PATHS = ("/healthz", "/readyz")
+    PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
     def process_request(self, request):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query or "\x00" in query:

@@ -213,5 +213,11 @@ def resolved_incidents(limit: int = 30) -> list:
 
 
 def stamped_document(*, serial: str) -> StampedDocument:
-    """The stamped PDF recorded with ``serial``."""
-    return StampedDocument.objects.get(serial__serial=serial)
+    """The stamped PDF recorded with ``serial``; :class:`StampedDocumentPurged` once the retention
+    sweeper deleted it (``issuer.retention``)."""
+    from issuer.retention import StampedDocumentPurged
+
+    document = StampedDocument.objects.filter(serial__serial=serial).first()
+    if document is None:
+        raise StampedDocumentPurged(f"The stamped document of {serial} was deleted after its retention period.")
+    return document

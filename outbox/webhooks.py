@@ -47,6 +47,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
+from kernel import metrics
 from kernel.errors import ApplicationError, NotFound
 from kernel.timestamps import utc_timestamp
 from outbox.models import WebhookDelivery, WebhookEndpoint
@@ -460,6 +461,7 @@ def _record_attempt(
         delivery.next_attempt_at = now + backoff_delay(attempt)
         outcome = "retry"
     delivery.save(update_fields=[*fields, "status", "delivered_at", "next_attempt_at"])
+    metrics.WEBHOOK_ATTEMPTS.labels(metrics.channel_label(connection.schema_name), outcome).inc()
     return outcome
 
 

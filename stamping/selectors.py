@@ -31,6 +31,15 @@ def jobs_in_flight() -> int:
     return StampJob.objects.filter(status__in=IN_FLIGHT).count()
 
 
+def oldest_waiting_since() -> datetime | None:
+    """When the channel's oldest queued job was accepted (None: nothing queued); read through the
+    lane's partial index on queued jobs."""
+    return (
+        StampJob.objects.filter(status=StampJob.Status.QUEUED).order_by("created_at")
+        .values_list("created_at", flat=True).first()
+    )
+
+
 def stamp_jobs_for_portal(*, status: str = "") -> QuerySet[StampJob]:
     """The channel's jobs with their customers, newest first (the model's order); only ``status``'s
     when it is one."""

@@ -27,7 +27,7 @@ from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
 from issuer.checks import check_stamp
 from issuer.services import stamp_document
-from kernel import faults
+from kernel import faults, metrics
 from kernel.errors import ApplicationError
 from outbox import webhooks
 from stamping import admission, lanes
@@ -322,7 +322,17 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
     if job.status != StampJob.Status.STAMPED:  # pragma: no cover - would mean the commit above was lost
         raise RuntimeError(f"job {job.pk} recorded serial {outcome.serial} but reads {job.status}")
     admission.record_completion(channel_schema=channel.schema_name)
+    _count_end(job, channel_schema=channel.schema_name)
     return job
+
+
+def _count_end(job: StampJob, *, channel_schema: str) -> None:
+    """The job's end in the metrics: its outcome, its failure code, its actual wait (``kernel.metrics``)."""
+    metrics.STAMPS.labels(channel_schema, job.status).inc()
+    if job.status == StampJob.Status.FAILED:
+        metrics.STAMP_FAILURES.labels(channel_schema, job.error_code or "unknown").inc()
+    if job.finished_at and job.created_at:
+        metrics.STAMP_WAIT.labels(channel_schema).observe(max(0.0, (job.finished_at - job.created_at).total_seconds()))
 
 
 def _job_document(job_id: str) -> tuple[bytes, bytes | None]:
@@ -356,6 +366,7 @@ def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:
         JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
         webhooks.enqueue_event(event_type="stamp.failed", payload=event_payload(locked))
     admission.record_completion(channel_schema=connection.schema_name)
+    _count_end(locked, channel_schema=connection.schema_name)
     return locked
 
 

@@ -82,3 +82,14 @@ def resume_stale_jobs_task() -> int:
         with schema_context(channel.schema_name):
             resumed += services.resume_stale_jobs()
     return resumed
+
+
+@shared_task(name="stamping.retention_sweep", ignore_result=True)
+def retention_sweep_task() -> dict:
+    """Deletes the stamped documents and uploads past their retention (``stamping.retention``)."""
+    from stamping import retention
+
+    result = retention.sweep()
+    if any(result.values()):
+        logger.info("retention sweep", extra=result)
+    return result

@@ -19,6 +19,7 @@ from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
 from issuer.checks import preview_document
 from issuer.selectors import stamped_document
+from kernel import metrics
 from kernel.timestamps import utc_timestamp
 from stamping import admission
 from stamping.errors import DocumentNotReady
@@ -243,6 +244,12 @@ def job_output(
     return body
 
 
+def _promised(request, body: dict) -> dict:
+    """Counts the wait a 202 promises (``gateway_stamp_eta_promised_seconds``), for the ETA error."""
+    metrics.STAMP_ETA_PROMISED.labels(request.tenant.schema_name).observe(body["queue"]["eta_seconds"])
+    return body
+
+
 def _job_get(job_id: str) -> StampJob:
     return stamp_job_get(job_id=job_id)
 
@@ -282,9 +289,10 @@ class StampListApi(ChannelApiView):
         job = request_stamp(
             channel=request.tenant, customer_id=data["customer"], request=_request_from(data, data["document"])
         )
+        body = _promised(request, job_output(job, position=queue.waiting, queue=queue))
         return json_response(
             request,
-            job_output(job, position=queue.waiting, queue=queue),
+            body,
             status=202,
             headers={"Location": f"/api/v1/stamps/{job.id}"},
         )
@@ -419,7 +427,7 @@ class StampDocumentApi(ChannelApiView):
         ],
         responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The stamped PDF.")},
     )
-    @problems("stamp_not_found", "document_not_ready")
+    @problems("stamp_not_found", "document_not_ready", "document_purged")
     def get(self, request, job_id):
         job = _job_get(job_id)
         if job.status != StampJob.Status.STAMPED:
@@ -471,7 +479,10 @@ class BatchListApi(ChannelApiView):
             {
                 "id": batch.id,
                 "documents": len(jobs),
-                "jobs": [job_output(j, position=queue.waiting + i, queue=queue) for i, j in enumerate(jobs)],
+                "jobs": [
+                    _promised(request, job_output(j, position=queue.waiting + i, queue=queue))
+                    for i, j in enumerate(jobs)
+                ],
             },
             status=202,
             headers={"Location": f"/api/v1/batches/{batch.id}"},

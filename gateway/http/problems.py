@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from gateway import hosts
+from gateway.metrics import count_refusal
 from kernel.context import request_id_var
 from kernel.errors import ApplicationError
 
@@ -53,6 +54,7 @@ def _current_request_id(request: HttpRequest | None) -> str | None:
 
 
 def problem_body(*, request: HttpRequest | None, status: int, code: str, title: str, detail: str, **extra) -> dict:
+    count_refusal(code)
     body = {
         "type": TYPE_BASE + code,
         "title": title,
@@ -96,6 +98,7 @@ def exception_handler(exc, context):
         status, body, headers = 503, service_unavailable_body(request, dependency), unavailable_headers()
     elif isinstance(exc, ApplicationError):
         body = exc.as_problem()
+        count_refusal(exc.code)
         body["request_id"] = _current_request_id(request)
         headers.update(getattr(exc, "headers", {}) or {})
         status = exc.http_status

@@ -72,6 +72,7 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    "gateway.metrics.MetricsMiddleware",  # first: refusals of the middleware below are counted too
     "gateway.middleware.RequestIdMiddleware",
     "gateway.middleware.BodyLimitMiddleware",
     "gateway.middleware.TenantMiddleware",
@@ -205,6 +206,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "idempotency-purge": {"task": "gateway.idempotency.purge_expired", "schedule": timedelta(hours=1)},
     "compat-purge-uploads": {"task": "compat.purge_uploads", "schedule": timedelta(hours=1)},
     "brownout-evaluate": {"task": "gateway.brownout.evaluate", "schedule": timedelta(seconds=5)},
+    "retention-sweep": {"task": "stamping.retention_sweep", "schedule": timedelta(hours=1)},
 }
 _ = crontab  # kept importable for later schedules
 
@@ -445,3 +447,23 @@ BACKOFFICE_SESSION_MAX_SECONDS = int(os.environ.get("GATEWAY_BACKOFFICE_SESSION_
 # (``manage.py staff_otp --username NAME``) and the person finishes it on the enrolment page.
 BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", False)
 OTP_TOTP_ISSUER = os.environ.get("GATEWAY_OTP_ISSUER", "e-Meterai back office")
+
+
+# --------------------------------------------------------------------------- metrics (issue #17)
+# GET /metrics (Prometheus text, any host): the scraper sends ``Authorization: Bearer METRICS_TOKEN``
+# or comes from an address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs); with neither set,
+# nobody reads it. Web and worker processes count into files under METRICS_DIR, a directory per
+# instance (``web-<host>-<pid>``, ``worker-<host>-<pid>``), emptied when that instance starts.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS")
+METRICS_DIR = Path(os.environ.get("GATEWAY_METRICS_DIR", DATA_DIR / "metrics"))
+METRICS_CACHE_SECONDS = float(os.environ.get("METRICS_CACHE_SECONDS", "5"))
+# host:port where a Celery worker instance answers /metrics itself (hosts without a web instance); off by default.
+WORKER_METRICS_BIND = os.environ.get("WORKER_METRICS_BIND", "")
+# Retention (docs/operations.md, "Backups and data lifecycle"): a stamped PDF is kept this many days after
+# it was made, an uploaded document this many days after its job ended; then the hourly sweeper deletes
+# it. 0 keeps them for ever. Serials, jobs and the ledger are never purged.
+STAMPED_DOCUMENT_RETENTION_DAYS = int(os.environ.get("STAMPED_DOCUMENT_RETENTION_DAYS", "90"))
+UPLOAD_RETENTION_DAYS = int(os.environ.get("UPLOAD_RETENTION_DAYS", "7"))
+# pg_dump / pg_restore for ``manage.py channel_dump`` / ``channel_restore`` are looked for here first.
+PG_BIN_DIR = os.environ.get("PG_BIN_DIR", "")

@@ -1,7 +1,7 @@
 """Development and demo settings: embedded services, debug toolbar-free, a local secret."""
 
 from .base import *  # noqa: F403
-from .base import DATA_DIR, env_bool
+from .base import DATA_DIR, env_bool, env_list
 
 # Off unless asked for: the demo shows the same error pages a user would see.
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -13,6 +13,8 @@ ISSUER_DEV_KEYS = env_bool("ISSUER_DEV_KEYS", True)
 # The demo's staff may set up their second factor at their first sign-in (production: an administrator
 # starts each enrolment with ``manage.py staff_otp``).
 BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", True)
+# The demo's /metrics answers this machine (production: a token or the monitoring network).
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
 WHITENOISE_USE_FINDERS = True  # serve static files straight from the source folders
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise expects it to exist
 

@@ -115,3 +115,16 @@ for _provider in PAYMENT_PROVIDERS:  # noqa: F405
 # device: in production an administrator starts each enrolment (``manage.py staff_otp``).
 if BACKOFFICE_OTP_SELF_ENROL:  # noqa: F405
     raise ImproperlyConfigured("GATEWAY_BACKOFFICE_OTP_SELF_ENROL must be off in production")
+
+# /metrics (issue #17): a guessable token or a network allowing everyone would publish the figures.
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:  # noqa: F405
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (or unset, with METRICS_ALLOWED_NETWORKS)")
+for _network in METRICS_ALLOWED_NETWORKS:  # noqa: F405
+    import ipaddress
+
+    try:
+        _parsed = ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS has {_network!r}, not a network ({_exc})") from None
+    if _parsed.prefixlen == 0:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS must not allow every address ({_network})")

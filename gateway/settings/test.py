@@ -37,3 +37,6 @@ PUBLIC_RATE_LIMITS = ((100_000, 100_000), (100_000, 100_000))
 LOGIN_THROTTLES = ((100_000, 1), (100_000, 1))
 # Back-office staff without a second factor may enrol themselves in tests, as in the demo (local.py).
 BACKOFFICE_OTP_SELF_ENROL = True
+# /metrics: a token, and no network allowed (every test client is 127.0.0.1, and must be refused).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "test-metrics-token")  # noqa: S105 - a test value
+METRICS_ALLOWED_NETWORKS = []
