@@ -51,6 +51,7 @@ TENANT_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "tenants.customers",
+    "tenants.members",
     "gateway.edge",
     "outbox",
     "stamping",
@@ -404,3 +405,12 @@ BACKOFFICE_SESSION_MAX_SECONDS = int(os.environ.get("GATEWAY_BACKOFFICE_SESSION_
 # (``manage.py staff_otp --username NAME``) and the person finishes it on the enrolment page.
 BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", False)
 OTP_TOTP_ISSUER = os.environ.get("GATEWAY_OTP_ISSUER", "e-Meterai back office")
+
+# --------------------------------------------------------------------------- channel lifecycle
+# Portal invitations and password resets go out by mail through Django's pluggable EMAIL_BACKEND
+# (the console in development; SMTP or a provider's backend in production).
+EMAIL_BACKEND = os.environ.get("GATEWAY_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("GATEWAY_EMAIL_FILE_PATH", str(BASE_DIR / ".data" / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("GATEWAY_FROM_EMAIL", "e-Meterai gateway <no-reply@localhost>")
+PORTAL_INVITATION_HOURS = int(os.environ.get("GATEWAY_PORTAL_INVITATION_HOURS", "72"))
+PORTAL_RESET_MINUTES = int(os.environ.get("GATEWAY_PORTAL_RESET_MINUTES", "60"))

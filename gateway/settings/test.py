@@ -36,3 +36,7 @@ PUBLIC_RATE_LIMITS = ((100_000, 100_000), (100_000, 100_000))
 LOGIN_THROTTLES = ((100_000, 1), (100_000, 1))
 # Back-office staff without a second factor may enrol themselves in tests, as in the demo (local.py).
 BACKOFFICE_OTP_SELF_ENROL = True
+# Live servers started by the browser tests write their mail to files the tests read (in-process
+# tests get Django's locmem outbox instead).
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = os.environ.get("GATEWAY_EMAIL_FILE_PATH", str(BASE_DIR / ".data" / "test-mail"))  # noqa: F405
