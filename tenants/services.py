@@ -11,7 +11,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -180,9 +180,26 @@ def _onboarding_step(onboarding_id: int, **fields) -> None:
     Onboarding.objects.filter(pk=onboarding_id).update(**fields, updated_at=timezone.now())
 
 
+_ONBOARDING_LOCK = 0x6F6E62  # advisory lock class of onboarding runs ("onb")
+
+
 def run_onboarding(onboarding_id: int) -> str:
-    """Provision an asked-for channel (the task's body; safe to run again after a crash: a channel the
-    previous run created is taken over, an owner already invited is not invited twice)."""
+    """Provision an asked-for channel (the task's body). One run at a time per onboarding (a session
+    advisory lock, released when its connection ends, even by a crash); safe to run again after a
+    crash: a channel the previous run created is taken over, an owner already invited is not invited
+    twice."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_ONBOARDING_LOCK, onboarding_id])
+        if not cursor.fetchone()[0]:
+            return "busy"
+    try:
+        return _run_onboarding(onboarding_id)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_ONBOARDING_LOCK, onboarding_id])
+
+
+def _run_onboarding(onboarding_id: int) -> str:
     with transaction.atomic():
         onboarding = Onboarding.objects.select_for_update().get(pk=onboarding_id)
         if onboarding.state in (Onboarding.State.READY, Onboarding.State.FAILED):

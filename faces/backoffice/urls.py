@@ -1,6 +1,6 @@
 from django.urls import path
 
-from faces.backoffice import views
+from faces.backoffice import channels, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -10,6 +10,12 @@ urlpatterns = [
     path("login/code/", views.otp_verify, name="otp-verify"),
     path("login/enrol/", views.otp_enrol, name="otp-enrol"),
     path("audit/", views.audit_log, name="audit"),
+    path("channels/", channels.channels, name="channels"),
+    path("channels/new", channels.channel_new, name="channel-new"),
+    path("channels/onboarding/<int:onboarding_id>/", channels.onboarding, name="onboarding"),
+    path("channels/onboarding/<int:onboarding_id>.json", channels.onboarding_json, name="onboarding-json"),
+    path("channels/<str:code>/", channels.channel_detail, name="channel"),
+    path("channels/<str:code>/status", channels.channel_status, name="channel-status"),
     path("deposits/", views.deposits, name="deposits"),
     path("deposits/<int:deposit_id>/confirm", views.deposit_confirm, name="deposit-confirm"),
     path("reconciliation/", views.reconciliation, name="reconciliation"),
