@@ -103,7 +103,8 @@ def test_staff_change_price_limits_and_share_and_suspend_with_a_reason(office, c
     values = {field: getattr(alpha, field) for field in (
         "service_fee_rupiah", "rate_limit_per_key", "rate_limit_per_channel", "rate_limit_burst",
         "stamping_concurrency", "low_stock_threshold")}  # fmt: skip
-    response = office.post("/backoffice/channels/alpha/", values | {"service_fee_rupiah": 2000, "stamping_concurrency": 6})
+    changed = values | {"service_fee_rupiah": 2000, "stamping_concurrency": 6}
+    response = office.post("/backoffice/channels/alpha/", changed)
     assert response.status_code == 302
     alpha.refresh_from_db()
     assert (alpha.service_fee_rupiah, alpha.stamping_concurrency) == (2000, 6)
