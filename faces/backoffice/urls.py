@@ -1,6 +1,6 @@
 from django.urls import path
 
-from faces.backoffice import channels, views
+from faces.backoffice import channels, topups, views
 
 app_name = "backoffice"
 urlpatterns = [
@@ -18,6 +18,8 @@ urlpatterns = [
     path("channels/<str:code>/status", channels.channel_status, name="channel-status"),
     path("deposits/", views.deposits, name="deposits"),
     path("deposits/<int:deposit_id>/confirm", views.deposit_confirm, name="deposit-confirm"),
+    path("topups/<int:request_id>/record", topups.topup_record, name="topup-record"),
+    path("topups/<int:request_id>/proof", topups.topup_proof, name="topup-proof"),
     path("reconciliation/", views.reconciliation, name="reconciliation"),
     path("reconciliation/run", views.reconciliation_run, name="reconciliation-run"),
     path("settlement/", views.settlement, name="settlement"),

@@ -17,6 +17,7 @@ EVENT_CHOICES = [
     ("stamp.completed", "stamp.completed - a document was stamped"),
     ("stamp.failed", "stamp.failed - a stamp failed for good (the unit was given back)"),
     ("stock.low", "stock.low - the channel's stock fell below its threshold"),
+    ("stock.credited", "stock.credited - the issuer confirmed a deposit: units were added to the stock"),
 ]
 
 

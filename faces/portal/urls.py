@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from faces.compat import portal as compat_portal
-from faces.portal import team, views
+from faces.portal import money, team, views
 
 app_name = "portal"
 urlpatterns = [
@@ -18,6 +18,7 @@ urlpatterns = [
     path("webhooks/", views.webhooks, name="webhooks"),
     path("webhooks/<int:endpoint_id>/", views.webhook_endpoint, name="webhook-endpoint"),
     path("webhooks/deliveries/<int:delivery_id>/replay", views.webhook_replay, name="webhook-replay"),
+    path("topups/", money.topups, name="topups"),
     path("team/", team.team, name="team"),
     path("team/<int:member_id>/role", team.member_role, name="member-role"),
     path("team/<int:member_id>/remove", team.member_remove, name="member-remove"),

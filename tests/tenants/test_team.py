@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import URLPattern
 from django_tenants.utils import schema_context
 
+from billing.ledger.models import TopUpRequest
 from faces.compat.models import CompatUser
 from faces.portal import urls as portal_urls
 from gateway.apikeys import issue_api_key
@@ -37,6 +38,7 @@ ALLOWED = {
     "webhook-endpoint": {Role.OWNER, Role.DEVELOPER},
     "webhook-replay": {Role.OWNER, Role.DEVELOPER},
     "compat-users": {Role.OWNER, Role.DEVELOPER},
+    "topups": {Role.OWNER, Role.FINANCE},
     "team": {Role.OWNER},
     "member-role": {Role.OWNER},
     "member-remove": {Role.OWNER},
@@ -55,6 +57,12 @@ def member_client(role: str, *, code: str = "alpha", email: str | None = None) -
     return client, member
 
 
+def _pdf_upload():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("proof.pdf", b"%PDF-1.4\n% proof\n", content_type="application/pdf")
+
+
 def _state() -> tuple:
     """Everything a portal action could change, to prove a refusal changed nothing."""
     with schema_context("alpha"):
@@ -65,6 +73,7 @@ def _state() -> tuple:
             sorted(Member.objects.values_list("pk", "role", "removed_at")),
             sorted(get_user_model().objects.values_list("pk", "is_active", "password")),
             CompatUser.objects.count(),
+            TopUpRequest.objects.count(),
             AuditEntry.objects.count(),
         )
 
@@ -106,6 +115,7 @@ def _requests(name: str, targets: dict) -> list[tuple[str, str, dict]]:
         "compat-users": {"username": unique("u"), "password": "compat-pass-123", "customer": 1},
         "team": {"email": f"{unique('new')}@example.id", "role": "support"},
         "member-role": {"role": "finance"},
+        "topups": {"units": 5, "transfer_reference": unique("trf"), "proof": _pdf_upload()},
     }
     gets = [] if name.endswith(("-revoke", "-rotate", "-replay", "-role", "-remove")) else [("get", url, {})]
     posts = [("post", url, bodies.get(name, {}))] if name not in {"dashboard", "customers", "orders", "stamps",
