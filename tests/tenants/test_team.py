@@ -39,6 +39,8 @@ ALLOWED = {
     "webhook-replay": {Role.OWNER, Role.DEVELOPER},
     "compat-users": {Role.OWNER, Role.DEVELOPER},
     "topups": {Role.OWNER, Role.FINANCE},
+    "statement": {Role.OWNER, Role.FINANCE},
+    "statement-file": {Role.OWNER, Role.FINANCE},
     "team": {Role.OWNER},
     "member-role": {Role.OWNER},
     "member-remove": {Role.OWNER},
@@ -88,7 +90,8 @@ def targets(channels):
             endpoint=endpoint, event_id=unique("evt"), event_type="order.paid", payload={}, status="failed"
         )
     _, victim = member_client(Role.SUPPORT)
-    return {"key_id": key.pk, "endpoint_id": endpoint.pk, "delivery_id": delivery.pk, "member_id": victim.pk}
+    return {"key_id": key.pk, "endpoint_id": endpoint.pk, "delivery_id": delivery.pk, "member_id": victim.pk,
+            "month": "2026-11", "kind": "pdf"}  # fmt: skip
 
 
 def _portal_routes():
@@ -118,8 +121,8 @@ def _requests(name: str, targets: dict) -> list[tuple[str, str, dict]]:
         "topups": {"units": 5, "transfer_reference": unique("trf"), "proof": _pdf_upload()},
     }
     gets = [] if name.endswith(("-revoke", "-rotate", "-replay", "-role", "-remove")) else [("get", url, {})]
-    posts = [("post", url, bodies.get(name, {}))] if name not in {"dashboard", "customers", "orders", "stamps",
-                                                                  "webhook-endpoint"} else []  # fmt: skip
+    read_only = {"dashboard", "customers", "orders", "stamps", "webhook-endpoint", "statement", "statement-file"}
+    posts = [] if name in read_only else [("post", url, bodies.get(name, {}))]
     return gets + posts
 
 
