@@ -126,7 +126,9 @@ def _one_time_link(request, token: str, purpose: str, template: str):
         status = 400
         form = None
     response = render(request, template, {"form": form}, status=status)
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the address
+    # The token is in the address: it never leaves this site in a Referer ("no-referrer" would make
+    # the browser send "Origin: null" with the form, which the CSRF check rightly refuses).
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
