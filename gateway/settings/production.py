@@ -115,3 +115,12 @@ for _provider in PAYMENT_PROVIDERS:  # noqa: F405
 # device: in production an administrator starts each enrolment (``manage.py staff_otp``).
 if BACKOFFICE_OTP_SELF_ENROL:  # noqa: F405
     raise ImproperlyConfigured("GATEWAY_BACKOFFICE_OTP_SELF_ENROL must be off in production")
+
+# --------------------------------------------------------------------------- portal mail (#20)
+# Invitation and password-reset links are credentials until used: production sends them by SMTP
+# (Django's EMAIL_HOST, EMAIL_PORT, ... settings) or another delivering backend, never to the logs
+# (console), files or memory.
+if not os.environ.get("GATEWAY_EMAIL_BACKEND"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+if EMAIL_BACKEND.rsplit(".", 2)[-2] in ("console", "filebased", "locmem", "dummy"):
+    _refuse("GATEWAY_EMAIL_BACKEND", f"must deliver mail (SMTP or a provider's backend), not {EMAIL_BACKEND!r}")
