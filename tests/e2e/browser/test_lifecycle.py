@@ -177,3 +177,19 @@ def test_a_top_up_is_confirmed_by_two_staff_and_the_statement_matches_the_settle
     duty = finance.locator('[data-testid="duty_due_rupiah"]').inner_text()
     assert re.sub(r"\D", "", duty) == re.sub(r"\D", "", cells[5])
     finance.context.close()
+
+
+def test_the_new_pages_run_under_the_content_security_policy(live_db, page, site):
+    from tests.e2e.browser.test_portal import _sign_in as portal_sign_in
+
+    seen: list[str] = []
+    page.on("console", lambda msg: seen.append(msg.text) if "Content Security Policy" in msg.text else None)
+    portal_sign_in(page, site)  # alpha's owner (the shared admin login of before became its owner)
+    for path in ("/team/", "/topups/", "/statements/"):
+        assert page.goto(site("alpha", path)).status == 200, path
+    staff = _staff("staff-pass-123")
+    _sign_in(page, site, staff, "staff-pass-123")
+    for path in ("/backoffice/channels/", "/backoffice/channels/new", "/backoffice/channels/alpha/"):
+        assert page.goto(site(None, path)).status == 200, path
+    page.goto(site("alpha", "/password-reset/"))
+    assert seen == []
