@@ -99,7 +99,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
             # The portal's template tags live with the portal face, which is not an app.
-            "libraries": {"ui": "faces.portal.templatetags.ui"},
+            "libraries": {"ui": "faces.portal.templatetags.ui", "portal_roles": "faces.portal.templatetags.roles"},
         },
     },
 ]

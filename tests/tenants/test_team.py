@@ -244,3 +244,18 @@ def test_password_reset_by_one_time_link(django_capture_on_commit_callbacks):
     assert visitor.post("/login/", {"username": row.email, "password": "member-pass-123"}).status_code == 200
     assert visitor.post("/login/", {"username": row.email, "password": "fresh-pass-123"}).status_code == 302
     assert visitor.post(path, {"password": "third-pass-123", "password2": "third-pass-123"}).status_code == 400
+
+
+def _nav(client) -> str:
+    html = client.get("/").content.decode()
+    return html[html.index('class="mainnav"') :].split("</nav>", 1)[0]
+
+
+def test_the_nav_shows_only_the_pages_the_role_opens():
+    developer, _ = member_client(Role.DEVELOPER)
+    html = _nav(developer)
+    assert 'href="/keys/"' in html and 'href="/webhooks/"' in html
+    assert 'href="/orders/"' not in html and 'href="/statements/"' not in html and 'href="/team/"' not in html
+    owner, _ = member_client(Role.OWNER)
+    html = _nav(owner)
+    assert all(f'href="{path}"' in html for path in ("/keys/", "/orders/", "/statements/", "/team/", "/topups/"))
