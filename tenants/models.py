@@ -84,6 +84,13 @@ class Onboarding(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=models.Q(state__in=["queued", "provisioning"]),
+                name="one_onboarding_in_progress_per_code",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"onboarding of {self.code} ({self.state})"

@@ -11,7 +11,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -159,15 +159,15 @@ def request_onboarding(
         raise InvalidChannel("A channel needs at least one host name.")
     _check_new_channel(code, hosts)
     _check_settings(settings_, allowed=ONBOARDING_SETTINGS)
-    busy = Onboarding.objects.select_for_update().filter(
-        code=code, state__in=(Onboarding.State.QUEUED, Onboarding.State.PROVISIONING)
-    )
-    if busy.exists():
-        raise ChannelAlreadyExists(f"The channel {code!r} is being provisioned already.")
-    onboarding = Onboarding.objects.create(
-        code=code, name=name.strip(), hosts=hosts, settings=dict(settings_), owner_email=owner_email.strip().lower(),
-        portal_url=portal_url, requested_by=actor_name(actor)[:150], step="Waiting for a worker",
-    )  # fmt: skip
+    try:
+        with transaction.atomic():  # at most one onboarding in progress per code (a unique index)
+            onboarding = Onboarding.objects.create(
+                code=code, name=name.strip(), hosts=hosts, settings=dict(settings_),
+                owner_email=owner_email.strip().lower(), portal_url=portal_url, requested_by=actor_name(actor)[:150],
+                step="Waiting for a worker",
+            )  # fmt: skip
+    except IntegrityError:
+        raise ChannelAlreadyExists(f"The channel {code!r} is being provisioned already.") from None
     record(actor, "channel.requested", onboarding, channel=code, hosts=hosts, owner=onboarding.owner_email,
            settings=dict(settings_))  # fmt: skip
     transaction.on_commit(
@@ -209,6 +209,11 @@ def _run_onboarding(onboarding_id: int) -> str:
         onboarding.save(update_fields=["state", "step", "updated_at"])
     try:
         channel = Channel.objects.filter(code=onboarding.code).first()
+        if channel is not None and (
+            channel.created_at < onboarding.created_at
+            or Onboarding.objects.filter(channel=channel).exclude(pk=onboarding.pk).exists()
+        ):
+            raise ChannelAlreadyExists(f"A channel with code {onboarding.code!r} was created by someone else.")
         if channel is None:
             channel = provision_channel(
                 code=onboarding.code, name=onboarding.name, domain=onboarding.hosts[0], admin_username=None

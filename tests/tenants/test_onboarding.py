@@ -131,3 +131,21 @@ def test_the_channel_pages_are_for_staff_with_a_second_factor_only():
     response = Client(HTTP_HOST="issuer.test").post("/backoffice/channels/alpha/status", {"active": "0", "reason": "x"})
     assert response.status_code == 302
     assert Channel.objects.get(code="alpha").is_active
+
+
+def test_one_onboarding_per_code_at_a_time_and_never_someone_elses_channel(office, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        first = office.post("/backoffice/channels/new", FORM | {"code": "epsilon", "hosts": "epsilon.test"})
+        second = office.post("/backoffice/channels/new", FORM | {"code": "epsilon", "hosts": "eps2.test"})
+    assert first.status_code == 302 and second.status_code == 409
+    assert Onboarding.objects.filter(code="epsilon").count() == 1
+    # Someone made "epsilon" by another way meanwhile (e.g. the command): the onboarding does not take it over.
+    onboarding = Onboarding.objects.get(code="epsilon")
+    Onboarding.objects.filter(pk=onboarding.pk).update(created_at=onboarding.created_at.replace(year=2099))
+    from tenants.services import provision_channel
+
+    provision_channel(code="epsilon", name="Someone else", domain="elsewhere.test", admin_username=None)
+    assert run_onboarding(onboarding.pk) == Onboarding.State.FAILED
+    with schema_context("epsilon"):
+        assert not Member.objects.exists()  # nobody invited into another's channel
+    assert not Domain.objects.filter(domain="epsilon.test").exists()
