@@ -13,11 +13,15 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from billing import quota
-from billing.ledger.models import Deposit
+from billing.ledger.models import Deposit, TopUpRequest
+from billing.ledger.selectors import channel_balance
 from billing.retail.models import FACE_VALUE_RUPIAH
 from kernel.errors import ApplicationError
+from kernel.timestamps import utc_timestamp
+from outbox.webhooks import enqueue_event
 from staff.audit import actor_name, record
 
 RECORD_PERMISSION = "ledger.record_deposit"
@@ -116,4 +120,29 @@ def confirm_deposit(*, deposit_id: int, confirmed_by: Any) -> Deposit:
         channel=deposit.channel.code, units=deposit.units, reference=deposit.reference,
         recorded_by=deposit.recorded_by,
     )  # fmt: skip
+    _announce_credit(deposit)
     return deposit
+
+
+def _announce_credit(deposit: Deposit) -> None:
+    """In the confirmation's transaction: a top-up request behind the deposit is confirmed, and the
+    channel's endpoints get ``stock.credited``."""
+    topup = TopUpRequest.objects.filter(deposit=deposit).first()
+    if topup is not None:
+        topup.state = TopUpRequest.State.CONFIRMED
+        topup.save(update_fields=["state"])
+    available = channel_balance(channel_id=deposit.channel_id).available
+    with schema_context(deposit.channel.schema_name):
+        enqueue_event(
+            event_type="stock.credited",
+            payload={
+                "stock": {
+                    "units": deposit.units,
+                    "deposit": deposit.reference,
+                    "top_up_request": topup.pk if topup else None,
+                    "transfer_reference": topup.transfer_reference if topup else None,
+                    "available": available,
+                    "credited_at": utc_timestamp(deposit.confirmed_at),
+                }
+            },
+        )

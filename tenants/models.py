@@ -56,3 +56,41 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class Onboarding(models.Model):
+    """A channel the issuer's staff asked for in the back office, provisioned in the background
+    (``tenants.run_onboarding``): what was asked, how far it got, and the channel once it exists."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROVISIONING = "provisioning", "Provisioning"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    code = models.CharField(max_length=31, validators=[channel_code_validator])
+    name = models.CharField(max_length=200)
+    hosts = models.JSONField(default=list, help_text="Host names; the first is the primary one.")
+    settings = models.JSONField(default=dict, help_text="Price, limits and share for the new channel.")
+    owner_email = models.EmailField()
+    portal_url = models.CharField(max_length=300, help_text="Where the owner's invitation link points.")
+    requested_by = models.CharField(max_length=150)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    step = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=models.Q(state__in=["queued", "provisioning"]),
+                name="one_onboarding_in_progress_per_code",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"onboarding of {self.code} ({self.state})"

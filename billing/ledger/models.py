@@ -159,3 +159,38 @@ class PendingTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"open: {self.transfer_id}"
+
+
+class TopUpRequest(models.Model):
+    """A channel's request for more stock (its finance member, in the portal): N units, the reference
+    of the bank transfer that pays their stamp duty, and the proof of that transfer. Issuer staff turn
+    it into a :class:`Deposit` (recorded by one person, confirmed by another, ``billing.topups``)."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Waiting for the issuer"
+        RECORDED = "recorded", "Recorded; waiting for a second person's confirmation"
+        CONFIRMED = "confirmed", "Confirmed; the units are in your stock"
+        REJECTED = "rejected", "Rejected"
+
+    channel = models.ForeignKey("tenants.Channel", on_delete=models.PROTECT, related_name="topup_requests")
+    units = models.PositiveIntegerField()
+    transfer_reference = models.CharField(max_length=100)
+    proof_name = models.CharField(max_length=200)
+    proof_type = models.CharField(max_length=100)
+    proof = models.BinaryField(help_text="The uploaded proof of transfer (PDF or image), at most 900 KB.")
+    requested_by = models.CharField(max_length=200)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
+    deposit = models.OneToOneField(
+        Deposit, null=True, blank=True, on_delete=models.PROTECT, related_name="topup_request"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(name="topup_units_positive", condition=Q(units__gt=0)),
+            models.UniqueConstraint(fields=["channel", "transfer_reference"], name="topup_reference_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} of {self.units} units ({self.state})"

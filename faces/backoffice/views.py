@@ -39,6 +39,7 @@ from billing.ledger.selectors import (
 )
 from billing.reconciliation import reconcile
 from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
+from billing.topups import open_topups
 from faces.backoffice import selectors
 from faces.backoffice.forms import (
     BrownoutForm,
@@ -343,6 +344,7 @@ def deposits(request):
         "may_record": may_record,
         "may_confirm": request.user.has_perm(CONFIRM_PERMISSION),
         "large_deposit_units": settings.LARGE_DEPOSIT_UNITS,
+        "topups": open_topups(),
     }
     return render(request, "issuer/backoffice/deposits.html", context, status=status)
 

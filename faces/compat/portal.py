@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from faces.compat.accounts import create_compat_user
 from faces.compat.models import CompatUser
+from faces.portal.views import portal_login_required
 from gateway.models import ApiKey
 from kernel.errors import ApplicationError
+from tenants.members.models import Role
 
 
 class CompatUserForm(forms.Form):
@@ -29,7 +30,7 @@ class CompatUserForm(forms.Form):
         self.fields["api_key"].queryset = ApiKey.objects.filter(channel_id=channel.pk, revoked_at__isnull=True)
 
 
-@login_required(login_url="portal:login")
+@portal_login_required(Role.DEVELOPER)
 @require_http_methods(["GET", "POST"])
 def compat_users(request):
     channel = request.tenant

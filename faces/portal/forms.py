@@ -19,6 +19,7 @@ EVENT_CHOICES = [
     ("stock.low", "stock.low - the channel's stock fell below its threshold"),
     ("service.paused", "service.paused - the issuer paused new purchases, customers or stamp requests"),
     ("service.resumed", "service.resumed - the issuer resumed them"),
+    ("stock.credited", "stock.credited - the issuer confirmed a deposit: units were added to the stock"),
 ]
 
 

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from faces.compat import portal as compat_portal
-from faces.portal import views
+from faces.portal import money, team, views
 
 app_name = "portal"
 urlpatterns = [
@@ -18,5 +18,14 @@ urlpatterns = [
     path("webhooks/", views.webhooks, name="webhooks"),
     path("webhooks/<int:endpoint_id>/", views.webhook_endpoint, name="webhook-endpoint"),
     path("webhooks/deliveries/<int:delivery_id>/replay", views.webhook_replay, name="webhook-replay"),
+    path("topups/", money.topups, name="topups"),
+    path("statements/", money.statement, name="statement"),
+    path("statements/<str:month>.<str:kind>", money.statement_file, name="statement-file"),
+    path("team/", team.team, name="team"),
+    path("team/<int:member_id>/role", team.member_role, name="member-role"),
+    path("team/<int:member_id>/remove", team.member_remove, name="member-remove"),
+    path("join/<str:token>/", team.join, name="join"),
+    path("reset/<str:token>/", team.reset, name="reset"),
+    path("password-reset/", team.reset_request, name="password-reset"),
     path("compat-users/", compat_portal.compat_users, name="compat-users"),
 ]

@@ -33,6 +33,8 @@ from outbox.webhooks import create_webhook_endpoint, replay_delivery
 from stamping.models import StampJob
 from stamping.selectors import jobs_in_flight, recent_stamp_jobs, stamp_jobs_for_portal
 from tenants.customers.selectors import customer_count, customers_for_portal
+from tenants.members.models import Role
+from tenants.members.services import RoleRefused, require_role
 from tenants.services import ChannelSuspended, refuse_if_suspended
 
 
@@ -42,20 +44,42 @@ def _suspended_page(request, exc: ChannelSuspended):
     )
 
 
-def portal_login_required(view):
-    """A suspended channel's portal answers every page with ``403 channel_suspended`` (a page for a
-    browser); otherwise anonymous visitors go to the sign-in page."""
-    signed_in = login_required(login_url="portal:login")(view)
+EVERYONE = tuple(Role.values)
 
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        try:
-            refuse_if_suspended(request.tenant)
-        except ChannelSuspended as exc:
-            return _suspended_page(request, exc)
-        return signed_in(request, *args, **kwargs)
 
-    return wrapped
+def portal_login_required(*roles: str):
+    """The one check of every portal page and action: a suspended channel answers ``403
+    channel_suspended``; anonymous visitors go to the sign-in page; a signed-in user whose role is not
+    among ``roles`` (owners pass everywhere) gets ``403 role_refused`` and nothing is done. A removed
+    member is inactive, so Django's session check has already signed it out."""
+
+    def decorate(view):
+        @wraps(view)
+        def checked(request, *args, **kwargs):
+            try:
+                member = require_role(request.user, roles)
+            except RoleRefused as exc:
+                return problem_response(
+                    request, status=exc.http_status, code=exc.code, title=exc.title,
+                    detail=f"{exc.message} {exc.what_to_do}",
+                )  # fmt: skip
+            request.member = member
+            return view(request, *args, **kwargs)
+
+        checked_signed_in = login_required(login_url="portal:login")(checked)
+
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            try:
+                refuse_if_suspended(request.tenant)
+            except ChannelSuspended as exc:
+                return _suspended_page(request, exc)
+            return checked_signed_in(request, *args, **kwargs)
+
+        wrapped.portal_roles = roles
+        return wrapped
+
+    return decorate
 
 
 class PortalLoginView(ThrottledLoginView):
@@ -99,7 +123,7 @@ def _activity_chart(window: selectors.ActivityRange, channel) -> tuple[dict, int
     return chart, total_stamped, total_failed
 
 
-@portal_login_required
+@portal_login_required(*EVERYONE)
 @require_GET
 def dashboard(request):
     channel = request.tenant
@@ -146,7 +170,7 @@ def _stock_parts(balance) -> list[dict]:
     return shares
 
 
-@portal_login_required
+@portal_login_required(Role.SUPPORT)
 @require_GET
 def customers(request):
     q = request.GET.get("q", "").strip()
@@ -156,7 +180,7 @@ def customers(request):
     return render(request, "portal/customers.html", {"page": page, "rows": rows, "q": q})
 
 
-@portal_login_required
+@portal_login_required(Role.FINANCE)
 @require_GET
 def orders(request):
     wanted = request.GET.get("status", "")
@@ -168,7 +192,7 @@ def orders(request):
     return render(request, "portal/orders.html", context)
 
 
-@portal_login_required
+@portal_login_required(Role.SUPPORT)
 @require_GET
 def stamps(request):
     wanted = request.GET.get("status", "")
@@ -196,7 +220,7 @@ def stamps(request):
 NEW_KEY_SESSION = "portal_new_api_key"
 
 
-@portal_login_required
+@portal_login_required(Role.DEVELOPER)
 @require_http_methods(["GET", "POST"])
 def api_keys(request):
     """Keys of the channel; a POST issues one and redirects (so a reload never issues another). The
@@ -228,7 +252,7 @@ def api_keys(request):
     return response
 
 
-@portal_login_required
+@portal_login_required(Role.DEVELOPER)
 @require_POST
 def api_key_rotate(request, key_id: int):
     """Issue the key's successor (shown once, like a new key); the old key keeps working for the
@@ -249,7 +273,7 @@ def api_key_rotate(request, key_id: int):
     return redirect("portal:api-keys")
 
 
-@portal_login_required
+@portal_login_required(Role.DEVELOPER)
 @require_POST
 def api_key_revoke(request, key_id: int):
     try:
@@ -268,7 +292,7 @@ def api_key_revoke(request, key_id: int):
 # --------------------------------------------------------------------------- webhooks
 
 
-@portal_login_required
+@portal_login_required(Role.DEVELOPER)
 @require_http_methods(["GET", "POST"])
 def webhooks(request):
     form = WebhookEndpointForm(request.POST or None)
@@ -296,7 +320,7 @@ def webhooks(request):
     return render(request, "portal/webhooks.html", context, status=status)
 
 
-@portal_login_required
+@portal_login_required(Role.DEVELOPER)
 @require_GET
 def webhook_endpoint(request, endpoint_id: int):
     endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
@@ -304,7 +328,7 @@ def webhook_endpoint(request, endpoint_id: int):
     return render(request, "portal/webhook_endpoint.html", {"endpoint": endpoint, "page": page})
 
 
-@portal_login_required
+@portal_login_required(Role.DEVELOPER)
 @require_POST
 def webhook_replay(request, delivery_id: int):
     try:

@@ -52,6 +52,7 @@ TENANT_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "tenants.customers",
+    "tenants.members",
     "gateway.edge",
     "outbox",
     "stamping",
@@ -100,7 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
             # The portal's template tags live with the portal face, which is not an app.
-            "libraries": {"ui": "faces.portal.templatetags.ui"},
+            "libraries": {"ui": "faces.portal.templatetags.ui", "portal_roles": "faces.portal.templatetags.roles"},
         },
     },
 ]
@@ -467,3 +468,16 @@ STAMPED_DOCUMENT_RETENTION_DAYS = int(os.environ.get("STAMPED_DOCUMENT_RETENTION
 UPLOAD_RETENTION_DAYS = int(os.environ.get("UPLOAD_RETENTION_DAYS", "7"))
 # pg_dump / pg_restore for ``manage.py channel_dump`` / ``channel_restore`` are looked for here first.
 PG_BIN_DIR = os.environ.get("PG_BIN_DIR", "")
+# --------------------------------------------------------------------------- channel lifecycle
+# Portal invitations and password resets go out by mail through Django's pluggable EMAIL_BACKEND
+# (the console in development; SMTP or a provider's backend in production).
+EMAIL_BACKEND = os.environ.get("GATEWAY_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("GATEWAY_EMAIL_FILE_PATH", str(BASE_DIR / ".data" / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("GATEWAY_FROM_EMAIL", "e-Meterai gateway <no-reply@localhost>")
+EMAIL_HOST = os.environ.get("GATEWAY_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("GATEWAY_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("GATEWAY_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("GATEWAY_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("GATEWAY_EMAIL_TLS", False)
+PORTAL_INVITATION_HOURS = int(os.environ.get("GATEWAY_PORTAL_INVITATION_HOURS", "72"))
+PORTAL_RESET_MINUTES = int(os.environ.get("GATEWAY_PORTAL_RESET_MINUTES", "60"))

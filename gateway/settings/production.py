@@ -128,3 +128,11 @@ for _network in METRICS_ALLOWED_NETWORKS:  # noqa: F405
         raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS has {_network!r}, not a network ({_exc})") from None
     if _parsed.prefixlen == 0:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS must not allow every address ({_network})")
+# --------------------------------------------------------------------------- portal mail (#20)
+# Invitation and password-reset links are credentials until used: production sends them by SMTP
+# (Django's EMAIL_HOST, EMAIL_PORT, ... settings) or another delivering backend, never to the logs
+# (console), files or memory.
+if not os.environ.get("GATEWAY_EMAIL_BACKEND"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+if EMAIL_BACKEND.rsplit(".", 2)[-2] in ("console", "filebased", "locmem", "dummy"):
+    _refuse("GATEWAY_EMAIL_BACKEND", f"must deliver mail (SMTP or a provider's backend), not {EMAIL_BACKEND!r}")

@@ -40,3 +40,7 @@ BACKOFFICE_OTP_SELF_ENROL = True
 # /metrics: a token, and no network allowed (every test client is 127.0.0.1, and must be refused).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "test-metrics-token")  # noqa: S105 - a test value
 METRICS_ALLOWED_NETWORKS = []
+# Live servers started by the browser tests write their mail to files the tests read (in-process
+# tests get Django's locmem outbox instead).
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = os.environ.get("GATEWAY_EMAIL_FILE_PATH", str(BASE_DIR / ".data" / "test-mail"))  # noqa: F405
