@@ -77,8 +77,11 @@ def issue_api_key(*, channel, name: str, scopes: tuple[str, ...] = ALL_SCOPES, e
     return IssuedKey(api_key=api_key, plaintext=f"{KEY_PREFIX}{prefix}_{secret}")
 
 
-def issue_first_key(sender, *, channel, **_kwargs) -> IssuedKey:
-    """``tenants.signals.channel_provisioned``: a new channel's first key (all scopes)."""
+def issue_first_key(sender, *, channel, first_key: bool = True, **_kwargs) -> IssuedKey | None:
+    """``tenants.signals.channel_provisioned``: a new channel's first key (all scopes), unless the
+    provisioning asks for none (an invited owner makes keys in the portal)."""
+    if not first_key:
+        return None
     return issue_api_key(channel=channel, name="First key")
 
 

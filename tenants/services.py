@@ -100,10 +100,18 @@ def _check_new_channel(code: str, domains: list[str]) -> None:
 
 
 def provision_channel(
-    *, code: str, name: str, domain: str, admin_username: str | None = "admin", admin_password: str | None = None
+    *,
+    code: str,
+    name: str,
+    domain: str,
+    admin_username: str | None = "admin",
+    admin_password: str | None = None,
+    first_key: bool = True,
 ) -> ProvisionedChannel:
     """Create a channel: its schema (migrated), its host, a first portal admin (the channel's owner;
-    none with ``admin_username=None``, when the owner is invited instead) and a first API key.
+    none with ``admin_username=None``, when the owner is invited instead) and, with ``first_key``, a
+    first API key (for whoever runs the command; an invited owner makes their own in the portal, so
+    onboarding asks for none: a key whose secret nobody holds would only be a live credential).
 
     Schema creation is DDL and cannot share a transaction with the rows; if anything after the
     schema fails, the channel row and schema are removed again so a retry starts clean.
@@ -117,7 +125,7 @@ def provision_channel(
     try:
         with transaction.atomic():
             domain_row = Domain.objects.create(domain=domain, tenant=channel, is_primary=True)
-            answers = channel_provisioned.send(sender=Channel, channel=channel)
+            answers = channel_provisioned.send(sender=Channel, channel=channel, first_key=first_key)
             issued = next((answer for _, answer in answers if answer is not None), None)
             if admin_username:
                 with schema_context(channel.schema_name):
@@ -216,7 +224,11 @@ def _run_onboarding(onboarding_id: int) -> str:
             raise ChannelAlreadyExists(f"A channel with code {onboarding.code!r} was created by someone else.")
         if channel is None:
             channel = provision_channel(
-                code=onboarding.code, name=onboarding.name, domain=onboarding.hosts[0], admin_username=None
+                code=onboarding.code,
+                name=onboarding.name,
+                domain=onboarding.hosts[0],
+                admin_username=None,
+                first_key=False,
             ).channel
         _onboarding_step(onboarding_id, channel=channel, step="Adding the hosts, limits and the owner's invitation")
         with transaction.atomic():

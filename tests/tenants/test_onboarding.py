@@ -12,6 +12,7 @@ from django.core import mail
 from django.test import Client
 from django_tenants.utils import schema_context
 
+from gateway.models import ApiKey
 from staff.models import AuditEntry
 from tenants.members.models import Member, Role
 from tenants.models import Channel, Domain, Onboarding
@@ -61,6 +62,7 @@ def test_staff_create_a_channel_that_is_provisioned_in_the_background(office, dj
         owner = Member.objects.get(email="owner@gamma.id")
         assert owner.role == Role.OWNER and owner.joined_at is None
         assert not get_user_model().objects.exclude(pk=owner.user_id).exists()  # no shared admin login
+    assert not ApiKey.objects.filter(channel=channel).exists()  # no key whose secret nobody holds
     assert [m.to for m in mail.outbox] == [["owner@gamma.id"]]
     path = re.search(r"http://gamma\.test(/join/[A-Za-z0-9_-]+/)", mail.outbox[0].body).group(1)
     assert AuditEntry.objects.filter(action="channel.created", actor="onboarder", details__channel="gamma").exists()
