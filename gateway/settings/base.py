@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "gateway.i18n.GatewayLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -240,7 +241,11 @@ CONTENT_SECURITY_POLICY = {
 
 # --------------------------------------------------------------------------- i18n, static
 
-LANGUAGE_CODE = "en"
+LANGUAGE_CODE = "en"  # the APIs' and the portals' default; the end user's pages default to Indonesian (gateway.i18n)
+LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # .po committed, .mo compiled by `manage.py i18n_compile`
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # the language switch persists
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
