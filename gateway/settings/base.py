@@ -447,3 +447,12 @@ BACKOFFICE_SESSION_MAX_SECONDS = int(os.environ.get("GATEWAY_BACKOFFICE_SESSION_
 # (``manage.py staff_otp --username NAME``) and the person finishes it on the enrolment page.
 BACKOFFICE_OTP_SELF_ENROL = env_bool("GATEWAY_BACKOFFICE_OTP_SELF_ENROL", False)
 OTP_TOTP_ISSUER = os.environ.get("GATEWAY_OTP_ISSUER", "e-Meterai back office")
+
+# --------------------------------------------------------------------------- the reference storefront (/shop/)
+# On every channel's host unless switched off for all (GATEWAY_SHOP=false) or for some channels by code.
+SHOP_ENABLED = env_bool("GATEWAY_SHOP", True)
+SHOP_DISABLED_CHANNELS = env_list("GATEWAY_SHOP_DISABLED_CHANNELS")
+# Who delivers the one-time sign-in link: a dotted path to a callable (channel, email, link). The console
+# sender logs it (development); production names the channel's mail gateway adapter.
+SHOP_LINK_SENDER = os.environ.get("GATEWAY_SHOP_LINK_SENDER", "faces.shop.signin.console_sender")
+SHOP_LINK_TTL_SECONDS = int(os.environ.get("GATEWAY_SHOP_LINK_TTL_SECONDS", "900"))

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from faces.shop import views
+
+app_name = "shop"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("signin", views.request_link, name="request-link"),
+    path("signin/<str:token>", views.sign_in, name="signin"),
+    path("signout", views.sign_out, name="signout"),
+    path("buy", views.buy, name="buy"),
+    path("orders/<str:order_id>", views.order_page, name="order"),
+]

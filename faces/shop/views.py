@@ -1,0 +1,214 @@
+"""The reference storefront, ``/shop/`` on a channel's host: what an applicant uses on a phone.
+
+It calls the same services as the storefront API (customers, orders, the pay pages) and never a
+private shortcut. Every page works without JavaScript. A refusal is shown as a page a person can act
+on (never a raw error); a purchase pause (brownout) or an incident is shown on every page, and a
+page that waits for something (a payment) refreshes itself.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing import quota
+from billing.retail import services as retail
+from billing.retail.errors import OrderNotFound
+from billing.retail.selectors import order_get_for, orders_for_listing
+from faces.backoffice.selectors import open_incidents
+from faces.shop import signin
+from gateway.http.edge import base_url
+from gateway.ratelimit import check_login_attempt, client_address, client_bucket
+from kernel.errors import ApplicationError
+from stamping.brownout import selectors as brownout
+from stamping.brownout.services import refuse_if_paused
+from stamping.selectors import stamp_jobs_for_listing
+from tenants.customers.services import CustomerNotFound, customer_get
+
+SESSION_KEY = "shop_customer"
+ORDER_TOKENS = "shop_order_tokens"  # form token -> order id: a form sent twice makes one order
+MAX_UNITS = 20
+
+
+def shop_enabled(request) -> bool:
+    channel = getattr(request, "tenant", None)
+    return bool(settings.SHOP_ENABLED and channel is not None and channel.code not in settings.SHOP_DISABLED_CHANNELS)
+
+
+def storefront(view):
+    """404 where the storefront is switched off; the signed-in customer (or ``None``) on the request."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not shop_enabled(request):
+            raise Http404("no storefront on this channel")
+        request.shop_customer = None
+        customer_id = request.session.get(SESSION_KEY)
+        if customer_id is not None:
+            try:
+                request.shop_customer = customer_get(customer_id=customer_id)
+            except CustomerNotFound:
+                request.session.pop(SESSION_KEY, None)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def signed_in(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.shop_customer is None:
+            return HttpResponseRedirect(reverse("shop:home"))
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _page(request, template: str, context: dict | None = None, *, status: int = 200):
+    channel = request.tenant
+    context = {
+        "channel": channel,
+        "customer": request.shop_customer,
+        "incidents": open_incidents(),
+        "pauses": brownout.pauses_for(channel.pk),
+        **(context or {}),
+    }
+    return render(request, template, context, status=status)
+
+
+def _refused(request, exc: ApplicationError, *, again: str | None = None):
+    """A refusal as a page: the error's own title and what to do (in the page's language), a reference,
+    and for a pause or an overload a page that tries again by itself."""
+    from gateway.http.problems import localized
+
+    problem = localized(exc.as_problem(), exc)
+    retry_after = (getattr(exc, "headers", None) or {}).get("Retry-After")
+    context = {"problem": problem, "retry_after": retry_after, "again": again if retry_after else None}
+    response = _page(request, "shop/refused.html", context, status=exc.http_status)
+    if retry_after:
+        response["Retry-After"] = retry_after
+    return response
+
+
+# ---------------------------------------------------------------- signing in
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(label=gettext_lazy("Your e-mail address"), max_length=254)
+
+
+@storefront
+@require_GET
+def home(request):
+    customer = request.shop_customer
+    if customer is None:
+        return _page(request, "shop/signin.html", {"form": EmailForm()})
+    balance = quota.wallet_balance(channel_id=request.tenant.pk, customer_id=customer.pk)
+    context = {
+        "balance": balance,
+        "orders": list(orders_for_listing(customer_id=customer.pk)[:5]),
+        "stamps": list(stamp_jobs_for_listing(customer_id=customer.pk)[:20]),
+        "buy_token": secrets.token_urlsafe(16),
+        "unit_choices": (1, 2, 5, 10),
+        "verify_base": settings.VERIFY_BASE_URL,
+    }
+    return _page(request, "shop/home.html", context)
+
+
+@storefront
+@require_POST
+def request_link(request):
+    form = EmailForm(request.POST)
+    if not form.is_valid():
+        return _page(request, "shop/signin.html", {"form": form}, status=400)
+    email = signin.normalize_email(form.cleaned_data["email"])
+    decision = check_login_attempt(
+        realm=f"shop:{request.tenant.schema_name}", account=email, client=client_bucket(client_address(request))
+    )
+    if not decision.allowed:
+        wait = math.ceil(decision.retry_after)
+        response = _page(request, "shop/signin.html", {"form": form, "wait": wait}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+    signin.send_link(
+        channel=request.tenant,
+        email=email,
+        build_link=lambda token: base_url(request) + reverse("shop:signin", kwargs={"token": token}),
+    )
+    return _page(request, "shop/link_sent.html", {"email": email})
+
+
+@storefront
+@require_http_methods(["GET", "POST"])
+def sign_in(request, token: str):
+    """GET shows a button (a mail scanner that opens the link does not use it up); POST signs in."""
+    if request.method == "GET":
+        return _page(request, "shop/signin_confirm.html", {"token": token})
+    email = signin.redeem(token)
+    if email is None:
+        return _page(request, "shop/signin.html", {"form": EmailForm(), "link_expired": True}, status=400)
+    try:
+        refuse_if_paused(kind="registrations", channel=request.tenant)
+    except ApplicationError as exc:
+        if signin.existing_customer(email) is None:  # a new applicant waits; a known one signs in
+            return _refused(request, exc)
+    customer = signin.customer_for(email)
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = customer.pk
+    return HttpResponseRedirect(reverse("shop:home"), status=303)
+
+
+@storefront
+@require_POST
+def sign_out(request):
+    request.session.flush()
+    return HttpResponseRedirect(reverse("shop:home"), status=303)
+
+
+# ---------------------------------------------------------------- buying units
+
+
+@storefront
+@signed_in
+@require_POST
+def buy(request):
+    try:
+        quantity = int(request.POST.get("quantity", ""))
+    except ValueError:
+        quantity = 0
+    if not 1 <= quantity <= MAX_UNITS:
+        return HttpResponseRedirect(reverse("shop:home"))
+    token = request.POST.get("token", "")[:64]
+    tokens = request.session.get(ORDER_TOKENS, {})
+    if token and token in tokens:  # the same form sent again (double tap, retry): the same order
+        return HttpResponseRedirect(reverse("shop:order", kwargs={"order_id": tokens[token]}), status=303)
+    try:
+        refuse_if_paused(kind="purchases", channel=request.tenant)
+        order = retail.create_order(channel=request.tenant, customer=request.shop_customer, quantity=quantity)
+    except ApplicationError as exc:
+        return _refused(request, exc, again=reverse("shop:home"))
+    if token:
+        tokens = dict(list(tokens.items())[-19:]) | {token: order.pk}
+        request.session[ORDER_TOKENS] = tokens
+    return HttpResponseRedirect(reverse("shop:order", kwargs={"order_id": order.pk}), status=303)
+
+
+@storefront
+@signed_in
+@require_GET
+def order_page(request, order_id: str):
+    try:
+        order = order_get_for(customer=request.shop_customer, order_id=order_id)
+    except OrderNotFound:
+        raise Http404(order_id) from None
+    pay_url = reverse("pay-checkout", kwargs={"provider": order.provider, "order_id": order.pk})
+    return _page(request, "shop/order.html", {"order": order, "pay_url": pay_url, "refresh": 3})

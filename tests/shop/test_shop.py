@@ -1,0 +1,142 @@
+"""The reference storefront (/shop/ on a channel's host) through the real HTTP stack: the one-time
+sign-in link, buying units (one order per form, even sent twice), a pause shown as an honest waiting
+page, incidents on every page, Indonesian by default."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from django.core.cache import cache
+from django_tenants.utils import schema_context
+
+from billing import quota
+from billing.retail.models import Order
+from tests.billing.factories import unique
+
+pytestmark = pytest.mark.django_db
+
+SENT: list[dict] = []
+
+
+def remember_link(*, channel, email: str, link: str) -> None:
+    """The test's sender: keeps what the console sender would print."""
+    SENT.append({"channel": channel.code, "email": email, "link": link})
+
+
+@pytest.fixture(autouse=True)
+def _sender(settings):
+    settings.SHOP_LINK_SENDER = "tests.shop.test_shop.remember_link"
+    SENT.clear()
+
+
+@pytest.fixture
+def alpha(channels):
+    channel = channels["alpha"]
+    quota.allocate_stock(channel_id=channel.pk, units=50, reference=unique("dep"))
+    return channel
+
+
+@pytest.fixture
+def shop(client_for):
+    return client_for("alpha", key=None)
+
+
+def sign_in(shop, email: str) -> None:
+    assert shop.post("/shop/signin", {"email": email}).status_code == 200
+    path = SENT[-1]["link"].split("alpha.test", 1)[1]
+    assert shop.post(path).status_code == 303
+
+
+def test_the_storefront_speaks_indonesian_by_default_and_english_on_request(shop, alpha) -> None:
+    page = shop.get("/shop/")
+    html = page.content.decode()
+    assert page.status_code == 200 and '<html lang="id">' in html
+    assert "Bubuhkan e-Meterai pada dokumen Anda" in html and "Kirimi saya tautan masuk" in html
+    english = shop.get("/shop/", HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.8").content.decode()
+    assert "Stamp your document with an e-Meterai" in english
+
+
+def test_a_one_time_link_signs_in_once_and_its_token_is_stored_hashed(shop, alpha) -> None:
+    email = f"{unique('ayu')}@example.com"
+    sent = shop.post("/shop/signin", {"email": email.upper()})
+    assert sent.status_code == 200 and email in sent.content.decode()
+    assert len(SENT) == 1 and SENT[0]["email"] == email and SENT[0]["channel"] == "alpha"
+    link = SENT[0]["link"]
+    assert link.startswith("http://alpha.test/shop/signin/")
+    token = link.rsplit("/", 1)[1]
+    assert cache.get(f"shop:signin:{hashlib.sha256(token.encode()).hexdigest()}") == email
+    assert cache.get(f"shop:signin:{token}") is None  # only the digest is a key
+
+    path = link.split("alpha.test", 1)[1]
+    assert shop.get(path).status_code == 200  # a mail scanner's GET does not use it up
+    signed = shop.post(path)
+    assert signed.status_code == 303 and signed["Location"] == "/shop/"
+    home = shop.get("/shop/").content.decode()
+    assert email in home and "Meterai saya" in home
+
+    other = type(shop)(HTTP_HOST="alpha.test")
+    again = other.post(path)  # the same link a second time
+    assert again.status_code == 400 and "sudah kedaluwarsa atau sudah dipakai" in again.content.decode()
+    with schema_context("alpha"):
+        from tenants.customers.models import Customer
+
+        assert Customer.objects.filter(external_ref=f"email:{email}").count() == 1
+
+
+def test_asking_for_links_is_throttled_per_address(shop, alpha, settings) -> None:
+    settings.LOGIN_THROTTLES = ((2, 600), (100, 1))
+    email = f"{unique('budi')}@example.com"
+    assert shop.post("/shop/signin", {"email": email}).status_code == 200
+    assert shop.post("/shop/signin", {"email": email}).status_code == 200
+    refused = shop.post("/shop/signin", {"email": email})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Terlalu banyak permintaan masuk" in refused.content.decode()
+    assert len(SENT) == 2  # nothing sent for the refused one
+
+
+def test_buying_units_makes_one_order_per_form_and_sends_to_the_pay_page(shop, alpha) -> None:
+    sign_in(shop, f"{unique('citra')}@example.com")
+    form = {"quantity": "2", "token": "form-token-1"}
+    first = shop.post("/shop/buy", form)
+    again = shop.post("/shop/buy", form)  # a double tap, or a retry after a lost answer
+    assert first.status_code == again.status_code == 303
+    assert first["Location"] == again["Location"]
+    order_id = re.search(r"/shop/orders/(\w+)$", first["Location"])[1]
+    with schema_context("alpha"):
+        order = Order.objects.get(pk=order_id)
+        assert Order.objects.filter(customer=order.customer).count() == 1
+    page = shop.get(first["Location"]).content.decode()
+    assert f'href="/pay/simulator/{order_id}"' in page
+    assert "Rp\u00a0" in page and "Menunggu pembayaran Anda" in page and 'http-equiv="refresh"' in page
+
+
+def test_a_purchase_pause_is_a_waiting_page_that_retries_not_an_error(shop, alpha) -> None:
+    from stamping.brownout import services as brownout
+
+    sign_in(shop, f"{unique('dewi')}@example.com")
+    brownout.pause(kind="purchases", channel=alpha, reason="Deadline surge.", actor="ops")
+    home = shop.get("/shop/").content.decode()
+    assert 'data-testid="shop-pause"' in home
+    refused = shop.post("/shop/buy", {"quantity": "1", "token": "t2"})
+    html = refused.content.decode()
+    assert refused.status_code == 503 and refused["Retry-After"]
+    assert "Pembelian baru dijeda" in html and "purchases_paused" in html
+    assert 'http-equiv="refresh"' in html and "Traceback" not in html
+    with schema_context("alpha"):
+        assert not Order.objects.filter(customer__external_ref__startswith="email:dewi").exists()
+
+
+def test_an_open_incident_shows_on_every_storefront_page(shop, alpha) -> None:
+    from issuer.incidents import create_incident_note
+
+    create_incident_note(title="Signing is slow", body="We are on it.", severity="major")
+    assert "Signing is slow" in shop.get("/shop/").content.decode()
+    sign_in(shop, f"{unique('eka')}@example.com")
+    assert "Signing is slow" in shop.get("/shop/").content.decode()
+
+
+def test_the_storefront_can_be_switched_off_per_channel(shop, alpha, settings) -> None:
+    settings.SHOP_DISABLED_CHANNELS = ["alpha"]
+    assert shop.get("/shop/").status_code == 404
