@@ -12,3 +12,9 @@ urlpatterns = [
     path("buy", views.buy, name="buy"),
     path("orders/<str:order_id>", views.order_page, name="order"),
 ]
+
+urlpatterns += [
+    path("stamp", views.stamp, name="stamp"),
+    path("stamps/<str:job_id>", views.job_page, name="job"),
+    path("stamps/<str:job_id>/document", views.job_document, name="job-document"),
+]

@@ -212,3 +212,179 @@ def order_page(request, order_id: str):
         raise Http404(order_id) from None
     pay_url = reverse("pay-checkout", kwargs={"provider": order.provider, "order_id": order.pk})
     return _page(request, "shop/order.html", {"order": order, "pay_url": pay_url, "refresh": 3})
+
+
+# ---------------------------------------------------------------- stamping a document
+
+# The CPNS preset: BKN's profile and a statement letter, the stamp at the foot of an A4 page on the right,
+# where the applicant signs (points from the bottom-left corner).
+PRESETS = {
+    "cpns": {"profile": "cpns", "document_type": "surat-pernyataan", "box": (400.0, 90.0, 520.0, 210.0)},
+    "custom": {"profile": "default", "document_type": "", "box": None},
+}
+
+
+class StampForm(forms.Form):
+    document = forms.FileField(label=gettext_lazy("Your PDF"))
+    preset = forms.ChoiceField(
+        label=gettext_lazy("What is the document?"),
+        choices=[
+            ("cpns", gettext_lazy("CPNS application (BKN rules: A4, at most 800 KB)")),
+            ("custom", gettext_lazy("Another document")),
+        ],
+        initial="cpns",
+        widget=forms.RadioSelect,
+    )
+    page = forms.IntegerField(label=gettext_lazy("Page"), min_value=1, initial=1)
+    llx = forms.FloatField(label=gettext_lazy("Left (pt)"), initial=400, required=False)
+    lly = forms.FloatField(label=gettext_lazy("Bottom (pt)"), initial=90, required=False)
+    urx = forms.FloatField(label=gettext_lazy("Right (pt)"), initial=520, required=False)
+    ury = forms.FloatField(label=gettext_lazy("Top (pt)"), initial=210, required=False)
+    password = forms.CharField(
+        label=gettext_lazy("Document password (only if the PDF is protected)"),
+        required=False,
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput,
+    )
+
+    def clean(self):
+        data = super().clean()
+        preset = PRESETS[data.get("preset") or "custom"]
+        box = preset["box"]
+        if box is None:  # another document: the box the applicant placed (or typed, without JavaScript)
+            values = [data.get(k) for k in ("llx", "lly", "urx", "ury")]
+            if any(v is None for v in values):
+                raise forms.ValidationError(gettext_lazy("Give the stamp's four sides, or choose the CPNS preset."))
+            box = tuple(values)
+        data["box"] = box
+        data["profile"] = preset["profile"]
+        data["document_type"] = preset["document_type"]
+        return data
+
+
+def _admission_wait(request):
+    """``None`` when the channel takes a new document now; else the waiting page (position and ETA from
+    the admission queue), which comes back by itself after ``Retry-After``."""
+    from stamping import admission
+
+    try:
+        refuse_if_paused(kind="stamping", channel=request.tenant)
+        admission.admit(channel=request.tenant)
+    except ApplicationError as exc:
+        return _waiting(request, exc)
+    return None
+
+
+def _waiting(request, exc: ApplicationError):
+    """The honest waiting page: why (the refusal's translated title and what to do), the applicant's place
+    and ETA in the channel's queue (the admission queue's lane model), and a page that comes back by
+    itself to the upload form after ``Retry-After``."""
+    from gateway.http.problems import localized
+    from stamping import admission
+
+    if exc.http_status != 503:
+        return _refused(request, exc)
+    state = admission.queue_state(budget=request.tenant.stamping_concurrency)
+    retry_after = (getattr(exc, "headers", None) or {}).get("Retry-After") or "10"
+    context = {
+        "problem": localized(exc.as_problem(), exc),
+        "retry_after": retry_after,
+        "queue_position": state.waiting + 1,
+        "eta_seconds": state.eta_seconds(state.waiting),
+        "again": reverse("shop:stamp"),
+    }
+    response = _page(request, "shop/waiting.html", context, status=503)
+    response["Retry-After"] = retry_after
+    return response
+
+
+@storefront
+@signed_in
+@require_http_methods(["GET", "POST"])
+def stamp(request):
+    from stamping.services import StampRequest, request_stamp
+
+    waiting = _admission_wait(request)
+    if waiting is not None:
+        return waiting
+    form = StampForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        upload = data["document"]
+        try:
+            job = request_stamp(
+                channel=request.tenant,
+                customer_id=request.shop_customer.pk,
+                request=StampRequest(
+                    data=upload.read(),
+                    page=data["page"],
+                    box=data["box"],
+                    profile=data["profile"],
+                    password=data["password"] or None,
+                    file_name=(upload.name or "")[:255],
+                    document_type=data["document_type"],
+                ),
+            )
+        except ApplicationError as exc:
+            if (getattr(exc, "headers", None) or {}).get("Retry-After"):
+                return _waiting(request, exc)
+            from gateway.http.problems import localized
+
+            problem = localized(exc.as_problem(), exc)
+            return _page(request, "shop/stamp.html", {"form": form, "problem": problem}, status=exc.http_status)
+        return HttpResponseRedirect(reverse("shop:job", kwargs={"job_id": job.pk}), status=303)
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "shop/stamp.html", {"form": form}, status=status)
+
+
+def _own_job(request, job_id: str):
+    from stamping.errors import StampJobNotFound
+    from stamping.selectors import stamp_job_get
+
+    try:
+        job = stamp_job_get(job_id=job_id)
+    except StampJobNotFound:
+        raise Http404(job_id) from None
+    if job.customer_id != request.shop_customer.pk:
+        raise Http404(job_id)
+    return job
+
+
+@storefront
+@signed_in
+@require_GET
+def job_page(request, job_id: str):
+    from stamping import admission
+    from stamping.models import StampJob
+    from stamping.selectors import jobs_ahead_of
+
+    job = _own_job(request, job_id)
+    context = {"job": job, "verify_base": settings.VERIFY_BASE_URL, "waiting": False}
+    if job.status in (StampJob.Status.QUEUED, StampJob.Status.PROCESSING):
+        ahead = jobs_ahead_of(job)
+        state = admission.queue_state(budget=request.tenant.stamping_concurrency)
+        context |= {"waiting": True, "queue_position": ahead + 1, "eta_seconds": state.eta_seconds(ahead)}
+    if request.GET.get("partial"):
+        return render(request, "shop/_job_live.html", context)
+    return _page(request, "shop/job.html", context)
+
+
+@storefront
+@signed_in
+@require_GET
+def job_document(request, job_id: str):
+    from django.http import HttpResponse
+    from django.utils.http import content_disposition_header
+
+    from issuer.selectors import stamped_document
+    from stamping.models import StampJob
+
+    job = _own_job(request, job_id)
+    if job.status != StampJob.Status.STAMPED:
+        return HttpResponseRedirect(reverse("shop:job", kwargs={"job_id": job.pk}))
+    stamped = stamped_document(serial=job.serial)
+    name = (job.file_name.rsplit(".", 1)[0] or job.id) + f"-{job.serial}.pdf"
+    response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
+    return response

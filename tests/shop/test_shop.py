@@ -140,3 +140,64 @@ def test_an_open_incident_shows_on_every_storefront_page(shop, alpha) -> None:
 def test_the_storefront_can_be_switched_off_per_channel(shop, alpha, settings) -> None:
     settings.SHOP_DISABLED_CHANNELS = ["alpha"]
     assert shop.get("/shop/").status_code == 404
+
+
+# ---------------------------------------------------------------- stamping from the storefront
+
+
+@pytest.fixture
+def applicant(shop, alpha):
+    """A signed-in applicant with 3 units in the wallet."""
+    from tenants.customers.models import Customer
+    from tests.billing.factories import funded_wallet
+
+    email = f"{unique('fajar')}@example.com"
+    customer_id = funded_wallet(channel_id=alpha.pk, units=3)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name="Fajar", email=email)
+    sign_in(shop, email)
+    return customer_id
+
+
+def test_an_applicant_stamps_watches_the_queue_downloads_and_finds_the_stamp(shop, alpha, applicant) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from stamping import services as stamping
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    assert "Bubuhkan dengan satu unit" in shop.get("/shop/stamp").content.decode()
+    document = SimpleUploadedFile("lamaran.pdf", text_pdf(), content_type="application/pdf")
+    form = {"document": document, "preset": "custom", "page": "1", "llx": "40", "lly": "40", "urx": "140", "ury": "140"}
+    sent = shop.post("/shop/stamp", form)
+    assert sent.status_code == 303
+    job_path = sent["Location"]
+    waiting = shop.get(job_path).content.decode()
+    assert "Urutan Anda dalam antrean: <strong>1</strong>" in waiting and "detik" in waiting
+    assert 'data-live-src="' in waiting  # live.js refreshes the part with the position
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=applicant)["held"] == 1
+
+    with schema_context("alpha"):
+        assert stamping.drain(channel=alpha, time_slice=60) == (1, False)
+    done = shop.get(job_path + "?partial=1").content.decode()
+    assert 'data-testid="job-done"' in done and "Unduh PDF bermeterai" in done
+    pdf = shop.get(job_path + "/document")
+    assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    home = shop.get("/shop/").content.decode()
+    assert "lamaran.pdf" in home and "tautan verifikasi" in home and "/v/" in home
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=applicant) == {"available": 2, "held": 0, "used": 1}
+
+    stranger = type(shop)(HTTP_HOST="alpha.test")
+    sign_in(stranger, f"{unique('gita')}@example.com")
+    assert stranger.get(job_path).status_code == 404  # another applicant's stamp is not there
+
+
+def test_a_full_queue_is_a_waiting_page_with_place_and_eta_that_comes_back_by_itself(
+    shop, alpha, applicant, settings
+) -> None:
+    settings.STAMPING_CHANNEL_BACKLOG_LIMIT = 0
+    page = shop.get("/shop/stamp")
+    html = page.content.decode()
+    assert page.status_code == 503 and int(page["Retry-After"]) >= 1
+    assert 'data-testid="shop-waiting"' in html and "Urutan Anda dalam antrean" in html
+    assert 'http-equiv="refresh"' in html and "url=/shop/stamp" in html and "Traceback" not in html
+    assert "Bubuhkan dengan satu unit" not in html  # no form to fill while nothing would be taken
