@@ -115,3 +115,13 @@ for _provider in PAYMENT_PROVIDERS:  # noqa: F405
 # device: in production an administrator starts each enrolment (``manage.py staff_otp``).
 if BACKOFFICE_OTP_SELF_ENROL:  # noqa: F405
     raise ImproperlyConfigured("GATEWAY_BACKOFFICE_OTP_SELF_ENROL must be off in production")
+
+# The storefront's sign-in links must reach people: the console sender (development) only logs them. Without
+# a sender of its own the storefront stays off; switched on explicitly with the console sender, it refuses.
+if SHOP_LINK_SENDER == "faces.shop.signin.console_sender":  # noqa: F405
+    if env_bool("GATEWAY_SHOP", False):  # noqa: F405
+        raise ImproperlyConfigured(
+            "GATEWAY_SHOP is on but GATEWAY_SHOP_LINK_SENDER is the console sender: name the mail sender "
+            "that delivers the sign-in links (see docs/shop.md)"
+        )
+    SHOP_ENABLED = False

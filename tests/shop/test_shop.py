@@ -201,3 +201,22 @@ def test_a_full_queue_is_a_waiting_page_with_place_and_eta_that_comes_back_by_it
     assert 'data-testid="shop-waiting"' in html and "Urutan Anda dalam antrean" in html
     assert 'http-equiv="refresh"' in html and "url=/shop/stamp" in html and "Traceback" not in html
     assert "Bubuhkan dengan satu unit" not in html  # no form to fill while nothing would be taken
+
+
+@pytest.mark.parametrize(("shop_env", "expected"), [(None, "False"), ("true", "ImproperlyConfigured")])
+def test_production_keeps_the_storefront_off_without_a_real_link_sender(tmp_path, shop_env, expected) -> None:
+    """Production with the documented minimal environment: no sender named, the storefront is off;
+    switched on with the console sender (links only in a log), it refuses to start."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.gateway.test_production_settings import ROOT, documented_environment
+
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **documented_environment()}
+    env["GATEWAY_DATA_DIR"] = str(tmp_path)
+    if shop_env:
+        env["GATEWAY_SHOP"] = shop_env
+    code = "import django; django.setup(); from django.conf import settings; print(settings.SHOP_ENABLED)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert expected in result.stdout + result.stderr
