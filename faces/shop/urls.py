@@ -18,3 +18,8 @@ urlpatterns += [
     path("stamps/<str:job_id>", views.job_page, name="job"),
     path("stamps/<str:job_id>/document", views.job_document, name="job-document"),
 ]
+
+urlpatterns += [
+    path("stamp/preview", views.preview, name="preview"),
+    path("stamp/preview/<str:token>/<int:page>.png", views.preview_page, name="preview-page"),
+]

@@ -388,3 +388,68 @@ def job_document(request, job_id: str):
     response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
     return response
+
+
+# ---------------------------------------------------------------- the page preview for placement
+
+PREVIEW_KEY = "shop:preview:{token}"
+PREVIEW_SECONDS = 30 * 60
+PREVIEW_WIDTH_PX = 700  # wide enough for a phone at 2x, small enough to send quickly
+
+
+@storefront
+@signed_in
+@require_POST
+def preview(request):
+    """``POST /shop/stamp/preview`` (``static/js/placement.js``): keep the chosen PDF for 30 minutes and
+    answer with its page count and the size of the asked page in points, and where its image is."""
+    import pypdfium2
+    from django.core.cache import cache
+    from django.http import JsonResponse
+
+    upload = request.FILES.get("document")
+    if upload is None or upload.size > settings.STAMP_DEFAULT_MAX_BYTES:
+        return JsonResponse({"error": "no_document"}, status=400)
+    data = upload.read()
+    try:
+        pdf = pypdfium2.PdfDocument(data, password=request.POST.get("password") or None)
+        pages = len(pdf)
+        number = min(max(1, int(request.POST.get("page") or 1)), pages)
+        width, height = pdf[number - 1].get_size()
+        pdf.close()
+    except (pypdfium2.PdfiumError, ValueError):
+        return JsonResponse({"error": "unreadable"}, status=400)
+    token = secrets.token_urlsafe(16)
+    cache.set(PREVIEW_KEY.format(token=token), (request.shop_customer.pk, data), timeout=PREVIEW_SECONDS)
+    image = reverse("shop:preview-page", kwargs={"token": token, "page": number})
+    return JsonResponse({"pages": pages, "page": number, "width": width, "height": height, "image": image})
+
+
+@storefront
+@signed_in
+@require_GET
+def preview_page(request, token: str, page: int):
+    """The page as a PNG, for the applicant who uploaded it."""
+    import io
+
+    import pypdfium2
+    from django.core.cache import cache
+    from django.http import HttpResponse
+
+    kept = cache.get(PREVIEW_KEY.format(token=token))
+    if kept is None or kept[0] != request.shop_customer.pk:
+        raise Http404(token)
+    pdf = pypdfium2.PdfDocument(kept[1])
+    try:
+        if not 1 <= page <= len(pdf):
+            raise Http404(page)
+        pdf_page = pdf[page - 1]
+        scale = PREVIEW_WIDTH_PX / pdf_page.get_width()
+        image = pdf_page.render(scale=scale).to_pil()
+    finally:
+        pdf.close()
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    response = HttpResponse(out.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=1800"
+    return response

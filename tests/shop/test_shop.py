@@ -220,3 +220,21 @@ def test_production_keeps_the_storefront_off_without_a_real_link_sender(tmp_path
     code = "import django; django.setup(); from django.conf import settings; print(settings.SHOP_ENABLED)"
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
     assert expected in result.stdout + result.stderr
+
+
+def test_the_placement_preview_shows_the_page_to_its_uploader_only(shop, alpha, applicant) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    document = SimpleUploadedFile("lamaran.pdf", text_pdf(), content_type="application/pdf")
+    info = shop.post("/shop/stamp/preview", {"document": document, "page": "1"}).json()
+    assert info["pages"] == 1 and info["page"] == 1
+    assert round(info["width"]) == 595 and round(info["height"]) == 842  # A4, in points
+    image = shop.get(info["image"])
+    assert image.status_code == 200 and image["Content-Type"] == "image/png" and image.content[:4] == b"\x89PNG"
+    assert shop.post("/shop/stamp/preview", {"document": SimpleUploadedFile("x.pdf", b"not a pdf")}).status_code == 400
+
+    stranger = type(shop)(HTTP_HOST="alpha.test")
+    sign_in(stranger, f"{unique('hadi')}@example.com")
+    assert stranger.get(info["image"]).status_code == 404

@@ -125,10 +125,23 @@ def test_the_applicants_journey(live_db, browser, site, shots, gateway_url, stam
         page.goto(site("alpha", "/shop/stamp"))
         shoot("stamp-form")
         page.locator("input[type=file]").set_input_files(str(pdf))
-        page.get_by_label(text["other"]).check()
-        page.get_by_text(text["place"]).click()
-        for name, value in (("llx", "40"), ("lly", "40"), ("urx", "140"), ("ury", "140")):
-            page.locator(f"input[name={name}]").fill(value)
+        preview = page.locator("#placement-page")
+        expect(preview).to_be_visible()  # static/js/placement.js: the page, rendered by the server
+        expect(preview).to_have_js_property("complete", True)
+        preview.evaluate("el => el.scrollIntoView({block: 'start'})")
+        shown = preview.bounding_box()
+        if width < 600:  # a tap near the bottom-left corner: a 100 pt box there, kept inside the page
+            preview.click(position={"x": shown["width"] * 0.1, "y": shown["height"] * 0.9})
+        else:  # a drag with the mouse from (20%, 30%) to (35%, 40%) of the page (in view)
+            page.mouse.move(shown["x"] + shown["width"] * 0.2, shown["y"] + shown["height"] * 0.3)
+            page.mouse.down()
+            page.mouse.move(shown["x"] + shown["width"] * 0.35, shown["y"] + shown["height"] * 0.4, steps=5)
+            page.mouse.up()
+        expect(page.locator("#placement-box")).to_be_visible()
+        box = [float(page.locator(f"input[name={n}]").input_value()) for n in ("llx", "lly", "urx", "ury")]
+        assert 0 <= box[0] < box[2] <= 596 and 0 <= box[1] < box[3] <= 842 and box[2] - box[0] >= 20, box
+        expect(page.get_by_label(text["other"])).to_be_checked()
+        shoot("placed")
         page.get_by_role("button", name=text["stamp_button"]).click()
         expect(page).to_have_url(re.compile(r"/shop/stamps/\w+$"))
         shoot("queued")
