@@ -115,7 +115,7 @@ def test_the_applicants_journey(live_db, browser, site, shots, gateway_url, stam
         order_url = page.url
         shoot("order")
         page.get_by_role("link", name=text["pay"]).click()
-        page.get_by_role("button", name=re.compile(r"^Pay Rp")).click()  # the simulator's own page
+        page.get_by_role("button", name=re.compile(r"^(Pay|Bayar) Rp")).click()  # the simulator's own page
         page.goto(order_url)
         expect(page.get_by_text(text["credited"])).to_be_visible(timeout=60_000)  # the order page reloads itself
         shoot("paid")
