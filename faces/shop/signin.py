@@ -48,6 +48,13 @@ def send_link(*, channel, email: str, build_link) -> None:
     import_string(settings.SHOP_LINK_SENDER)(channel=channel, email=normalize_email(email), link=build_link(token))
 
 
+def peek(token: str) -> str | None:
+    """The address the token was sent to, without using it up."""
+    if not token or len(token) > 100:
+        return None
+    return cache.get(_KEY.format(digest=_digest(token)))
+
+
 def redeem(token: str) -> str | None:
     """The address the token was sent to, once: ``None`` when it is unknown, expired or already used."""
     if not token or len(token) > 100:

@@ -35,7 +35,39 @@ from stamping.selectors import stamp_jobs_for_listing
 from tenants.customers.services import CustomerNotFound, customer_get
 
 SESSION_KEY = "shop_customer"
-ORDER_TOKENS = "shop_order_tokens"  # form token -> order id: a form sent twice makes one order
+FORM_ONCE_SECONDS = 24 * 3600
+
+
+class FormOnce:
+    """A form that costs something (an order, a unit) is carried out once per token it carries, even sent
+    twice at the same moment (a double tap) or again after a lost answer: the first request claims the
+    token in Redis (SET NX, atomic), records what it made, and every later one is sent to that. A refused
+    attempt gives the token back, so the same form can be sent again."""
+
+    def __init__(self, request, kind: str):
+        from django.core.cache import cache
+
+        self.cache = cache
+        token = (request.POST.get("token") or "")[:64]
+        self.key = f"shop:once:{kind}:{request.shop_customer.pk}:{token}" if token else None
+
+    def claim(self) -> tuple[bool, str | None]:
+        """(claimed, what an earlier request with the token made, if it has finished)."""
+        if self.key is None:
+            return True, None
+        if self.cache.add(self.key, "", timeout=FORM_ONCE_SECONDS):
+            return True, None
+        return False, self.cache.get(self.key) or None
+
+    def made(self, object_id: str) -> None:
+        if self.key is not None:
+            self.cache.set(self.key, object_id, timeout=FORM_ONCE_SECONDS)
+
+    def release(self) -> None:
+        if self.key is not None:
+            self.cache.delete(self.key)
+
+
 MAX_UNITS = 20
 
 
@@ -153,14 +185,15 @@ def sign_in(request, token: str):
     """GET shows a button (a mail scanner that opens the link does not use it up); POST signs in."""
     if request.method == "GET":
         return _page(request, "shop/signin_confirm.html", {"token": token})
+    pending = signin.peek(token)
+    if pending is not None and signin.existing_customer(pending) is None:
+        try:  # a new applicant waits while registrations are paused; the link stays usable
+            refuse_if_paused(kind="registrations", channel=request.tenant)
+        except ApplicationError as exc:
+            return _refused(request, exc)
     email = signin.redeem(token)
     if email is None:
         return _page(request, "shop/signin.html", {"form": EmailForm(), "link_expired": True}, status=400)
-    try:
-        refuse_if_paused(kind="registrations", channel=request.tenant)
-    except ApplicationError as exc:
-        if signin.existing_customer(email) is None:  # a new applicant waits; a known one signs in
-            return _refused(request, exc)
     customer = signin.customer_for(email)
     request.session.cycle_key()
     request.session[SESSION_KEY] = customer.pk
@@ -187,18 +220,18 @@ def buy(request):
         quantity = 0
     if not 1 <= quantity <= MAX_UNITS:
         return HttpResponseRedirect(reverse("shop:home"))
-    token = request.POST.get("token", "")[:64]
-    tokens = request.session.get(ORDER_TOKENS, {})
-    if token and token in tokens:  # the same form sent again (double tap, retry): the same order
-        return HttpResponseRedirect(reverse("shop:order", kwargs={"order_id": tokens[token]}), status=303)
+    once = FormOnce(request, "order")
+    claimed, earlier = once.claim()
+    if not claimed:  # the same form sent again (double tap, retry): the same order
+        target = reverse("shop:order", kwargs={"order_id": earlier}) if earlier else reverse("shop:home")
+        return HttpResponseRedirect(target, status=303)
     try:
         refuse_if_paused(kind="purchases", channel=request.tenant)
         order = retail.create_order(channel=request.tenant, customer=request.shop_customer, quantity=quantity)
     except ApplicationError as exc:
+        once.release()
         return _refused(request, exc, again=reverse("shop:home"))
-    if token:
-        tokens = dict(list(tokens.items())[-19:]) | {token: order.pk}
-        request.session[ORDER_TOKENS] = tokens
+    once.made(order.pk)
     return HttpResponseRedirect(reverse("shop:order", kwargs={"order_id": order.pk}), status=303)
 
 
@@ -312,6 +345,11 @@ def stamp(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data["document"]
+        once = FormOnce(request, "stamp")
+        claimed, earlier = once.claim()
+        if not claimed:  # sent twice: one stamp, one unit
+            target = reverse("shop:job", kwargs={"job_id": earlier}) if earlier else reverse("shop:home")
+            return HttpResponseRedirect(target, status=303)
         try:
             job = request_stamp(
                 channel=request.tenant,
@@ -327,15 +365,18 @@ def stamp(request):
                 ),
             )
         except ApplicationError as exc:
+            once.release()
             if (getattr(exc, "headers", None) or {}).get("Retry-After"):
                 return _waiting(request, exc)
             from gateway.http.problems import localized
 
             problem = localized(exc.as_problem(), exc)
-            return _page(request, "shop/stamp.html", {"form": form, "problem": problem}, status=exc.http_status)
+            context = {"form": form, "problem": problem, "token": secrets.token_urlsafe(16)}
+            return _page(request, "shop/stamp.html", context, status=exc.http_status)
+        once.made(job.pk)
         return HttpResponseRedirect(reverse("shop:job", kwargs={"job_id": job.pk}), status=303)
     status = 400 if request.method == "POST" else 200
-    return _page(request, "shop/stamp.html", {"form": form}, status=status)
+    return _page(request, "shop/stamp.html", {"form": form, "token": secrets.token_urlsafe(16)}, status=status)
 
 
 def _own_job(request, job_id: str):

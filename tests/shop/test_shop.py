@@ -238,3 +238,34 @@ def test_the_placement_preview_shows_the_page_to_its_uploader_only(shop, alpha, 
     stranger = type(shop)(HTTP_HOST="alpha.test")
     sign_in(stranger, f"{unique('hadi')}@example.com")
     assert stranger.get(info["image"]).status_code == 404
+
+
+def test_a_stamp_form_sent_twice_stamps_once_and_charges_one_unit(shop, alpha, applicant) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    def send():
+        document = SimpleUploadedFile("cv.pdf", text_pdf(), content_type="application/pdf")
+        form = {"document": document, "preset": "custom", "page": "1", "llx": "40", "lly": "40", "urx": "140",
+                "ury": "140", "token": "stamp-form-1"}  # fmt: skip
+        return shop.post("/shop/stamp", form)
+
+    first, again = send(), send()
+    assert first.status_code == again.status_code == 303 and first["Location"] == again["Location"]
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=applicant)["held"] == 1
+
+
+def test_a_new_applicants_link_survives_a_registration_pause(shop, alpha) -> None:
+    from stamping.brownout import services as brownout
+
+    shop.post("/shop/signin", {"email": f"{unique('indah')}@example.com"})
+    path = SENT[-1]["link"].split("alpha.test", 1)[1]
+    brownout.pause(kind="registrations", channel=alpha, reason="Too many sign-ups.", actor="ops")
+    waiting = shop.post(path)
+    assert waiting.status_code == 503 and "Pendaftaran pelanggan baru dijeda" in waiting.content.decode()
+    brownout.resume(kind="registrations", channel=alpha, actor="ops")
+    from stamping.brownout.selectors import forget
+
+    forget()
+    assert shop.post(path).status_code == 303  # the same link still signs in once the pause is lifted
