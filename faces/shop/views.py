@@ -42,7 +42,9 @@ class FormOnce:
     """A form that costs something (an order, a unit) is carried out once per token it carries, even sent
     twice at the same moment (a double tap) or again after a lost answer: the first request claims the
     token in Redis (SET NX, atomic), records what it made, and every later one is sent to that. A refused
-    attempt gives the token back, so the same form can be sent again."""
+    attempt (or one cut short by an outage) gives the token back, so the same form can be sent again. A
+    process killed between the work and ``made`` leaves the token claimed: a resend then goes to the home
+    page, where the order or stamp (committed or not, never twice) is listed."""
 
     def __init__(self, request, kind: str):
         from django.core.cache import cache
@@ -231,6 +233,9 @@ def buy(request):
     except ApplicationError as exc:
         once.release()
         return _refused(request, exc, again=reverse("shop:home"))
+    except BaseException:  # an outage page says "send it again": let the same form through then
+        once.release()
+        raise
     once.made(order.pk)
     return HttpResponseRedirect(reverse("shop:order", kwargs={"order_id": order.pk}), status=303)
 
@@ -373,6 +378,9 @@ def stamp(request):
             problem = localized(exc.as_problem(), exc)
             context = {"form": form, "problem": problem, "token": secrets.token_urlsafe(16)}
             return _page(request, "shop/stamp.html", context, status=exc.http_status)
+        except BaseException:  # (as in buy)
+            once.release()
+            raise
         once.made(job.pk)
         return HttpResponseRedirect(reverse("shop:job", kwargs={"job_id": job.pk}), status=303)
     status = 400 if request.method == "POST" else 200

@@ -98,7 +98,7 @@ def test_asking_for_links_is_throttled_per_address(shop, alpha, settings) -> Non
 
 def test_buying_units_makes_one_order_per_form_and_sends_to_the_pay_page(shop, alpha) -> None:
     sign_in(shop, f"{unique('citra')}@example.com")
-    form = {"quantity": "2", "token": "form-token-1"}
+    form = {"quantity": "2", "token": unique("form")}
     first = shop.post("/shop/buy", form)
     again = shop.post("/shop/buy", form)  # a double tap, or a retry after a lost answer
     assert first.status_code == again.status_code == 303
@@ -119,7 +119,7 @@ def test_a_purchase_pause_is_a_waiting_page_that_retries_not_an_error(shop, alph
     brownout.pause(kind="purchases", channel=alpha, reason="Deadline surge.", actor="ops")
     home = shop.get("/shop/").content.decode()
     assert 'data-testid="shop-pause"' in home
-    refused = shop.post("/shop/buy", {"quantity": "1", "token": "t2"})
+    refused = shop.post("/shop/buy", {"quantity": "1", "token": unique("form")})
     html = refused.content.decode()
     assert refused.status_code == 503 and refused["Retry-After"]
     assert "Pembelian baru dijeda" in html and "purchases_paused" in html
@@ -245,10 +245,12 @@ def test_a_stamp_form_sent_twice_stamps_once_and_charges_one_unit(shop, alpha, a
 
     from tests.fixtures.pdfs.factory import text_pdf
 
+    token = unique("form")  # (Redis outlives the test database: a fixed token could meet an old claim)
+
     def send():
         document = SimpleUploadedFile("cv.pdf", text_pdf(), content_type="application/pdf")
         form = {"document": document, "preset": "custom", "page": "1", "llx": "40", "lly": "40", "urx": "140",
-                "ury": "140", "token": "stamp-form-1"}  # fmt: skip
+                "ury": "140", "token": token}  # fmt: skip
         return shop.post("/shop/stamp", form)
 
     first, again = send(), send()
