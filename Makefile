@@ -12,6 +12,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	DJANGO_SETTINGS_MODULE=gateway.settings.local $(BIN)/python manage.py i18n_compile
 	touch $(INSTALLED)
 
 demo: venv

@@ -19,6 +19,11 @@ def pytest_configure(config):
 
     start_if_unconfigured()
 
+    # the message catalogues' .mo files are build output (never committed): compiled from locale/*/django.po
+    from gateway.i18n import compile_all
+
+    compile_all()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _development_signing_keys():

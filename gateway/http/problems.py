@@ -20,6 +20,9 @@ import sys
 from django.db import utils as db_utils
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_tenants.utils import remove_www
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -36,16 +39,16 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "https://errors.e-meterai.example/"
 
 _DRF_CODES: dict[type, tuple[str, str]] = {
-    drf_exceptions.ValidationError: ("validation_failed", "The request has invalid fields"),
-    drf_exceptions.ParseError: ("malformed_request", "The request body could not be read"),
-    drf_exceptions.AuthenticationFailed: ("authentication_failed", "Authentication failed"),
-    drf_exceptions.NotAuthenticated: ("authentication_required", "Authentication required"),
-    drf_exceptions.PermissionDenied: ("permission_denied", "Not allowed"),
-    drf_exceptions.NotFound: ("not_found", "Not found"),
-    drf_exceptions.MethodNotAllowed: ("method_not_allowed", "Method not allowed"),
-    drf_exceptions.NotAcceptable: ("not_acceptable", "Not acceptable"),
-    drf_exceptions.UnsupportedMediaType: ("unsupported_media_type", "Unsupported media type"),
-    drf_exceptions.Throttled: ("rate_limited", "Too many requests"),
+    drf_exceptions.ValidationError: ("validation_failed", gettext_lazy("The request has invalid fields")),
+    drf_exceptions.ParseError: ("malformed_request", gettext_lazy("The request body could not be read")),
+    drf_exceptions.AuthenticationFailed: ("authentication_failed", gettext_lazy("Authentication failed")),
+    drf_exceptions.NotAuthenticated: ("authentication_required", gettext_lazy("Authentication required")),
+    drf_exceptions.PermissionDenied: ("permission_denied", gettext_lazy("Not allowed")),
+    drf_exceptions.NotFound: ("not_found", gettext_lazy("Not found")),
+    drf_exceptions.MethodNotAllowed: ("method_not_allowed", gettext_lazy("Method not allowed")),
+    drf_exceptions.NotAcceptable: ("not_acceptable", gettext_lazy("Not acceptable")),
+    drf_exceptions.UnsupportedMediaType: ("unsupported_media_type", gettext_lazy("Unsupported media type")),
+    drf_exceptions.Throttled: ("rate_limited", gettext_lazy("Too many requests")),
 }
 
 
@@ -64,6 +67,22 @@ def problem_body(*, request: HttpRequest | None, status: int, code: str, title: 
         "request_id": _current_request_id(request),
     }
     body.update(extra)
+    return body
+
+
+def localized(body: dict, exc: ApplicationError) -> dict:
+    """``body`` in the request's language (``gateway.i18n``): the error's ``title`` and, for ``detail``, its
+    ``what_to_do``, when the catalogue translates them; the ``code`` and every other field stay as they are.
+    In English the body is unchanged (``detail`` keeps the message that names this request's specifics)."""
+    if (translation.get_language() or "en").startswith("en"):
+        return body
+    title = translation.gettext(exc.title)
+    if title != exc.title:
+        body["title"] = title
+    if exc.what_to_do:
+        what_to_do = translation.gettext(exc.what_to_do)
+        if what_to_do != exc.what_to_do:
+            body["detail"] = what_to_do
     return body
 
 
@@ -97,18 +116,18 @@ def exception_handler(exc, context):
         _log_dependency_failure(dependency, exc)
         status, body, headers = 503, service_unavailable_body(request, dependency), unavailable_headers()
     elif isinstance(exc, ApplicationError):
-        body = exc.as_problem()
+        body = localized(exc.as_problem(), exc)
         count_refusal(exc.code)
         body["request_id"] = _current_request_id(request)
         headers.update(getattr(exc, "headers", {}) or {})
         status = exc.http_status
     elif isinstance(exc, drf_exceptions.APIException):
         code, title = next(
-            ((c, t) for cls, (c, t) in _DRF_CODES.items() if isinstance(exc, cls)), ("request_refused", "Refused")
+            ((c, t) for cls, (c, t) in _DRF_CODES.items() if isinstance(exc, cls)), ("request_refused", _("Refused"))
         )
         extra = {}
         if isinstance(exc, drf_exceptions.ValidationError):
-            detail = "Some fields are missing or invalid; see `errors` for each field."
+            detail = _("Some fields are missing or invalid; see `errors` for each field.")
             extra["errors"] = exc.detail
         else:
             detail = str(exc.detail)
@@ -122,7 +141,7 @@ def exception_handler(exc, context):
         if isinstance(exc, Http404):
             status = 404
             body = problem_body(
-                request=request, status=404, code="not_found", title="Not found", detail="No such resource."
+                request=request, status=404, code="not_found", title=_("Not found"), detail=_("No such resource.")
             )
         else:
             return None  # unexpected: Django's handler500 answers (and logs) it
@@ -138,19 +157,27 @@ def exception_handler(exc, context):
 
 def handler400(request, exception=None):
     return problem_response(
-        request, status=400, code="bad_request", title="Bad request", detail="The request could not be understood."
+        request,
+        status=400,
+        code="bad_request",
+        title=_("Bad request"),
+        detail=_("The request could not be understood."),
     )
 
 
 def handler403(request, exception=None):
     return problem_response(
-        request, status=403, code="permission_denied", title="Not allowed", detail="You may not do this here."
+        request, status=403, code="permission_denied", title=_("Not allowed"), detail=_("You may not do this here.")
     )
 
 
 def handler404(request, exception=None):
     return problem_response(
-        request, status=404, code="not_found", title="Not found", detail=f"Nothing is served at {request.path}."
+        request,
+        status=404,
+        code="not_found",
+        title=_("Not found"),
+        detail=_("Nothing is served at %(path)s.") % {"path": request.path},
     )
 
 
@@ -165,9 +192,11 @@ def handler500(request):
         request,
         status=500,
         code="internal_error",
-        title="Internal error",
-        detail="Something went wrong on our side. Retry with the same Idempotency-Key: a retried "
-        "request is never carried out twice. Quote the request id if it keeps happening.",
+        title=_("Internal error"),
+        detail=_(
+            "Something went wrong on our side. Retry with the same Idempotency-Key: a retried "
+            "request is never carried out twice. Quote the request id if it keeps happening."
+        ),
     )
 
 
@@ -176,8 +205,8 @@ def csrf_failure(request, reason=""):
         request,
         status=403,
         code="csrf_failed",
-        title="Form expired",
-        detail="The form was stale or sent from another site. Reload the page and submit it again.",
+        title=_("Form expired"),
+        detail=_("The form was stale or sent from another site. Reload the page and submit it again."),
     )
 
 

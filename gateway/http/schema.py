@@ -227,6 +227,8 @@ def problems(*codes: str) -> Callable:
 PROBLEM_SCHEMA = {
     "type": "object",
     "description": "An RFC 9457 problem. `code` is stable; `detail` is for people and may be reworded. "
+    "`title` and `detail` follow `Accept-Language` (Indonesian for `id`, else English; `Content-Language` says "
+    "which); `code` never changes with the language. "
     "Some codes add fields (`errors` for `validation_failed`, `serial`, `queue_depth`, ...).",
     "properties": {
         "type": {"type": "string", "format": "uri", "example": "https://errors.e-meterai.example/not_found"},
@@ -475,7 +477,8 @@ class StorefrontSchemaGenerator(_HostSchemaGenerator):
             "`Idempotency-Key`. Every answer to an authenticated request carries `RateLimit` and "
             "`RateLimit-Policy`. Every error is `application/problem+json` with a stable `code` and a "
             "`request_id`; the codes, and what to do about each, are listed at the end of this host's API reference, "
-            "[/api/v1/docs#errors](/api/v1/docs#errors)."
+            "[/api/v1/docs#errors](/api/v1/docs#errors). A problem's `title` and `detail` are in Indonesian when the "
+            "request sends `Accept-Language: id` (`Content-Language` says which); its `code` never changes."
         ),
         "SERVERS": [
             {
@@ -503,7 +506,9 @@ class IssuerSchemaGenerator(_HostSchemaGenerator):
         "DESCRIPTION": (
             "The issuer's public API: anyone may check an e-Meterai by its serial or by uploading the stamped PDF. "
             "No authentication. Every error is `application/problem+json` with a stable `code` and a `request_id`; "
-            "the codes are listed at the end of the API reference, [/api/v1/docs#errors](/api/v1/docs#errors)."
+            "the codes are listed at the end of the API reference, [/api/v1/docs#errors](/api/v1/docs#errors). "
+            "A problem's `title` and `detail` are in Indonesian when the request sends `Accept-Language: id`; "
+            "its `code` never changes."
         ),
         "SERVERS": [
             {

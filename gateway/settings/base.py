@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "gateway.i18n.GatewayLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -243,7 +244,11 @@ CONTENT_SECURITY_POLICY = {
 
 # --------------------------------------------------------------------------- i18n, static
 
-LANGUAGE_CODE = "en"
+LANGUAGE_CODE = "en"  # the APIs' and the portals' default; the end user's pages default to Indonesian (gateway.i18n)
+LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # .po committed, .mo compiled by `manage.py i18n_compile`
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # the language switch persists
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Asia/Jakarta"
 USE_I18N = True
 USE_TZ = True
@@ -481,3 +486,11 @@ EMAIL_HOST_PASSWORD = os.environ.get("GATEWAY_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("GATEWAY_EMAIL_TLS", False)
 PORTAL_INVITATION_HOURS = int(os.environ.get("GATEWAY_PORTAL_INVITATION_HOURS", "72"))
 PORTAL_RESET_MINUTES = int(os.environ.get("GATEWAY_PORTAL_RESET_MINUTES", "60"))
+# --------------------------------------------------------------------------- the reference storefront (/shop/)
+# On every channel's host unless switched off for all (GATEWAY_SHOP=false) or for some channels by code.
+SHOP_ENABLED = env_bool("GATEWAY_SHOP", True)
+SHOP_DISABLED_CHANNELS = env_list("GATEWAY_SHOP_DISABLED_CHANNELS")
+# Who delivers the one-time sign-in link: a dotted path to a callable (channel, email, link). The console
+# sender logs it (development); production names the channel's mail gateway adapter.
+SHOP_LINK_SENDER = os.environ.get("GATEWAY_SHOP_LINK_SENDER", "faces.shop.signin.console_sender")
+SHOP_LINK_TTL_SECONDS = int(os.environ.get("GATEWAY_SHOP_LINK_TTL_SECONDS", "900"))

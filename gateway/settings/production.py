@@ -136,3 +136,12 @@ if not os.environ.get("GATEWAY_EMAIL_BACKEND"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 if EMAIL_BACKEND.rsplit(".", 2)[-2] in ("console", "filebased", "locmem", "dummy"):
     _refuse("GATEWAY_EMAIL_BACKEND", f"must deliver mail (SMTP or a provider's backend), not {EMAIL_BACKEND!r}")
+# The storefront's sign-in links must reach people: the console sender (development) only logs them. Without
+# a sender of its own the storefront stays off; switched on explicitly with the console sender, it refuses.
+if SHOP_LINK_SENDER == "faces.shop.signin.console_sender":  # noqa: F405
+    if env_bool("GATEWAY_SHOP", False):  # noqa: F405
+        raise ImproperlyConfigured(
+            "GATEWAY_SHOP is on but GATEWAY_SHOP_LINK_SENDER is the console sender: name the mail sender "
+            "that delivers the sign-in links (see docs/shop.md)"
+        )
+    SHOP_ENABLED = False
