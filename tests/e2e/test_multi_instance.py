@@ -184,9 +184,6 @@ def test_two_web_and_two_worker_instances_behave_as_one(external_services, tmp_p
 
         # 1. A worker instance that dies mid-stamp: worker A stops inside its first job's recording
         #    transaction (a fault point), and is killed there.
-        #    (The stamp is accepted first: a worker stopped inside its recording transaction holds the
-        #    channel's `used` ledger account row, which every stamp intake of the channel updates, so
-        #    new stamps of the channel wait until it commits or dies.)
         doomed = stamp(alpha_a, customers[0])
         assert doomed.status == 202, doomed.text
         doomed_id = doomed.json()["id"]
@@ -194,6 +191,11 @@ def test_two_web_and_two_worker_instances_behave_as_one(external_services, tmp_p
         worker_a = worker("worker-a", GATEWAY_FAULT_POINT="stamping.after_commit_hold",
                           GATEWAY_FAULT_MARKER=str(marker))  # fmt: skip
         deadline.wait(marker.exists, "worker A to reach the commit of its job")
+        # Killed there (SIGKILL to its instance's whole process group): PostgreSQL ends its transaction
+        # with the connection, so the channel's intakes go on; its job stays `processing` until swept.
+        # (Stamps sent while it is stopped there would wait on the channel's `used` ledger row.)
+        worker_a.kill()
+        worker_a.stop()
 
         # 2. Worker B joins; stamps go to both web instances.
         worker("worker-b")
@@ -208,10 +210,8 @@ def test_two_web_and_two_worker_instances_behave_as_one(external_services, tmp_p
             again = stamp(alpha_b if i % 2 else alpha_a, customers[1 + i], key=f"multi-{i}")
             assert again.status == 202 and again.json()["id"] == accepted[i], again.text
 
-        # 4. Kill worker A's instance (SIGKILL to its whole process group) and let the sweeper, run by
-        #    worker B (published from this machine as beat would), take its job back.
-        worker_a.kill()
-        worker_a.stop()
+        # 4. Let the sweeper, run by worker B (published from this machine as beat would), take the
+        #    killed instance's job back.
         sweep_env = {**os.environ, **instance_env("sweeper")}
 
         def doomed_finished():
