@@ -170,9 +170,7 @@ def otp_verify(request):
             form.add_error(None, exc.message)
             device, status, headers = None, exc.http_status, exc.headers
         if device is not None:
-            request.session.cycle_key()
-            django_otp_login(request, device)
-            request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
+            _signed_in_with(request, device)
             record(request.user, "staff.verified", request.user)
             return redirect(_next_url(request))
         if status != 429:
@@ -180,6 +178,13 @@ def otp_verify(request):
             status = 400
     context = {"form": form, "next": _next_url(request)}
     return _with_headers(render(request, "issuer/backoffice/otp_verify.html", context, status=status), headers)
+
+
+def _signed_in_with(request, device) -> None:
+    """The second factor is proven: a new session key, the device on the session, the idle limit."""
+    request.session.cycle_key()
+    django_otp_login(request, device)
+    request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
 
 
 @require_http_methods(["GET", "POST"])
@@ -207,9 +212,7 @@ def otp_enrol(request):
             form.add_error(None, exc.message)
             confirmed, status, headers = None, exc.http_status, exc.headers
         if confirmed is not None:
-            request.session.cycle_key()
-            django_otp_login(request, confirmed)
-            request.session.set_expiry(settings.BACKOFFICE_SESSION_IDLE_SECONDS)
+            _signed_in_with(request, confirmed)
             messages.success(request, "Your authenticator app is set up. Use it at every sign-in.")
             return redirect(_next_url(request))
         if status != 429:
