@@ -47,6 +47,16 @@ def _count_in_files(**_kwargs) -> None:
         start_worker_listener(settings.WORKER_METRICS_BIND, str(directory))
 
 
+@worker_init.connect
+def _build_stamp_fonts_before_forking(**_kwargs) -> None:
+    """The stamp's fonts are pure data: built once in the worker's parent, every pool child starts
+    with them instead of building its own on its first stamp (issuer/stamp/fonts.py). The engine
+    itself (keys, a PKCS#11 session) is never built before a fork."""
+    from issuer.stamp.fonts import stamp_fonts
+
+    stamp_fonts()
+
+
 @worker_process_init.connect
 def _follow_metrics_directory(**_kwargs) -> None:
     from kernel.metrics import follow_environment

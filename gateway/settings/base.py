@@ -287,6 +287,7 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
         "pikepdf": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},  # its INFO is a line per table while the stamp's fonts are built
     },
 }
 
