@@ -45,7 +45,12 @@ def _note_threads(server) -> None:
 
 def on_starting(server) -> None:
     """In the master, once: its workers count their metrics in a directory of this instance under
-    ``METRICS_DIR`` (prometheus-client's multiprocess mode), emptied now (``kernel.metrics``)."""
+    ``METRICS_DIR`` (prometheus-client's multiprocess mode), emptied now (``kernel.metrics``).
+
+    The thread count is noted first: reading ``METRICS_DIR`` loads the settings in the master, and the
+    workers inherit them as loaded. Noted after, every worker's bulkhead saw ``WEB_THREADS = 1`` and let
+    a surge take every thread (``gateway.bulkhead``)."""
+    _note_threads(server)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")  # as gateway.wsgi
     from django.conf import settings
 
