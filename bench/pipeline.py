@@ -20,7 +20,8 @@ Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDI
 
 The last line reads ``pipeline P stamps/s on C cores, engine E stamps/s/core, ratio R`` with
 R = P / (E x C), C the cores this process may run on. With ``--profile DIR`` each worker child writes a
-cProfile of its run to ``DIR`` (``pstats`` can read them).
+cProfile of its run to ``DIR`` (``pstats`` can read them), timed in CPU seconds (``time.process_time``),
+as "CPU per stamp" is: a wall-clock profile is mostly the worker waiting for PostgreSQL.
 
 It cleans up after itself (and after an interrupted run, first): the workers are stopped, the bench
 channel's jobs and their uploaded documents are deleted (a job left unfinished is failed first, so
@@ -343,7 +344,7 @@ def profiled_worker(argv: list[str]) -> None:
 
     @worker_process_init.connect(weak=False)
     def _start(**_):
-        profiles["p"] = cProfile.Profile()
+        profiles["p"] = cProfile.Profile(time.process_time)  # CPU: waits on PostgreSQL are not the worker's cost
         profiles["p"].enable()
 
     @worker_process_shutdown.connect(weak=False)
