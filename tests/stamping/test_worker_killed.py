@@ -30,6 +30,16 @@ def wait_until(predicate, *, timeout=90.0, what=""):
         time.sleep(0.1)
 
 
+@pytest.fixture(autouse=True)
+def alpha_has_no_leftover_jobs(live_db):
+    """These tests drain channel alpha and count on finding only their own job. A job an earlier live
+    test left open (a slow machine, a failure) would be claimed here instead, and one failure would
+    cascade into these tests: end such jobs first, their units released, as the stale-job sweeper would."""
+    with schema_context("alpha"):
+        for job in StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]):
+            services._fail(job, code="abandoned", detail="left open by an earlier test")
+
+
 def queued_job_in_test_queue(monkeypatch, *, name: str):
     """A committed alpha job with one unit held, and its drainer published to this file's own queue
     (not woken through the lanes). Returns (alpha, job, job_ref)."""
