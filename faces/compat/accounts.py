@@ -22,10 +22,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from faces.compat.errors import (  # noqa: F401 - re-exported: callers import them from here
+    CompatUserExists,
+    CompatUserInvalid,
+    InvalidCredentials,
+    InvalidToken,
+    LoginThrottled,
+)
 from faces.compat.models import CompatUpload, CompatUser
 from gateway.models import ApiKey
 from gateway.settings.base import derived_secret
-from kernel.errors import ApplicationError
 from tenants.customers.services import customer_get
 
 ALGORITHM = "HS256"
@@ -34,41 +40,6 @@ LOGIN_FAILURES_ALLOWED = 10  # per user name and channel, per LOGIN_FAILURE_WIND
 LOGIN_FAILURE_WINDOW = 900
 # Checked when the password is wrong or the user unknown alike, so the timing says nothing.
 _DUMMY_HASH = make_password("compat-user-that-does-not-exist")
-
-
-class InvalidCredentials(ApplicationError):
-    code = "compat_invalid_credentials"
-    http_status = 401
-    title = "Wrong user name or password"
-    what_to_do = "Check the compat user name and password the channel gave you (portal: Compat users)."
-
-
-class LoginThrottled(ApplicationError):
-    code = "compat_login_throttled"
-    http_status = 429
-    title = "Too many failed logins"
-    what_to_do = "Too many wrong passwords for this user; wait `Retry-After` seconds and check the password."
-
-
-class InvalidToken(ApplicationError):
-    code = "compat_invalid_token"
-    http_status = 401
-    title = "Invalid or expired token"
-    what_to_do = "Log in again (`POST /compat/api/users/login`) and send the new token as `Authorization: Bearer`."
-
-
-class CompatUserExists(ApplicationError):
-    code = "compat_user_exists"
-    http_status = 409
-    title = "The compat user exists"
-    what_to_do = "Choose another user name, or set a new password for the existing user."
-
-
-class CompatUserInvalid(ApplicationError):
-    code = "compat_user_invalid"
-    http_status = 400
-    title = "The compat user cannot be created"
-    what_to_do = "Use a password the validators accept, and an active API key of this channel with the `stamp` scope."
 
 
 def _secret() -> str:

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from billing import quota
 from faces.compat import accounts
 from faces.compat.auth import CompatTokenAuthentication
+from faces.compat.errors import CompatInvalidInput, CompatStampPending, CompatUploadNotFound
 from faces.compat.models import CompatUpload
 from faces.compat.qr import qr_jpeg_base64
 from gateway.http.auth import HasScope
@@ -91,31 +92,6 @@ def facade_codes(code: str, status: int) -> tuple[str, str]:
     if status == 422 or code.startswith(("document_", "page_", "stamp_", "pdf_", "not_a_pdf", "too_many")):
         return DOCUMENT_REFUSED
     return ("09", "92")
-
-
-class CompatInvalidInput(ApplicationError):
-    code = "compat_invalid_input"
-    http_status = 400
-    title = "A field is missing or malformed"
-    what_to_do = "Send the fields the call needs, as docs/compat.md lists them; `detail` names the field."
-
-
-class CompatUploadNotFound(ApplicationError):
-    code = "compat_upload_not_found"
-    http_status = 404
-    title = "No such uploaded document"
-    what_to_do = "Upload the document first (`POST /compat/fileupload/uploaddoc2`) and pass its `id` as `docId`."
-
-
-class CompatStampPending(ApplicationError):
-    code = "compat_stamp_pending"
-    http_status = 503
-    sheds_load = True  # an answer, not a server error
-    title = "The stamp is still being made"
-    what_to_do = (
-        "The stamp did not finish within the wait; nothing more was charged. Send the same call again with the "
-        "same serial (`retryFlag: \"1\"`): it gets this same stamp, never a second unit."
-    )
 
 
 # --------------------------------------------------------------------------- lenient input
@@ -412,7 +388,7 @@ class DocSigningZApi(CompatView):
         if job.status in IN_FLIGHT:
             pending = CompatStampPending(
                 f"The stamp of {serial} is {job.status}; nothing more was charged. Send the same call again "
-                "(retryFlag \"1\"): it gets this stamp.",
+                '(retryFlag "1"): it gets this stamp.',
                 extra={"serial": serial},
             )
             pending.headers = {"Retry-After": str(PENDING_RETRY_AFTER)}
@@ -478,8 +454,6 @@ class StampStatusApi(CompatView):
                     }
                 )
         return Response({"statusCode": "00", "message": "success", "result": {"total": len(rows), "data": rows}})
-
-
 
 
 MAX_BATCH_DOCUMENTS = 100
