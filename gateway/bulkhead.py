@@ -56,12 +56,6 @@ from gateway.http.problems import problem_response
 ACCEPTED, STAMPING, PURCHASES, REGISTRATIONS = "accepted", "stamping", "purchases", "registrations"
 CLASSES = (ACCEPTED, STAMPING, PURCHASES, REGISTRATIONS)  # highest first
 RANK = {kind: i for i, kind in enumerate(CLASSES)}
-CODES = {
-    ACCEPTED: "channel_busy",
-    STAMPING: "channel_busy",
-    PURCHASES: "purchases_busy",
-    REGISTRATIONS: "registrations_busy",
-}
 WHAT = {
     ACCEPTED: "requests",
     STAMPING: "requests",
@@ -219,14 +213,18 @@ class ChannelBulkheadMiddleware:
         else:
             title = "Too many requests of this channel at once"
             why = f"{tenant.name} already has {held} requests in progress on this server, its share."
-        response = problem_response(
-            request,
-            status=503,
-            code=CODES[kind],
-            title=title,
-            detail=f"{why} Nothing was done with this one. Try again in {retry_after} seconds.",
-            headers={"Retry-After": str(retry_after)},
-            **{"class": kind},
-        )
+        answer = {
+            "status": 503,
+            "title": title,
+            "detail": f"{why} Nothing was done with this one. Try again in {retry_after} seconds.",
+            "headers": {"Retry-After": str(retry_after)},
+            "class": kind,  # the class shed
+        }
+        if kind == PURCHASES:
+            response = problem_response(request, code="purchases_busy", **answer)
+        elif kind == REGISTRATIONS:
+            response = problem_response(request, code="registrations_busy", **answer)
+        else:
+            response = problem_response(request, code="channel_busy", **answer)
         response._has_been_logged = True  # load shed on purpose: not a server error to log
         return response
