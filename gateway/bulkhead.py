@@ -208,7 +208,7 @@ class ChannelBulkheadMiddleware:
             title = f"Too many requests of this channel at once: {WHAT[kind]} wait"
             why = (
                 f"{tenant.name} has {held} requests in progress on this server, and its {WHAT[kind]} rank below "
-                f"its stamps and the work it has already placed (docs/stamping.md, \"Overload priorities\")."
+                f'its stamps and the work it has already placed (docs/stamping.md, "Overload priorities").'
             )
         else:
             title = "Too many requests of this channel at once"

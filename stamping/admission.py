@@ -430,4 +430,3 @@ def admit_lower(*, channel, kind: str) -> QueueState | None:
     )
     error.headers = {"Retry-After": str(retry_after)}
     raise error
-

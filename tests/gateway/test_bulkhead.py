@@ -291,9 +291,7 @@ def test_at_its_share_new_customers_and_purchases_are_refused_while_stamps_reads
         assert Order.objects.get(pk=order.pk).status == "credited"
 
 
-def test_with_one_thread_a_channel_a_refused_stamp_request_holds_back_purchases(
-    four_threads, settings, client_for
-):
+def test_with_one_thread_a_channel_a_refused_stamp_request_holds_back_purchases(four_threads, settings, client_for):
     """A share of one thread leaves counts nothing to rank: once a stamp request of alpha was refused, its
     new purchases and customers are refused even with no alpha request in progress, so the next free
     thread goes to the stamp request - while another channel is served. Alone, alpha is never held back."""
