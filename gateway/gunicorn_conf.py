@@ -45,7 +45,10 @@ def _note_threads(server) -> None:
 
 def on_starting(server) -> None:
     """In the master, once: its workers count their metrics in a directory of this instance under
-    ``METRICS_DIR`` (prometheus-client's multiprocess mode), emptied now (``kernel.metrics``)."""
+    ``METRICS_DIR`` (prometheus-client's multiprocess mode), emptied now (``kernel.metrics``). The
+    thread count goes into the environment first: the settings are loaded here, once, and the workers
+    inherit them (read later, the bulkhead would see ``WEB_THREADS = 1`` and never refuse anything)."""
+    _note_threads(server)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")  # as gateway.wsgi
     from django.conf import settings
 

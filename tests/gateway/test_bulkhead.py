@@ -315,3 +315,37 @@ def test_with_one_thread_a_channel_a_refused_stamp_request_holds_back_purchases(
     del bulkhead._last_seen["beta"]  # alone in the process: borrowing as before
     order = client_for("alpha").post("/api/v1/orders", data="{}", content_type="application/json")
     assert order.status_code == 400  # reached the view (and refused the empty body there)
+
+
+def test_gunicorn_workers_see_their_threads_in_the_settings(tmp_path):
+    """The master loads the settings in ``on_starting`` (metrics) and the workers inherit them: the thread
+    count must be in the environment before that, or every worker has ``WEB_THREADS = 1`` and the bulkhead
+    never refuses anything. Run as gunicorn calls the hooks, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    script = """
+import types
+from gateway import gunicorn_conf as conf
+log = types.SimpleNamespace(info=lambda *a, **k: None, error=lambda *a, **k: None)
+server = types.SimpleNamespace(cfg=types.SimpleNamespace(threads=6, worker_class_str="gthread"), log=log, WORKERS={})
+conf.on_starting(server)
+conf.when_ready(server)
+conf.post_fork(server, None)
+from django.conf import settings
+print(settings.WEB_THREADS)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "WEB_THREADS"}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "gateway.settings.test",
+        "GATEWAY_PROBE_BIND": "off",
+        "GATEWAY_METRICS_DIR": str(tmp_path),
+    }
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", script], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "6"
