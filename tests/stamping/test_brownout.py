@@ -314,8 +314,7 @@ def test_payment_webhooks_pass_the_channel_bulkhead(settings):
         assert middleware(Request("/api/v1/payments/simulator/webhook")) == "ok"
         assert middleware(Request("/api/v1/orders")).status_code == 503
     finally:
-        bulkhead._in_flight.pop("alpha", None)
-        bulkhead._last_seen.pop("beta", None)
+        bulkhead.reset()
     assert seen == ["/api/v1/payments/simulator/webhook"]
 
 
