@@ -56,8 +56,10 @@ What it does:
     short surge passes them. A watcher reads ``GET /api/v1/status`` of the surge channel every second. It
     prints: orders paid and credited, the most seconds from a payment's first webhook to its order
     ``credited_at`` (goal: every paid order credited within 60 s), orders paid but not credited; per
-    class (new customers, purchases, stamp requests) the refusals (503) by code and the moment of the
-    first one (goal: the lowest class refused first); and when each class was paused and resumed.
+    class (new customers, purchases, stamp requests) the refusals (503), the moment of the class's first
+    one and of each code's first one; the refusals by code with the classes they fell on; the classes in
+    the order of their first refusal (goal: the lowest class refused first: ``lowest class first: yes``);
+    and when each class was paused and resumed.
   - The last line: ``surge: quiet p99 ratio X, ETA error median M% p90 P%, S stamps/s, 5xx(non-503) N, lost L``.
 
 Goals (issue #11): quiet p99 ratio <= 2; ETA error median <= 25% and p90 <= 50%; zero 5xx other than the
@@ -155,7 +157,8 @@ def seed(clients: int, extra_stock: int = 0) -> dict:
             print(f"{code}: {closed} jobs left open by an earlier run failed and their units released")
         key = issue_api_key(channel=channel, name=f"surge bench {uuid.uuid4().hex[:6]}").plaintext
         quota.allocate_stock(
-            channel_id=channel.pk, units=customers * UNITS_PER_CUSTOMER + 1000 + extra_stock,
+            channel_id=channel.pk,
+            units=customers * UNITS_PER_CUSTOMER + 1000 + extra_stock,
             reference=f"surge-{uuid.uuid4().hex}",
         )
         ids = []
@@ -378,9 +381,7 @@ def surge_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
     ops: list = []  # --mixed: registrations, orders, payments, status reads
     if plan.get("buyers"):
         buyers = plan["buyers"]
-        threads += [
-            threading.Thread(target=buyer, args=(port, ctx, plan, i, ops), daemon=True) for i in range(buyers)
-        ]
+        threads += [threading.Thread(target=buyer, args=(port, ctx, plan, i, ops), daemon=True) for i in range(buyers)]
         threads.append(threading.Thread(target=mode_watcher, args=(port, ctx, plan, ops), daemon=True))
     for t in threads:
         t.start()
@@ -887,26 +888,46 @@ def report_mixed(records: list[dict], ops: list[dict], plan: dict) -> None:
         f"  payment -> credited: p50 {ms(quantile(waits, 0.5))}, p99 {ms(quantile(waits, 0.99))}, max "
         f"{ms(waits[-1] if waits else None)}; within 60 s: {sum(1 for w in waits if w <= 60)}/{len(first_pay)}"
     )
-    classes = [
-        ("new customers", [o for o in ops if o["op"] == "register"]),
-        ("new purchases", [o for o in ops if o["op"] == "order"]),
-        ("new stamp requests (surge)", [r | {"t": r["sent"]} for r in records if r["ch"] == SURGE]),
-        ("new stamp requests (quiet)", [r | {"t": r["sent"]} for r in records if r["ch"] == QUIET]),
+    classes = [  # lowest class first
+        ("5 new customers", [o for o in ops if o["op"] == "register"]),
+        ("4 new purchases", [o for o in ops if o["op"] == "order"]),
+        ("3 new stamp requests (surge)", [r | {"t": r["sent"]} for r in records if r["ch"] == SURGE]),
+        ("3 new stamp requests (quiet)", [r | {"t": r["sent"]} for r in records if r["ch"] == QUIET]),
     ]
-    print("  refusals (503) by class, lowest class first, by code with the first one's seconds into phase 2:")
+    print("  refusals (503) by class, lowest class first: the class's first one, then by code (s into phase 2):")
+    by_code_all: dict = {}
+    firsts = []
     for name, attempts in classes:
         refused = [a for a in attempts if a["status"] == 503]
         codes = Counter(a.get("code") for a in refused)
         first = {}
         for a in refused:
             first[a.get("code")] = min(first.get(a.get("code"), a["t"]), a["t"])
+            entry = by_code_all.setdefault(a.get("code"), {})
+            entry[name] = entry.get(name, 0) + 1
         ok = sum(1 for a in attempts if a["status"] in (201, 202))
         lat = [a["lat"] for a in attempts if a["status"] in (201, 202)]
+        class_first = min(first.values()) if first else None
+        if class_first is not None and "quiet" not in name:
+            firsts.append((class_first, name))
         by_code = ", ".join(f"{c}: {n}, first +{first[c] - t1:.1f}s" for c, n in codes.most_common())
         print(
-            f"    {name:27s} attempts {len(attempts):6d}, accepted {ok:6d} (p99 {ms(quantile(lat, 0.99))}), "
-            f"503 {len(refused):6d}" + (f" ({by_code})" if by_code else "")
+            f"    {name:29s} attempts {len(attempts):6d}, accepted {ok:6d} (p99 {ms(quantile(lat, 0.99))}), "
+            f"503 {len(refused):6d} ({len(refused) / max(1, len(attempts)):.0%}), first "
+            + (f"+{class_first - t1:.1f}s" if class_first is not None else "never")
+            + (f" ({by_code})" if by_code else "")
         )
+    print("  refusals (503) by code, with the classes refused with it:")
+    for code, per_class in sorted(by_code_all.items(), key=lambda item: -sum(item[1].values())):
+        spread = ", ".join(f"{name}: {n}" for name, n in per_class.items())
+        print(f"    {str(code):26s} {sum(per_class.values()):6d} ({spread})")
+    order = " < ".join(f"{name} +{t - t1:.1f}s" for t, name in sorted(firsts))
+    ranked = [name for name, _attempts in classes if name in {n for _t, n in firsts}]  # lowest class first
+    lowest_first = [name for _t, name in sorted(firsts)] == ranked
+    print(
+        f"  first refusal of each class (surge channel): {order or 'none'}; lowest class first: "
+        + ("yes" if lowest_first else "no")
+    )
     changes, previous = [], []
     for o in sorted((o for o in ops if o["op"] == "status"), key=lambda o: o["t"]):
         if o["paused"] != previous:

@@ -9,6 +9,10 @@
   finish one more job within ``STAMPING_MAX_WAIT_SECONDS`` at the rate the model gives it (or holds
   ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs) - a limit derived from what the workers measurably do,
   not a constant. The refusal costs two Redis round trips and no body or database work.
+- **Lower classes first** (:func:`admit_lower`, docs/stamping.md "Overload priorities"): new purchases
+  and new customers are refused ``503 purchases_overloaded`` / ``registrations_overloaded`` once the
+  lane passes a share of the same limits (``STAMPING_CLASS_SHARES``: 3/4 for purchases, 1/2 for new
+  customers), so whenever a stamp request is refused ``overloaded`` they already are.
 - **Spread retries**: each refused client gets its own retry slot, one lane-job apart, so fifty
   clients refused together do not come back together (``Retry-After``).
 - **Drain rate**: finished jobs are also counted in 10-second buckets for the back office's figures.
@@ -33,7 +37,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from stamping.errors import Overloaded
+from stamping.errors import LOWER_CLASS_OVERLOADED, Overloaded
 from stamping.models import StampJob
 from tenants.models import Channel
 
@@ -389,3 +393,40 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
         error.headers = {"Retry-After": str(retry_after)}
         raise error
     return state
+
+
+def class_share(kind: str) -> float:
+    """The share of the stamping limits at which new work of a lower ``kind`` is refused (1.0: as stamps)."""
+    return min(1.0, max(0.0, float(settings.STAMPING_CLASS_SHARES.get(kind, 1.0))))
+
+
+def admit_lower(*, channel, kind: str) -> QueueState | None:
+    """New purchases and new customers rank below new stamp requests: refuse them ``503
+    <kind>_overloaded`` when the channel's lane is past ``class_share(kind)`` of the limits that refuse a
+    stamp request (the wait a new job would have, the backlog), so they are refused before and while a
+    stamp request is. One Redis round trip; nothing else is read. Returns the queue state (None: the
+    class has no share below stamps)."""
+    share = class_share(kind)
+    if kind not in LOWER_CLASS_OVERLOADED or share >= 1.0:
+        return None
+    state = queue_state(budget=channel.stamping_concurrency)
+    waiting = state.waiting
+    wait = state.seconds_until_done(waiting)  # a new job at the back of the lane
+    max_wait = settings.STAMPING_MAX_WAIT_SECONDS * share
+    too_long = wait > max_wait and waiting >= settings.STAMPING_MIN_BACKLOG * share
+    if not too_long and waiting + 1 <= settings.STAMPING_CHANNEL_BACKLOG_LIMIT * share:
+        return state
+    spacing = state.model.seconds_per_job(waiting)
+    earliest = max(0.0, wait - max_wait) if too_long else spacing
+    retry_after = max(
+        1, math.ceil(retry_slot(schema=f"{channel.schema_name}:{kind}", spacing=spacing, earliest=earliest))
+    )
+    what = "new purchases" if kind == "purchases" else "new customers"
+    error = LOWER_CLASS_OVERLOADED[kind](
+        f"{channel.name} has {waiting} documents waiting to be stamped, about {math.ceil(wait)} seconds of "
+        f"work: {what} wait until it drains, so that the stamps come first. Nothing was done. Try again in "
+        f"{retry_after} seconds.",
+        extra={"queue_depth": waiting, "retry_after": retry_after, "class": kind},
+    )
+    error.headers = {"Retry-After": str(retry_after)}
+    raise error

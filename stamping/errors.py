@@ -31,3 +31,30 @@ class Overloaded(ApplicationError):
         "The channel's stamping queue holds what its lane can finish within the promised wait; "
         "nothing was charged. Retry after `Retry-After`."
     )
+
+
+class PurchasesOverloaded(ApplicationError):
+    code = "purchases_overloaded"
+    http_status = 503
+    title = "New purchases wait: stamping is near capacity"
+    sheds_load = True
+    what_to_do = (
+        "The channel's stamping queue is near what its lane can finish within the promised wait, and new "
+        "purchases are refused before stamp requests (overload priorities); nothing was done. Retry after "
+        "`Retry-After`."
+    )
+
+
+class RegistrationsOverloaded(ApplicationError):
+    code = "registrations_overloaded"
+    http_status = 503
+    title = "New customers wait: stamping is near capacity"
+    sheds_load = True
+    what_to_do = (
+        "The channel's stamping queue is near what its lane can finish within the promised wait, and new "
+        "customers are refused first, before purchases and stamp requests (overload priorities); nothing was "
+        "done. Retry after `Retry-After`."
+    )
+
+
+LOWER_CLASS_OVERLOADED = {"purchases": PurchasesOverloaded, "registrations": RegistrationsOverloaded}

@@ -191,6 +191,9 @@ def sign_in(request, token: str):
     if pending is not None and signin.existing_customer(pending) is None:
         try:  # a new applicant waits while registrations are paused; the link stays usable
             refuse_if_paused(kind="registrations", channel=request.tenant)
+            from stamping import admission
+
+            admission.admit_lower(channel=request.tenant, kind="registrations")
         except ApplicationError as exc:
             return _refused(request, exc)
     email = signin.redeem(token)
@@ -228,7 +231,10 @@ def buy(request):
         target = reverse("shop:order", kwargs={"order_id": earlier}) if earlier else reverse("shop:home")
         return HttpResponseRedirect(target, status=303)
     try:
+        from stamping import admission
+
         refuse_if_paused(kind="purchases", channel=request.tenant)
+        admission.admit_lower(channel=request.tenant, kind="purchases")
         order = retail.create_order(channel=request.tenant, customer=request.shop_customer, quantity=quantity)
     except ApplicationError as exc:
         once.release()

@@ -19,6 +19,7 @@ from gateway.http.fields import ApiModelSerializer
 from gateway.http.pagination import encode_cursor, keyset_page
 from gateway.http.schema import problems
 from gateway.idempotency import IdempotencyKeyRequired
+from stamping import admission
 from stamping.brownout import selectors as brownout_selectors
 from stamping.brownout.services import refuse_if_paused
 from tenants.customers.models import Customer
@@ -33,13 +34,16 @@ class ChannelApiView(EdgeMixin, APIView):
     permission_classes = [HasScope]
     required_scope = "read"
     # The class of new work a POST here is (``stamping``, ``purchases``, ``registrations``): refused
-    # ``503 <class>_paused`` while the issuer pauses it (brownout), right after key, rate limit and scope.
+    # ``503 <class>_paused`` while the issuer pauses it (brownout), right after key, rate limit and scope;
+    # purchases and new customers also ``503 <class>_overloaded`` while the channel's stamping lane is near
+    # its limit (stamp requests come first: ``admission.admit_lower``).
     brownout_class: str | None = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if self.brownout_class and request.method == "POST":
             refuse_if_paused(kind=self.brownout_class, channel=request.tenant)
+            admission.admit_lower(channel=request.tenant, kind=self.brownout_class)
 
 
 class ApiRootDoc(serializers.Serializer):  # documentation only
@@ -209,7 +213,7 @@ class CustomerListApi(ChannelApiView):
         request=InputSerializer,
         responses={201: CustomerDoc},
     )
-    @problems("customer_exists", "registrations_paused")
+    @problems("customer_exists", "registrations_paused", "registrations_overloaded", "registrations_busy")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -353,6 +357,8 @@ class OrderListApi(ChannelApiView):
         "insufficient_stock",
         "payment_provider_unavailable",
         "purchases_paused",
+        "purchases_overloaded",
+        "purchases_busy",
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)

@@ -68,7 +68,20 @@ _EDGE: dict[str, tuple[int, str]] = {
     "channel_busy": (
         503,
         "This channel already has its share of the server's request threads busy; nothing was done. "
-        "Retry after `Retry-After` seconds (1 or 2).",
+        "Retry after `Retry-After` seconds (1 or 2). `class` says which class of work was shed (`stamping`: "
+        "new stamp requests and other calls; `accepted`: reads of accepted work).",
+    ),
+    "purchases_busy": (
+        503,
+        "This channel has its share of the server's request threads busy and new purchases are refused first, "
+        "before its stamp requests (overload priorities); nothing was done. Retry after `Retry-After` seconds "
+        "(1 or 2).",
+    ),
+    "registrations_busy": (
+        503,
+        "This channel has its share of the server's request threads busy and new customers are refused first, "
+        "before its purchases and stamp requests (overload priorities); nothing was done. Retry after "
+        "`Retry-After` seconds (1 or 2).",
     ),
     "service_unavailable": (
         503,
@@ -105,6 +118,8 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         DocumentNotReady,
         InsufficientQuota,
         Overloaded,
+        PurchasesOverloaded,
+        RegistrationsOverloaded,
         StampJobNotFound,
     )
     from tenants.customers.services import CustomerExists, CustomerNotFound
@@ -134,6 +149,8 @@ def _domain_errors() -> dict[str, tuple[int, str]]:
         DocumentNotReady,
         StampedDocumentPurged,
         Overloaded,
+        PurchasesOverloaded,
+        RegistrationsOverloaded,
         StampingPaused,
         PurchasesPaused,
         RegistrationsPaused,
@@ -198,6 +215,8 @@ PARSED = ("malformed_request", "validation_failed", "unsupported_media_type")
 BEFORE_RATE_LIMIT = {
     "bad_request",
     "channel_busy",
+    "purchases_busy",
+    "registrations_busy",
     "unknown_host",
     "not_acceptable",
     "authentication_required",

@@ -304,6 +304,17 @@ STAMPING_MIN_BACKLOG = int(os.environ.get("STAMPING_MIN_BACKLOG", "20"))
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))  # stamps/s of one worker
 STAMPING_ASSUMED_DISPATCH_SECONDS = float(os.environ.get("STAMPING_ASSUMED_DISPATCH_SECONDS", "0.05"))
 STAMPING_WORKER_SLOTS = int(os.environ.get("STAMPING_WORKER_SLOTS", "2"))  # until workers report themselves
+# Lower classes first (docs/stamping.md, "Overload priorities"): new purchases and new customers are
+# refused (503 purchases_overloaded / registrations_overloaded) once the lane passes this share of the
+# limits above that refuse a stamp request: "purchases=0.75,registrations=0.5" (1 or more: never before stamps).
+STAMPING_CLASS_SHARES = {
+    kind.strip(): float(share)
+    for kind, _, share in (
+        item.partition("=")
+        for item in os.environ.get("STAMPING_CLASS_SHARES", "purchases=0.75,registrations=0.5").split(",")
+        if item.strip()
+    )
+}
 # Web tier bulkheads (gateway/bulkhead.py): the threads of one web process (gunicorn gthread; set by
 # gateway/gunicorn_conf.py from the same variable) and the share of them one channel may hold at once.
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))

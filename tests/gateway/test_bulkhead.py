@@ -1,5 +1,6 @@
 """The web tier's bulkheads: a channel holding its share of a process's threads is refused at once,
-while another channel (and the issuer) are served."""
+while another channel (and the issuer) are served; within its share the lower classes of work (new
+customers, then new purchases) are refused before its stamp requests and reads of accepted work."""
 
 from __future__ import annotations
 
@@ -18,11 +19,9 @@ pytestmark = pytest.mark.django_db
 def four_threads(settings):
     settings.WEB_THREADS = 4
     settings.WEB_CHANNEL_SHARE = 0.5
-    bulkhead._in_flight.clear()
-    bulkhead._last_seen.clear()
+    bulkhead.reset()
     yield
-    bulkhead._in_flight.clear()
-    bulkhead._last_seen.clear()
+    bulkhead.reset()
 
 
 @pytest.fixture
@@ -152,3 +151,167 @@ def test_pages_and_static_files_are_not_counted(beta_being_served, client_for):
     """A browser loads a page, its stylesheet and its icon at once: they never meet the bulkhead."""
     bulkhead._in_flight["alpha"] = 3
     assert client_for("alpha").get("/login/").status_code == 200
+
+
+# --------------------------------------------------------------------------- classes (issue #19)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind"),
+    [
+        ("GET", "/api/v1/stamps/stp_0123", "accepted"),
+        ("GET", "/api/v1/stamps/stp_0123/document", "accepted"),
+        ("HEAD", "/api/v1/batches/bat_1", "accepted"),
+        ("GET", "/api/v1/orders/ord_1", "accepted"),
+        ("GET", "/api/v1/refunds/ref_1", "accepted"),
+        ("GET", "/api/v1/status", "accepted"),
+        ("POST", "/api/v1/stamps", "stamping"),
+        ("POST", "/api/v1/batches", "stamping"),
+        ("POST", "/api/v1/stamps/preview", "stamping"),
+        ("GET", "/api/v1/stamps/preview", "stamping"),
+        ("GET", "/api/v1/stamps", "stamping"),
+        ("GET", "/api/v1/balance", "stamping"),
+        ("GET", "/api/v1/orders", "stamping"),
+        ("GET", "/api/v1/orders/ord_1/refunds", "stamping"),
+        ("POST", "/api/v1/orders/ord_1/refunds", "stamping"),
+        ("PATCH", "/api/v1/customers/7", "stamping"),
+        ("POST", "/api/v1/orders", "purchases"),
+        ("POST", "/api/v1/orders/", "purchases"),
+        ("POST", "/api/v1/customers", "registrations"),
+        ("GET", "/api/v1/customers", "stamping"),
+        ("POST", "/api/v1/payments/simulator/webhook", None),
+    ],
+)
+def test_each_request_is_classified_from_its_method_and_path(method, path, kind):
+    assert bulkhead.classify(method, path) == kind
+
+
+def test_the_caps_shrink_with_the_class_and_never_reach_zero():
+    for threads in (2, 3, 4, 8, 16, 64):
+        for limit in range(1, threads):
+            for sharing in (True, False):
+                caps = [bulkhead.class_cap(k, limit, threads=threads, sharing=sharing) for k in bulkhead.CLASSES]
+                assert caps == sorted(caps, reverse=True) and caps[-1] >= 1, (threads, limit, caps)
+                assert caps[0] <= threads - 1 and caps[1] == limit
+    assert [bulkhead.class_cap(k, 8, threads=32, sharing=True) for k in bulkhead.CLASSES] == [9, 8, 6, 4]
+
+
+def test_no_state_refuses_a_higher_class_while_a_lower_one_is_served(settings):
+    """Every combination of requests in progress, recent refusals and other channels being served: when a
+    class is refused, every class below it is refused as well."""
+    import itertools
+
+    settings.WEB_THREADS = 8
+    now = time.monotonic()
+    for share in (0.125, 0.25, 0.5):
+        settings.WEB_CHANNEL_SHARE = share
+        for counts in itertools.product(range(3), repeat=4):
+            for shed in itertools.product((False, True), repeat=4):
+                for sharing in (False, True):
+                    bulkhead.reset()
+                    if sharing:
+                        bulkhead._last_seen["beta"] = now
+                    for kind, count, was_shed in zip(bulkhead.CLASSES, counts, shed, strict=True):
+                        if count:
+                            bulkhead._class_in_flight[("alpha", kind)] = count
+                        if was_shed:
+                            bulkhead._shed[("alpha", kind)] = now
+                    held = sum(counts)
+                    refused = [bulkhead._refuses("alpha", kind, held, now) for kind in bulkhead.CLASSES]
+                    assert refused == sorted(refused), (share, counts, shed, sharing, refused)
+    bulkhead.reset()
+
+
+@pytest.fixture
+def alpha_paying(channels):
+    from billing import quota
+    from tests.billing.factories import unique
+
+    quota.allocate_stock(channel_id=channels["alpha"].pk, units=50, reference=unique("dep"))
+    return channels["alpha"]
+
+
+def test_at_its_share_new_customers_and_purchases_are_refused_while_stamps_reads_and_payments_are_served(
+    alpha_paying, client_for, settings
+):
+    """Four threads, a share of two, beta being served. With one alpha stamp request in progress, a new
+    customer or a new order of alpha is refused with its class's code and leaves no row; a stamp request,
+    a read of an accepted stamp and a payment webhook of alpha are served."""
+    from django_tenants.utils import schema_context
+
+    from billing.retail import services as retail
+    from billing.retail.models import Order
+    from tenants.customers.models import Customer
+    from tests.stamping.test_brownout import paid_customer, pay, post_customer, post_order, post_stamp
+
+    stamper = paid_customer(alpha_paying)
+    accepted = post_stamp(client_for, stamper)
+    assert accepted.status_code == 202
+    job_id = accepted.json()["id"]
+    with schema_context("alpha"):
+        buyer = Customer.objects.create(external_ref="buyer-1", name="Budi")
+        order = retail.create_order(channel=alpha_paying, customer=buyer, quantity=1)
+        rows_before = (Customer.objects.count(), Order.objects.count())
+
+    settings.WEB_THREADS = 4
+    settings.WEB_CHANNEL_SHARE = 0.5
+    bulkhead.reset()
+    bulkhead._last_seen["beta"] = time.monotonic() + 3600  # beta is being served
+    bulkhead._in_flight["alpha"] = 1  # one alpha stamp request in progress on this process
+    bulkhead._class_in_flight[("alpha", "stamping")] = 1
+    try:
+        for response, code, kind in (
+            (post_customer(client_for), "registrations_busy", "registrations"),
+            (post_order(client_for, buyer.pk), "purchases_busy", "purchases"),
+        ):
+            assert response.status_code == 503, response.content
+            assert response["Content-Type"].startswith("application/problem+json")
+            assert int(response["Retry-After"]) in (1, 2)
+            problem = response.json()
+            assert (problem["code"], problem["class"]) == (code, kind) and problem["request_id"]
+        with schema_context("alpha"):
+            assert (Customer.objects.count(), Order.objects.count()) == rows_before  # nothing was done
+
+        assert client_for("alpha").get(f"/api/v1/stamps/{job_id}").status_code == 200
+        assert post_stamp(client_for, stamper).status_code == 202
+        assert pay(client_for, order) == 200
+        assert client_for("alpha", key=None).get("/api/v1/status").status_code == 200
+        assert bulkhead.in_flight("alpha") == 1 and bulkhead.in_flight("alpha", "accepted") == 0  # given back
+
+        # At its share (two in progress) a stamp request is refused too, still as `channel_busy`; a read
+        # of accepted work has the thread above the share.
+        bulkhead._in_flight["alpha"] = 2
+        bulkhead._class_in_flight[("alpha", "stamping")] = 2
+        busy = post_stamp(client_for, stamper)
+        assert (busy.status_code, busy.json()["code"], busy.json()["class"]) == (503, "channel_busy", "stamping")
+        assert client_for("alpha").get(f"/api/v1/stamps/{job_id}").status_code == 200
+    finally:
+        bulkhead.reset()
+    with schema_context("alpha"):
+        assert Order.objects.get(pk=order.pk).status == "credited"
+
+
+def test_with_one_thread_a_channel_a_refused_stamp_request_holds_back_purchases(four_threads, settings, client_for):
+    """A share of one thread leaves counts nothing to rank: once a stamp request of alpha was refused, its
+    new purchases and customers are refused even with no alpha request in progress, so the next free
+    thread goes to the stamp request - while another channel is served. Alone, alpha is never held back."""
+    settings.WEB_CHANNEL_SHARE = 0.25
+    bulkhead._last_seen["beta"] = time.monotonic() + 3600
+    bulkhead._in_flight["alpha"] = 1
+    bulkhead._class_in_flight[("alpha", "stamping")] = 1
+    refused = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
+    assert refused.json()["code"] == "channel_busy"
+    assert ("alpha", "stamping") in bulkhead._shed  # noted: stamp requests want threads
+    bulkhead._shed[("alpha", "stamping")] = time.monotonic() + 3600  # (as if just now, whatever the clock)
+
+    bulkhead._in_flight.clear()
+    bulkhead._class_in_flight.clear()  # nothing of alpha in progress
+    order = client_for("alpha").post("/api/v1/orders", data="{}", content_type="application/json")
+    assert (order.status_code, order.json()["code"]) == (503, "purchases_busy")
+    customer = client_for("alpha").post("/api/v1/customers", data="{}", content_type="application/json")
+    assert customer.json()["code"] == "registrations_busy"
+    assert client_for("alpha").get("/api/v1/document-types").status_code == 200  # the higher class is served
+
+    del bulkhead._last_seen["beta"]  # alone in the process: borrowing as before
+    order = client_for("alpha").post("/api/v1/orders", data="{}", content_type="application/json")
+    assert order.status_code == 400  # reached the view (and refused the empty body there)

@@ -25,7 +25,8 @@ print(json.dumps({"threads": settings.WEB_THREADS, "cap": bulkhead.channel_cap()
 
 
 def _run_master(threads: int, tmp_path) -> dict:
-    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "gateway.settings.test", "METRICS_DIR": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "gateway.settings.test"}
+    env["GATEWAY_METRICS_DIR"] = str(tmp_path)
     result = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", MASTER.replace("__THREADS__", str(threads))],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -304,8 +304,8 @@ def test_payment_webhooks_pass_the_channel_bulkhead(settings):
     class Request:
         tenant = Tenant()
 
-        def __init__(self, path):
-            self.path = path
+        def __init__(self, path, method="POST"):
+            self.path, self.method = path, method
 
     middleware = bulkhead.ChannelBulkheadMiddleware(lambda request: seen.append(request.path) or "ok")
     bulkhead._in_flight["alpha"] = 99  # the channel's surge holds every thread
@@ -314,8 +314,7 @@ def test_payment_webhooks_pass_the_channel_bulkhead(settings):
         assert middleware(Request("/api/v1/payments/simulator/webhook")) == "ok"
         assert middleware(Request("/api/v1/orders")).status_code == 503
     finally:
-        bulkhead._in_flight.pop("alpha", None)
-        bulkhead._last_seen.pop("beta", None)
+        bulkhead.reset()
     assert seen == ["/api/v1/payments/simulator/webhook"]
 
 
