@@ -10,8 +10,12 @@ progress or seen within ``ACTIVE_SECONDS``) is answered ``503`` with a short ``R
 before its API key, its body or the database are touched (a few microseconds: one lock and a few
 dicts). The other threads stay free for the other channels, and for the issuer's hosts, which are never
 limited here. A channel alone in a process may borrow all its threads but one: the bulkhead never
-refuses work an idle server could do. Pages and static files are not counted (a browser loads several
-at once, and they are not where a surge lands).
+refuses work an idle server could do. A channel under no pressure (none of its requests refused here
+in the last ``SHED_MEMORY_SECONDS``) may go one stamp request or read over its share while two threads
+are free
+(:func:`_may_go_one_over`): a quiet channel's occasional overlapping requests are served, a surging
+channel's are not. Pages and static files are not counted (a browser loads several at once, and they
+are not where a surge lands).
 
 **Classes** (docs/stamping.md, "Overload priorities"). Each request is classified from its method and
 path alone (:func:`classify`), highest first:
@@ -154,9 +158,22 @@ def _refuses(schema: str, kind: str, held: int, now: float) -> bool:
     higher = CLASSES[: RANK[kind]]
     shed_recently = any(now - _shed.get((schema, h), -1e9) < SHED_MEMORY_SECONDS for h in higher)
     wanted = shed_recently or any(_class_in_flight.get((schema, h), 0) for h in higher)
-    if held >= (cap if wanted else max(cap, limit)):
-        return True
+    bound = cap if wanted else max(cap, limit)
+    if held >= bound:
+        extra = sharing and kind in (ACCEPTED, STAMPING) and held < bound + 1  # never for the lower classes
+        return not (extra and _may_go_one_over(schema, threads, now))
     return sharing and shed_recently  # the next free thread goes to the class refused
+
+
+def _may_go_one_over(schema: str, threads: int, now: float) -> bool:
+    """A channel under no pressure (none of its requests refused here within ``SHED_MEMORY_SECONDS``)
+    may take one thread over its share while two are free, so one stays free for the others. A quiet
+    channel's requests overlap now and then (3 a second, each tens of milliseconds, three processes):
+    with a one-thread share the second was refused although the process had threads to spare. A surging
+    channel is refused all the time, so it never qualifies for more than one extra request in a row."""
+    if threads - sum(_in_flight.values()) < 2:
+        return False
+    return all(now - _shed.get((schema, kind), -1e9) >= SHED_MEMORY_SECONDS for kind in CLASSES)
 
 
 class ChannelBulkheadMiddleware:

@@ -30,6 +30,13 @@ def beta_being_served(four_threads):
     bulkhead._last_seen["beta"] = time.monotonic() + 3600
 
 
+@pytest.fixture
+def alpha_under_pressure(beta_being_served):
+    """... and alpha's stamp requests are being refused (a surge): no extra thread over its share for it
+    (``bulkhead._may_go_one_over``, tested below)."""
+    bulkhead._shed[("alpha", "stamping")] = time.monotonic() + 3600
+
+
 def test_the_cap_is_the_share_of_the_threads_and_never_all_of_them(settings):
     settings.WEB_CHANNEL_SHARE = 0.5
     settings.WEB_THREADS = 4
@@ -40,7 +47,7 @@ def test_the_cap_is_the_share_of_the_threads_and_never_all_of_them(settings):
     assert bulkhead.channel_cap() > 1000  # a sync worker has nothing to share
 
 
-def test_a_channel_at_its_share_is_refused_while_another_is_served(beta_being_served, client_for):
+def test_a_channel_at_its_share_is_refused_while_another_is_served(alpha_under_pressure, client_for):
     bulkhead._in_flight["alpha"] = 2  # two alpha requests in progress on this process
     refused = client_for("alpha").get("/api/v1/balance?customer=1")
     assert refused.status_code == 503
@@ -69,7 +76,7 @@ def test_a_slot_is_given_back_when_the_view_fails(four_threads, client_for, monk
     assert bulkhead.in_flight("alpha") == 0
 
 
-def test_concurrent_requests_never_exceed_the_cap(beta_being_served, client_for, monkeypatch):
+def test_concurrent_requests_never_exceed_the_cap(alpha_under_pressure, client_for, monkeypatch):
     """Requests held inside the view: of five at once on one channel, two run and three are refused."""
     from faces.storefront import stamps
 
@@ -130,7 +137,7 @@ def test_a_refusal_before_the_body_still_reads_it_off_the_connection(rf):
     assert response["Connection"] == "close"
 
 
-def test_load_shed_on_purpose_is_not_logged_as_a_server_error(beta_being_served, client_for, caplog):
+def test_load_shed_on_purpose_is_not_logged_as_a_server_error(alpha_under_pressure, client_for, caplog):
     """A surge answers thousands of these a second; each a django.request ERROR line would cost the CPU
     the refusal saves."""
     bulkhead._in_flight["alpha"] = 2
@@ -278,8 +285,9 @@ def test_at_its_share_new_customers_and_purchases_are_refused_while_stamps_reads
         assert client_for("alpha", key=None).get("/api/v1/status").status_code == 200
         assert bulkhead.in_flight("alpha") == 1 and bulkhead.in_flight("alpha", "accepted") == 0  # given back
 
-        # At its share (two in progress) a stamp request is refused too, still as `channel_busy`; a read
-        # of accepted work has the thread above the share.
+        # At its share (two in progress) and under pressure, a stamp request is refused too, still as
+        # `channel_busy`; a read of accepted work has the thread above the share.
+        bulkhead._shed[("alpha", "stamping")] = time.monotonic() + 3600
         bulkhead._in_flight["alpha"] = 2
         bulkhead._class_in_flight[("alpha", "stamping")] = 2
         busy = post_stamp(client_for, stamper)
@@ -297,7 +305,7 @@ def test_with_one_thread_a_channel_a_refused_stamp_request_holds_back_purchases(
     thread goes to the stamp request - while another channel is served. Alone, alpha is never held back."""
     settings.WEB_CHANNEL_SHARE = 0.25
     bulkhead._last_seen["beta"] = time.monotonic() + 3600
-    bulkhead._in_flight["alpha"] = 1
+    bulkhead._in_flight.update({"alpha": 1, "beta": 2})  # one thread free: no extra one for alpha
     bulkhead._class_in_flight[("alpha", "stamping")] = 1
     refused = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
     assert refused.json()["code"] == "channel_busy"
@@ -315,3 +323,34 @@ def test_with_one_thread_a_channel_a_refused_stamp_request_holds_back_purchases(
     del bulkhead._last_seen["beta"]  # alone in the process: borrowing as before
     order = client_for("alpha").post("/api/v1/orders", data="{}", content_type="application/json")
     assert order.status_code == 400  # reached the view (and refused the empty body there)
+
+
+@pytest.fixture
+def one_thread_share(settings):
+    settings.WEB_THREADS = 4
+    settings.WEB_CHANNEL_SHARE = 0.25  # the default: one thread of four
+    bulkhead.reset()
+    bulkhead._last_seen["beta"] = time.monotonic() + 3600  # beta is being served here
+    yield
+    bulkhead.reset()
+
+
+def test_a_quiet_channels_overlapping_request_goes_one_over_its_share_while_threads_are_free(
+    one_thread_share, client_for
+):
+    bulkhead._in_flight.update({"alpha": 1, "beta": 1})  # two of four threads busy, one of them alpha's
+    bulkhead._class_in_flight.update({("alpha", "stamping"): 1, ("beta", "stamping"): 1})
+    served = client_for("alpha").get("/api/v1/document-types")
+    assert served.status_code == 200
+
+    bulkhead._in_flight["alpha"] = 2  # one over already: no second extra
+    assert client_for("alpha").get("/api/v1/document-types").json()["code"] == "channel_busy"
+
+
+def test_a_channel_refused_lately_or_a_full_process_gets_no_extra_thread(one_thread_share, client_for):
+    bulkhead._in_flight.update({"alpha": 1, "beta": 2})  # one thread free: it stays for the others
+    assert client_for("alpha").get("/api/v1/document-types").json()["code"] == "channel_busy"
+
+    bulkhead._in_flight["beta"] = 1  # two free again, but alpha was just refused: under pressure
+    assert client_for("alpha").get("/api/v1/document-types").json()["code"] == "channel_busy"
+    assert bulkhead.in_flight("alpha") == 1
