@@ -84,6 +84,7 @@ def test_the_applicants_journey(live_db, browser, site, shots, gateway_url, stam
 
     def shoot(name: str) -> None:
         assert_fits(page)
+        page.evaluate("window.scrollTo(0, 0)")  # (a full-page shot of a scrolled page draws the sticky header mid-page)
         page.screenshot(path=str(shots / f"shop-{language}-{width}-{next(step):02d}-{name}.png"), full_page=True)
 
     try:
@@ -246,6 +247,7 @@ def test_a_stamp_dropped_near_the_suggested_empty_place_snaps_to_it(live_db, bro
         placed = [float(page.locator(f"input[name={n}]").input_value()) for n in ("llx", "lly", "urx", "ury")]
         assert placed == suggested
         assert_fits(page)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(shots / f"shop-snap-{pointer}.png"), full_page=True)
         page.get_by_role("button", name="Stamp with one unit").click()
         expect(page).to_have_url(re.compile(r"/shop/stamps/\w+$"))
