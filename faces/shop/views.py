@@ -433,7 +433,7 @@ def _suggestion_page(request, form):
     except ApplicationError as exc:
         context = {"form": form, "problem": _problem(request, exc), "token": token, "snap": SNAP_POINTS}
         return _page(request, "shop/stamp.html", context, status=exc.http_status)
-    llx, lly, urx, ury = answer["suggested_box"]
+    llx, lly, urx, ury = (int(v) if v == int(v) else v for v in answer["suggested_box"])  # 464, not 464.0
     initial = {
         "preset": "custom", "page": answer["page"], "preview": answer["token"],
         "llx": llx, "lly": lly, "urx": urx, "ury": ury,

@@ -259,6 +259,52 @@ def test_a_stamp_dropped_near_the_suggested_empty_place_snaps_to_it(live_db, bro
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def test_without_javascript_find_an_empty_place_fills_the_box_and_keeps_the_pdf(
+    live_db, browser, site, shots, tmp_path
+):
+    """No script on a phone: "Find an empty place" shows the page with the suggested place and fills the
+    box form with it; the PDF is kept, so "stamp" sends that box without choosing the file again."""
+    from django_tenants.utils import schema_context
+    from playwright.sync_api import expect
+
+    from issuer.checks import preview_document
+    from stamping.models import StampJob
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+    from tests.billing.factories import funded_wallet
+
+    alpha = Channel.objects.get(code="alpha")
+    email = f"{unique('nojs')}@example.com"
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name="No script", email=email)
+    data = text_pdf()
+    suggested = preview_document(data=data, page=1)["suggested_box"]
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="id-ID", java_script_enabled=False)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        sign_in(page, site, alpha, email)
+        pdf = tmp_path / "pernyataan.pdf"
+        pdf.write_bytes(data)
+        page.goto(site("alpha", "/shop/stamp"))
+        page.locator("input[type=file]").set_input_files(str(pdf))
+        page.get_by_text(TEXT["id"]["place"]).click()  # the box form (a <details>)
+        page.get_by_role("button", name="Cari tempat kosong").click()
+        expect(page.get_by_test_id("shop-suggestion")).to_contain_text("pernyataan.pdf")
+        filled = [float(page.locator(f"input[name={n}]").input_value()) for n in ("llx", "lly", "urx", "ury")]
+        assert filled == suggested
+        assert_fits(page)
+        page.screenshot(path=str(shots / "shop-nojs-suggested.png"), full_page=True)
+        page.get_by_role("button", name=TEXT["id"]["stamp_button"]).click()
+        expect(page).to_have_url(re.compile(r"/shop/stamps/\w+$"))
+        with schema_context("alpha"):
+            job = StampJob.objects.get(pk=page.url.rsplit("/", 1)[1])
+        assert [job.llx, job.lly, job.urx, job.ury] == suggested and job.file_name == "pernyataan.pdf"
+    finally:
+        context.close()
+
+
 KEPT: list[str] = []
 
 
