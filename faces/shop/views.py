@@ -418,7 +418,11 @@ def _chosen_document(request, form) -> tuple[bytes, str] | None:
 def _suggestion_page(request, form):
     """Without JavaScript, "find an empty place": the suggested place on the chosen page (the same
     dry run as the placement script's, :func:`suggest_place`), shown on the page and filled into the
-    box form; the PDF is kept, so the applicant only has to press "stamp" (or change the box)."""
+    box form; the PDF is kept, so the applicant only has to press "stamp" (or change the box). Charged
+    to the preview rate limit like the script's previews."""
+    refused = _preview_rate_limit(request)
+    if refused is not None:
+        return refused
     form.is_valid()  # the box may still be empty: only the document, page and password matter here
     data = form.cleaned_data
     token = secrets.token_urlsafe(16)

@@ -370,6 +370,9 @@ def test_previews_are_rate_limited_per_applicant_with_a_429_problem_and_a_friend
     assert page.status_code == 429 and int(page["Retry-After"]) >= 1
     html = page.content.decode()
     assert 'data-testid="shop-refused"' in html and "rate_limited" in html and "url=/shop/stamp" in html
+    form = {"document": SimpleUploadedFile("cv.pdf", pdf), "preset": "custom", "page": "1", "suggest": "1"}
+    without_script = shop.post("/shop/stamp", form, HTTP_ACCEPT="text/html")  # "find an empty place" too
+    assert without_script.status_code == 429 and 'data-testid="shop-refused"' in without_script.content.decode()
 
     other = type(shop)(HTTP_HOST="alpha.test")  # another applicant at the same address has their own bucket
     sign_in(other, f"{unique('kiki')}@example.com")
