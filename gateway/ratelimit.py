@@ -470,6 +470,42 @@ def check_public_rate_limit(*, client: str, cost: int = 1) -> Decision:
     return _check(public_policies(), (f"rl:{tag}:client:{client}", f"rl:{tag}:all"), f"rl:{tag}:epoch", cost)
 
 
+def shop_preview_policies() -> tuple[Policy, Policy]:
+    """(per signed-in applicant, per client address) for the storefront's placement preview."""
+    (user_rate, user_burst), (client_rate, client_burst) = settings.SHOP_PREVIEW_RATE_LIMITS
+    return (
+        Policy("user", rate=max(1, user_rate), burst=max(1, user_burst)),
+        Policy("client", rate=max(1, client_rate), burst=max(1, client_burst)),
+    )
+
+
+SHOP_PREVIEW_WHO = "You (or your address)"
+
+
+def check_shop_preview(*, channel_id: int, customer_id: str, client: str, cost: int = 1) -> Decision:
+    """Charge a placement preview of the storefront (``/shop/stamp/preview``: a PDF parsed, a page
+    rendered and searched for an empty place) to the signed-in applicant's bucket and to the client
+    address's bucket (one for all channels' storefronts: they share the renderer). Same script,
+    headers, 429 and Redis fallback as the API's limits."""
+    tag = _tag("shop-preview")
+    keys = (f"rl:{tag}:user:{channel_id}:{customer_id}", f"rl:{tag}:client:{client}")
+    return _check(shop_preview_policies(), keys, f"rl:{tag}:epoch", cost)
+
+
+def enforce_shop_preview_rate_limit(request, *, cost: int = 1) -> Decision:
+    """:func:`check_shop_preview` for ``request``'s channel, applicant (``request.shop_customer``) and
+    client address (its /64 for IPv6), raising :class:`RateLimited` when refused."""
+    decision = check_shop_preview(
+        channel_id=request.tenant.pk,
+        customer_id=str(request.shop_customer.pk),
+        client=client_bucket(client_address(request)),
+        cost=cost,
+    )
+    if not decision.allowed:
+        raise RateLimited(decision, who=SHOP_PREVIEW_WHO)
+    return decision
+
+
 def enforce_rate_limit(*, channel, api_key_id: int, cost: int = 1) -> Decision:
     """:func:`check_rate_limit`, raising :class:`RateLimited` (429, with headers) when refused."""
     decision = check_rate_limit(channel=channel, api_key_id=api_key_id, cost=cost)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -119,12 +120,20 @@ def _page(request, template: str, context: dict | None = None, *, status: int = 
     return render(request, template, context, status=status)
 
 
+def _problem(request, exc: ApplicationError) -> dict:
+    """The refusal's problem body in the page's language, with the request id a person quotes."""
+    from gateway.http.problems import localized, problem_body
+
+    problem = localized(exc.as_problem(), exc)
+    return {**problem, **problem_body(
+        request=request, status=exc.http_status, code=exc.code, title=problem["title"], detail=problem["detail"]
+    )}  # fmt: skip
+
+
 def _refused(request, exc: ApplicationError, *, again: str | None = None):
     """A refusal as a page: the error's own title and what to do (in the page's language), a reference,
     and for a pause or an overload a page that tries again by itself."""
-    from gateway.http.problems import localized
-
-    problem = localized(exc.as_problem(), exc)
+    problem = _problem(request, exc)
     retry_after = (getattr(exc, "headers", None) or {}).get("Retry-After")
     context = {"problem": problem, "retry_after": retry_after, "again": again if retry_after else None}
     response = _page(request, "shop/refused.html", context, status=exc.http_status)
@@ -269,7 +278,9 @@ PRESETS = {
 
 
 class StampForm(forms.Form):
-    document = forms.FileField(label=gettext_lazy("Your PDF"))
+    # Not required: after "find an empty place" the PDF is kept (``preview``) and need not be chosen again.
+    document = forms.FileField(label=gettext_lazy("Your PDF"), required=False)
+    preview = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     preset = forms.ChoiceField(
         label=gettext_lazy("What is the document?"),
         choices=[
@@ -324,7 +335,6 @@ def _waiting(request, exc: ApplicationError):
     """The honest waiting page: why (the refusal's translated title and what to do), the applicant's place
     and ETA in the channel's queue (the admission queue's lane model), and a page that comes back by
     itself to the upload form after ``Retry-After``."""
-    from gateway.http.problems import localized
     from stamping import admission
 
     if exc.http_status != 503:
@@ -332,7 +342,7 @@ def _waiting(request, exc: ApplicationError):
     state = admission.queue_state(budget=request.tenant.stamping_concurrency)
     retry_after = (getattr(exc, "headers", None) or {}).get("Retry-After") or "10"
     context = {
-        "problem": localized(exc.as_problem(), exc),
+        "problem": _problem(request, exc),
         "retry_after": retry_after,
         "queue_position": state.waiting + 1,
         "eta_seconds": state.eta_seconds(state.waiting),
@@ -353,9 +363,15 @@ def stamp(request):
     if waiting is not None:
         return waiting
     form = StampForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and "suggest" in request.POST:
+        return _suggestion_page(request, form)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        upload = data["document"]
+        document = _chosen_document(request, form)
+        if document is None:
+            context = {"form": form, "token": secrets.token_urlsafe(16), "snap": SNAP_POINTS}
+            return _page(request, "shop/stamp.html", context, status=400)
+        content, file_name = document
         once = FormOnce(request, "stamp")
         claimed, earlier = once.claim()
         if not claimed:  # sent twice: one stamp, one unit
@@ -366,12 +382,12 @@ def stamp(request):
                 channel=request.tenant,
                 customer_id=request.shop_customer.pk,
                 request=StampRequest(
-                    data=upload.read(),
+                    data=content,
                     page=data["page"],
                     box=data["box"],
                     profile=data["profile"],
                     password=data["password"] or None,
-                    file_name=(upload.name or "")[:255],
+                    file_name=file_name,
                     document_type=data["document_type"],
                 ),
             )
@@ -379,10 +395,8 @@ def stamp(request):
             once.release()
             if (getattr(exc, "headers", None) or {}).get("Retry-After"):
                 return _waiting(request, exc)
-            from gateway.http.problems import localized
-
-            problem = localized(exc.as_problem(), exc)
-            context = {"form": form, "problem": problem, "token": secrets.token_urlsafe(16)}
+            token = secrets.token_urlsafe(16)
+            context = {"form": form, "problem": _problem(request, exc), "token": token, "snap": SNAP_POINTS}
             return _page(request, "shop/stamp.html", context, status=exc.http_status)
         except BaseException:  # (as in buy)
             once.release()
@@ -390,7 +404,58 @@ def stamp(request):
         once.made(job.pk)
         return HttpResponseRedirect(reverse("shop:job", kwargs={"job_id": job.pk}), status=303)
     status = 400 if request.method == "POST" else 200
-    return _page(request, "shop/stamp.html", {"form": form, "token": secrets.token_urlsafe(16)}, status=status)
+    context = {"form": form, "token": secrets.token_urlsafe(16), "snap": SNAP_POINTS}
+    return _page(request, "shop/stamp.html", context, status=status)
+
+
+def _chosen_document(request, form) -> tuple[bytes, str] | None:
+    """The PDF to stamp: the one sent with the form, else the one kept by "find an empty place"
+    (``None``, with the form's error, when there is neither)."""
+    upload = form.cleaned_data.get("document")
+    if upload is not None:
+        return upload.read(), (upload.name or "")[:255]
+    kept = kept_preview(request, form.cleaned_data.get("preview") or "")
+    if kept is None:
+        form.add_error("document", _("Choose your PDF."))
+        return None
+    return kept["data"], kept["file_name"]
+
+
+def _suggestion_page(request, form):
+    """Without JavaScript, "find an empty place": the suggested place on the chosen page (the same
+    dry run as the placement script's, :func:`suggest_place`), shown on the page and filled into the
+    box form; the PDF is kept, so the applicant only has to press "stamp" (or change the box). Charged
+    to the preview rate limit like the script's previews."""
+    refused = _preview_rate_limit(request)
+    if refused is not None:
+        return refused
+    form.is_valid()  # the box may still be empty: only the document, page and password matter here
+    data = form.cleaned_data
+    token = secrets.token_urlsafe(16)
+    document = _chosen_document(request, form)
+    if document is None:
+        return _page(request, "shop/stamp.html", {"form": form, "token": token, "snap": SNAP_POINTS}, status=400)
+    try:
+        answer = suggest_place(
+            data=document[0], page=data.get("page") or 1, password=data.get("password") or None,
+            file_name=document[1], customer_id=request.shop_customer.pk,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        context = {"form": form, "problem": _problem(request, exc), "token": token, "snap": SNAP_POINTS}
+        return _page(request, "shop/stamp.html", context, status=exc.http_status)
+    llx, lly, urx, ury = (int(v) if v == int(v) else v for v in answer["suggested_box"])  # 464, not 464.0
+    initial = {
+        "preset": "custom", "page": answer["page"], "preview": answer["token"],
+        "llx": llx, "lly": lly, "urx": urx, "ury": ury,
+    }  # fmt: skip
+    context = {
+        "form": StampForm(initial=initial),
+        "token": token,
+        "snap": SNAP_POINTS,
+        "suggestion": answer | {"file_name": document[1], "svg_y": round(answer["height"] - ury, 2),
+                                "side_x": round(urx - llx, 2), "side_y": round(ury - lly, 2)},
+    }  # fmt: skip
+    return _page(request, "shop/stamp.html", context)
 
 
 def _own_job(request, job_id: str):
@@ -449,62 +514,127 @@ def job_document(request, job_id: str):
 
 PREVIEW_KEY = "shop:preview:{token}"
 PREVIEW_SECONDS = 30 * 60
-PREVIEW_WIDTH_PX = 700  # wide enough for a phone at 2x, small enough to send quickly
+# A box dropped this close to the suggested empty place snaps to it (static/js/placement.js reads it
+# from the page): points between the dropped box's centre and the suggestion's edges.
+SNAP_POINTS = 40
+
+
+def _preview_rate_limit(request):
+    """``None`` when the applicant (and their address) may preview again; else the 429 with
+    ``Retry-After``: ``application/problem+json`` for the script and the image, the friendly page for a
+    browser that asked for a page."""
+    from gateway.ratelimit import RateLimited, enforce_shop_preview_rate_limit
+
+    try:
+        enforce_shop_preview_rate_limit(request)
+    except RateLimited as exc:
+        if "text/html" in request.headers.get("Accept", ""):
+            return _refused(request, exc, again=reverse("shop:stamp"))
+        return _problem_json(request, exc)
+    return None
+
+
+def _problem_json(request, exc: ApplicationError):
+    from django.http import JsonResponse
+
+    from gateway.http.problems import PROBLEM_CONTENT_TYPE
+
+    response = JsonResponse(_problem(request, exc), status=exc.http_status, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (getattr(exc, "headers", None) or {}).items():
+        response[name] = value
+    return response
+
+
+def suggest_place(*, data: bytes, page: int, password: str | None, file_name: str, customer_id) -> dict:
+    """The storefront API's dry run (``issuer.checks.preview_document``, what ``POST
+    /api/v1/stamps/preview`` answers) for a placed box: the page's size, its rendering and the
+    suggested empty place (what ``box=auto`` picks). The upload and the rendering are kept for
+    :data:`PREVIEW_SECONDS`, for this applicant only, under a new token; refuses (an
+    ``ApplicationError``) what a stamp request would refuse."""
+    import base64
+
+    from django.core.cache import cache
+
+    from issuer.checks import preview_document
+
+    answer = preview_document(data=data, page=page, profile=PRESETS["custom"]["profile"], password=password)
+    size = answer["page_sizes"][page - 1]
+    token = secrets.token_urlsafe(16)
+    kept = {
+        "customer": customer_id, "data": data, "file_name": file_name, "page": page,
+        "png": base64.b64decode(answer["image"]["data"]),
+    }  # fmt: skip
+    cache.set(PREVIEW_KEY.format(token=token), kept, timeout=PREVIEW_SECONDS)
+    return {
+        "token": token,
+        "pages": answer["pages"],
+        "page": page,
+        "width": size["width"],
+        "height": size["height"],
+        "image": reverse("shop:preview-page", kwargs={"token": token, "page": page}),
+        "suggested_box": answer["suggested_box"],
+        "suggested_box_covers_content": answer["suggested_box_covers_content"],
+    }
+
+
+def kept_preview(request, token: str) -> dict | None:
+    """The document an applicant previewed (``None`` if it expired or is someone else's)."""
+    from django.core.cache import cache
+
+    kept = cache.get(PREVIEW_KEY.format(token=token)) if token else None
+    if not isinstance(kept, dict) or kept.get("customer") != request.shop_customer.pk:
+        return None
+    return kept
 
 
 @storefront
 @signed_in
 @require_POST
 def preview(request):
-    """``POST /shop/stamp/preview`` (``static/js/placement.js``): keep the chosen PDF for 30 minutes and
-    answer with its page count and the size of the asked page in points, and where its image is."""
-    import pypdfium2
-    from django.core.cache import cache
+    """``POST /shop/stamp/preview`` (``static/js/placement.js``): the chosen page, its size in points and
+    the suggested empty place for the stamp (:func:`suggest_place`); the PDF is kept 30 minutes for
+    the placement. Charged to the preview rate limit before the upload is read."""
     from django.http import JsonResponse
 
+    refused = _preview_rate_limit(request)
+    if refused is not None:
+        return refused
+    from gateway.http.problems import problem_response
+
     upload = request.FILES.get("document")
-    if upload is None or upload.size > settings.STAMP_DEFAULT_MAX_BYTES:
-        return JsonResponse({"error": "no_document"}, status=400)
-    data = upload.read()
+    if upload is None:
+        return problem_response(
+            request, status=400, code="validation_failed", title=_("The request has invalid fields"),
+            detail=_("Choose your PDF first."),
+        )  # fmt: skip
     try:
-        pdf = pypdfium2.PdfDocument(data, password=request.POST.get("password") or None)
-        pages = len(pdf)
-        number = min(max(1, int(request.POST.get("page") or 1)), pages)
-        width, height = pdf[number - 1].get_size()
-        pdf.close()
-    except (pypdfium2.PdfiumError, ValueError):
-        return JsonResponse({"error": "unreadable"}, status=400)
-    token = secrets.token_urlsafe(16)
-    cache.set(PREVIEW_KEY.format(token=token), (request.shop_customer.pk, data), timeout=PREVIEW_SECONDS)
-    image = reverse("shop:preview-page", kwargs={"token": token, "page": number})
-    return JsonResponse({"pages": pages, "page": number, "width": width, "height": height, "image": image})
+        page = max(1, int(request.POST.get("page") or 1))
+    except ValueError:
+        page = 1
+    try:
+        answer = suggest_place(
+            data=upload.read(), page=page, password=request.POST.get("password") or None,
+            file_name=(upload.name or "")[:255], customer_id=request.shop_customer.pk,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        return _problem_json(request, exc)
+    return JsonResponse(answer)
 
 
 @storefront
 @signed_in
 @require_GET
 def preview_page(request, token: str, page: int):
-    """The page as a PNG, for the applicant who uploaded it."""
-    import io
-
-    import pypdfium2
-    from django.core.cache import cache
+    """The previewed page as a PNG (as the storefront API's preview renders it), for the applicant who
+    uploaded it."""
     from django.http import HttpResponse
 
-    kept = cache.get(PREVIEW_KEY.format(token=token))
-    if kept is None or kept[0] != request.shop_customer.pk:
+    refused = _preview_rate_limit(request)
+    if refused is not None:
+        return refused
+    kept = kept_preview(request, token)
+    if kept is None or kept["page"] != page:
         raise Http404(token)
-    pdf = pypdfium2.PdfDocument(kept[1])
-    try:
-        if not 1 <= page <= len(pdf):
-            raise Http404(page)
-        pdf_page = pdf[page - 1]
-        scale = PREVIEW_WIDTH_PX / pdf_page.get_width()
-        image = pdf_page.render(scale=scale).to_pil()
-    finally:
-        pdf.close()
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    response = HttpResponse(out.getvalue(), content_type="image/png")
+    response = HttpResponse(kept["png"], content_type="image/png")
     response["Cache-Control"] = "private, max-age=1800"
     return response

@@ -506,3 +506,10 @@ SHOP_DISABLED_CHANNELS = env_list("GATEWAY_SHOP_DISABLED_CHANNELS")
 # sender logs it (development); production names the channel's mail gateway adapter.
 SHOP_LINK_SENDER = os.environ.get("GATEWAY_SHOP_LINK_SENDER", "faces.shop.signin.console_sender")
 SHOP_LINK_TTL_SECONDS = int(os.environ.get("GATEWAY_SHOP_LINK_TTL_SECONDS", "900"))
+# The placement preview (/shop/stamp/preview: a PDF parsed and a page rendered and analysed): (rate per
+# second, burst) per signed-in applicant, and per client address (all channels' storefronts together).
+# GATEWAY_SHOP_PREVIEW_RATE_LIMITS="1/20,5/60" sets both.
+SHOP_PREVIEW_RATE_LIMITS = tuple(
+    tuple(int(n) for n in pair.split("/"))
+    for pair in os.environ.get("GATEWAY_SHOP_PREVIEW_RATE_LIMITS", "1/20,5/60").split(",")
+)

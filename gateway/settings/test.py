@@ -35,6 +35,8 @@ PUBLIC_RATE_LIMITS = ((100_000, 100_000), (100_000, 100_000))
 # Sign-in throttles likewise: tests/faces/test_sign_in_throttle.py sets its own (and fresh buckets),
 # the rest of the suite signs in as often as it likes from 127.0.0.1.
 LOGIN_THROTTLES = ((100_000, 1), (100_000, 1))
+# The storefront's placement preview likewise (tests/shop/test_shop.py sets its own, with fresh buckets).
+SHOP_PREVIEW_RATE_LIMITS = ((100_000, 100_000), (100_000, 100_000))
 # Back-office staff without a second factor may enrol themselves in tests, as in the demo (local.py).
 BACKOFFICE_OTP_SELF_ENROL = True
 # /metrics: a token, and no network allowed (every test client is 127.0.0.1, and must be refused).

@@ -233,7 +233,8 @@ def test_the_placement_preview_shows_the_page_to_its_uploader_only(shop, alpha, 
     assert round(info["width"]) == 595 and round(info["height"]) == 842  # A4, in points
     image = shop.get(info["image"])
     assert image.status_code == 200 and image["Content-Type"] == "image/png" and image.content[:4] == b"\x89PNG"
-    assert shop.post("/shop/stamp/preview", {"document": SimpleUploadedFile("x.pdf", b"not a pdf")}).status_code == 400
+    refused = shop.post("/shop/stamp/preview", {"document": SimpleUploadedFile("x.pdf", b"not a pdf")})
+    assert refused.status_code == 415 and refused["Content-Type"] == "application/problem+json"  # as the API
 
     stranger = type(shop)(HTTP_HOST="alpha.test")
     sign_in(stranger, f"{unique('hadi')}@example.com")
@@ -271,3 +272,128 @@ def test_a_new_applicants_link_survives_a_registration_pause(shop, alpha) -> Non
 
     forget()
     assert shop.post(path).status_code == 303  # the same link still signs in once the pause is lifted
+
+
+# ---------------------------------------------------------------- the suggested empty place and its rate limit
+
+
+def test_the_placement_preview_suggests_the_empty_place_the_storefront_api_suggests(
+    shop, alpha, applicant, client_for
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    pdf = text_pdf()
+    info = shop.post("/shop/stamp/preview", {"document": SimpleUploadedFile("cv.pdf", pdf), "page": "1"}).json()
+    api = client_for("alpha").post("/api/v1/stamps/preview", {"document": SimpleUploadedFile("cv.pdf", pdf)})
+    assert api.status_code == 200, api.content
+    assert info["suggested_box"] == api.json()["suggested_box"]  # the same service, the same answer
+    assert info["suggested_box_covers_content"] is False
+    llx, lly, urx, ury = info["suggested_box"]
+    assert 0 <= llx < urx <= info["width"] and 0 <= lly < ury <= info["height"] and urx - llx == 100
+    # the page shown is the API's own rendering of it (72 dpi)
+    png = shop.get(info["image"]).content
+    assert png[:4] == b"\x89PNG" and int.from_bytes(png[16:20], "big") == api.json()["image"]["width"]
+
+    refused = shop.post("/shop/stamp/preview", {"document": SimpleUploadedFile("x.pdf", b"%PDF-1.7 cut short")})
+    api_refused = client_for("alpha").post(
+        "/api/v1/stamps/preview", {"document": SimpleUploadedFile("x.pdf", b"%PDF-1.7 cut short")}
+    )
+    assert refused["Content-Type"] == "application/problem+json" and refused.json()["request_id"]
+    assert (refused.status_code, refused.json()["code"]) == (api_refused.status_code, api_refused.json()["code"])
+
+
+def test_without_javascript_the_box_form_is_filled_with_the_suggestion_and_the_pdf_is_kept(
+    shop, alpha, applicant
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from issuer.checks import preview_document
+    from stamping.models import StampJob
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    pdf = text_pdf()
+    expected = preview_document(data=pdf, page=1)["suggested_box"]
+    form = {"document": SimpleUploadedFile("surat.pdf", pdf), "preset": "cpns", "page": "1", "suggest": "1"}
+    page = shop.post("/shop/stamp", form)
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="shop-suggestion"' in html and "surat.pdf" in html
+    filled = [float(re.search(rf'name="{n}" value="([^"]+)"', html).group(1)) for n in ("llx", "lly", "urx", "ury")]
+    assert filled == expected
+    assert re.search(r'name="preset" value="custom"[^>]*checked', html)
+    token = re.search(r'name="preview" value="([^"]+)"', html).group(1)
+    assert f"/shop/stamp/preview/{token}/1.png" in html  # the page, with the place drawn on it
+
+    # The applicant only presses "stamp": the kept PDF, the filled-in box.
+    box = dict(zip(("llx", "lly", "urx", "ury"), (f"{v:g}" for v in expected), strict=True))
+    sent = shop.post("/shop/stamp", {"preset": "custom", "page": "1", "preview": token, "token": unique("f"), **box})
+    assert sent.status_code == 303, sent.content.decode()[:2000]
+    with schema_context("alpha"):
+        job = StampJob.objects.get(pk=sent["Location"].rsplit("/", 1)[1])
+    assert [job.llx, job.lly, job.urx, job.ury] == expected and job.file_name == "surat.pdf"
+
+    stranger = type(shop)(HTTP_HOST="alpha.test")
+    sign_in(stranger, f"{unique('joko')}@example.com")
+    theirs = stranger.post("/shop/stamp", {"preset": "custom", "page": "1", "preview": token, **box})
+    assert theirs.status_code == 400  # another applicant's kept PDF is not theirs to stamp
+
+
+@pytest.fixture
+def fresh_preview_buckets(settings):
+    import uuid
+
+    settings.RATE_LIMIT_NAMESPACE = f"shop-preview-{uuid.uuid4().hex}"
+    return settings
+
+
+def test_previews_are_rate_limited_per_applicant_with_a_429_problem_and_a_friendly_page(
+    shop, alpha, applicant, fresh_preview_buckets
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    fresh_preview_buckets.SHOP_PREVIEW_RATE_LIMITS = ((1, 2), (1000, 1000))  # a burst of 2 per applicant
+    pdf = text_pdf()
+
+    def preview(client):
+        return client.post("/shop/stamp/preview", {"document": SimpleUploadedFile("cv.pdf", pdf)})
+
+    first = preview(shop)
+    assert first.status_code == 200 and preview(shop).status_code == 200
+    refused = preview(shop)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert refused["Content-Type"] == "application/problem+json" and refused.json()["code"] == "rate_limited"
+    assert refused.json()["title"] == "Terlalu banyak permintaan" and refused["RateLimit"]
+    page = shop.get(first.json()["image"], HTTP_ACCEPT="text/html,*/*")  # a page asked for: the friendly one
+    assert page.status_code == 429 and int(page["Retry-After"]) >= 1
+    html = page.content.decode()
+    assert 'data-testid="shop-refused"' in html and "rate_limited" in html and "url=/shop/stamp" in html
+    form = {"document": SimpleUploadedFile("cv.pdf", pdf), "preset": "custom", "page": "1", "suggest": "1"}
+    without_script = shop.post("/shop/stamp", form, HTTP_ACCEPT="text/html")  # "find an empty place" too
+    assert without_script.status_code == 429 and 'data-testid="shop-refused"' in without_script.content.decode()
+
+    other = type(shop)(HTTP_HOST="alpha.test")  # another applicant at the same address has their own bucket
+    sign_in(other, f"{unique('kiki')}@example.com")
+    assert preview(other).status_code == 200
+
+
+def test_previews_are_rate_limited_per_client_address(shop, alpha, applicant, fresh_preview_buckets) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    fresh_preview_buckets.SHOP_PREVIEW_RATE_LIMITS = ((1000, 1000), (1, 2))  # a burst of 2 per address
+    pdf = text_pdf()
+
+    def preview(client, address="127.0.0.1"):
+        return client.post("/shop/stamp/preview", {"document": SimpleUploadedFile("cv.pdf", pdf)}, REMOTE_ADDR=address)
+
+    assert preview(shop).status_code == 200
+    other = type(shop)(HTTP_HOST="alpha.test")
+    sign_in(other, f"{unique('lina')}@example.com")
+    assert preview(other).status_code == 200
+    refused = preview(shop)  # a third from the address, whoever is signed in
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+    assert preview(other, "198.51.100.7").status_code == 200  # another address still may

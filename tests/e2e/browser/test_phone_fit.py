@@ -13,11 +13,16 @@ from tests.billing.factories import unique
 pytestmark = pytest.mark.slow
 
 PHONE = {"width": 390, "height": 844}
-PORTAL = ["/", "/customers/", "/orders/", "/stamps/", "/keys/", "/webhooks/", "/compat-users/"]
+PORTAL = [
+    "/", "/customers/", "/orders/", "/stamps/", "/keys/", "/webhooks/", "/compat-users/",
+    "/team/", "/topups/", "/statements/",  # the channel's lifecycle: members and roles, top-ups, statements
+]  # fmt: skip
 BACKOFFICE = [
     "/backoffice/", "/backoffice/audit/", "/backoffice/brownout/", "/backoffice/deposits/",
     "/backoffice/reconciliation/", "/backoffice/settlement/", "/backoffice/serials/", "/backoffice/incidents/",
+    "/backoffice/channels/", "/backoffice/channels/new", "/backoffice/channels/alpha/",
 ]  # fmt: skip
+SIGNED_OUT = ["/login/", "/password-reset/"]  # on a channel's host
 PUBLIC = ["/", "/verify", "/status", "/v/2C5NV74I6D0HJ1EZ000DU8"]
 
 
@@ -45,14 +50,54 @@ def phone(browser):
     context.close()
 
 
+def lifecycle_rows() -> dict:
+    """Rows the lifecycle pages list, with the long words a phone has to wrap: a member with a long
+    address, a top-up request waiting for the issuer (portal top-ups, back-office deposits), a channel
+    being onboarded and one whose onboarding failed with a long error. Returns the onboarding ids."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from django_tenants.utils import schema_context
+
+    from billing.topups import request_topup
+    from tenants.members.models import Member, Role
+    from tenants.models import Channel, Onboarding
+
+    alpha = Channel.objects.get(code="alpha")
+    email = f"{unique('finance.department.of.a.long.company.name')}@subsidiary.example.co.id"
+    with schema_context("alpha"):
+        user = get_user_model().objects.create_user(email, email=email, password=secrets.token_urlsafe(12))
+        Member.objects.create(user=user, email=email, role=Role.FINANCE, joined_at=timezone.now())
+    request_topup(
+        channel=alpha, units=1250, transfer_reference=unique("BCA-TRANSFER-REFERENCE-0000123456789"),
+        proof_name="bukti-transfer-bank-central-asia-november.pdf", proof=b"%PDF-1.4\n%%EOF\n", requested_by=email,
+    )  # fmt: skip
+    rows = {}
+    for state, error in (("queued", ""), ("failed", "psycopg.errors.DuplicateSchema: " + "x" * 180)):
+        code = f"fit{secrets.token_hex(4)}"
+        rows[state] = Onboarding.objects.create(
+            code=code, name=f"Koperasi Pegawai Negeri {code}", hosts=[f"{code}.test", f"portal.{code}.example.co.id"],
+            settings={"price_fee": 1500, "stamping_concurrency": 2}, owner_email=f"owner.{code}@example.co.id",
+            portal_url=f"http://{code}.test/", requested_by="phone-fit", state=state, step="Waiting for a worker",
+            error=error,
+        ).pk  # fmt: skip
+    return rows
+
+
 def test_portal_pages_fit_a_phone(live_db, phone, site, shots):
+    lifecycle_rows()
     page = phone
+    wide = []
+    for path in SIGNED_OUT:
+        page.goto(site("alpha", path))
+        wide += overflow(page)
+        page.screenshot(path=str(shots / f"phone-portal{path.replace('/', '-')}.png"), full_page=True)
     page.goto(site("alpha", "/login/"))
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill("portal-pass-123")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"alpha\.test:\d+/$"))
-    wide = []
     for path in PORTAL:
         page.goto(site("alpha", path))
         wide += overflow(page)
@@ -69,6 +114,7 @@ def test_backoffice_and_public_pages_fit_a_phone(live_db, phone, site, shots):
 
     from tests.staff_helpers import make_staff, totp_code
 
+    onboarding = lifecycle_rows()
     username, password = unique("staff"), "correct horse battery 9"
     make_staff(username, password=password, groups=("Stock recorders", "Stock approvers"), device=True)
     page = phone
@@ -81,7 +127,8 @@ def test_backoffice_and_public_pages_fit_a_phone(live_db, phone, site, shots):
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url(re.compile(r"/backoffice/$"))
     wide = []
-    for path in BACKOFFICE + PUBLIC:
+    onboarding_pages = [f"/backoffice/channels/onboarding/{pk}/" for pk in onboarding.values()]
+    for path in BACKOFFICE + onboarding_pages + PUBLIC:
         page.goto(site(None, path))
         wide += overflow(page)
         page.screenshot(path=str(shots / f"phone-issuer{path.replace('/', '-')}.png"), full_page=True)

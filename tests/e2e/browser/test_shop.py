@@ -5,7 +5,7 @@ on the pay page, stamp a PDF, watch it finish, download it, find it with its ver
 page visited must fit the screen (``scrollWidth <= innerWidth``).
 
 Screenshots of each step: ``E2E_SCREENSHOT_DIR=/tmp/shop-shots .venv/bin/python -m pytest
-tests/e2e/browser/test_shop.py -p no:cacheprovider -s`` (docs/translating.md).
+tests/e2e/browser/test_shop.py -p no:cacheprovider -s`` (docs/shop.md, "Screenshots").
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def test_the_applicants_journey(live_db, browser, site, shots, gateway_url, stam
 
     def shoot(name: str) -> None:
         assert_fits(page)
+        page.evaluate("window.scrollTo(0, 0)")  # (a full-page shot of a scrolled page draws the sticky header mid-page)
         page.screenshot(path=str(shots / f"shop-{language}-{width}-{next(step):02d}-{name}.png"), full_page=True)
 
     try:
@@ -161,6 +162,147 @@ def test_the_applicants_journey(live_db, browser, site, shots, gateway_url, stam
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def sign_in(page, site, channel, email: str) -> None:
+    """Sign ``page`` in to ``channel``'s storefront as ``email`` with a one-time link made as the server
+    makes it (same Redis), as in the journey above."""
+    from django.test import override_settings
+    from django_tenants.utils import schema_context
+
+    from faces.shop import signin
+
+    with override_settings(SHOP_LINK_SENDER="tests.e2e.browser.test_shop.keep"), schema_context(channel.code):
+        KEPT.clear()
+        signin.send_link(
+            channel=channel, email=email, build_link=lambda token: site(channel.code, f"/shop/signin/{token}")
+        )
+        link = KEPT[0]
+    page.goto(link)
+    page.locator("form[method=post] button[type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/shop/$"))
+
+
+@pytest.mark.parametrize("pointer", ["touch", "mouse"])
+def test_a_stamp_dropped_near_the_suggested_empty_place_snaps_to_it(live_db, browser, site, shots, tmp_path, pointer):
+    """The stamp form shows the suggested empty place (the storefront API's dry run: ``box=auto``'s
+    choice); a stamp tapped (phone) or dragged (mouse) next to it lands exactly on it, and that is the
+    box the stamp request carries."""
+    from django_tenants.utils import schema_context
+    from playwright.sync_api import expect
+
+    from issuer.checks import preview_document
+    from stamping.models import StampJob
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+    from tests.billing.factories import funded_wallet
+
+    alpha = Channel.objects.get(code="alpha")
+    email = f"{unique('snap')}@example.com"
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name="Snap", email=email)
+    data = text_pdf()
+    dry_run = preview_document(data=data, page=1)
+    suggested = dry_run["suggested_box"]
+    width, height = dry_run["page_sizes"][0]["width"], dry_run["page_sizes"][0]["height"]
+    phone = pointer == "touch"
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844} if phone else {"width": 1280, "height": 860},
+        locale="en-GB", has_touch=phone, is_mobile=phone,
+    )  # fmt: skip
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        sign_in(page, site, alpha, email)
+        pdf = tmp_path / "surat.pdf"
+        pdf.write_bytes(data)
+        page.goto(site("alpha", "/shop/stamp"))
+        page.locator("input[type=file]").set_input_files(str(pdf))
+        shown_page = page.locator("#placement-page")
+        expect(page.locator("#placement-suggestion")).to_be_visible()  # the dashed empty place
+        page.wait_for_function(
+            "() => { const i = document.getElementById('placement-page'); return i.complete && i.naturalWidth > 0; }"
+        )  # (an <img> without src is complete too)
+        filled = [float(page.locator(f"input[name={n}]").input_value()) for n in ("llx", "lly", "urx", "ury")]
+        assert filled == suggested  # the box form is filled in with it as soon as it is known
+        shown_page.evaluate("el => el.scrollIntoView({block: 'center'})")
+        shown = shown_page.bounding_box()
+
+        def at(x_pt: float, y_pt: float) -> tuple[float, float]:  # a point of the page, in the window
+            return shown["x"] + x_pt / width * shown["width"], shown["y"] + (height - y_pt) / height * shown["height"]
+
+        llx, lly, urx, ury = suggested
+        middle = (lly + ury) / 2
+        if phone:  # a tap 25 pt left of the empty place: a stamp centred there would overlap it
+            page.touchscreen.tap(*at(llx - 25, middle))
+        else:  # a drag from above-left of it to inside it: a box centred next to its left edge
+            page.mouse.move(*at(llx - 60, ury + 20))
+            page.mouse.down()
+            page.mouse.move(*at(llx + 30, lly + 10), steps=5)
+            page.mouse.up()
+        expect(page.locator("#placement-snapped")).to_be_visible()
+        placed = [float(page.locator(f"input[name={n}]").input_value()) for n in ("llx", "lly", "urx", "ury")]
+        assert placed == suggested
+        assert_fits(page)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(shots / f"shop-snap-{pointer}.png"), full_page=True)
+        page.get_by_role("button", name="Stamp with one unit").click()
+        expect(page).to_have_url(re.compile(r"/shop/stamps/\w+$"))
+        with schema_context("alpha"):
+            job = StampJob.objects.get(pk=page.url.rsplit("/", 1)[1])
+        assert [job.llx, job.lly, job.urx, job.ury] == suggested  # the box the stamp request carried
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_without_javascript_find_an_empty_place_fills_the_box_and_keeps_the_pdf(
+    live_db, browser, site, shots, tmp_path
+):
+    """No script on a phone: "Find an empty place" shows the page with the suggested place and fills the
+    box form with it; the PDF is kept, so "stamp" sends that box without choosing the file again."""
+    from django_tenants.utils import schema_context
+    from playwright.sync_api import expect
+
+    from issuer.checks import preview_document
+    from stamping.models import StampJob
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+    from tests.billing.factories import funded_wallet
+
+    alpha = Channel.objects.get(code="alpha")
+    email = f"{unique('nojs')}@example.com"
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name="No script", email=email)
+    data = text_pdf()
+    suggested = preview_document(data=data, page=1)["suggested_box"]
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="id-ID", java_script_enabled=False)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        sign_in(page, site, alpha, email)
+        pdf = tmp_path / "pernyataan.pdf"
+        pdf.write_bytes(data)
+        page.goto(site("alpha", "/shop/stamp"))
+        page.locator("input[type=file]").set_input_files(str(pdf))
+        page.get_by_text(TEXT["id"]["place"]).click()  # the box form (a <details>)
+        page.get_by_role("button", name="Cari tempat kosong").click()
+        expect(page.get_by_test_id("shop-suggestion")).to_contain_text("pernyataan.pdf")
+        filled = [float(page.locator(f"input[name={n}]").input_value()) for n in ("llx", "lly", "urx", "ury")]
+        assert filled == suggested
+        assert_fits(page)
+        page.screenshot(path=str(shots / "shop-nojs-suggested.png"), full_page=True)
+        page.get_by_role("button", name=TEXT["id"]["stamp_button"]).click()
+        expect(page).to_have_url(re.compile(r"/shop/stamps/\w+$"))
+        with schema_context("alpha"):
+            job = StampJob.objects.get(pk=page.url.rsplit("/", 1)[1])
+        assert [job.llx, job.lly, job.urx, job.ury] == suggested and job.file_name == "pernyataan.pdf"
+    finally:
+        context.close()
 
 
 KEPT: list[str] = []
