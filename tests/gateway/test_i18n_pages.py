@@ -1,0 +1,148 @@
+"""The channel portal and the issuer's back office stay translated: no template of theirs shows text
+outside the translation tags, and their pages come out in Indonesian for a person who chose ``id``.
+
+How the template check works: each template is parsed with Django's own engine; the text between its
+tags and variables (its ``TextNode`` objects, inside every block, ``if`` and ``for``) is put together
+with a marker where any other node stood, then read as HTML. Whatever a person sees or hears (text
+between elements, and the ``title``, ``alt``, ``placeholder``, ``aria-label`` and ``data-confirm``
+attributes) must contain no word: numbers, punctuation, the markers, the content of ``<code>`` (code
+is not a language) and the few words of :data:`ALLOWED` are all it may hold. Literal strings handed to
+``{% include ... with x="..." %}`` and to the ``default`` filter are checked too (they are shown).
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.template import engines
+from django.template.base import TextNode, VariableNode
+from django.template.loader_tags import BlockNode, IncludeNode
+from django.test import Client
+from django_tenants.utils import schema_context
+
+# Words that are the same in every language of the product: names of formats and protocols, the
+# currency, the brand, and the languages' own names in the language switch.
+ALLOWED = frozenset({"API", "CSV", "PDF", "HTTP", "JSON", "Rp", "pt", "e-Meterai", "Bahasa", "Indonesia", "English"})
+SHOWN_ATTRIBUTES = frozenset({"title", "alt", "placeholder", "aria-label", "data-confirm"})
+NOT_LANGUAGE = frozenset({"code", "script", "style"})
+MARK = "\x1f"
+# What is never shown: blocks that fill an attribute (a CSS class, a link) and ``include`` arguments
+# that name a URL or a navigation key.
+NOT_SHOWN_BLOCKS = frozenset({"body_class", "brand_href"})
+NOT_SHOWN_ARGUMENTS = frozenset({"name", "current"})
+CHECKED = ("portal", "issuer/backoffice", "includes")
+
+TEMPLATES = Path(settings.BASE_DIR) / "templates"
+
+
+def checked_templates() -> list[str]:
+    return sorted(str(p.relative_to(TEMPLATES)) for folder in CHECKED for p in (TEMPLATES / folder).rglob("*.html"))
+
+
+def _skeleton(nodelist, literals: list[str]) -> str:
+    """The template's own text with ``MARK`` wherever a tag or variable stood (their children included
+    in place), and the literal strings it shows through ``include``/``with`` and ``default``."""
+    parts = []
+    for node in nodelist:
+        if isinstance(node, TextNode):
+            parts.append(node.s)
+            continue
+        parts.append(MARK)
+        if isinstance(node, BlockNode) and node.name in NOT_SHOWN_BLOCKS:
+            continue
+        if isinstance(node, VariableNode):
+            expression = node.filter_expression
+            if isinstance(expression.var, str):
+                literals.append(expression.var)
+            for func, args in expression.filters:
+                if func.__name__ in ("default", "default_if_none"):
+                    literals.extend(value for lookup, value in args if not lookup and isinstance(value, str))
+        if isinstance(node, IncludeNode) or hasattr(node, "extra_context"):
+            for key, expression in getattr(node, "extra_context", {}).items():
+                if key not in NOT_SHOWN_ARGUMENTS and isinstance(expression.var, str):
+                    literals.append(expression.var)
+        for name in node.child_nodelists:
+            child = getattr(node, name, None)
+            if child:
+                parts.append(_skeleton(child, literals))
+                parts.append(MARK)
+    return "".join(parts)
+
+
+class _Shown(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in NOT_LANGUAGE:
+            self.hidden += 1
+        self.texts.extend(value for name, value in attrs if name in SHOWN_ATTRIBUTES and value)
+
+    def handle_startendtag(self, tag, attrs):
+        self.texts.extend(value for name, value in attrs if name in SHOWN_ATTRIBUTES and value)
+
+    def handle_endtag(self, tag):
+        if tag in NOT_LANGUAGE and self.hidden:
+            self.hidden -= 1
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.texts.append(data)
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``: at least two letters and no digit (numbers, codes and serials are not words)."""
+    found = re.findall(r"[\w'’-]+", text.replace(MARK, " "))
+    return [
+        w for w in found
+        if sum(c.isalpha() for c in w) >= 2 and not any(c.isdigit() or c == "_" for c in w) and w not in ALLOWED
+    ]  # fmt: skip
+
+
+def untranslated_text(name: str) -> list[str]:
+    template = engines["django"].get_template(name).template
+    literals: list[str] = []
+    parser = _Shown()
+    parser.feed(_skeleton(template.nodelist, literals))
+    parser.close()
+    shown = [t for t in parser.texts if words(t)] + [f"(literal) {t}" for t in literals if words(t)]
+    return [" ".join(t.split()) for t in shown]
+
+
+def test_the_checker_finds_text_outside_the_translation_tags(tmp_path, settings) -> None:
+    from django.template import Engine
+
+    engine = Engine(libraries={"i18n": "django.templatetags.i18n"}, builtins=["django.templatetags.i18n"])
+    good = engine.from_string(
+        '{% load i18n %}<p title="{% translate "Hello" %}">{% translate "Stock" %} 1.000 &middot; <code>GET /x</code>'
+        "{% if a %}{% blocktranslate %}{{ n }} units{% endblocktranslate %}{% endif %} PDF</p>"
+    )
+    bad = engine.from_string(
+        '{% load i18n %}<p aria-label="Filter by {{ x }}">{% if a %}No stamps yet.{% endif %}'
+        '{{ y|default:"never" }}{% include "z.html" with heading="Choose one" %}</p>'
+    )
+
+    def found(template):
+        literals: list[str] = []
+        parser = _Shown()
+        parser.feed(_skeleton(template.nodelist, literals))
+        return [t for t in parser.texts if words(t)] + [t for t in literals if words(t)]
+
+    assert found(good) == []
+    assert [" ".join(t.replace(MARK, " ").split()) for t in found(bad)] == [
+        "Filter by", "No stamps yet.", "never", "Choose one",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", checked_templates())
+def test_no_portal_or_back_office_template_shows_untranslated_text(name) -> None:
+    assert untranslated_text(name) == [], (
+        f"{name} shows text outside {{% translate %}}/{{% blocktranslate %}}: wrap it, run "
+        "`manage.py i18n_extract` and translate it in locale/id/LC_MESSAGES/django.po"
+    )
