@@ -178,6 +178,8 @@ def error_messages():
     for package in PYTHON_PACKAGES:  # every errors module, so that the list does not depend on what ran before
         for path in sorted((base / package).rglob("errors.py")):
             importlib.import_module(".".join(path.relative_to(base).with_suffix("").parts))
+    for urlconf in (settings.ROOT_URLCONF, settings.PUBLIC_SCHEMA_URLCONF):  # and the errors the views' modules define
+        importlib.import_module(urlconf)
     for cls in error_classes():
         where = f"{cls.__module__}.{cls.__name__}"
         yield Message("", cls.title), where
