@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.template import engines
 from django.template.base import TextNode, VariableNode
 from django.template.loader_tags import BlockNode, IncludeNode
@@ -146,3 +147,115 @@ def test_no_portal_or_back_office_template_shows_untranslated_text(name) -> None
         f"{name} shows text outside {{% translate %}}/{{% blocktranslate %}}: wrap it, run "
         "`manage.py i18n_extract` and translate it in locale/id/LC_MESSAGES/django.po"
     )
+
+
+# ---------------------------------------------------------------- pages in Indonesian
+
+
+def _portal(language: str, username: str = "admin") -> Client:
+    from django.contrib.auth import get_user_model
+
+    client = Client(HTTP_HOST="alpha.test")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    with schema_context("alpha"):
+        client.force_login(get_user_model().objects.get(username=username))
+    return client
+
+
+def _office(language: str) -> Client:
+    from tests.staff_helpers import make_staff, office_client
+
+    client = office_client(make_staff("bahasa"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    return client
+
+
+PORTAL_PAGES = {
+    "/": ["Dasbor", "Tersedia untuk dijual", "Meterai terbaru", "Harga eceran", "48 jam terakhir, per jam"],
+    "/customers/": ["Pelanggan", "Nama, referensi, atau e-mail", "Tersedia", "Ditahan", "Terpakai"],
+    "/orders/": ["Pesanan", "Saring menurut status", "Semua", "Dibuat", "Dibayar"],
+    "/stamps/": ["Riwayat meterai", "Semua meterai", "Dokumen", "Nomor seri", "Selesai"],
+    "/keys/": ["Buat key", "Cakupan", "membaca pelanggan, pesanan, meterai, dan saldo", "Beri setiap key"],
+    "/webhooks/": ["Tambah endpoint", "URL endpoint", "Semua event", "Pengiriman"],
+    "/topups/": ["Isi ulang stok", "Minta unit", "Bukti transfer", "Setiap unit bernilai bea meterai Rp 10.000."],
+    "/statements/": ["Laporan", "Unit yang dialokasikan penerbit", "Bea meterai terutang", "Unit terjual per hari"],
+    "/team/": ["Undang anggota", "Kirim undangan", "Peran", "Anggota"],
+}
+OFFICE_PAGES = {
+    "/backoffice/": ["Sekilas semua kanal", "Stok per kanal", "Meterai per menit", "Satu jam terakhir"],
+    "/backoffice/channels/": ["Kanal baru", "Jatah pembubuhan", "Keadaan"],
+    "/backoffice/channels/new": ["Buat kanal", "Harga: biaya layanan per unit (Rp)", "E-mail pemilik"],
+    "/backoffice/deposits/": ["Catat setoran", "Pilih kanal", "Referensi tagihan", "Semua setoran"],
+    "/backoffice/reconciliation/": ["Rekonsiliasi", "Jalankan sekarang"],
+    "/backoffice/settlement/": [
+        "Laporan penyelesaian",
+        "Sampai (termasuk)",
+        "Cara menghitung bea.",
+        "Bea meterai terutang =",
+    ],
+    "/backoffice/serials/": ["Pencarian nomor seri", "Cari"],
+    "/backoffice/incidents/": ["Catatan insiden", "Yang perlu diketahui pengguna", "Terbitkan di halaman status"],
+    "/backoffice/brownout/": ["Jeda pekerjaan baru", "Pelanggan baru", "Semua kanal", "Sedang berlaku"],
+    "/backoffice/audit/": ["Log audit", "Saring menurut tindakan", "Pelaku"],
+}
+STILL_ENGLISH = ["Filter by", "No stamps yet", "Available to sell", "Create a key", "Record a deposit", "(optional)"]
+
+
+def _shown_in(html: str, expected: list[str]) -> None:
+    assert '<html lang="id">' in html
+    missing = [text for text in expected if text not in html]
+    assert missing == [], f"not in the Indonesian page: {missing}"
+    assert [text for text in STILL_ENGLISH if text in html] == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PORTAL_PAGES)
+def test_portal_pages_are_in_indonesian_for_a_person_who_chose_it(channels, path) -> None:
+    response = _portal("id").get(path)
+    assert response.status_code == 200 and response["Content-Language"] == "id"
+    _shown_in(response.content.decode(), PORTAL_PAGES[path])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", OFFICE_PAGES)
+def test_back_office_pages_are_in_indonesian_for_a_person_who_chose_it(channels, path) -> None:
+    response = _office("id").get(path)
+    assert response.status_code == 200 and response["Content-Language"] == "id"
+    _shown_in(response.content.decode(), OFFICE_PAGES[path])
+
+
+@pytest.mark.django_db
+def test_the_same_pages_stay_in_english_by_default(channels) -> None:
+    dashboard = _portal("en").get("/").content.decode()
+    assert "Available to sell" in dashboard and "Tersedia untuk dijual" not in dashboard
+    connection.set_schema_to_public()  # the channel host's request left the connection in its schema
+    deposits = _office("en").get("/backoffice/deposits/").content.decode()
+    assert "Record a deposit" in deposits and "Catat setoran" not in deposits
+
+
+@pytest.mark.django_db
+def test_sign_in_and_second_factor_pages_and_their_refusals_are_in_indonesian() -> None:
+    from tests.staff_helpers import make_staff
+
+    make_staff("kode", password="staff-pass-123")  # noqa: S106 - a test password
+    client = Client(HTTP_HOST="issuer.test", HTTP_ACCEPT_LANGUAGE="id-ID,id;q=0.9")
+    login = client.get("/backoffice/login/").content.decode()
+    assert "Masuk ke kantor belakang" in login and "Nama pengguna" in login
+    signed_in = client.post("/backoffice/login/", {"username": "kode", "password": "staff-pass-123"})
+    assert signed_in.status_code == 302
+    wrong = client.post(signed_in["Location"], {"token": "000000"})
+    html = wrong.content.decode()
+    assert wrong.status_code == 400
+    assert "Masukkan kode sekali pakai Anda" in html and "Kode itu tidak sah." in html
+
+
+@pytest.mark.django_db
+def test_portal_messages_and_form_errors_are_in_indonesian(channels) -> None:
+    client = _portal("id")
+    refused = client.post("/team/", {"email": "bukan-email", "role": "developer"})
+    assert refused.status_code == 400
+    assert "Masukkan alamat email dengan format yang benar." in refused.content.decode()  # Django's catalogue
+    created = client.post("/keys/", {"name": "Aplikasi", "scopes": ["read"]}, follow=True).content.decode()
+    assert "Salin key baru Anda sekarang" in created and "Nama “Aplikasi” &middot; cakupan read" in created
+    statement = client.get("/statements/", {"month": "2026-13"})
+    assert statement.status_code == 400 and statement.json()["title"] == "Bulan tidak sah"
