@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from faces.labels import shown_choices
 from issuer.models import IncidentNote
 from tenants.models import Channel
 
@@ -97,7 +98,7 @@ class IncidentForm(forms.Form):
         help_text=_("Shown on the public status page as plain text."),
     )
     severity = forms.ChoiceField(
-        label=_("Severity"), choices=IncidentNote.Severity.choices, initial=IncidentNote.Severity.MINOR
+        label=_("Severity"), choices=shown_choices(IncidentNote.Severity.choices), initial=IncidentNote.Severity.MINOR
     )
     started_at = forms.DateTimeField(label=_("Started"), widget=DateTimeLocalInput(), input_formats=["%Y-%m-%dT%H:%M"])
     resolved_at = forms.DateTimeField(

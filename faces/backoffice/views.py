@@ -363,7 +363,7 @@ def deposits(request):
         "page": page,
         "statuses": Deposit.Status.choices,
         "wanted": wanted,
-        "wanted_label": dict(Deposit.Status.choices).get(wanted, wanted),
+        "wanted_label": _(dict(Deposit.Status.choices).get(wanted, wanted)),
         "stock": stock,
         "may_record": may_record,
         "may_confirm": request.user.has_perm(CONFIRM_PERMISSION),
@@ -551,6 +551,10 @@ def incident_resolve(request, note_id: int):
 # --------------------------------------------------------------------------- brownout
 
 
+def _scope(row: Brownout) -> str:
+    return _("all") if row.scope == "all" else row.scope
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
 def brownouts(request):
@@ -569,7 +573,7 @@ def brownouts(request):
                 messages.success(
                     request,
                     _("%(what)s paused for %(scope)s.")
-                    % {"what": paused.get_kind_display().capitalize(), "scope": paused.scope},
+                    % {"what": _(paused.get_kind_display()).capitalize(), "scope": _scope(paused)},
                 )
                 return redirect("backoffice:brownouts")
         else:
@@ -589,7 +593,7 @@ def brownouts(request):
 def brownout_resume(request, brownout_id: int):
     row = get_object_or_404(Brownout, pk=brownout_id, ended_at__isnull=True)
     brownout.resume(kind=row.kind, channel=row.channel, actor=request.user)
-    resumed = {"what": row.get_kind_display().capitalize(), "scope": row.scope}
+    resumed = {"what": _(row.get_kind_display()).capitalize(), "scope": _scope(row)}
     messages.success(request, _("%(what)s resumed for %(scope)s.") % resumed)
     return redirect("backoffice:brownouts")
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from faces.labels import shown_choices
 from faces.portal.views import _suspended_page, portal_login_required
 from faces.wording import error_text
 from kernel.errors import ApplicationError
@@ -22,11 +23,11 @@ from tenants.services import ChannelSuspended, refuse_if_suspended
 
 class InviteForm(forms.Form):
     email = forms.EmailField(label=gettext_lazy("Email"), max_length=150)
-    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices, initial=Role.DEVELOPER)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=shown_choices(Role.choices), initial=Role.DEVELOPER)
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=shown_choices(Role.choices))
 
 
 class PasswordForm(forms.Form):
@@ -70,7 +71,7 @@ def team(request):
                 messages.success(
                     request,
                     _("%(email)s is invited as %(role)s.")
-                    % {"email": member.email, "role": member.get_role_display().lower()},
+                    % {"email": member.email, "role": _(member.get_role_display()).lower()},
                 )
                 return redirect("portal:team")
         else:
@@ -94,7 +95,7 @@ def member_role(request, member_id: int):
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
     else:
-        now = {"email": member.email, "role": member.get_role_display().lower()}
+        now = {"email": member.email, "role": _(member.get_role_display()).lower()}
         messages.success(request, _("%(email)s is now %(role)s.") % now)
     return redirect("portal:team")
 

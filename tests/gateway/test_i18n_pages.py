@@ -173,19 +173,19 @@ def _office(language: str) -> Client:
 PORTAL_PAGES = {
     "/": ["Dasbor", "Tersedia untuk dijual", "Meterai terbaru", "Harga eceran", "48 jam terakhir, per jam"],
     "/customers/": ["Pelanggan", "Nama, referensi, atau e-mail", "Tersedia", "Ditahan", "Terpakai"],
-    "/orders/": ["Pesanan", "Saring menurut status", "Semua", "Dibuat", "Dibayar"],
-    "/stamps/": ["Riwayat meterai", "Semua meterai", "Dokumen", "Nomor seri", "Selesai"],
+    "/orders/": ["Pesanan", "Saring menurut status", "Menunggu pembayaran", "Semua", "Dibuat", "Dibayar"],
+    "/stamps/": ["Riwayat meterai", "Semua meterai", "Dalam antrean", "Dokumen", "Nomor seri", "Selesai"],
     "/keys/": ["Buat key", "Cakupan", "membaca pelanggan, pesanan, meterai, dan saldo", "Beri setiap key"],
     "/webhooks/": ["Tambah endpoint", "URL endpoint", "Semua event", "Pengiriman"],
     "/topups/": ["Isi ulang stok", "Minta unit", "Bukti transfer", "Setiap unit bernilai bea meterai Rp 10.000."],
     "/statements/": ["Laporan", "Unit yang dialokasikan penerbit", "Bea meterai terutang", "Unit terjual per hari"],
-    "/team/": ["Undang anggota", "Kirim undangan", "Peran", "Anggota"],
+    "/team/": ["Undang anggota", "Kirim undangan", "Peran", "Anggota", "Pengembang"],
 }
 OFFICE_PAGES = {
     "/backoffice/": ["Sekilas semua kanal", "Stok per kanal", "Meterai per menit", "Satu jam terakhir"],
     "/backoffice/channels/": ["Kanal baru", "Jatah pembubuhan", "Keadaan"],
     "/backoffice/channels/new": ["Buat kanal", "Harga: biaya layanan per unit (Rp)", "E-mail pemilik"],
-    "/backoffice/deposits/": ["Catat setoran", "Pilih kanal", "Referensi tagihan", "Semua setoran"],
+    "/backoffice/deposits/": ["Tertunda", "Catat setoran", "Pilih kanal", "Referensi tagihan", "Semua setoran"],
     "/backoffice/reconciliation/": ["Rekonsiliasi", "Jalankan sekarang"],
     "/backoffice/settlement/": [
         "Laporan penyelesaian",
@@ -194,7 +194,12 @@ OFFICE_PAGES = {
         "Bea meterai terutang =",
     ],
     "/backoffice/serials/": ["Pencarian nomor seri", "Cari"],
-    "/backoffice/incidents/": ["Catatan insiden", "Yang perlu diketahui pengguna", "Terbitkan di halaman status"],
+    "/backoffice/incidents/": [
+        "Layanan terganggu",
+        "Catatan insiden",
+        "Yang perlu diketahui pengguna",
+        "Terbitkan di halaman status",
+    ],
     "/backoffice/brownout/": ["Jeda pekerjaan baru", "Pelanggan baru", "Semua kanal", "Sedang berlaku"],
     "/backoffice/audit/": ["Log audit", "Saring menurut tindakan", "Pelaku"],
 }
@@ -259,3 +264,28 @@ def test_portal_messages_and_form_errors_are_in_indonesian(channels) -> None:
     assert "Salin key baru Anda sekarang" in created and "Nama “Aplikasi” &middot; cakupan read" in created
     statement = client.get("/statements/", {"month": "2026-13"})
     assert statement.status_code == 400 and statement.json()["title"] == "Bulan tidak sah"
+
+
+def test_every_label_of_the_choices_the_pages_show_is_in_the_catalogue() -> None:
+    """The pages translate the domains' choice labels (``faces.labels``): a new status, state, role,
+    severity or brownout class whose label is missing there would stay English."""
+    from billing.ledger.models import Deposit, TopUpRequest
+    from billing.retail.models import Order
+    from faces.labels import LABELS
+    from issuer.models import IncidentNote, Serial
+    from outbox.models import WebhookDelivery
+    from stamping.brownout.models import Brownout
+    from stamping.models import StampJob
+    from tenants.members.models import Role
+    from tenants.models import Onboarding
+
+    shown = (
+        StampJob.Status, Order.Status, WebhookDelivery.Status, Deposit.Status, TopUpRequest.State,
+        IncidentNote.Severity, Onboarding.State, Role, Brownout.Kind, Serial.Status,
+    )  # fmt: skip
+    missing = {str(label) for choices in shown for label in choices.labels} - set(LABELS)
+    assert missing == set()
+    from django.utils import translation
+
+    with translation.override("id"):
+        assert translation.gettext(Order.Status.AWAITING_PAYMENT.label) == "Menunggu pembayaran"
