@@ -53,7 +53,7 @@ from faces.backoffice.forms import (
 )
 from faces.charts import Series, blank_before, format_number, line_chart
 from faces.logins import ThrottledLoginView
-from faces.wording import duty_basis, error_text
+from faces.wording import duty_basis, error_text, said
 from gateway.http.problems import localized, problem_response
 from issuer.incidents import create_incident_note, resolve_incident_note, update_incident_note
 from issuer.models import IncidentNote
@@ -480,7 +480,7 @@ def serials(request):
     return render(
         request,
         "issuer/backoffice/serials.html",
-        {"form": form, "found": found, "error": error, "recent": recent},
+        {"form": form, "found": found, "error": said(error) if error else None, "recent": recent},
         status=status,
     )
 

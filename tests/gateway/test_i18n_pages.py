@@ -163,9 +163,11 @@ def _portal(language: str, username: str = "admin") -> Client:
 
 
 def _office(language: str) -> Client:
+    from django.contrib.auth import get_user_model
+
     from tests.staff_helpers import make_staff, office_client
 
-    client = office_client(make_staff("bahasa"))
+    client = office_client(get_user_model().objects.filter(username="bahasa").first() or make_staff("bahasa"))
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
     return client
 
@@ -289,3 +291,11 @@ def test_every_label_of_the_choices_the_pages_show_is_in_the_catalogue() -> None
 
     with translation.override("id"):
         assert translation.gettext(Order.Status.AWAITING_PAYMENT.label) == "Menunggu pembayaran"
+
+
+@pytest.mark.django_db
+def test_a_refusal_on_a_back_office_page_is_said_in_indonesian() -> None:
+    html = _office("id").get("/backoffice/serials/", {"serial": "X" * 22}).content.decode()
+    assert "Nomor seri tidak sah" in html and "is not an e-Meterai serial" not in html
+    english = _office("en").get("/backoffice/serials/", {"serial": "X" * 22}).content.decode()
+    assert "Not a valid serial number" in english and "is not an e-Meterai serial" in english
