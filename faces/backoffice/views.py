@@ -363,7 +363,7 @@ def deposits(request):
         "page": page,
         "statuses": Deposit.Status.choices,
         "wanted": wanted,
-        "wanted_label": _(dict(Deposit.Status.choices).get(wanted, wanted)),
+        "wanted_label": _(dict(Deposit.Status.choices)[wanted]) if wanted in Deposit.Status.values else wanted,
         "stock": stock,
         "may_record": may_record,
         "may_confirm": request.user.has_perm(CONFIRM_PERMISSION),

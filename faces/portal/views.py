@@ -213,7 +213,7 @@ def stamps(request):
         "jobs": jobs,
         "statuses": StampJob.Status.choices,
         "wanted": wanted,
-        "wanted_label": _(dict(StampJob.Status.choices).get(wanted, wanted)),
+        "wanted_label": _(dict(StampJob.Status.choices)[wanted]) if wanted in StampJob.Status.values else wanted,
         "batches": selectors.batch_progress(),
         "in_flight": in_flight,
     }
