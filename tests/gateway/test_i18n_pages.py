@@ -299,3 +299,20 @@ def test_a_refusal_on_a_back_office_page_is_said_in_indonesian() -> None:
     assert "Nomor seri tidak sah" in html and "is not an e-Meterai serial" not in html
     english = _office("en").get("/backoffice/serials/", {"serial": "X" * 22}).content.decode()
     assert "Not a valid serial number" in english and "is not an e-Meterai serial" in english
+
+
+@pytest.mark.django_db
+def test_a_throttled_sign_in_is_explained_in_indonesian(settings) -> None:
+    import uuid
+
+    from gateway import ratelimit
+
+    settings.RATE_LIMIT_NAMESPACE = f"login-{uuid.uuid4().hex}"
+    settings.LOGIN_THROTTLES = ((1, 60), (8, 60))
+    ratelimit.reset_fallback_state()
+    client = Client(HTTP_HOST="alpha.test", HTTP_ACCEPT_LANGUAGE="id")
+    client.post("/login/", {"username": "admin", "password": "salah"})
+    refused = client.post("/login/", {"username": "admin", "password": "salah"})
+    assert refused.status_code == 429
+    html = refused.content.decode()
+    assert "Terlalu banyak percobaan masuk untuk akun ini" in html and " detik, lalu coba lagi" in html
