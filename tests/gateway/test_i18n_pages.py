@@ -316,3 +316,13 @@ def test_a_throttled_sign_in_is_explained_in_indonesian(settings) -> None:
     assert refused.status_code == 429
     html = refused.content.decode()
     assert "Terlalu banyak percobaan masuk untuk akun ini" in html and " detik, lalu coba lagi" in html
+
+
+@pytest.mark.django_db
+def test_the_statement_pdf_is_written_in_the_language_of_the_person_who_asked(channels) -> None:
+    from tests.billing.test_statements import _pdf_text
+
+    indonesian = _pdf_text(_portal("id").get("/statements/2026-01.pdf").content)
+    assert "Unit terjual per hari" in indonesian and "Bea meterai terutang kepada kas negara" in indonesian
+    english = _pdf_text(_portal("en").get("/statements/2026-01.pdf").content)
+    assert "Units sold per day" in english and "Unit terjual" not in english
