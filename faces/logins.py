@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 
 from django.contrib.auth import views as auth_views
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from gateway.ratelimit import check_login_attempt, client_address, client_bucket, forget_login_attempts
 
@@ -19,9 +21,9 @@ from gateway.ratelimit import check_login_attempt, client_address, client_bucket
 def _wait_text(seconds: float) -> str:
     seconds = max(1, math.ceil(seconds))
     if seconds < 90:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("%(n)s second", "%(n)s seconds", seconds) % {"n": seconds}
     minutes = math.ceil(seconds / 60)
-    return f"{minutes} minutes"
+    return _("%(n)s minutes") % {"n": minutes}
 
 
 class ThrottledLoginView(auth_views.LoginView):
@@ -35,10 +37,10 @@ class ThrottledLoginView(auth_views.LoginView):
         )
         if not decision.allowed:
             wait = _wait_text(decision.retry_after)
-            message = (
-                f"Too many sign-in attempts for this account or from your address. Wait {wait} and try "
+            message = _(
+                "Too many sign-in attempts for this account or from your address. Wait %(wait)s and try "
                 "again; if you do not know the password, ask your administrator to reset it."
-            )
+            ) % {"wait": wait}
             form = self.get_form_class()(request, initial={"username": account})
             response = self.render_to_response(self.get_context_data(form=form, throttled=message))
             response.status_code = 429

@@ -145,19 +145,26 @@ def _add_calls(catalogue: Catalogue, source: str, where: str) -> None:
         catalogue.add(Message(values.get("context", ""), values["msgid"], values.get("plural", "")), f"{where}:{line}")
 
 
+def _templatized(text: str, origin: str) -> str:
+    """A template as the gettext calls Django's ``templatize`` makes of it, each line without its leading
+    blanks: the template's own indentation means nothing to the tokenizer that reads the calls, and an
+    indentation it cannot follow would otherwise end the reading of the whole file (every message lost)."""
+    from django.utils.translation.template import templatize
+
+    return "\n".join(line.lstrip() for line in templatize(text, origin=origin).splitlines())
+
+
 def template_files(base: Path) -> list[Path]:
     return sorted((base / "templates").rglob("*.html"))
 
 
 def extract(base: Path | None = None) -> Catalogue:
     """Every translatable message of the project's templates, Python code and error catalogue."""
-    from django.utils.translation.template import templatize
-
     base = Path(base or settings.BASE_DIR)
     catalogue = Catalogue()
     for path in template_files(base):
         text = path.read_text(encoding="utf-8")
-        _add_calls(catalogue, templatize(text, origin=str(path)), str(path.relative_to(base)))
+        _add_calls(catalogue, _templatized(text, str(path)), str(path.relative_to(base)))
     for package in PYTHON_PACKAGES:
         for path in sorted((base / package).rglob("*.py")):
             if "migrations" in path.parts:
@@ -178,6 +185,8 @@ def error_messages():
     for package in PYTHON_PACKAGES:  # every errors module, so that the list does not depend on what ran before
         for path in sorted((base / package).rglob("errors.py")):
             importlib.import_module(".".join(path.relative_to(base).with_suffix("").parts))
+    for urlconf in (settings.ROOT_URLCONF, settings.PUBLIC_SCHEMA_URLCONF):  # and the errors the views' modules define
+        importlib.import_module(urlconf)
     for cls in error_classes():
         where = f"{cls.__module__}.{cls.__name__}"
         yield Message("", cls.title), where
@@ -185,10 +194,8 @@ def error_messages():
 
 
 def template_messages(path: Path) -> set[Message]:
-    from django.utils.translation.template import templatize
-
     catalogue = Catalogue()
-    _add_calls(catalogue, templatize(path.read_text(encoding="utf-8"), origin=str(path)), str(path))
+    _add_calls(catalogue, _templatized(path.read_text(encoding="utf-8"), str(path)), str(path))
     return set(catalogue.messages)
 
 

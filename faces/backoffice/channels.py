@@ -9,20 +9,23 @@ from django import forms
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from faces.backoffice.views import staff_required
+from faces.wording import error_text
 from kernel.errors import ApplicationError
 from tenants import services as tenants
 from tenants.models import Channel, Domain, Onboarding
 
 SETTING_LABELS = {
-    "service_fee_rupiah": ("Price: service fee per unit (Rp)", 0, 1_000),
-    "rate_limit_per_key": ("Requests per second per API key", 1, 50),
-    "rate_limit_per_channel": ("Requests per second for the channel", 1, 200),
-    "rate_limit_burst": ("Burst (requests)", 1, 100),
-    "stamping_concurrency": ("Stamping share (documents at once)", 1, 4),
-    "low_stock_threshold": ("Low-stock threshold (units)", 0, 100),
+    "service_fee_rupiah": (gettext_lazy("Price: service fee per unit (Rp)"), 0, 1_000),
+    "rate_limit_per_key": (gettext_lazy("Requests per second per API key"), 1, 50),
+    "rate_limit_per_channel": (gettext_lazy("Requests per second for the channel"), 1, 200),
+    "rate_limit_burst": (gettext_lazy("Burst (requests)"), 1, 100),
+    "stamping_concurrency": (gettext_lazy("Stamping share (documents at once)"), 1, 4),
+    "low_stock_threshold": (gettext_lazy("Low-stock threshold (units)"), 0, 100),
 }
 
 
@@ -37,12 +40,18 @@ class _SettingsForm(forms.Form):
 
 
 class NewChannelForm(_SettingsForm):
-    code = forms.CharField(max_length=31, help_text="Lower-case letters, digits, underscores; also the schema name.")
-    name = forms.CharField(max_length=200)
+    code = forms.CharField(
+        label=gettext_lazy("Code"), max_length=31,
+        help_text=gettext_lazy("Lower-case letters, digits, underscores; also the schema name."),
+    )  # fmt: skip
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
     hosts = forms.CharField(
-        max_length=1000, help_text="Host names, separated by spaces or commas; the first is primary."
+        label=gettext_lazy("Hosts"), max_length=1000,
+        help_text=gettext_lazy("Host names, separated by spaces or commas; the first is primary."),
+    )  # fmt: skip
+    owner_email = forms.EmailField(
+        label=gettext_lazy("Owner's e-mail"), help_text=gettext_lazy("Gets a one-time link to join as the owner.")
     )
-    owner_email = forms.EmailField(label="Owner's e-mail", help_text="Gets a one-time link to join as the owner.")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -53,7 +62,9 @@ class NewChannelForm(_SettingsForm):
 
 
 class StatusForm(forms.Form):
-    reason = forms.CharField(max_length=500, help_text="Why; kept in the audit log.")
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"), max_length=500, help_text=gettext_lazy("Why; kept in the audit log.")
+    )
 
 
 def _portal_url(request, host: str) -> str:
@@ -89,7 +100,7 @@ def channel_new(request):
                     portal_url=_portal_url(request, hosts[0].lower()) if hosts else "", actor=request.user,
                 )  # fmt: skip
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = exc.http_status
             else:
                 return redirect("backoffice:onboarding", onboarding_id=onboarding.pk)
@@ -103,8 +114,10 @@ def channel_new(request):
 def onboarding(request, onboarding_id: int):
     """The progress of a new channel; ``static/js/live.js`` refreshes the progress fragment."""
     row = get_object_or_404(Onboarding, pk=onboarding_id)
-    template = "issuer/backoffice/_onboarding_live.html" if request.GET.get("partial") else (
-        "issuer/backoffice/onboarding.html"
+    template = (
+        "issuer/backoffice/_onboarding_live.html"
+        if request.GET.get("partial")
+        else ("issuer/backoffice/onboarding.html")
     )
     return render(request, template, {"onboarding": row})
 
@@ -129,10 +142,16 @@ def channel_detail(request, code: str):
             try:
                 tenants.set_channel_limits(channel=channel, changes=changes, actor=request.user)
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = exc.http_status
             else:
-                messages.success(request, f"{channel.name}: {len(changes)} setting(s) changed.")
+                messages.success(
+                    request,
+                    ngettext(
+                        "%(channel)s: %(n)s setting changed.", "%(channel)s: %(n)s settings changed.", len(changes)
+                    )
+                    % {"channel": channel.name, "n": len(changes)},
+                )
                 return redirect("backoffice:channel", code=channel.code)
         else:
             status = 400
@@ -148,8 +167,9 @@ def channel_status(request, code: str):
     form = StatusForm(request.POST)
     active = request.POST.get("active") == "1"
     if not form.is_valid():
-        messages.error(request, "Give a reason: it is kept in the audit log.")
+        messages.error(request, _("Give a reason: it is kept in the audit log."))
         return redirect("backoffice:channel", code=channel.code)
     tenants.set_channel_active(channel=channel, active=active, actor=request.user, reason=form.cleaned_data["reason"])
-    messages.success(request, f"{channel.name} is {'reinstated' if active else 'suspended'}.")
+    done = _("%(channel)s is reinstated.") if active else _("%(channel)s is suspended.")
+    messages.success(request, done % {"channel": channel.name})
     return redirect("backoffice:channel", code=channel.code)

@@ -5,7 +5,10 @@ import datetime as dt
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
+from faces.labels import shown_choices
 from issuer.models import IncidentNote
 from tenants.models import Channel
 
@@ -15,7 +18,7 @@ class StaffLoginForm(AuthenticationForm):
 
     error_messages = {
         **AuthenticationForm.error_messages,
-        "not_staff": "This account is not issuer staff. Sign in with a staff account.",
+        "not_staff": _("This account is not issuer staff. Sign in with a staff account."),
     }
 
     def confirm_login_allowed(self, user):
@@ -26,22 +29,25 @@ class StaffLoginForm(AuthenticationForm):
 
 class OtpCodeForm(forms.Form):
     token = forms.CharField(
-        label="Code",
+        label=_("Code"),
         min_length=6,
         max_length=8,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
-        help_text="The six-digit code your authenticator app shows now.",
+        help_text=_("The six-digit code your authenticator app shows now."),
     )
 
 
 class DepositForm(forms.Form):
     channel = forms.ModelChoiceField(
         queryset=Channel.objects.filter(kind=Channel.Kind.CHANNEL, is_active=True).order_by("name"),
-        empty_label="Choose a channel",
+        label=_("Channel"),
+        empty_label=_("Choose a channel"),
     )
-    units = forms.IntegerField(min_value=1, max_value=100_000_000, help_text="e-Meterai units the deposit pays for.")
+    units = forms.IntegerField(
+        label=_("Units"), min_value=1, max_value=100_000_000, help_text=_("e-Meterai units the deposit pays for.")
+    )
     reference = forms.CharField(
-        label="Billing reference", max_length=100, help_text="The reference of the channel's payment (unique)."
+        label=_("Billing reference"), max_length=100, help_text=_("The reference of the channel's payment (unique).")
     )
 
     def clean_reference(self):
@@ -49,8 +55,8 @@ class DepositForm(forms.Form):
 
 
 class PeriodForm(forms.Form):
-    date_from = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To (included)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("To (included)"), widget=forms.DateInput(attrs={"type": "date"}))
 
     @staticmethod
     def default_period() -> dict:
@@ -62,15 +68,17 @@ class PeriodForm(forms.Form):
         start, end = data.get("date_from"), data.get("date_to")
         if start and end:
             if end < start:
-                raise forms.ValidationError("The period ends before it starts.")
+                raise forms.ValidationError(gettext("The period ends before it starts."))
             if end - start > dt.timedelta(days=366):
-                raise forms.ValidationError("Choose a period of at most a year.")
+                raise forms.ValidationError(gettext("Choose a period of at most a year."))
         return data
 
 
 class SerialLookupForm(forms.Form):
     serial = forms.CharField(
-        max_length=40, widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
+        label=_("Serial number"),
+        max_length=40,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 
 
@@ -82,28 +90,30 @@ class DateTimeLocalInput(forms.DateTimeInput):
 
 
 class IncidentForm(forms.Form):
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(label=_("Title"), max_length=200)
     body = forms.CharField(
-        label="What users should know",
+        label=_("What users should know"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="Shown on the public status page as plain text.",
+        help_text=_("Shown on the public status page as plain text."),
     )
-    severity = forms.ChoiceField(choices=IncidentNote.Severity.choices, initial=IncidentNote.Severity.MINOR)
-    started_at = forms.DateTimeField(label="Started", widget=DateTimeLocalInput(), input_formats=["%Y-%m-%dT%H:%M"])
+    severity = forms.ChoiceField(
+        label=_("Severity"), choices=shown_choices(IncidentNote.Severity.choices), initial=IncidentNote.Severity.MINOR
+    )
+    started_at = forms.DateTimeField(label=_("Started"), widget=DateTimeLocalInput(), input_formats=["%Y-%m-%dT%H:%M"])
     resolved_at = forms.DateTimeField(
-        label="Resolved",
+        label=_("Resolved"),
         required=False,
         widget=DateTimeLocalInput(),
         input_formats=["%Y-%m-%dT%H:%M"],
-        help_text="Leave empty while the incident is ongoing.",
+        help_text=_("Leave empty while the incident is ongoing."),
     )
 
     def clean(self):
         data = super().clean()
         start, end = data.get("started_at"), data.get("resolved_at")
         if start and end and end < start:
-            self.add_error("resolved_at", "An incident cannot be resolved before it started.")
+            self.add_error("resolved_at", gettext("An incident cannot be resolved before it started."))
         return data
 
 
@@ -111,22 +121,24 @@ class BrownoutForm(forms.Form):
     """Pause one class of new work for one channel or for all (``stamping.brownout``)."""
 
     kind = forms.ChoiceField(
-        label="Pause",
+        label=_("Pause"),
         choices=[
-            ("registrations", "New customers"),
-            ("purchases", "New purchases"),
-            ("stamping", "New stamp requests"),
+            ("registrations", _("New customers")),
+            ("purchases", _("New purchases")),
+            ("stamping", _("New stamp requests")),
         ],
-        help_text="Pausing a class pauses the lower ones with it (customers, then purchases, then stamp requests).",
+        help_text=_("Pausing a class pauses the lower ones with it (customers, then purchases, then stamp requests)."),
     )
     channel = forms.ModelChoiceField(
+        label=_("Channel"),
         queryset=Channel.objects.filter(kind=Channel.Kind.CHANNEL).order_by("name"),
         required=False,
-        empty_label="Every channel",
+        empty_label=_("Every channel"),
         to_field_name="code",
     )
     reason = forms.CharField(
+        label=_("Reason"),
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Shown to channels (API, webhooks) and on the public status page.",
+        help_text=_("Shown to channels (API, webhooks) and on the public status page."),
     )

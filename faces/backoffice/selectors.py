@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django_tenants.utils import schema_context
 
 from billing.ledger.selectors import channel_balance, stock_changes_per_bucket
@@ -45,9 +46,9 @@ class Window:
 
 
 WINDOWS = {
-    "1h": Window("1h", "Last hour", timedelta(hours=1), timedelta(minutes=1)),
-    "6h": Window("6h", "Last 6 hours", timedelta(hours=6), timedelta(minutes=5)),
-    "24h": Window("24h", "Last 24 hours", timedelta(hours=24), timedelta(minutes=15)),
+    "1h": Window("1h", gettext_lazy("Last hour"), timedelta(hours=1), timedelta(minutes=1)),
+    "6h": Window("6h", gettext_lazy("Last 6 hours"), timedelta(hours=6), timedelta(minutes=5)),
+    "24h": Window("24h", gettext_lazy("Last 24 hours"), timedelta(hours=24), timedelta(minutes=15)),
 }
 
 
@@ -254,5 +255,3 @@ def cached_status(build) -> dict:
         with contextlib.suppress(Exception):  # as above
             cache.set(STATUS_CACHE_KEY, context, timeout=STATUS_CACHE_SECONDS)
     return context
-
-

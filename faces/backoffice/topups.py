@@ -7,11 +7,13 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.ledger.models import TopUpRequest
 from billing.topups import record_topup
 from faces.backoffice.views import staff_required
+from faces.wording import error_text
 from kernel.errors import ApplicationError
 
 _EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}
@@ -24,11 +26,12 @@ def topup_record(request, request_id: int):
     try:
         topup = record_topup(request_id=request_id, recorded_by=request.user)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
     else:
         messages.success(
             request,
-            f"Top-up request {topup.pk} recorded as deposit {topup.deposit.reference}; another person confirms it.",
+            _("Top-up request %(id)s recorded as deposit %(reference)s; another person confirms it.")
+            % {"id": topup.pk, "reference": topup.deposit.reference},
         )
     return redirect("backoffice:deposits")
 

@@ -25,6 +25,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as django_otp_login
 
@@ -38,7 +39,7 @@ from billing.ledger.selectors import (
     reconciliation_runs,
 )
 from billing.reconciliation import reconcile
-from billing.settlement import DUTY_BASIS, settlement_rows, settlement_totals, write_csv
+from billing.settlement import settlement_rows, settlement_totals, write_csv
 from billing.topups import open_topups
 from faces.backoffice import selectors
 from faces.backoffice.forms import (
@@ -52,7 +53,8 @@ from faces.backoffice.forms import (
 )
 from faces.charts import Series, blank_before, format_number, line_chart
 from faces.logins import ThrottledLoginView
-from gateway.http.problems import problem_response
+from faces.wording import duty_basis, error_text, said
+from gateway.http.problems import localized, problem_response
 from issuer.incidents import create_incident_note, resolve_incident_note, update_incident_note
 from issuer.models import IncidentNote
 from issuer.selectors import recent_serials, resolved_incidents, serial_get
@@ -74,8 +76,8 @@ def _not_staff(request):
         request,
         status=403,
         code="permission_denied",
-        title="Issuer staff only",
-        detail="The back office is for issuer staff. Sign out and sign in with a staff account.",
+        title=_("Issuer staff only"),
+        detail=_("The back office is for issuer staff. Sign out and sign in with a staff account."),
     )
 
 
@@ -96,7 +98,7 @@ def _password_checked(request):
         return _not_staff(request)
     if _session_over(request):
         logout(request)
-        messages.info(request, "Your back-office session ended. Sign in again.")
+        messages.info(request, _("Your back-office session ended. Sign in again."))
         return redirect_to_login(request.get_full_path(), LOGIN_URL)
     return None
 
@@ -167,17 +169,23 @@ def otp_verify(request):
         try:
             device = otp.verify_code(user=request.user, token=token) if form.is_valid() else None
         except otp.OtpCodeThrottled as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, _throttled_text(exc))
             device, status, headers = None, exc.http_status, exc.headers
         if device is not None:
             _signed_in_with(request, device)
             record(request.user, "staff.verified", request.user)
             return redirect(_next_url(request))
         if status != 429:
-            form.add_error(None, "That code is not valid. Enter the six-digit code your authenticator app shows now.")
+            form.add_error(
+                None, _("That code is not valid. Enter the six-digit code your authenticator app shows now.")
+            )
             status = 400
     context = {"form": form, "next": _next_url(request)}
     return _with_headers(render(request, "issuer/backoffice/otp_verify.html", context, status=status), headers)
+
+
+def _throttled_text(exc: otp.OtpCodeThrottled) -> str:
+    return _("Too many wrong codes in a row: wait %(wait)s s before the next one.") % {"wait": exc.wait_seconds}
 
 
 def _signed_in_with(request, device) -> None:
@@ -198,9 +206,11 @@ def otp_enrol(request):
     device = otp.pending_device(request.user)
     if device is None:
         if not settings.BACKOFFICE_OTP_SELF_ENROL:
-            exc = otp.OtpEnrolmentClosed("Your account has no second factor yet.")
-            detail = f"{exc.message} {exc.what_to_do}"
-            return problem_response(request, status=exc.http_status, code=exc.code, title=exc.title, detail=detail)
+            exc = otp.OtpEnrolmentClosed(_("Your account has no second factor yet."))
+            said = localized({"title": exc.title, "detail": f"{exc.message} {exc.what_to_do}"}, exc)
+            return problem_response(
+                request, status=exc.http_status, code=exc.code, title=said["title"], detail=said["detail"]
+            )
         device = otp.start_enrolment(user=request.user, actor=request.user)
     form = OtpCodeForm(request.POST or None)
     status, headers = 200, {}
@@ -209,14 +219,16 @@ def otp_enrol(request):
         try:
             confirmed = otp.confirm_enrolment(user=request.user, token=token) if form.is_valid() else None
         except otp.OtpCodeThrottled as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, _throttled_text(exc))
             confirmed, status, headers = None, exc.http_status, exc.headers
         if confirmed is not None:
             _signed_in_with(request, confirmed)
-            messages.success(request, "Your authenticator app is set up. Use it at every sign-in.")
+            messages.success(request, _("Your authenticator app is set up. Use it at every sign-in."))
             return redirect(_next_url(request))
         if status != 429:
-            form.add_error(None, "That code does not match. Scan the QR code again, then enter the code the app shows.")
+            form.add_error(
+                None, _("That code does not match. Scan the QR code again, then enter the code the app shows.")
+            )
             status = 400
     uri = device.config_url
     context = {
@@ -254,8 +266,7 @@ class StaffLogoutView(auth_views.LogoutView):
 
 def _overview_charts(window: selectors.Window, rows: list[dict]) -> dict:
     starts = selectors.bucket_starts(window)
-    fmt = "%H:%M"
-    labels = [timezone.localtime(s).strftime(fmt) for s in starts]
+    labels = [timezone.localtime(s).strftime("%H:%M") for s in starts]
     stamps = selectors.stamps_per_bucket(starts=starts, bucket=window.bucket)
     stock = selectors.stock_per_bucket(
         starts=starts,
@@ -273,8 +284,10 @@ def _overview_charts(window: selectors.Window, rows: list[dict]) -> dict:
     ]
     stock_series = [series(row, stock.get(row["channel"].pk, [0] * len(starts))) for row in rows]
     return {
-        "stamps_chart": line_chart(labels=labels, series=stamp_series, unit="stamps/min", title="Stamps per minute"),
-        "stock_chart": line_chart(labels=labels, series=stock_series, unit="units", title="Available stock"),
+        "stamps_chart": line_chart(
+            labels=labels, series=stamp_series, unit=_("stamps/min"), title=_("Stamps per minute")
+        ),
+        "stock_chart": line_chart(labels=labels, series=stock_series, unit=_("units"), title=_("Available stock")),
         "stamps_total": sum(sum(v) for v in stamps.values()),
     }
 
@@ -324,13 +337,20 @@ def deposits(request):
                     recorded_by=request.user,
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = exc.http_status
             else:
                 messages.success(
                     request,
-                    f"Deposit {deposit.reference} recorded: {format_number(deposit.units)} units for "
-                    f"{deposit.channel.name}. Confirm it once the money has arrived.",
+                    _(
+                        "Deposit %(reference)s recorded: %(units)s units for %(channel)s. Confirm it once the "
+                        "money has arrived."
+                    )
+                    % {
+                        "reference": deposit.reference,
+                        "units": format_number(deposit.units),
+                        "channel": deposit.channel.name,
+                    },
                 )
                 return redirect("backoffice:deposits")
         else:
@@ -341,8 +361,9 @@ def deposits(request):
     context = {
         "form": form,
         "page": page,
-        "statuses": Deposit.Status.values,
+        "statuses": Deposit.Status.choices,
         "wanted": wanted,
+        "wanted_label": _(dict(Deposit.Status.choices)[wanted]) if wanted in Deposit.Status.values else wanted,
         "stock": stock,
         "may_record": may_record,
         "may_confirm": request.user.has_perm(CONFIRM_PERMISSION),
@@ -359,12 +380,12 @@ def deposit_confirm(request, deposit_id: int):
     try:
         deposit = confirm_deposit(deposit_id=deposit_id, confirmed_by=request.user)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
     else:
         messages.success(
             request,
-            f"Deposit {deposit.reference} confirmed: {format_number(deposit.units)} units allocated to "
-            f"{deposit.channel.name}.",
+            _("Deposit %(reference)s confirmed: %(units)s units allocated to %(channel)s.")
+            % {"reference": deposit.reference, "units": format_number(deposit.units), "channel": deposit.channel.name},
         )
     return redirect("backoffice:deposits")
 
@@ -389,10 +410,10 @@ def reconciliation(request):
 def reconciliation_run(request):
     report = reconcile(store=True, actor=request.user)
     if report["ok"]:
-        messages.success(request, "Reconciliation finished: every invariant holds.")
+        messages.success(request, _("Reconciliation finished: every invariant holds."))
     else:
         failed = [check["name"] for check in report["checks"] if not check["ok"]]
-        messages.error(request, f"Reconciliation found violations in: {', '.join(failed)}.")
+        messages.error(request, _("Reconciliation found violations in: %(checks)s.") % {"checks": ", ".join(failed)})
     return redirect("backoffice:reconciliation")
 
 
@@ -416,7 +437,7 @@ def settlement(request):
         "period": period,
         "rows": rows,
         "totals": settlement_totals(rows),
-        "duty_basis": DUTY_BASIS,
+        "duty_basis": duty_basis(),
     }
     return render(request, "issuer/backoffice/settlement.html", context, status=200 if period else 400)
 
@@ -430,8 +451,8 @@ def settlement_csv(request):
             request,
             status=400,
             code="invalid_period",
-            title="Invalid period",
-            detail=" ".join(form.errors.get("__all__", [])) or "Give both dates as YYYY-MM-DD.",
+            title=_("Invalid period"),
+            detail=" ".join(form.errors.get("__all__", [])) or _("Give both dates as YYYY-MM-DD."),
         )
     out = io.StringIO()
     write_csv(settlement_rows(**period), out)
@@ -459,7 +480,7 @@ def serials(request):
     return render(
         request,
         "issuer/backoffice/serials.html",
-        {"form": form, "found": found, "error": error, "recent": recent},
+        {"form": form, "found": found, "error": said(error) if error else None, "recent": recent},
         status=status,
     )
 
@@ -479,10 +500,10 @@ def incidents(request):
             try:
                 note = create_incident_note(**form.cleaned_data, actor=request.user)
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = 400
             else:
-                messages.success(request, f"Incident note “{note.title}” is on the status page.")
+                messages.success(request, _("Incident note “%(title)s” is on the status page.") % {"title": note.title})
                 return redirect("backoffice:incidents")
         else:
             status = 400
@@ -510,9 +531,9 @@ def incident_edit(request, note_id: int):
         try:
             update_incident_note(note_id=note.pk, **form.cleaned_data, actor=request.user)
         except ApplicationError as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, error_text(exc))
         else:
-            messages.success(request, "Incident note saved.")
+            messages.success(request, _("Incident note saved."))
             return redirect("backoffice:incidents")
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "issuer/backoffice/incident_edit.html", {"form": form, "note": note}, status=status)
@@ -523,11 +544,15 @@ def incident_edit(request, note_id: int):
 def incident_resolve(request, note_id: int):
     note = get_object_or_404(IncidentNote, pk=note_id)
     resolve_incident_note(note_id=note.pk, actor=request.user)
-    messages.success(request, f"“{note.title}” marked resolved.")
+    messages.success(request, _("“%(title)s” marked resolved.") % {"title": note.title})
     return redirect("backoffice:incidents")
 
 
 # --------------------------------------------------------------------------- brownout
+
+
+def _scope(row: Brownout) -> str:
+    return _("all") if row.scope == "all" else row.scope
 
 
 @staff_required
@@ -542,10 +567,14 @@ def brownouts(request):
             try:
                 paused = brownout.pause(**form.cleaned_data, actor=request.user)
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = 400
             else:
-                messages.success(request, f"{paused.get_kind_display().capitalize()} paused for {paused.scope}.")
+                messages.success(
+                    request,
+                    _("%(what)s paused for %(scope)s.")
+                    % {"what": _(paused.get_kind_display()).capitalize(), "scope": _scope(paused)},
+                )
                 return redirect("backoffice:brownouts")
         else:
             status = 400
@@ -564,7 +593,8 @@ def brownouts(request):
 def brownout_resume(request, brownout_id: int):
     row = get_object_or_404(Brownout, pk=brownout_id, ended_at__isnull=True)
     brownout.resume(kind=row.kind, channel=row.channel, actor=request.user)
-    messages.success(request, f"{row.get_kind_display().capitalize()} resumed for {row.scope}.")
+    resumed = {"what": _(row.get_kind_display()).capitalize(), "scope": _scope(row)}
+    messages.success(request, _("%(what)s resumed for %(scope)s.") % resumed)
     return redirect("backoffice:brownouts")
 
 

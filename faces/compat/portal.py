@@ -7,23 +7,33 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from faces.compat.accounts import create_compat_user
 from faces.compat.models import CompatUser
 from faces.portal.views import portal_login_required
+from faces.wording import error_text
 from gateway.models import ApiKey
 from kernel.errors import ApplicationError
 from tenants.members.models import Role
 
 
 class CompatUserForm(forms.Form):
-    username = forms.CharField(max_length=150, label="User name")
-    email = forms.EmailField(required=False)
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), min_length=8, strip=False)
-    customer = forms.IntegerField(min_value=1, help_text="The customer id whose quota this user spends.")
-    api_key = forms.ModelChoiceField(queryset=ApiKey.objects.none(), label="API key",
-                                     help_text="The user acts with this key's scopes and rate limits.")  # fmt: skip
+    username = forms.CharField(max_length=150, label=gettext_lazy("User name"))
+    email = forms.EmailField(label=gettext_lazy("Email"), required=False)
+    password = forms.CharField(
+        label=gettext_lazy("Password"), widget=forms.PasswordInput(render_value=False), min_length=8, strip=False
+    )
+    customer = forms.IntegerField(
+        label=gettext_lazy("Customer"), min_value=1,
+        help_text=gettext_lazy("The customer id whose quota this user spends."),
+    )  # fmt: skip
+    api_key = forms.ModelChoiceField(
+        queryset=ApiKey.objects.none(), label=gettext_lazy("API key"),
+        help_text=gettext_lazy("The user acts with this key's scopes and rate limits."),
+    )  # fmt: skip
 
     def __init__(self, *args, channel, **kwargs):
         super().__init__(*args, **kwargs)
@@ -49,10 +59,12 @@ def compat_users(request):
                     email=data["email"],
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = 400
             else:
-                messages.success(request, f"Compat user “{user.username}” created; it can log in now.")
+                messages.success(
+                    request, _("Compat user “%(name)s” created; it can log in now.") % {"name": user.username}
+                )
                 return redirect("portal:compat-users")
         else:
             status = 400

@@ -12,8 +12,10 @@ from django.contrib import messages
 from django.db import connection
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing.statements import channel_statement, statement_csv_rows
@@ -21,6 +23,7 @@ from billing.topups import request_topup, topups_for_channel
 from faces.charts import Series, bar_chart
 from faces.portal.statement_pdf import render_statement_pdf
 from faces.portal.views import portal_login_required
+from faces.wording import duty_basis, error_text
 from gateway.http.problems import problem_response
 from kernel.errors import ApplicationError
 from tenants.members.models import Role
@@ -28,12 +31,16 @@ from tenants.members.models import Role
 
 class TopUpForm(forms.Form):
     units = forms.IntegerField(
-        min_value=1, max_value=10_000_000, help_text="Each unit is Rp 10.000 of stamp duty."
-    )
+        label=gettext_lazy("Units"), min_value=1, max_value=10_000_000,
+        help_text=gettext_lazy("Each unit is Rp 10.000 of stamp duty."),
+    )  # fmt: skip
     transfer_reference = forms.CharField(
-        max_length=100, label="Transfer reference", help_text="The reference of the bank transfer that paid the duty."
+        max_length=100, label=gettext_lazy("Transfer reference"),
+        help_text=gettext_lazy("The reference of the bank transfer that paid the duty."),
+    )  # fmt: skip
+    proof = forms.FileField(
+        label=gettext_lazy("Proof of transfer"), help_text=gettext_lazy("PDF, PNG or JPEG, at most 900 KB.")
     )
-    proof = forms.FileField(label="Proof of transfer", help_text="PDF, PNG or JPEG, at most 900 KB.")
 
 
 @portal_login_required(Role.FINANCE)
@@ -51,11 +58,13 @@ def topups(request):
                     proof=upload.read(), requested_by=f"{connection.schema_name}:{request.user.get_username()}",
                 )  # fmt: skip
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = 400
             else:
                 messages.success(
-                    request, f"Top-up request {created.pk} for {created.units} units is sent to the issuer."
+                    request,
+                    _("Top-up request %(id)s for %(units)s units is sent to the issuer.")
+                    % {"id": created.pk, "units": created.units},
                 )
                 return redirect("portal:topups")
         else:
@@ -79,7 +88,7 @@ def _month(text: str | None) -> tuple[int, int] | None:
 
 def _bad_month(request):
     return problem_response(
-        request, status=400, code="invalid_period", title="Invalid month", detail="Give the month as YYYY-MM."
+        request, status=400, code="invalid_period", title=_("Invalid month"), detail=_("Give the month as YYYY-MM.")
     )
 
 
@@ -99,11 +108,14 @@ def statement(request):
         return _bad_month(request)
     found = channel_statement(channel=request.tenant, year=wanted[0], month=wanted[1])
     chart = bar_chart(
-        labels=[day.strftime("%d %b") for day in found.days],
-        stacks=[Series("Sold", found.sold_per_day, css="ok")],
-        unit="units", title=f"Units sold per day, {found.label}", width=1040,
+        labels=[dateformat.format(day, "d M") for day in found.days],
+        stacks=[Series(_("Sold"), found.sold_per_day, css="ok")],
+        unit=_("units"), title=_("Units sold per day, %(month)s") % {"month": found.label}, width=1040,
     )  # fmt: skip
-    context = {"statement": found, "chart": chart, "previous": _previous(*wanted), "next": _next(*wanted)}
+    context = {
+        "statement": found, "chart": chart, "previous": _previous(*wanted), "next": _next(*wanted),
+        "basis": duty_basis(),
+    }  # fmt: skip
     return render(request, "portal/statement.html", context)
 
 
@@ -112,7 +124,7 @@ def statement(request):
 def statement_file(request, month: str, kind: str):
     wanted = _month(month)
     if kind not in ("csv", "pdf"):
-        return render(request, "portal/not_found.html", {"what": "statement format"}, status=404)
+        return render(request, "portal/not_found.html", {"what": _("statement format")}, status=404)
     if wanted is None:
         return _bad_month(request)
     found = channel_statement(channel=request.tenant, year=wanted[0], month=wanted[1])

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from gateway.models import ApiKey
 from kernel.errors import NotFound
@@ -47,12 +48,12 @@ class ActivityRange:
     label: str
     count: int
     step: timedelta
-    fmt: str
+    fmt: str  # Django's date format of a bucket's label (month names in the page's language)
 
 
 RANGES = {
-    "48h": ActivityRange("48h", "Last 48 hours, per hour", 48, timedelta(hours=1), "%H:00"),
-    "30d": ActivityRange("30d", "Last 30 days, per day", 30, timedelta(days=1), "%d %b"),
+    "48h": ActivityRange("48h", gettext_lazy("Last 48 hours, per hour"), 48, timedelta(hours=1), "H:00"),
+    "30d": ActivityRange("30d", gettext_lazy("Last 30 days, per day"), 30, timedelta(days=1), "d M"),
 }
 
 
@@ -118,5 +119,5 @@ def api_key_get_for(*, channel, key_id: int) -> ApiKey:
     """The channel's own key ``key_id``; another channel's key is as unknown as a missing one."""
     key = ApiKey.objects.filter(channel_id=channel.pk, pk=key_id).first()
     if key is None:
-        raise NotFound("This channel has no such API key.")
+        raise NotFound(gettext("This channel has no such API key."))
     return key

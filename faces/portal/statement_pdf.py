@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 
 import pikepdf
+from django.utils.translation import gettext as _
 
 from billing.statements import Statement
 from faces.charts import Series, bar_chart, format_number
+from faces.wording import duty_basis
 
 A4 = (595, 842)
 MARGIN = 48
@@ -47,19 +49,21 @@ def render_statement_pdf(statement: Statement) -> bytes:
     page = _Page()
     width, height = A4
     y = height - MARGIN
-    page.text(MARGIN, y - 10, "e-Meterai gateway - channel statement", size=9)
+    page.text(MARGIN, y - 10, _("e-Meterai gateway - channel statement"), size=9)
     page.text(MARGIN, y - 34, f"{statement.channel_name} ({statement.channel_code})", size=18, bold=True)
-    page.text(MARGIN, y - 54, f"Month {statement.label}: {statement.date_from.isoformat()} to "
-              f"{statement.date_to.isoformat()}, whole days in Asia/Jakarta", size=10)  # fmt: skip
+    period = _("Month %(month)s: %(start)s to %(end)s, whole days in Asia/Jakarta") % {
+        "month": statement.label, "start": statement.date_from.isoformat(), "end": statement.date_to.isoformat(),
+    }  # fmt: skip
+    page.text(MARGIN, y - 54, period, size=10)
 
     f = statement.figures
     rows = [
-        ("Units allocated by the issuer", format_number(f["allocated"])),
-        ("Units sold to customers", format_number(f["sold"])),
-        ("Units refunded", format_number(f["refunded"])),
-        ("Net units sold", format_number(f["net_sold"])),
-        ("Units used by completed stamps", format_number(f["used"])),
-        ("Stamp duty owed to the treasury", _rupiah(f["duty_due_rupiah"])),
+        (_("Units allocated by the issuer"), format_number(f["allocated"])),
+        (_("Units sold to customers"), format_number(f["sold"])),
+        (_("Units refunded"), format_number(f["refunded"])),
+        (_("Net units sold"), format_number(f["net_sold"])),
+        (_("Units used by completed stamps"), format_number(f["used"])),
+        (_("Stamp duty owed to the treasury"), _rupiah(f["duty_due_rupiah"])),
     ]
     top = y - 90
     for index, (label, value) in enumerate(rows):
@@ -69,15 +73,15 @@ def render_statement_pdf(statement: Statement) -> bytes:
         page.text(MARGIN + 6, row_y, label, size=11, bold=index == len(rows) - 1)
         page.text(width - MARGIN - 6, row_y, value, size=11, bold=index == len(rows) - 1, right=True)
     basis_y = top - len(rows) * 20 - 12
-    for offset, part in enumerate(_wrap(statement.basis, 100)):
+    for offset, part in enumerate(_wrap(duty_basis(), 100)):
         page.text(MARGIN, basis_y - offset * 12, part, size=8)
 
     chart_top = basis_y - 50
-    page.text(MARGIN, chart_top + 14, "Units sold per day", size=12, bold=True)
+    page.text(MARGIN, chart_top + 14, _("Units sold per day"), size=12, bold=True)
     chart = bar_chart(
         labels=[day.strftime("%d") for day in statement.days],
-        stacks=[Series("Sold", statement.sold_per_day, css="ok")],
-        unit="units", width=width - 2 * MARGIN, height=220,
+        stacks=[Series(_("Sold"), statement.sold_per_day, css="ok")],
+        unit=_("units"), width=width - 2 * MARGIN, height=220,
     )  # fmt: skip
 
     def to_pdf_y(svg_y: float) -> float:  # the chart's y runs down from its top
@@ -92,8 +96,8 @@ def render_statement_pdf(statement: Statement) -> bytes:
     for label in chart["xlabels"]:
         page.text(MARGIN + label["x"] - 5, to_pdf_y(chart["bottom"]) - 12, label["label"], size=7)
     if chart["empty"]:
-        page.text(MARGIN + chart["left"] + 10, to_pdf_y(chart["bottom"]) + 40, "No sales this month.", size=10)
-    page.text(MARGIN, MARGIN, "Figures are the issuer's settlement report for this channel and month.", size=8)
+        page.text(MARGIN + chart["left"] + 10, to_pdf_y(chart["bottom"]) + 40, _("No sales this month."), size=10)
+    page.text(MARGIN, MARGIN, _("Figures are the issuer's settlement report for this channel and month."), size=8)
 
     pdf = pikepdf.new()
     fonts = pikepdf.Dictionary(
@@ -106,12 +110,16 @@ def render_statement_pdf(statement: Statement) -> bytes:
     pdf.pages.append(
         pikepdf.Page(
             pikepdf.Dictionary(
-                Type=pikepdf.Name.Page, MediaBox=[0, 0, width, height], Contents=pdf.make_indirect(content),
+                Type=pikepdf.Name.Page,
+                MediaBox=[0, 0, width, height],
+                Contents=pdf.make_indirect(content),
                 Resources=pikepdf.Dictionary(Font=fonts),
             )  # fmt: skip
         )
     )
-    pdf.docinfo["/Title"] = f"Statement {statement.channel_code} {statement.label}"
+    pdf.docinfo["/Title"] = _("Statement %(channel)s %(month)s") % {
+        "channel": statement.channel_code, "month": statement.label,
+    }  # fmt: skip
     out = io.BytesIO()
     pdf.save(out, deterministic_id=True)
     return out.getvalue()

@@ -7,10 +7,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from faces.labels import shown_choices
 from faces.portal.views import _suspended_page, portal_login_required
+from faces.wording import error_text
 from kernel.errors import ApplicationError
 from tenants.members import services as members
 from tenants.members.models import Member, OneTimeLink, Role
@@ -18,27 +22,29 @@ from tenants.services import ChannelSuspended, refuse_if_suspended
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.DEVELOPER)
+    email = forms.EmailField(label=gettext_lazy("Email"), max_length=150)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=shown_choices(Role.choices), initial=Role.DEVELOPER)
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=shown_choices(Role.choices))
 
 
 class PasswordForm(forms.Form):
-    password = forms.CharField(widget=forms.PasswordInput, strip=False, min_length=8, label="New password")
-    password2 = forms.CharField(widget=forms.PasswordInput, strip=False, label="New password again")
+    password = forms.CharField(
+        widget=forms.PasswordInput, strip=False, min_length=8, label=gettext_lazy("New password")
+    )
+    password2 = forms.CharField(widget=forms.PasswordInput, strip=False, label=gettext_lazy("New password again"))
 
     def clean(self):
         data = super().clean()
         if data.get("password") and data.get("password") != data.get("password2"):
-            raise forms.ValidationError("The two passwords differ.")
+            raise forms.ValidationError(_("The two passwords differ."))
         return data
 
 
 class ResetRequestForm(forms.Form):
-    email = forms.EmailField(max_length=150)
+    email = forms.EmailField(label=gettext_lazy("Email"), max_length=150)
 
 
 def link_base(request) -> str:
@@ -59,10 +65,14 @@ def team(request):
                     channel_name=request.tenant.name,
                 )  # fmt: skip
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = exc.http_status
             else:
-                messages.success(request, f"{member.email} is invited as {member.get_role_display().lower()}.")
+                messages.success(
+                    request,
+                    _("%(email)s is invited as %(role)s.")
+                    % {"email": member.email, "role": _(member.get_role_display()).lower()},
+                )
                 return redirect("portal:team")
         else:
             status = 400
@@ -76,16 +86,17 @@ def team(request):
 def member_role(request, member_id: int):
     form = RoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose one of the roles.")
+        messages.error(request, _("Choose one of the roles."))
         return redirect("portal:team")
     try:
         member = members.set_member_role(member_id=member_id, role=form.cleaned_data["role"], actor=request.user)
     except Member.DoesNotExist:
-        return render(request, "portal/not_found.html", {"what": "member"}, status=404)
+        return render(request, "portal/not_found.html", {"what": _("member")}, status=404)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
     else:
-        messages.success(request, f"{member.email} is now {member.get_role_display().lower()}.")
+        now = {"email": member.email, "role": _(member.get_role_display()).lower()}
+        messages.success(request, _("%(email)s is now %(role)s.") % now)
     return redirect("portal:team")
 
 
@@ -95,11 +106,11 @@ def member_remove(request, member_id: int):
     try:
         member = members.remove_member(member_id=member_id, actor=request.user)
     except Member.DoesNotExist:
-        return render(request, "portal/not_found.html", {"what": "member"}, status=404)
+        return render(request, "portal/not_found.html", {"what": _("member")}, status=404)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
     else:
-        messages.success(request, f"{member.email} is removed; their sessions have ended.")
+        messages.success(request, _("%(email)s is removed; their sessions have ended.") % {"email": member.email})
     return redirect("portal:team")
 
 
@@ -115,10 +126,10 @@ def _one_time_link(request, token: str, purpose: str, template: str):
             try:
                 members.use_link(token=token, purpose=purpose, password=form.cleaned_data["password"])
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = exc.http_status
             else:
-                messages.success(request, "Your password is set. Sign in with your e-mail address and it.")
+                messages.success(request, _("Your password is set. Sign in with your e-mail address and it."))
                 return redirect("portal:login")
         else:
             status = 400
@@ -155,6 +166,6 @@ def reset_request(request):
         members.request_password_reset(
             email=form.cleaned_data["email"], link_base=link_base(request), channel_name=request.tenant.name
         )
-        messages.success(request, "If this address belongs to a member, a reset link is on its way.")
+        messages.success(request, _("If this address belongs to a member, a reset link is on its way."))
         return redirect("portal:login")
     return render(request, "portal/reset_request.html", {"form": form}, status=400 if form.errors else 200)

@@ -13,7 +13,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.ledger.selectors import channel_balance
@@ -23,8 +24,9 @@ from faces.charts import Series, bar_chart, blank_before
 from faces.logins import ThrottledLoginView
 from faces.portal import selectors
 from faces.portal.forms import ApiKeyForm, WebhookEndpointForm
+from faces.wording import error_text
 from gateway.apikeys import DEFAULT_ROTATION_OVERLAP, issue_api_key, revoke_api_key, rotate_api_key
-from gateway.http.problems import problem_response
+from gateway.http.problems import localized, problem_response
 from issuer.stamp.render import verification_url
 from kernel.errors import ApplicationError, NotFound
 from outbox import selectors as outbox_selectors
@@ -38,10 +40,14 @@ from tenants.members.services import RoleRefused, require_role
 from tenants.services import ChannelSuspended, refuse_if_suspended
 
 
+def _refusal_page(request, exc: ApplicationError):
+    """``exc`` as a problem, its title and what to do in the page's language (``gateway.http.problems.localized``)."""
+    said = localized({"title": exc.title, "detail": f"{exc.message} {exc.what_to_do}"}, exc)
+    return problem_response(request, status=exc.http_status, code=exc.code, title=said["title"], detail=said["detail"])
+
+
 def _suspended_page(request, exc: ChannelSuspended):
-    return problem_response(
-        request, status=exc.http_status, code=exc.code, title=exc.title, detail=f"{exc.message} {exc.what_to_do}"
-    )
+    return _refusal_page(request, exc)
 
 
 EVERYONE = tuple(Role.values)
@@ -59,10 +65,7 @@ def portal_login_required(*roles: str):
             try:
                 member = require_role(request.user, roles)
             except RoleRefused as exc:
-                return problem_response(
-                    request, status=exc.http_status, code=exc.code, title=exc.title,
-                    detail=f"{exc.message} {exc.what_to_do}",
-                )  # fmt: skip
+                return _refusal_page(request, exc)
             request.member = member
             return view(request, *args, **kwargs)
 
@@ -115,10 +118,13 @@ def _activity_chart(window: selectors.ActivityRange, channel) -> tuple[dict, int
     stamped = blank_before(stamped, starts=starts, step=window.step, since=channel.created_at)
     failed = blank_before(failed, starts=starts, step=window.step, since=channel.created_at)
     chart = bar_chart(
-        labels=[timezone.localtime(s).strftime(window.fmt) for s in starts],
-        stacks=[Series("Stamped", stamped, css="ok"), Series("Failed", failed, css="bad")],
-        unit="documents",
-        title=f"Stamps, {window.label.lower()}",
+        labels=[dateformat.format(timezone.localtime(s), window.fmt) for s in starts],
+        stacks=[
+            Series(_("Stamped"), stamped, css="ok"),
+            Series(_("Failed"), failed, css="bad"),
+        ],
+        unit=_("documents"),
+        title=_("Stamps, %(period)s") % {"period": str(window.label).lower()},
     )
     return chart, total_stamped, total_failed
 
@@ -153,11 +159,11 @@ def dashboard(request):
 def _stock_parts(balance) -> list[dict]:
     """Where the channel's allocated units are now, as shares of one bar."""
     looks = {
-        "available": ("Available", "ok"),
-        "reserved": ("Reserved", "c2"),
-        "in_wallets": ("In wallets", "c1"),
-        "held": ("Held", "c3"),
-        "used": ("Used", "c7"),
+        "available": (_("Available"), "ok"),
+        "reserved": (_("Reserved"), "c2"),
+        "in_wallets": (_("In wallets"), "c1"),
+        "held": (_("Held"), "c3"),
+        "used": (_("Used"), "c7"),
     }
     parts = [(*looks[key], value) for key, value in balance.parts()]
     total = balance.allocated or 1
@@ -207,6 +213,7 @@ def stamps(request):
         "jobs": jobs,
         "statuses": StampJob.Status.choices,
         "wanted": wanted,
+        "wanted_label": _(dict(StampJob.Status.choices)[wanted]) if wanted in StampJob.Status.values else wanted,
         "batches": selectors.batch_progress(),
         "in_flight": in_flight,
     }
@@ -235,7 +242,7 @@ def api_keys(request):
                     channel=channel, name=form.cleaned_data["name"], scopes=tuple(form.cleaned_data["scopes"])
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = 400
             else:
                 request.session[NEW_KEY_SESSION] = {"id": issued.api_key.pk, "plaintext": issued.plaintext}
@@ -261,14 +268,16 @@ def api_key_rotate(request, key_id: int):
         key = selectors.api_key_get_for(channel=request.tenant, key_id=key_id)
         issued = rotate_api_key(api_key=key)
     except NotFound:
-        return render(request, "portal/not_found.html", {"what": "API key"}, status=404)
+        return render(request, "portal/not_found.html", {"what": _("API key")}, status=404)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
         return redirect("portal:api-keys")
     request.session[NEW_KEY_SESSION] = {"id": issued.api_key.pk, "plaintext": issued.plaintext}
     hours = int(DEFAULT_ROTATION_OVERLAP.total_seconds() // 3600)
     messages.success(
-        request, f"Key “{key.name}” rotated. The old key (emk_{key.prefix}_…) keeps working for {hours} hours."
+        request,
+        _("Key “%(name)s” rotated. The old key (emk_%(prefix)s_…) keeps working for %(hours)s hours.")
+        % {"name": key.name, "prefix": key.prefix, "hours": hours},
     )
     return redirect("portal:api-keys")
 
@@ -279,12 +288,14 @@ def api_key_revoke(request, key_id: int):
     try:
         key = selectors.api_key_get_for(channel=request.tenant, key_id=key_id)
     except NotFound:
-        return render(request, "portal/not_found.html", {"what": "API key"}, status=404)
+        return render(request, "portal/not_found.html", {"what": _("API key")}, status=404)
     already = key.revoked_at is not None
     revoke_api_key(api_key=key)
     if not already:
         messages.success(
-            request, f"Key “{key.name}” (emk_{key.prefix}_…) is revoked. Requests with it are refused now."
+            request,
+            _("Key “%(name)s” (emk_%(prefix)s_…) is revoked. Requests with it are refused now.")
+            % {"name": key.name, "prefix": key.prefix},
         )
     return redirect("portal:api-keys")
 
@@ -302,10 +313,10 @@ def webhooks(request):
             try:
                 endpoint = create_webhook_endpoint(**form.cleaned_data)
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(None, error_text(exc))
                 status = 400
             else:
-                messages.success(request, "Endpoint added. Verify each delivery with its signing secret (below).")
+                messages.success(request, _("Endpoint added. Verify each delivery with its signing secret (below)."))
                 return redirect("portal:webhook-endpoint", endpoint_id=endpoint.pk)
         else:
             status = 400
@@ -334,8 +345,9 @@ def webhook_replay(request, delivery_id: int):
     try:
         delivery = replay_delivery(delivery_id=delivery_id)
     except NotFound:
-        return render(request, "portal/not_found.html", {"what": "webhook delivery"}, status=404)
-    messages.success(request, f"Delivery {delivery.pk} ({delivery.event_type}) is queued to be sent again.")
+        return render(request, "portal/not_found.html", {"what": _("webhook delivery")}, status=404)
+    queued = {"id": delivery.pk, "event": delivery.event_type}
+    messages.success(request, _("Delivery %(id)s (%(event)s) is queued to be sent again.") % queued)
     back = request.POST.get("back", "")
     if back.startswith("/") and not back.startswith("//"):
         return redirect(back)

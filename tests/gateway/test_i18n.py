@@ -81,6 +81,18 @@ def test_extraction_reads_templates_and_python_and_keeps_translations(tmp_path, 
     assert po.find("Buy units").msgstr == "Beli unit" and po.find("You bought %(n)s units.") is None
 
 
+def test_a_template_indented_unevenly_still_gives_all_its_messages(tmp_path) -> None:
+    """The calls ``templatize`` makes of a template are read by Python's tokenizer, which must not see the
+    template's indentation (an unindent it cannot match once made it skip every message of a page)."""
+    page = tmp_path / "page.html"
+    page.write_text(
+        '{% load i18n %}\n<section>\n    <h2>{% translate "Keys" %}</h2>\n  </section>\n'
+        "{% blocktranslate with n=k.name %}Revoke key {{ n }}{% endblocktranslate %}\n",
+        encoding="utf-8",
+    )
+    assert {m.msgid for m in i18n.template_messages(page)} == {"Keys", "Revoke key %(n)s"}
+
+
 # ---------------------------------------------------------------- pages
 
 

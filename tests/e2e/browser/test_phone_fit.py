@@ -1,6 +1,7 @@
 """Every page of the portal, the back office, verification and status fits a 390 px phone: nothing wider
 than the window (``scrollWidth <= innerWidth``); wide tables scroll inside themselves; every item of
-the main navigation can be reached."""
+the main navigation can be reached. The portal and back office pages are visited in English and again
+in Indonesian (longer words)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,13 @@ def test_portal_pages_fit_a_phone(live_db, phone, site, shots):
         link = page.locator(".mainnav").get_by_role("link", name=label)
         link.scroll_into_view_if_needed()
         assert link.is_visible()
+    page.goto(site("alpha", "/lang/id?next=/"))  # Indonesian words are longer: the same pages again
+    for path in PORTAL:
+        page.goto(site("alpha", path))
+        assert page.locator("html").get_attribute("lang") == "id"
+        wide += overflow(page)
+        page.screenshot(path=str(shots / f"phone-portal-id{path.replace('/', '-')}.png"), full_page=True)
+    assert not wide, wide
 
 
 def test_backoffice_and_public_pages_fit_a_phone(live_db, phone, site, shots):
@@ -132,4 +140,11 @@ def test_backoffice_and_public_pages_fit_a_phone(live_db, phone, site, shots):
         page.goto(site(None, path))
         wide += overflow(page)
         page.screenshot(path=str(shots / f"phone-issuer{path.replace('/', '-')}.png"), full_page=True)
+    assert not wide, wide
+    page.goto(site(None, "/lang/id?next=/backoffice/"))  # Indonesian words are longer: the same pages again
+    for path in BACKOFFICE:
+        page.goto(site(None, path))
+        assert page.locator("html").get_attribute("lang") == "id"
+        wide += overflow(page)
+        page.screenshot(path=str(shots / f"phone-issuer-id{path.replace('/', '-')}.png"), full_page=True)
     assert not wide, wide
