@@ -42,12 +42,6 @@ from stamping.selectors import oldest_waiting_since
 
 logger = logging.getLogger(__name__)
 
-_DEPENDENCIES = {
-    "Database (PostgreSQL)": "postgres",
-    "Queues and rate limits (Redis)": "redis",
-    "Stamping workers": "workers",
-}
-
 
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, labels=labels)
@@ -93,7 +87,7 @@ def read_state() -> list[GaugeMetricFamily]:
     families = [depth, oldest, drain, eta, units, low, pending, failed, up, reconciled, reconciled_at]
 
     for component in figures.component_health():
-        name = _DEPENDENCIES.get(component["name"], component["name"])
+        name = component["key"]
         up.add_metric([name], 1.0 if component["state"] == "operational" else 0.0)
 
     active = [c for c in figures.channels() if c.is_active]

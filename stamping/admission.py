@@ -146,10 +146,13 @@ class LaneModel:
     dispatch: float  # seconds from a lane's wake to its first job starting (measured, smoothed)
     usage: dict = field(default_factory=dict)  # schema -> worker-seconds per second used of late
     cost_long: float = 0.0  # the same cost, smoothed over hundreds of jobs (0: as ``cost``)
+    first: float = 0.0  # seconds from a drainer's start to its first job done (measured; 0: as ``cost``)
 
     def __post_init__(self):
         if not self.cost_long:
             object.__setattr__(self, "cost_long", self.cost)
+        if not self.first:
+            object.__setattr__(self, "first", self.cost)
 
     def share(self, waiting: int) -> float:
         """Workers this lane gets while ``waiting`` of its jobs are queued or running."""
@@ -164,7 +167,7 @@ class LaneModel:
     def seconds_until_done(self, position: int) -> float:
         """Seconds until the job with ``position`` jobs of this lane ahead of it (0: none) is done."""
         pickup = 0.0 if self.drainers.get(self.schema, 0) else self.dispatch
-        return pickup + self.cost + position * self.cost_over(position) / self.share(position + 1)
+        return pickup + self.first + position * self.cost_over(position) / self.share(position + 1)
 
     def cost_over(self, jobs: int) -> float:
         """The cost per job to expect over the next ``jobs`` jobs: the recent figure for a few, the
@@ -204,7 +207,7 @@ def _model(
         if _float(expires, now + 1) > now and int(_float(count, 0)) > 0:
             drainers[name] = int(_float(count, 0))
     alive = sum(1 for expires in _pairs(workers_raw or []).values() if _float(expires, 0) > now)
-    cost, dispatch, cost_all, cost_long = (list(costs_raw or []) + [None] * 4)[:4]
+    cost, dispatch, cost_all, cost_long, first = (list(costs_raw or []) + [None] * 5)[:5]
     assumed_cost = 1.0 / settings.STAMPING_ASSUMED_RATE
     return LaneModel(
         schema=schema,
@@ -214,6 +217,7 @@ def _model(
         cost=max(0.001, _float(cost, _float(cost_all, assumed_cost))),
         cost_long=max(0.001, _float(cost_long, _float(cost, _float(cost_all, assumed_cost)))),
         dispatch=max(0.0, _float(dispatch, settings.STAMPING_ASSUMED_DISPATCH_SECONDS)),
+        first=max(0.0, _float(first, 0.0)),
         usage={name: _float(used, 0.0) / USAGE_BUCKET_SECONDS for name, used in _pairs(usage_raw or []).items()},
     )
 
@@ -241,7 +245,15 @@ def state_reads(schema_name: str | None = None) -> tuple:
         ("GET", _key("backlog", schema)),
         ("HGETALL", _key("lanes")),
         ("HGETALL", _key("workers")),
-        ("HMGET", _key("costs"), f"{schema}:cost", f"{schema}:dispatch", "all:cost", f"{schema}:cost-long"),
+        (
+            "HMGET",
+            _key("costs"),
+            f"{schema}:cost",
+            f"{schema}:dispatch",
+            "all:cost",
+            f"{schema}:cost-long",
+            f"{schema}:first",
+        ),
         ("HGETALL", _usage_key(int(time.time()) // USAGE_BUCKET_SECONDS - 1)),
     )
 
@@ -310,11 +322,18 @@ def forget_worker() -> None:
         client().hdel(_key("workers"), worker_id())
 
 
-def record_slice(*, channel_schema: str, jobs: int, seconds: float, dispatch: float | None = None) -> None:
+def record_slice(
+    *, channel_schema: str, jobs: int, seconds: float, dispatch: float | None = None, first: float | None = None
+) -> None:
     """A drainer of ``channel_schema`` ran ``jobs`` jobs in ``seconds`` of its worker's time, after
-    waiting ``dispatch`` seconds for a worker (None: it was a continuation, not a fresh wake)."""
+    waiting ``dispatch`` seconds for a worker (None: it was a continuation, not a fresh wake); its first
+    job was done ``first`` seconds after it started (None: no job)."""
     global _smooth
     args: list = []
+    if first is not None:
+        # A lane's next job is done this long after a drainer starts: a slice's average per job also
+        # carries its end (an empty claim, the token given back), which a lone job does not wait for.
+        args += [f"{channel_schema}:first", f"{max(0.0, first):.6f}", DISPATCH_WEIGHT]
     if jobs > 0:
         per_job = seconds / jobs
         weight = f"{1 - (1 - COST_WEIGHT) ** jobs:.6f}"

@@ -315,16 +315,19 @@ _JOB_ATTNAMES = tuple(field.attname for field in StampJob._meta.concrete_fields)
 # true) lasts to the end of the statement's transaction): a claim lost in a crash only leaves the job
 # queued, and the stamp's own commit, which does wait, flushes the claim with it. Inside a caller's
 # transaction the setting would outlive the claim, so there the claim commits as everything does.
+# The next job is picked by a scalar subquery (an InitPlan: evaluated exactly once per statement). As
+# a subquery joined in FROM, nothing but the plan the planner happened to choose kept it from being
+# evaluated again for another row and claiming a second job, which ``claim_job`` would not have run.
 _CLAIM = """
 UPDATE {schema}.stamping_stampjob AS j
 SET status = 'processing', attempts = j.attempts + 1, started_at = coalesce(j.started_at, clock_timestamp()),
     claimed_at = clock_timestamp()
-FROM (
+FROM {schema}.stamping_jobdocument AS d
+WHERE j.id = (
     SELECT id FROM {schema}.stamping_stampjob
     WHERE status = 'queued' AND available_at <= clock_timestamp()
     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
-) AS next, {schema}.stamping_jobdocument AS d
-WHERE j.id = next.id AND d.job_id = j.id
+) AND d.job_id = j.id
 RETURNING {columns}, d.original, d.sealed_password,
     pg_try_advisory_lock(hashtextextended(%s::text || j.id, 0)) AS owned{async_claim}
 """
@@ -349,12 +352,29 @@ def claim_job() -> ClaimedJob | None:
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, [owner_lock_prefix(schema)], binary=True)
-        row = cursor.fetchone()
-    if row is None:
+        rows = cursor.fetchall()
+    if not rows:
         return None
+    row = rows[0]
     count = len(_JOB_COLUMNS)
+    if len(rows) > 1:  # never, by the statement's shape; were it to happen, no job is left claimed unrun
+        _give_back([extra[_JOB_ATTNAMES.index("id")] for extra in rows[1:]])
     job = StampJob.from_db(connection.alias, _JOB_ATTNAMES, row[:count])
     return ClaimedJob(job=job, original=row[count], sealed_password=row[count + 1])
+
+
+def _give_back(job_ids: list[str]) -> None:
+    """Jobs claimed but not to be run by this connection: queued again, attempt uncounted, lock freed."""
+    logger.error("a claim took more than one job; giving back", extra={"jobs": job_ids})
+    prefix = owner_lock_prefix(connection.schema_name)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE stamping_stampjob SET status = 'queued', attempts = attempts - 1"
+            " WHERE id = ANY(%s) AND status = 'processing'",
+            [job_ids],
+        )
+        for job_id in job_ids:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s::text || %s, 0))", [prefix, job_id])
 
 
 def claim_next() -> str | None:

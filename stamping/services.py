@@ -215,7 +215,6 @@ def _batch_refused(refused: list[tuple[int, str, ApplicationError]], *, total: i
     return first
 
 
-
 def event_payload(job: StampJob) -> dict:
     """What channels receive in ``stamp.completed`` / ``stamp.failed``: the job as the API shows it."""
     return {
@@ -377,10 +376,12 @@ def resume_stale_jobs(*, older_than: timedelta = lanes.LEASE) -> int:
     return taken_back
 
 
-def drain(*, channel, time_slice: float = lanes.TIME_SLICE_SECONDS, should_yield=None) -> tuple[int, bool]:
+def drain(
+    *, channel, time_slice: float = lanes.TIME_SLICE_SECONDS, should_yield=None, timings: dict | None = None
+) -> tuple[int, bool]:
     """Stamp the channel's jobs for one time slice, or fewer: after each job, ``should_yield()`` (when
     given) may end the slice early - another lane waits for a worker. Returns (jobs run, more work
-    waiting)."""
+    waiting). ``timings``, when given, gets ``first``: the monotonic time the first job was done."""
     deadline = time.monotonic() + time_slice
     done = 0
     try:
@@ -390,6 +391,8 @@ def drain(*, channel, time_slice: float = lanes.TIME_SLICE_SECONDS, should_yield
                 return done, False
             run_stamp_job(channel=channel, job_id=claimed.job.pk, claimed=claimed)
             done += 1
+            if timings is not None and done == 1:
+                timings["first"] = time.monotonic()
             if should_yield is not None and should_yield():
                 break
     finally:

@@ -62,9 +62,13 @@ def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead) -> i
         return 0
     waited = max(0.0, time.time() - published_at) if (fresh and published_at) else None
     with schema_context(schema_name):
-        done, more = services.drain(channel=channel, should_yield=lambda: lanes.others_waiting(schema_name))
+        timings: dict = {}
+        done, more = services.drain(
+            channel=channel, should_yield=lambda: lanes.others_waiting(schema_name), timings=timings
+        )
         seconds = time.monotonic() - began + overhead
-        admission.record_slice(channel_schema=schema_name, jobs=done, seconds=seconds, dispatch=waited)
+        first = timings["first"] - began if "first" in timings else None
+        admission.record_slice(channel_schema=schema_name, jobs=done, seconds=seconds, dispatch=waited, first=first)
         if more:
             lanes.keep_token(schema_name=schema_name)  # a long surge must not outlive its token's TTL
             lanes._publish(schema_name)  # keeps the token, goes to the back of the queue

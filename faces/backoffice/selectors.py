@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
 from django_tenants.utils import schema_context
 
@@ -144,15 +145,19 @@ def channel_overview(channel_list: list[Channel] | None = None) -> list[dict]:
 
 
 def format_wait(seconds: int | None) -> str:
+    """A wait as people say it, in the language of the page that shows it: lazy, because the status
+    page's figures are worked out once and shared by every visitor, whatever their language."""
     if seconds is None:
-        return "no wait"
+        return gettext_lazy("no wait")
     if seconds < 60:
-        return "under a minute"
+        return gettext_lazy("under a minute")
     minutes = math.ceil(seconds / 60)
     if minutes < 60:
-        return f"about {minutes} min"
+        return format_lazy(gettext_lazy("about {minutes} min"), minutes=minutes)
     hours, rest = divmod(minutes, 60)
-    return f"about {hours} h {rest} min" if rest else f"about {hours} h"
+    if rest:
+        return format_lazy(gettext_lazy("about {hours} h {minutes} min"), hours=hours, minutes=rest)
+    return format_lazy(gettext_lazy("about {hours} h"), hours=hours)
 
 
 def channel_queues(channel_list: list[Channel] | None = None) -> list[dict]:
@@ -200,14 +205,22 @@ def component_health(now: float | None = None) -> list[dict]:
     """PostgreSQL, Redis and the workers (their heartbeat), each operational / degraded / down."""
     from gateway.probes import CHECKS
 
+    # Names and details are lazy: the status page shares these figures with every visitor (cached) and
+    # each page shows them in its own language; ``key`` is what code compares.
     components = []
-    for name, label in (("postgres", "Database (PostgreSQL)"), ("redis", "Queues and rate limits (Redis)")):
+    for name, label in (
+        ("postgres", gettext_lazy("Database (PostgreSQL)")),
+        ("redis", gettext_lazy("Queues and rate limits (Redis)")),
+    ):
         ok, ms = _probe(CHECKS[name])
         components.append(
             {
+                "key": name,
                 "name": label,
                 "state": "operational" if ok else "down",
-                "detail": f"answered in {ms} ms" if ok else "not answering",
+                "detail": format_lazy(gettext_lazy("answered in {ms} ms"), ms=ms)
+                if ok
+                else gettext_lazy("not answering"),
             }
         )
     try:
@@ -216,14 +229,14 @@ def component_health(now: float | None = None) -> list[dict]:
         beat = None
     now = time.time() if now is None else now
     if beat is None:
-        state, detail = "down", "no heartbeat from the workers"
+        state, detail = "down", gettext_lazy("no heartbeat from the workers")
     else:
         age = max(0, int(now - float(beat)))
         state = (
             "operational" if age <= HEARTBEAT_OK_SECONDS else "degraded" if age <= HEARTBEAT_STALE_SECONDS else "down"
         )
-        detail = f"last heartbeat {age} s ago"
-    components.append({"name": "Stamping workers", "state": state, "detail": detail})
+        detail = format_lazy(gettext_lazy("last heartbeat {age} s ago"), age=age)
+    components.append({"key": "workers", "name": gettext_lazy("Stamping workers"), "state": state, "detail": detail})
     return components
 
 

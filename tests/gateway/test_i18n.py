@@ -167,3 +167,20 @@ def test_the_openapi_documents_say_problems_follow_accept_language() -> None:
         schema = schema_for(generator)
         assert "Accept-Language: id" in schema["info"]["description"]
         assert "Accept-Language" in schema["components"]["schemas"]["Problem"]["description"]
+
+
+def test_the_status_pages_shared_figures_are_shown_in_each_visitors_language(client_for) -> None:
+    """The status page's components and waits are worked out once and shared by every visitor (cached):
+    each visitor still reads them in their own language."""
+    from django.core.cache import cache
+
+    from faces.backoffice.selectors import STATUS_CACHE_KEY
+
+    cache.delete(STATUS_CACHE_KEY)
+    client = client_for(None)
+    english = client.get("/status", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Database (PostgreSQL)" in english and "Stamping workers" in english
+    indonesian = client.get("/status", HTTP_ACCEPT_LANGUAGE="id").content.decode()  # the same cached figures
+    assert "Basis data (PostgreSQL)" in indonesian and "Pekerja pembubuhan meterai" in indonesian
+    assert "Database (PostgreSQL)" not in indonesian and "answered in" not in indonesian
+    assert "tanpa antre" in indonesian or "kurang dari semenit" in indonesian or "sekitar" in indonesian

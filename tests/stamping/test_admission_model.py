@@ -71,6 +71,18 @@ def test_a_deep_position_is_priced_at_the_long_run_cost_a_shallow_one_at_the_rec
     assert model(cost=0.2).cost_long == 0.2  # none measured yet: the recent figure
 
 
+def test_a_lanes_next_job_is_priced_at_its_measured_first_job_and_the_rest_at_the_slice_average():
+    # A slice's average per job (0.1) carries its end - an empty claim, the token given back - which a
+    # lone job does not wait for: its first job was measured done 0.04 s after the drainer started.
+    lane = model(cost=0.1, first=0.04)
+    assert lane.seconds_until_done(0) == pytest.approx(0.02 + 0.04)
+    busy = model(drainers={"quiet": 2}, cost=0.1, first=0.04)
+    assert busy.seconds_until_done(10) == pytest.approx(0.04 + 10 * 0.1 / 2)
+    assert model(cost=0.2).first == 0.2  # none measured yet: the slice average
+    built = admission._model("quiet", 2, [], [], [b"0.25", b"0.01", None, None, b"0.05"], now=1_000_000.0)
+    assert (built.cost, built.dispatch, built.first) == (0.25, 0.01, 0.05)
+
+
 def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
     now = 1_000_000.0
     lanes_raw = [b"surge", b"3:1000100", b"gone", b"2:999000", b"quiet", b"0:1000100"]
@@ -111,11 +123,17 @@ def test_each_slice_moves_the_lane_cost_toward_what_it_measured(clean_redis):
     assert float(costs[b"alpha:cost"]) == pytest.approx(0.5 + admission.COST_WEIGHT * (1.5 - 0.5))
     assert float(costs[b"alpha:cost-long"]) == pytest.approx(0.5 + (1.5 - 0.5) / admission.LONG_RUN_JOBS)
     assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)  # a continuation does not count
+    assert b"alpha:first" not in costs  # not reported: not measured
     assert admission.worker_id().encode() in admission.client().hgetall(admission._key("workers"))
     # The lane's worker time is summed per bucket: what the other lanes' promises leave for it.
     bucket = int(time.time()) // admission.USAGE_BUCKET_SECONDS
     used = sum(float(admission.client().hget(admission._usage_key(b), "alpha") or 0) for b in (bucket - 1, bucket))
     assert used == pytest.approx(3.5)
+
+    admission.record_slice(channel_schema="alpha", jobs=2, seconds=0.3, first=0.05)
+    admission.record_slice(channel_schema="alpha", jobs=1, seconds=0.2, first=0.15)
+    first = float(admission.client().hget(admission._key("costs"), "alpha:first"))
+    assert first == pytest.approx(0.05 + admission.DISPATCH_WEIGHT * (0.15 - 0.05))
 
 
 def test_the_lanes_hash_follows_the_drainers(clean_redis, monkeypatch):

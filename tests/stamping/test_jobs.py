@@ -153,3 +153,19 @@ def test_a_lane_takes_the_oldest_job_first_and_leaves_others_channels_alone(alph
         assert lanes.claim_next() == second.pk
     with schema_context("beta"):
         assert lanes.claim_next() is None
+
+
+def test_a_claim_takes_one_job_and_a_job_given_back_is_claimable_again(alpha, customer):
+    from stamping import lanes
+
+    with schema_context("alpha"):
+        first = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
+        second = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
+        claimed = lanes.claim_job()
+        assert claimed.job.pk == first.pk
+        assert list(StampJob.objects.filter(status="processing").values_list("pk", flat=True)) == [first.pk]
+        lanes._give_back([first.pk])  # (what a claim that took two would do with the second)
+        again = StampJob.objects.get(pk=first.pk)
+        assert (again.status, again.attempts) == ("queued", 0)
+        assert lanes.claim_next() == first.pk  # the oldest again
+        assert lanes.claim_next() == second.pk
