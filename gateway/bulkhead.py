@@ -4,9 +4,10 @@ and within its share the lower classes of work are refused first.
 A web process (gunicorn ``gthread``) has ``WEB_THREADS`` threads. A surge on one channel sends more
 requests than there are threads; without a limit they would take every thread, and another channel's
 request would wait behind them. This middleware counts, per process, the storefront API requests
-(``/api/``) of each channel in progress: a channel already holding ``ceil(WEB_THREADS *
-WEB_CHANNEL_SHARE)`` threads of this process while another channel is being served here (a request in
-progress or seen within ``ACTIVE_SECONDS``) is answered ``503`` with a short ``Retry-After`` at once,
+(``/api/``, and the compat facade's ``/compat/``) of each channel in progress: a channel already
+holding ``ceil(WEB_THREADS * WEB_CHANNEL_SHARE)`` threads of this process while another channel is
+being served here (a request in progress or seen within ``ACTIVE_SECONDS``) is answered ``503`` with a
+short ``Retry-After`` at once,
 before its API key, its body or the database are touched (a few microseconds: one lock and a few
 dicts). The other threads stay free for the other channels, and for the issuer's hosts, which are never
 limited here. A channel alone in a process may borrow all its threads but one: the bulkhead never
@@ -73,6 +74,9 @@ _class_in_flight: dict[tuple[str, str], int] = {}  # (schema, class) -> of them,
 _shed: dict[tuple[str, str], float] = {}  # (schema, class) -> when this process last refused one
 _last_seen: dict[str, float] = {}  # schema -> when this process last began one of its requests
 PAYMENT_WEBHOOKS = "/api/v1/payments/"  # never refused here: money already paid is credited first
+# The storefront API and the compat facade (the issuer API's shapes, over the same services: its
+# docSigningZ holds a thread while it waits for the stamp, the surest way for one channel to fill them).
+COUNTED = ("/api/", "/compat/")
 ACTIVE_SECONDS = 10.0  # a channel seen this recently counts as being served (a few requests a minute keep it so)
 SHED_MEMORY_SECONDS = 2.0  # a refused request of a class wants threads this long (its Retry-After: 1 or 2 s)
 
@@ -186,7 +190,7 @@ class ChannelBulkheadMiddleware:
         tenant = getattr(request, "tenant", None)
         schema = getattr(tenant, "schema_name", "public")
         is_channel = schema != "public" and getattr(tenant, "kind", "channel") == "channel"
-        if not is_channel or not request.path.startswith("/api/") or int(settings.WEB_THREADS) <= 1:
+        if not is_channel or not request.path.startswith(COUNTED) or int(settings.WEB_THREADS) <= 1:
             return self.get_response(request)
         kind = classify(request.method, request.path)
         if kind is None:

@@ -354,3 +354,13 @@ def test_a_channel_refused_lately_or_a_full_process_gets_no_extra_thread(one_thr
     bulkhead._in_flight["beta"] = 1  # two free again, but alpha was just refused: under pressure
     assert client_for("alpha").get("/api/v1/document-types").json()["code"] == "channel_busy"
     assert bulkhead.in_flight("alpha") == 1
+
+
+def test_the_compat_facade_counts_against_the_channels_share(alpha_under_pressure, client_for):
+    """docSigningZ holds a thread while it waits for its stamp: the facade is bulkheaded like /api/."""
+    bulkhead._in_flight["alpha"] = 2
+    refused = client_for("alpha").post("/compat/chanel/stampv2", data="{}", content_type="application/json")
+    assert (refused.status_code, refused.json()["code"]) == (503, "channel_busy")
+    assert int(refused["Retry-After"]) in (1, 2)
+    served = client_for("beta").post("/compat/chanel/stampv2", data="{}", content_type="application/json")
+    assert served.status_code != 503
