@@ -164,6 +164,22 @@ def test_the_applicants_journey(live_db, browser, site, shots, gateway_url, stam
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def applicant_with_one_unit(tag: str, name: str):
+    """A storefront applicant of alpha (signed in by e-mail) with one unit: (alpha, e-mail, customer id)."""
+    from django_tenants.utils import schema_context
+
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+    from tests.billing.factories import funded_wallet
+
+    alpha = Channel.objects.get(code="alpha")
+    email = f"{unique(tag)}@example.com"
+    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name=name, email=email)
+    return alpha, email, customer_id
+
+
 def sign_in(page, site, channel, email: str) -> None:
     """Sign ``page`` in to ``channel``'s storefront as ``email`` with a one-time link made as the server
     makes it (same Redis), as in the journey above."""
@@ -193,15 +209,8 @@ def test_a_stamp_dropped_near_the_suggested_empty_place_snaps_to_it(live_db, bro
 
     from issuer.checks import preview_document
     from stamping.models import StampJob
-    from tenants.customers.models import Customer
-    from tenants.models import Channel
-    from tests.billing.factories import funded_wallet
 
-    alpha = Channel.objects.get(code="alpha")
-    email = f"{unique('snap')}@example.com"
-    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
-    with schema_context("alpha"):
-        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name="Snap", email=email)
+    alpha, email, customer_id = applicant_with_one_unit("snap", "Snap")
     data = text_pdf()
     dry_run = preview_document(data=data, page=1)
     suggested = dry_run["suggested_box"]
@@ -269,15 +278,8 @@ def test_without_javascript_find_an_empty_place_fills_the_box_and_keeps_the_pdf(
 
     from issuer.checks import preview_document
     from stamping.models import StampJob
-    from tenants.customers.models import Customer
-    from tenants.models import Channel
-    from tests.billing.factories import funded_wallet
 
-    alpha = Channel.objects.get(code="alpha")
-    email = f"{unique('nojs')}@example.com"
-    customer_id = funded_wallet(channel_id=alpha.pk, units=1)
-    with schema_context("alpha"):
-        Customer.objects.create(id=customer_id, external_ref=f"email:{email}", name="No script", email=email)
+    alpha, email, customer_id = applicant_with_one_unit("nojs", "No script")
     data = text_pdf()
     suggested = preview_document(data=data, page=1)["suggested_box"]
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="id-ID", java_script_enabled=False)
