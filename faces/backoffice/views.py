@@ -162,26 +162,33 @@ def otp_verify(request):
     if otp.confirmed_device(request.user) is None:
         return redirect(_with_next(reverse("backoffice:otp-enrol"), _next_url(request)))
     form = OtpCodeForm(request.POST or None)
-    status = 200
-    headers = {}
+    status, headers = 200, {}
     if request.method == "POST":
-        token = form.data.get("token", "")
-        try:
-            device = otp.verify_code(user=request.user, token=token) if form.is_valid() else None
-        except otp.OtpCodeThrottled as exc:
-            form.add_error(None, _throttled_text(exc))
-            device, status, headers = None, exc.http_status, exc.headers
+        device, status, headers = _checked_code(
+            form,
+            lambda token: otp.verify_code(user=request.user, token=token),
+            wrong=_("That code is not valid. Enter the six-digit code your authenticator app shows now."),
+        )
         if device is not None:
             _signed_in_with(request, device)
             record(request.user, "staff.verified", request.user)
             return redirect(_next_url(request))
-        if status != 429:
-            form.add_error(
-                None, _("That code is not valid. Enter the six-digit code your authenticator app shows now.")
-            )
-            status = 400
     context = {"form": form, "next": _next_url(request)}
     return _with_headers(render(request, "issuer/backoffice/otp_verify.html", context, status=status), headers)
+
+
+def _checked_code(form, check, *, wrong: str):
+    """A posted one-time code, checked: ``(device, 200, {})`` when ``check(token)`` proves it; else the
+    form carries why - ``wrong``, with 400, or the throttle's wait, with its 429 and headers."""
+    try:
+        device = check(form.data.get("token", "")) if form.is_valid() else None
+    except otp.OtpCodeThrottled as exc:
+        form.add_error(None, _throttled_text(exc))
+        return None, exc.http_status, exc.headers
+    if device is not None:
+        return device, 200, {}
+    form.add_error(None, wrong)
+    return None, 400, {}
 
 
 def _throttled_text(exc: otp.OtpCodeThrottled) -> str:
@@ -215,21 +222,15 @@ def otp_enrol(request):
     form = OtpCodeForm(request.POST or None)
     status, headers = 200, {}
     if request.method == "POST":
-        token = form.data.get("token", "")
-        try:
-            confirmed = otp.confirm_enrolment(user=request.user, token=token) if form.is_valid() else None
-        except otp.OtpCodeThrottled as exc:
-            form.add_error(None, _throttled_text(exc))
-            confirmed, status, headers = None, exc.http_status, exc.headers
+        confirmed, status, headers = _checked_code(
+            form,
+            lambda token: otp.confirm_enrolment(user=request.user, token=token),
+            wrong=_("That code does not match. Scan the QR code again, then enter the code the app shows."),
+        )
         if confirmed is not None:
             _signed_in_with(request, confirmed)
             messages.success(request, _("Your authenticator app is set up. Use it at every sign-in."))
             return redirect(_next_url(request))
-        if status != 429:
-            form.add_error(
-                None, _("That code does not match. Scan the QR code again, then enter the code the app shows.")
-            )
-            status = 400
     uri = device.config_url
     context = {
         "form": form,
