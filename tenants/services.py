@@ -145,15 +145,6 @@ def provision_channel(
 
 # --------------------------------------------------------------------------- onboarding from the back office
 
-ONBOARDING_SETTINGS = (
-    "service_fee_rupiah",
-    "rate_limit_per_key",
-    "rate_limit_per_channel",
-    "rate_limit_burst",
-    "stamping_concurrency",
-    "low_stock_threshold",
-)
-
 
 @transaction.atomic
 def request_onboarding(
@@ -166,7 +157,7 @@ def request_onboarding(
     if not hosts:
         raise InvalidChannel("A channel needs at least one host name.")
     _check_new_channel(code, hosts)
-    _check_settings(settings_, allowed=ONBOARDING_SETTINGS)
+    _check_settings(settings_, allowed=LIMIT_FIELDS)
     try:
         with transaction.atomic():  # at most one onboarding in progress per code (a unique index)
             onboarding = Onboarding.objects.create(
@@ -178,9 +169,7 @@ def request_onboarding(
         raise ChannelAlreadyExists(f"The channel {code!r} is being provisioned already.") from None
     record(actor, "channel.requested", onboarding, channel=code, hosts=hosts, owner=onboarding.owner_email,
            settings=dict(settings_))  # fmt: skip
-    transaction.on_commit(
-        lambda: current_app.send_task("tenants.run_onboarding", args=[onboarding.pk]), robust=True
-    )
+    transaction.on_commit(lambda: current_app.send_task("tenants.run_onboarding", args=[onboarding.pk]), robust=True)
     return onboarding
 
 
@@ -258,6 +247,7 @@ def _run_onboarding(onboarding_id: int) -> str:
 
 # --------------------------------------------------------------------------- the issuer's levers
 
+# What the issuer sets for a channel: at onboarding (``request_onboarding``) and later as its levers.
 LIMIT_FIELDS = (
     "service_fee_rupiah",
     "rate_limit_per_key",
