@@ -142,7 +142,7 @@ def test_backoffice_and_public_pages_fit_a_phone(live_db, phone, site, shots):
         page.screenshot(path=str(shots / f"phone-issuer{path.replace('/', '-')}.png"), full_page=True)
     assert not wide, wide
     page.goto(site(None, "/lang/id?next=/backoffice/"))  # Indonesian words are longer: the same pages again
-    for path in BACKOFFICE:
+    for path in BACKOFFICE + onboarding_pages + PUBLIC:
         page.goto(site(None, path))
         assert page.locator("html").get_attribute("lang") == "id"
         wide += overflow(page)
