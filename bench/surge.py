@@ -762,6 +762,7 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
     eta_err: dict[str, list[float]] = {QUIET: [], SURGE: []}
     eta_err_send: dict[str, list[float]] = {QUIET: [], SURGE: []}
     late = Counter()
+    eta_by_when: dict[str, list[tuple[float, bool]]] = {"ramp": [], "hold": [], "after": []}
     eta_rows: list[dict] = []
     for job_id, r in accepted.items():
         row = rows.get(job_id)
@@ -779,6 +780,9 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
             from_send = finished - r["sent"]
             eta_err_send[r["ch"]].append(abs(from_send - r["eta"]) / r["eta"])
             late[r["ch"]] += actual > r["eta"]
+            if r["phase"] != "alone":
+                when = "ramp" if r["phase"] == "ramp" else ("hold" if finished <= end else "after")
+                eta_by_when[when].append((abs(actual - r["eta"]) / r["eta"], actual > r["eta"]))
             eta_rows.append(
                 {"ch": r["ch"], "sent": r["sent"], "answered": r["answered"], "eta": r["eta"], "actual": actual,
                  "from_send": from_send, "position": r.get("position")}
@@ -796,6 +800,16 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
             f"  {name:10s} n={len(v):6d}  median {pct(quantile(v, 0.5))}  p90 {pct(quantile(v, 0.9))}  "
             f"finished later than promised {later}"
         )
+    # Where the error comes from: promises made during the ramp (the cost per stamp rises as the web
+    # tier takes more of the CPU), those kept while the load ran, and those of jobs that finished after
+    # the load stopped (they ran partly on a machine the surge no longer loaded: faster than promised).
+    print("  by when (phase 2; 'after': accepted under load, finished after it stopped):")
+    for when, pairs in eta_by_when.items():
+        errors = [e for e, _ in pairs]
+        print(
+            f"  {when:10s} n={len(errors):6d}  median {pct(quantile(errors, 0.5))}  p90 {pct(quantile(errors, 0.9))}"
+            f"  later than promised {sum(1 for _, is_late in pairs if is_late)}"
+        )
     sent_all = eta_err_send[QUIET] + eta_err_send[SURGE]
     print("  the same with actual counted from the accepted attempt's send (request time included):")
     for name, v in (("all", sent_all), (QUIET, eta_err_send[QUIET]), (SURGE, eta_err_send[SURGE])):
@@ -806,9 +820,11 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
     hold_start = t1 + plan["ramp"]
     in_hold = [t for t in stamped_at if t >= hold_start]
     rate_hold = len(in_hold) / max(1e-9, end - hold_start)
+    after = sorted(t for t in (epoch(row["finished_at"]) for row in rows.values()) if t is not None and t > end)
+    rate_after = f", {len(after) / max(1e-9, after[-1] - end):.1f}/s once the load stopped" if len(after) > 1 else ""
     print(
         f"stamps completed (both channels, from finished_at): {rate_surge:.1f}/s during phase 2, "
-        f"{rate_hold:.1f}/s during the hold"
+        f"{rate_hold:.1f}/s during the hold{rate_after}"
     )
 
     by_status = Counter(r["status"] for r in records)

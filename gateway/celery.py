@@ -8,7 +8,7 @@ the public schema.
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
 
@@ -62,3 +62,17 @@ def _follow_metrics_directory(**_kwargs) -> None:
     from kernel.metrics import follow_environment
 
     follow_environment()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender=None, **_kwargs) -> None:
+    """A task is a request to the database: before and after it, a connection older than CONN_MAX_AGE,
+    or one that had an error and no longer answers, is closed (a new one opens when needed), as Django
+    does around each web request. The others are kept (``CELERY_DB_REUSE_MAX``). A task run eagerly
+    runs inside its caller's work (and transaction), which it must leave alone, as Celery's fix-up does."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
