@@ -42,7 +42,10 @@ What it does:
         arrived, from which a client counts the promise; also printed from the send of the attempt
         that was accepted; each job's figures go to ``.data/bench-surge/last-etas.json``), median and p90,
         overall and per channel;
-      * stamps completed per second during phase 2 and during the hold (from the jobs' ``finished_at``);
+      * the ETA error also by when: promises made during the ramp, kept while the load ran, and those of
+        jobs accepted under load that finished after it stopped (the machine then stamps faster);
+      * stamps completed per second during phase 2, during the hold and once the load stopped (from the
+        jobs' ``finished_at``);
       * answers by status and problem ``code``; 5xx other than 503; connection errors;
       * the ledger check: every 202's job exists and ended stamped (unit committed, hold posted, one
         used serial with the job's ``job_ref``) or failed (unit released, hold voided); no serial twice;
@@ -67,7 +70,8 @@ documented 503s; zero loss. The load generator shares the cores with the server 
 machine): compare runs on the same machine. Bounded: the load stops on schedule, the drain wait is
 capped, and a hard deadline (``--deadline``, default the phases + drain + 5 min) ends the run; every
 process it started is stopped on the way out, Ctrl-C and errors included. Server logs go to
-``.data/bench-surge/``.
+``.data/bench-surge/``. At its start and its end it deletes the bench channels' document bytes (stamped
+PDFs, uploads of ended jobs: about 1.5 GB a run); jobs, serials and the ledger stay.
 """
 
 from __future__ import annotations
@@ -967,6 +971,23 @@ def stamped_rows_between(schemas: list[str], t_from: float, t_to: float) -> list
     return rows
 
 
+def drop_documents(schemas: list[str]) -> int:
+    """Delete the bench channels' document bytes: the issuer's stamped PDFs and the uploads of ended
+    jobs (each run writes about 1.5 GB of them: a database that grows run after run makes each run
+    slower than the last, and fills the disk). The jobs, the serials and the ledger stay, as the
+    retention sweep leaves them. Returns the stamped documents deleted."""
+    from django_tenants.utils import schema_context
+
+    from issuer.models import StampedDocument
+    from stamping.models import JobDocument
+
+    deleted, _ = StampedDocument.objects.filter(serial__channel__schema_name__in=schemas).delete()
+    for schema in schemas:
+        with schema_context(schema):
+            JobDocument.objects.filter(job__status__in=["stamped", "failed"]).delete()
+    return deleted
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1055,6 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         ctx = seed(args.clients, extra_stock=20_000 if args.mixed else 0)
+        drop_documents([QUIET, SURGE])  # an interrupted run's, if any
         from django.conf import settings
         from django.db import connections
 
@@ -1142,6 +1164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mixed:
             report_mixed(records, ops, plan)
         print(f"(run took {time.monotonic() - began:.0f}s)")
+        drop_documents([QUIET, SURGE])
         code = 0
     except KeyboardInterrupt:
         print("\ninterrupted; stopping everything this run started", file=sys.stderr)
