@@ -188,7 +188,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600, "unacked_restore_i
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes every database connection before and after each task unless this is
 # set: each task then opened a new PostgreSQL backend (a fork, its catalog caches, the search path), and
-# in a surge the lanes run hundreds of short tasks a second. Set, the fix-up closes them only every this
+# a surge runs many short tasks (drainer slices, webhooks, credits). Set, the fix-up closes them only every this
 # many tasks; gateway.celery treats a task as Django treats a request instead: a connection is reused
 # until CONN_MAX_AGE, and one that failed or is unusable is closed (CONN_HEALTH_CHECKS).
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
