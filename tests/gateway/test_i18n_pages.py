@@ -216,19 +216,14 @@ def _shown_in(html: str, expected: list[str]) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", PORTAL_PAGES)
-def test_portal_pages_are_in_indonesian_for_a_person_who_chose_it(channels, path) -> None:
-    response = _portal("id").get(path)
+@pytest.mark.parametrize(
+    ("face", "path"), [("portal", path) for path in PORTAL_PAGES] + [("office", path) for path in OFFICE_PAGES]
+)
+def test_portal_and_back_office_pages_are_in_indonesian_for_a_person_who_chose_it(channels, face, path) -> None:
+    signed_in, pages = (_portal, PORTAL_PAGES) if face == "portal" else (_office, OFFICE_PAGES)
+    response = signed_in("id").get(path)
     assert response.status_code == 200 and response["Content-Language"] == "id"
-    _shown_in(response.content.decode(), PORTAL_PAGES[path])
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("path", OFFICE_PAGES)
-def test_back_office_pages_are_in_indonesian_for_a_person_who_chose_it(channels, path) -> None:
-    response = _office("id").get(path)
-    assert response.status_code == 200 and response["Content-Language"] == "id"
-    _shown_in(response.content.decode(), OFFICE_PAGES[path])
+    _shown_in(response.content.decode(), pages[path])
 
 
 @pytest.mark.django_db

@@ -199,6 +199,14 @@ def sign_in(page, site, channel, email: str) -> None:
     page.wait_for_url(re.compile(r"/shop/$"))
 
 
+def choose_document_to_stamp(page, site, channel, email: str, pdf, data: bytes) -> None:
+    """Signed in as ``email``, on the stamp page with ``data`` (written to ``pdf``) chosen for upload."""
+    sign_in(page, site, channel, email)
+    pdf.write_bytes(data)
+    page.goto(site(channel.code, "/shop/stamp"))
+    page.locator("input[type=file]").set_input_files(str(pdf))
+
+
 @pytest.mark.parametrize("pointer", ["touch", "mouse"])
 def test_a_stamp_dropped_near_the_suggested_empty_place_snaps_to_it(live_db, browser, site, shots, tmp_path, pointer):
     """The stamp form shows the suggested empty place (the storefront API's dry run: ``box=auto``'s
@@ -225,11 +233,7 @@ def test_a_stamp_dropped_near_the_suggested_empty_place_snaps_to_it(live_db, bro
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        sign_in(page, site, alpha, email)
-        pdf = tmp_path / "surat.pdf"
-        pdf.write_bytes(data)
-        page.goto(site("alpha", "/shop/stamp"))
-        page.locator("input[type=file]").set_input_files(str(pdf))
+        choose_document_to_stamp(page, site, alpha, email, tmp_path / "surat.pdf", data)
         shown_page = page.locator("#placement-page")
         expect(page.locator("#placement-suggestion")).to_be_visible()  # the dashed empty place
         page.wait_for_function(
@@ -286,11 +290,7 @@ def test_without_javascript_find_an_empty_place_fills_the_box_and_keeps_the_pdf(
     context.set_default_timeout(20_000)
     page = context.new_page()
     try:
-        sign_in(page, site, alpha, email)
-        pdf = tmp_path / "pernyataan.pdf"
-        pdf.write_bytes(data)
-        page.goto(site("alpha", "/shop/stamp"))
-        page.locator("input[type=file]").set_input_files(str(pdf))
+        choose_document_to_stamp(page, site, alpha, email, tmp_path / "pernyataan.pdf", data)
         page.get_by_text(TEXT["id"]["place"]).click()  # the box form (a <details>)
         page.get_by_role("button", name="Cari tempat kosong").click()
         expect(page.get_by_test_id("shop-suggestion")).to_contain_text("pernyataan.pdf")
