@@ -20,8 +20,17 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _run_below_request_handling(**_kwargs) -> None:
     """Worker processes give way to the web processes on a shared CPU: a surge of stamping must not
-    slow down request handling (``WORKER_NICE``, 10 by default; 0 leaves the priority alone).
-    Stamping still gets every cycle the web tier does not use."""
+    slow down request handling. Stamping still gets every cycle the web tier does not use.
+
+    - ``WORKER_SCHED_IDLE`` (on by default): the process runs under ``SCHED_IDLE``. A web thread that
+      wakes (a database answer, a request) takes the CPU from it at once. A nice value alone does not
+      do that under the kernel's EEVDF scheduler: the waking thread may wait out the niced process's
+      slice, and a request wakes some 25 times (docs/stamping.md, "CPU: request handling first").
+    - ``WORKER_NICE`` (10): the nice value, kept where ``SCHED_IDLE`` is off or not permitted.
+
+    Both act only inside the process's CPU group. Where web and worker run in groups of their own
+    (systemd services, containers, autogroups of separate sessions), the group's weight decides:
+    ``deploy/`` sets it."""
     from django.conf import settings
 
     increment = int(getattr(settings, "WORKER_NICE", 0))
@@ -29,6 +38,11 @@ def _run_below_request_handling(**_kwargs) -> None:
         try:
             os.nice(increment)
         except OSError:  # pragma: no cover - not permitted here: run at the normal priority
+            pass
+    if getattr(settings, "WORKER_SCHED_IDLE", False):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError):  # pragma: no cover - not Linux, or not permitted: the nice value
             pass
 
 

@@ -349,8 +349,10 @@ def _thresholds(raw: str) -> dict[str, tuple[float, float]]:
 
 BROWNOUT_AUTO_CHANNEL = _thresholds(os.environ.get("BROWNOUT_AUTO_CHANNEL", "registrations=20/5,purchases=40/10"))
 BROWNOUT_AUTO_ISSUER = _thresholds(os.environ.get("BROWNOUT_AUTO_ISSUER", "registrations=90/20,purchases=180/45"))
-# Celery worker processes run this much nicer than the web processes (0: the same priority).
+# Celery worker processes run this much nicer than the web processes (0: the same priority), and
+# under SCHED_IDLE (a waking web thread takes the CPU from them at once; gateway/celery.py).
 WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
+WORKER_SCHED_IDLE = env_bool("WORKER_SCHED_IDLE", True)
 # bench/api.py's yardstick endpoint (one database read); never on in production.
 GATEWAY_BENCH_ENDPOINTS = env_bool("GATEWAY_BENCH_ENDPOINTS", False)
 # The issuer's public verification endpoints (no API key): (rate per second, burst) per client address,
