@@ -147,3 +147,13 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
         if created:
             env.unlink()
     assert done.returncode == 0, done.stderr
+
+
+def test_workers_run_below_the_web_in_the_deployments_cpu_groups():
+    """Nice values and SCHED_IDLE act only inside a cgroup: the workers' group weighs less than the web's."""
+    services = compose()["services"]
+    assert services["worker"]["cpu_shares"] < services["web"].get("cpu_shares", 1024)
+    worker_unit = (DEPLOY / "systemd" / "gateway-worker@.service").read_text()
+    web_unit = (DEPLOY / "systemd" / "gateway-web.service").read_text()
+    assert re.search(r"^CPUWeight=idle$", worker_unit, flags=re.MULTILINE)
+    assert "CPUWeight=" not in web_unit  # the default, 100
