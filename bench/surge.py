@@ -14,7 +14,9 @@ What it does:
     ``--worker-class`` / ``--threads`` override it), ONE Celery worker (concurrency 2, every queue in
     priority order: ``stamping,credit,default``) and beat, all against the embedded PostgreSQL and a Redis
     database of their own (``--redis-db``, default 3, flushed at the start: cache, rate limits, admission
-    counters, broker);
+    counters, broker). They run in the bench's session, each in a process group of its own: in sessions
+    of their own the kernel's autogroups would share the CPU between web and worker as equals, whatever
+    the worker's priority (docs/stamping.md, "CPU: request handling first");
   - seeds two channels, ``benchquiet`` and ``benchsurge``, with stock, customers with quota and an API key
     each, with rate limits lifted (so the bench measures admission and fairness; a 429 is still counted);
     backlog limits, lanes and concurrency budgets are the product's own;
@@ -36,7 +38,8 @@ What it does:
   - after phase 2 it waits (at most ``--drain-timeout`` s) until every accepted job has ended, stops what
     it started, and prints:
       * the quiet channel's stamp-request p50/p99 alone and in the surge (every HTTP attempt, timed from
-        its scheduled send), the p99 ratio surge/alone, and its time-to-stamped p99 alone and in the surge;
+        its scheduled send), the same for each document (text, scan), the p99 ratio surge/alone, and its
+        time-to-stamped p99 alone and in the surge;
       * ETA error |actual - promised| / promised for every accepted job (promised: ``queue.eta_ms``, or
         ``queue.eta_seconds``, of the 202; actual: the job's ``finished_at`` minus the moment the 202
         arrived, from which a client counts the promise; also printed from the send of the attempt
@@ -224,7 +227,7 @@ class Client:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
         return self.conn
 
-    def attempt(self, body: bytes, ctype: str, key: str, scheduled: float | None = None) -> dict:
+    def attempt(self, body: bytes, ctype: str, key: str, scheduled: float | None = None, kind: str = "") -> dict:
         sent = time.time()
         started = time.perf_counter() - (max(0.0, sent - scheduled) if scheduled is not None else 0.0)
         headers = {
@@ -233,7 +236,7 @@ class Client:
             "Content-Type": ctype,
             "Idempotency-Key": key,
         }
-        record = {"ch": self.name, "sent": scheduled if scheduled is not None else sent, "key": key}
+        record = {"ch": self.name, "sent": scheduled if scheduled is not None else sent, "key": key, "kind": kind}
         try:
             conn = self._connection()
             conn.request("POST", "/api/v1/stamps", body=body, headers=headers)
@@ -266,14 +269,16 @@ class Client:
         self.out.append(record)
         return record
 
-    def stamp(self, body: bytes, ctype: str, *, stop_at: float, scheduled: float | None = None) -> None:
+    def stamp(
+        self, body: bytes, ctype: str, *, stop_at: float, scheduled: float | None = None, kind: str = ""
+    ) -> None:
         """One logical stamp request: retried (same key) after 503/429/409-in-progress as ``Retry-After``
         says, after connection errors and other 5xx after a fixed pause; given up at ``stop_at``."""
         key = uuid.uuid4().hex
         first = scheduled if scheduled is not None else time.time()
         previous = None  # the answer that sent this attempt back (a retry), or None
         while True:
-            record = self.attempt(body, ctype, key, scheduled)
+            record = self.attempt(body, ctype, key, scheduled, kind)
             record["first_sent"] = first
             record["retry_of"] = previous
             scheduled = None
@@ -327,7 +332,7 @@ def quiet_process(port: int, ctx: dict, plan: dict, out_path: str) -> None:
         if client is None:
             client = local.client = Client(port, ctx, QUIET, phase_of, records)
         body, ctype = bodies[n % len(bodies)][kind]
-        client.stamp(body, ctype, stop_at=plan["end"] + 30, scheduled=scheduled)
+        client.stamp(body, ctype, stop_at=plan["end"] + 30, scheduled=scheduled, kind=kind)
 
     def prober() -> None:
         while time.time() < plan["end"]:
@@ -528,7 +533,7 @@ class Servers:
         for name, command in commands.items():
             with self.logs[name].open("w") as log:
                 self.procs[name] = subprocess.Popen(  # noqa: S603 - our own processes, fixed arguments
-                    command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, process_group=0
                 )
 
     def alive(self) -> bool:
@@ -755,6 +760,17 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
         f"  surge  n={len(surge):5d}  p50 {ms(quantile(surge, 0.5))}  p99 {ms(p99_surge)}  "
         f"(hold only: p99 {ms(quantile(hold, 0.99))})"
     )
+    for kind in ("text", "scan"):
+        of_kind = {
+            name: [r["lat"] for r in quiet if r["status"] != 0 and r.get("kind") == kind and pick(r["phase"])]
+            for name, pick in (("alone", lambda p: p == "alone"), ("surge", lambda p: p != "alone"))
+        }
+        if of_kind["alone"] or of_kind["surge"]:
+            alone_k, surge_k = of_kind["alone"], of_kind["surge"]
+            print(
+                f"    {kind:4s}: alone p50 {ms(quantile(alone_k, 0.5))} max {ms(max(alone_k, default=None))}; "
+                f"surge p50 {ms(quantile(surge_k, 0.5))} p99 {ms(quantile(surge_k, 0.99))} (n={len(surge_k)})"
+            )
     print(f"  p99 ratio surge/alone: {'-' if ratio is None else f'{ratio:.1f}'}")
 
     # Accepted jobs: the 202s (a replayed 202 names the job its first attempt created).
