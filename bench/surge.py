@@ -747,8 +747,12 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
     t1, end = plan["t1"], plan["end"]
     quiet = [r for r in records if r["ch"] == QUIET]
 
-    def lat(phase_filter) -> list[float]:
-        return [r["lat"] for r in quiet if phase_filter(r["phase"]) and r["status"] != 0]
+    def lat(phase_filter, kind: str | None = None) -> list[float]:
+        return [
+            r["lat"]
+            for r in quiet
+            if phase_filter(r["phase"]) and r["status"] != 0 and kind in (None, r.get("kind"))
+        ]
 
     alone, surge = lat(lambda p: p == "alone"), lat(lambda p: p != "alone")
     hold = lat(lambda p: p == "hold")
@@ -761,12 +765,8 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
         f"(hold only: p99 {ms(quantile(hold, 0.99))})"
     )
     for kind in ("text", "scan"):
-        of_kind = {
-            name: [r["lat"] for r in quiet if r["status"] != 0 and r.get("kind") == kind and pick(r["phase"])]
-            for name, pick in (("alone", lambda p: p == "alone"), ("surge", lambda p: p != "alone"))
-        }
-        if of_kind["alone"] or of_kind["surge"]:
-            alone_k, surge_k = of_kind["alone"], of_kind["surge"]
+        alone_k, surge_k = lat(lambda p: p == "alone", kind), lat(lambda p: p != "alone", kind)
+        if alone_k or surge_k:
             print(
                 f"    {kind:4s}: alone p50 {ms(quantile(alone_k, 0.5))} max {ms(max(alone_k, default=None))}; "
                 f"surge p50 {ms(quantile(surge_k, 0.5))} p99 {ms(quantile(surge_k, 0.99))} (n={len(surge_k)})"
