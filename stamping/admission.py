@@ -9,6 +9,12 @@
   finish one more job within ``STAMPING_MAX_WAIT_SECONDS`` at the rate the model gives it (or holds
   ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs) - a limit derived from what the workers measurably do,
   not a constant. The refusal costs two Redis round trips and no body or database work.
+- **Intake pace**: once a lane holds ``STAMPING_MIN_BACKLOG`` jobs, it takes new ones at most
+  ``STAMPING_INTAKE_PACE`` times as fast as the model says it stamps them (a generic cell rate in
+  Redis, a burst of ``PACE_BURST_SECONDS`` of it allowed); faster, a request is refused ``503
+  overloaded`` with its own retry slot. Taking a document costs the web tier CPU that stamping then
+  lacks: unpaced, a surge's first seconds took jobs five times faster than they were stamped, and the
+  promises made then came true at half the speed.
 - **Lower classes first** (:func:`admit_lower`, docs/stamping.md "Overload priorities"): new purchases
   and new customers are refused ``503 purchases_overloaded`` / ``registrations_overloaded`` once the
   lane passes a share of the same limits (``STAMPING_CLASS_SHARES``: 3/4 for purchases, 1/2 for new
@@ -388,17 +394,80 @@ def retry_slot(*, schema: str, spacing: float, earliest: float) -> float:
         return earliest + random.uniform(0, 1) * max(1.0, spacing * 10)
 
 
+# KEYS[1] the channel's intake pace (a generic cell rate: the time by which every job taken so far
+# has "paid" for itself); ARGV now, interval (seconds a job), burst (jobs), jobs, take (1: take them;
+# 0: only look). Returns 0 when ``jobs`` more fit now (taken when asked), else the seconds until they do.
+_PACE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local jobs = math.min(tonumber(ARGV[4]), burst)
+local paid = tonumber(redis.call('GET', KEYS[1]) or '0')
+if paid < now then paid = now end
+local after = paid + interval * jobs
+local fits_at = after - interval * burst
+if fits_at > now then return tostring(fits_at - now) end
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
+end
+return '0'
+"""
+_pace = None
+PACE_BURST_SECONDS = 2.0  # of the paced rate taken at once before pacing bites (at least STAMPING_MIN_BACKLOG)
+
+
+def _pace_wait(*, channel, state: QueueState, new_jobs: int, take: bool) -> float:
+    """Seconds until the channel's lane may take ``new_jobs`` more jobs at its intake pace: 0 when they
+    fit now (taken from the pace when ``take``). The pace is ``STAMPING_INTAKE_PACE`` times the rate the
+    lane model says this lane stamps at; it applies only once the lane holds ``STAMPING_MIN_BACKLOG``
+    jobs. Without Redis, or with the pace off, nothing is paced."""
+    global _pace
+    factor = settings.STAMPING_INTAKE_PACE
+    if factor <= 0 or state.waiting + new_jobs - 1 < settings.STAMPING_MIN_BACKLOG:
+        return 0.0
+    interval = state.model.seconds_per_job(state.waiting) / factor
+    burst = max(float(settings.STAMPING_MIN_BACKLOG), PACE_BURST_SECONDS / interval)
+    try:
+        if _pace is None:
+            _pace = client().register_script(_PACE)
+        args = [f"{time.time():.6f}", f"{interval:.6f}", f"{burst:.3f}", new_jobs, "1" if take else "0"]
+        return float(_pace(keys=[_key("pace", channel.schema_name)], args=args))
+    except redis.RedisError:
+        return 0.0
+
+
 def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueState:
     """Refuse with 503 when the channel's lane cannot stamp one more job within the promise the
     gateway makes (``STAMPING_MAX_WAIT_SECONDS``, from the lane model and what it measured) or holds
-    ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs; else return the queue ahead. ``answers``: the caller's
-    answers to :func:`state_reads`, if it has them."""
+    ``STAMPING_CHANNEL_BACKLOG_LIMIT`` jobs, or when it is taking new jobs faster than its intake pace
+    (:func:`_pace_wait`: ``STAMPING_INTAKE_PACE`` times the rate it stamps at, once it has a backlog);
+    else return the queue ahead. ``answers``: the caller's answers to :func:`state_reads`, if it has them.
+
+    The pace is what keeps a surge's first seconds honest: taking documents costs the web tier CPU
+    that stamping then lacks, so a channel accepting jobs several times faster than it stamps them
+    slows its own stamping down and breaks the promises it has just made (docs/stamping.md, "Intake
+    pace")."""
     state = queue_state(answers, budget=channel.stamping_concurrency)
     waiting = state.waiting
     last = waiting + new_jobs - 1  # the position of the last new job
     wait = state.seconds_until_done(last)
     too_long = wait > settings.STAMPING_MAX_WAIT_SECONDS and last >= settings.STAMPING_MIN_BACKLOG
-    if too_long or waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT:
+    too_many = waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT
+    paced = 0.0 if too_long or too_many else _pace_wait(channel=channel, state=state, new_jobs=new_jobs, take=True)
+    if paced > 0:
+        spacing = state.model.seconds_per_job(waiting) / settings.STAMPING_INTAKE_PACE * new_jobs
+        retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=paced)))
+        rate = settings.STAMPING_INTAKE_PACE / state.model.seconds_per_job(waiting)
+        error = Overloaded(
+            f"{channel.name} is taking new documents faster than it can stamp them: {waiting} are waiting, "
+            f"and new ones are taken at about {rate:.0f} a second, so that the waiting ones are stamped "
+            f"when promised. This request was not taken and nothing was charged for it (a request already "
+            f"accepted under the same Idempotency-Key keeps its place). Try again in {retry_after} seconds.",
+            extra={"queue_depth": waiting, "retry_after": retry_after},
+        )
+        error.headers = {"Retry-After": str(retry_after)}
+        raise error
+    if too_long or too_many:
         spacing = state.model.seconds_per_job(waiting) * new_jobs
         earliest = max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else spacing
         retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=earliest)))
@@ -433,7 +502,9 @@ def admit_lower(*, channel, kind: str) -> QueueState | None:
     wait = state.seconds_until_done(waiting)  # a new job at the back of the lane
     max_wait = settings.STAMPING_MAX_WAIT_SECONDS * share
     too_long = wait > max_wait and waiting >= settings.STAMPING_MIN_BACKLOG * share
-    if not too_long and waiting + 1 <= settings.STAMPING_CHANNEL_BACKLOG_LIMIT * share:
+    fits = not too_long and waiting + 1 <= settings.STAMPING_CHANNEL_BACKLOG_LIMIT * share
+    # While new stamp requests are being paced, the lower classes wait as well (they only look).
+    if fits and not _pace_wait(channel=channel, state=state, new_jobs=1, take=False):
         return state
     spacing = state.model.seconds_per_job(waiting)
     earliest = max(0.0, wait - max_wait) if too_long else spacing

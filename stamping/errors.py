@@ -28,8 +28,9 @@ class Overloaded(ApplicationError):
     title = "Stamping is at capacity"
     sheds_load = True
     what_to_do = (
-        "The channel's stamping queue holds what its lane can finish within the promised wait; "
-        "nothing was charged. Retry after `Retry-After`."
+        "The channel's stamping queue holds what its lane can finish within the promised wait, or it "
+        "is taking new documents faster than its intake pace (1.5 times the rate it stamps them, once "
+        "it has a backlog); nothing was charged. Retry after `Retry-After`."
     )
 
 

@@ -307,6 +307,9 @@ ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
 STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LIMIT", "5000"))
 STAMPING_MAX_WAIT_SECONDS = float(os.environ.get("STAMPING_MAX_WAIT_SECONDS", "30"))
 STAMPING_MIN_BACKLOG = int(os.environ.get("STAMPING_MIN_BACKLOG", "20"))
+# Intake pace (docs/stamping.md): once a lane holds STAMPING_MIN_BACKLOG jobs, it takes new ones at most
+# this many times as fast as the lane model says it stamps them (0: no pace).
+STAMPING_INTAKE_PACE = float(os.environ.get("STAMPING_INTAKE_PACE", "1.5"))
 STAMPING_ASSUMED_RATE = float(os.environ.get("STAMPING_ASSUMED_RATE", "20"))  # stamps/s of one worker
 STAMPING_ASSUMED_DISPATCH_SECONDS = float(os.environ.get("STAMPING_ASSUMED_DISPATCH_SECONDS", "0.05"))
 STAMPING_WORKER_SLOTS = int(os.environ.get("STAMPING_WORKER_SLOTS", "2"))  # until workers report themselves

@@ -105,7 +105,7 @@ def clean_redis():
     keys = [admission._key(name) for name in ("lanes", "workers", "costs", "drainers-waiting")]
     bucket = int(time.time()) // admission.USAGE_BUCKET_SECONDS
     keys += [admission._usage_key(b) for b in range(bucket - 2, bucket + 3)]
-    keys += [admission._key(kind, schema) for kind in ("backlog", "retry-slot") for schema in ("alpha", "beta")]
+    keys += [admission._key(kind, schema) for kind in ("backlog", "retry-slot", "pace") for schema in ("alpha", "beta")]
     keys += [lanes._token_key(schema) for schema in ("alpha", "beta")]
     admission.client().delete(*keys)
     yield
@@ -230,3 +230,79 @@ def test_an_overloaded_refusal_is_not_logged_as_a_server_error(client_for, custo
         response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
     assert response.status_code == 503 and response.json()["code"] == "overloaded"
     assert not [r for r in caplog.records if r.name == "django.request"]
+
+
+# --------------------------------------------------------------------------- intake pace
+
+
+def _admitted(channel, times: int) -> int:
+    """How many of ``times`` admission checks in a row the channel passes (each takes from its pace)."""
+    from stamping.errors import Overloaded
+
+    passed = 0
+    with schema_context(channel.schema_name):
+        for _ in range(times):
+            try:
+                admission.admit(channel=channel)
+            except Overloaded:
+                continue
+            passed += 1
+    return passed
+
+
+def test_a_lane_with_a_backlog_takes_new_jobs_at_its_pace_and_the_next_is_refused(
+    client_for, channels, customers, clean_redis, django_capture_on_commit_callbacks, settings
+):
+    settings.STAMPING_MAX_WAIT_SECONDS = 3600  # the promise is not what refuses here
+    settings.STAMPING_MIN_BACKLOG = 20
+    settings.STAMPING_INTAKE_PACE = 1.5
+    # 30 jobs waiting at 10 s a stamp on 2 drainers: one done every 5 s, so one taken every 3.3 s,
+    # after a burst of STAMPING_MIN_BACKLOG (2 s of the pace is less than one job).
+    _surge_on_alpha(backlog=30, cost=10.0)
+    assert _admitted(channels["alpha"], 25) == 20
+
+    body, ctype = raw_body({"customer": customers["alpha"], **PLACEMENT}, {"document": ("a.pdf", text_pdf())})
+    refused = send(client_for("alpha"), body, ctype)
+    assert refused.status_code == 503, refused.content
+    problem = refused.json()
+    assert problem["code"] == "overloaded" and problem["request_id"]
+    assert "faster than it can stamp" in problem["detail"]
+    assert int(refused["Retry-After"]) >= 3  # the next job's place in the pace, not a blind second
+    with schema_context("alpha"):
+        assert not StampJob.objects.filter(customer_id=customers["alpha"]).exists()
+    assert quota.wallet_balance(channel_id=channels["alpha"].pk, customer_id=customers["alpha"])["held"] == 0
+
+    # The lower classes wait while stamp requests do.
+    from stamping.errors import PurchasesOverloaded
+
+    with schema_context("alpha"), pytest.raises(PurchasesOverloaded):
+        admission.admit_lower(channel=channels["alpha"], kind="purchases")
+
+    # The other channel is not paced by alpha's surge.
+    body, ctype = raw_body({"customer": customers["beta"], **PLACEMENT}, {"document": ("b.pdf", text_pdf())})
+    with django_capture_on_commit_callbacks(execute=True):
+        served = send(client_for("beta"), body, ctype)
+    assert served.status_code == 202, served.content
+    assert lanes.flush_wakes()
+
+
+def test_no_pace_below_the_least_backlog_nor_when_it_is_off(channels, clean_redis, settings):
+    settings.STAMPING_MAX_WAIT_SECONDS = 3600
+    settings.STAMPING_MIN_BACKLOG = 20
+    settings.STAMPING_INTAKE_PACE = 1.5
+    _surge_on_alpha(backlog=10, cost=10.0)  # a short queue: a quiet channel's burst is never paced
+    assert _admitted(channels["alpha"], 40) == 40
+
+    settings.STAMPING_INTAKE_PACE = 0
+    _surge_on_alpha(backlog=30, cost=10.0)
+    assert _admitted(channels["alpha"], 40) == 40
+
+
+def test_a_fast_lane_may_take_a_burst_of_two_seconds_of_its_pace(channels, clean_redis, settings):
+    settings.STAMPING_MAX_WAIT_SECONDS = 3600
+    settings.STAMPING_MIN_BACKLOG = 20
+    settings.STAMPING_INTAKE_PACE = 1.5
+    # 0.2 s a stamp on 2 drainers: 10 done a second, 15 taken a second, a burst of 30 (more than 20).
+    _surge_on_alpha(backlog=30, cost=0.2)
+    taken = _admitted(channels["alpha"], 100)
+    assert 30 <= taken < 100  # the checks take a moment: the pace refills a little meanwhile
