@@ -6,6 +6,7 @@ import logging
 import time
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django_tenants.utils import schema_context
 
 from stamping import admission, lanes, services
@@ -28,7 +29,11 @@ def _channel(schema_name: str) -> Channel | None:
     ignore_result=True,
 )
 def drain_lane_task(
-    schema_name: str, published_at: float | None = None, fresh: bool = False, ticket: str | None = None
+    schema_name: str,
+    published_at: float | None = None,
+    fresh: bool = False,
+    ticket: str | None = None,
+    outage: int = 0,
 ) -> int:
     """Stamp one channel's queued jobs for a time slice, then yield: re-queue at the back if work remains.
 
@@ -38,6 +43,13 @@ def drain_lane_task(
     whole life (and its re-publications); the token is released only when the lane is empty, so the
     channel's concurrency never exceeds its budget. Each slice reports its worker time per job and, for
     a fresh wake, its wait for a worker: the lane model's measurements (``admission``).
+
+    When the database goes away under the slice (a restart, a failover, a cut connection), the task
+    does not fail and drop its token, which left the lane asleep until the sweeper started its tokens
+    over (up to a minute after a PostgreSQL restart in ``bench/surge.py --faults``): it publishes itself
+    again, token kept, after a short backoff (``outage``: how many times in a row; 0.5 s, doubling, at
+    most 5 s). A job it had claimed is taken back by the sweeper (its owner lock went with the
+    connection) or by the next claim after the restart (the claim was never flushed).
     """
     global _previous_end
     began = time.monotonic()
@@ -47,12 +59,19 @@ def drain_lane_task(
     overhead = gap if 0 <= gap < BUSY_GAP_SECONDS else 0.0
     try:
         return _drain_slice(schema_name, published_at, fresh, ticket, began, overhead)
+    except (OperationalError, InterfaceError):
+        delay = min(OUTAGE_RETRY_MAX_SECONDS, OUTAGE_RETRY_FIRST_SECONDS * 2**outage)
+        logger.warning("database unavailable: lane %s drains again in %.1f s", schema_name, delay, exc_info=True)
+        lanes.publish_later(schema_name, countdown=delay, outage=outage + 1)
+        return 0
     finally:
         _previous_end = time.monotonic()
 
 
 _previous_end: float | None = None
 BUSY_GAP_SECONDS = 0.25  # a gap shorter than this between two tasks of a process is overhead, not idleness
+OUTAGE_RETRY_FIRST_SECONDS = 0.5  # a drainer that lost the database comes back after this, doubling ...
+OUTAGE_RETRY_MAX_SECONDS = 5.0  # ... up to this
 
 
 def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead) -> int:
