@@ -247,14 +247,15 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
         return False
 
 
-def publish_later(schema_name: str, *, countdown: float, outage: int) -> bool:
-    """Publish the lane's drainer again in ``countdown`` seconds, keeping its token: a drainer whose
-    database went away (``stamping.tasks.drain_lane_task``). Not noted as waiting: it is not ready
-    yet. If the broker cannot take it either, the token is given back and the sweeper wakes the lane."""
+def publish_later(schema_name: str, *, countdown: float, outage: int, queue: str = "stamping") -> bool:
+    """Publish the lane's drainer again in ``countdown`` seconds, on ``queue`` (the one it came from),
+    keeping its token: a drainer whose database went away (``stamping.tasks.drain_lane_task``). Not
+    noted as waiting: it is not ready yet. If the broker cannot take it either, the token is given
+    back and the sweeper wakes the lane."""
     keep_token(schema_name=schema_name)  # a long outage must not outlive the token's TTL
     try:
         current_app.send_task(
-            DRAIN_LANE_TASK, args=[schema_name], kwargs={"outage": outage}, queue="stamping", countdown=countdown
+            DRAIN_LANE_TASK, args=[schema_name], kwargs={"outage": outage}, queue=queue, countdown=countdown
         )
         return True
     except Exception:  # noqa: BLE001 - the jobs are safe in the table; the sweeper wakes the lane

@@ -62,7 +62,8 @@ def drain_lane_task(
     except (OperationalError, InterfaceError):
         delay = min(OUTAGE_RETRY_MAX_SECONDS, OUTAGE_RETRY_FIRST_SECONDS * 2**outage)
         logger.warning("database unavailable: lane %s drains again in %.1f s", schema_name, delay, exc_info=True)
-        lanes.publish_later(schema_name, countdown=delay, outage=outage + 1)
+        queue = (drain_lane_task.request.delivery_info or {}).get("routing_key") or "stamping"
+        lanes.publish_later(schema_name, countdown=delay, outage=outage + 1, queue=queue)
         return 0
     finally:
         _previous_end = time.monotonic()

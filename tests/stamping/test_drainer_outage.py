@@ -17,6 +17,7 @@ from django_tenants.utils import schema_context
 from billing import quota
 from stamping import admission, lanes, services
 from stamping.models import StampJob
+from stamping.tasks import drain_lane_task
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 from tests.live import child_env, start_worker
@@ -25,6 +26,7 @@ from tests.stamping.test_worker_killed import alpha_has_no_leftover_jobs, wait_u
 pytestmark = pytest.mark.slow
 
 ROLE = "drainer_outage_test"
+QUEUE = "stamping-outage-test"
 
 
 def _sql(statement: str, params=None) -> list:
@@ -64,7 +66,7 @@ def test_a_drainer_that_loses_the_database_comes_back_and_stamps_the_job(
     worker = start_worker(
         tmp_path,
         name=f"outage-{uuid.uuid4().hex[:6]}",
-        queues="stamping",
+        queues=QUEUE,
         concurrency=1,
         env={"DATABASE_URL": f"postgres://{worker_role}@{url}"},
     )
@@ -72,7 +74,10 @@ def test_a_drainer_that_loses_the_database_comes_back_and_stamps_the_job(
         # The database refuses the worker: new logins, and the sessions it has.
         _sql(f"ALTER ROLE {worker_role} NOLOGIN")
         _sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [worker_role])
-        assert lanes.wake(schema_name="alpha", budget=1)  # the drainer, with the lane's one token
+        # The drainer, with the lane's token, on this test's own queue (other tests' workers may be
+        # consuming ``stamping``); a drainer comes back on the queue it came from.
+        lanes._update_slots_by("alpha", 1)
+        drain_lane_task.apply_async(args=["alpha"], queue=QUEUE)
         wait_until(
             lambda: "database unavailable" in worker.log.read_text(), what="the drainer to meet the outage"
         )
