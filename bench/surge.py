@@ -49,7 +49,8 @@ What it does:
         jobs accepted under load that finished after it stopped (the machine then stamps faster);
       * stamps completed per second during phase 2, during the hold and once the load stopped (from the
         jobs' ``finished_at``);
-      * answers by status and problem ``code``; 5xx other than 503; connection errors;
+      * answers by status and problem ``code``; 5xx other than 503; connection errors; the retries
+        made after a ``Retry-After`` and how many were refused again, by the code that sent them back;
       * the ledger check: every 202's job exists and ended stamped (unit committed, hold posted, one
         used serial with the job's ``job_ref``) or failed (unit released, hold voided); no serial twice;
         ``manage.py reconcile`` clean. ``lost`` = 202s without a job + jobs in a wrong end state +
@@ -277,10 +278,12 @@ class Client:
         key = uuid.uuid4().hex
         first = scheduled if scheduled is not None else time.time()
         previous = None  # the answer that sent this attempt back (a retry), or None
+        previous_code = None
         while True:
             record = self.attempt(body, ctype, key, scheduled, kind)
             record["first_sent"] = first
             record["retry_of"] = previous
+            record["retry_of_code"] = previous_code
             scheduled = None
             status = record["status"]
             if status in (503, 429) or (status == 409 and record.get("code") == "idempotency_request_in_progress"):
@@ -297,7 +300,7 @@ class Client:
                 # Told to come back after the run: honour it (no new request before then), then give up.
                 time.sleep(max(0.0, stop_at - time.time()))
                 return
-            previous = status
+            previous, previous_code = status, record.get("code")
             if wait >= KEEPALIVE_SECONDS:
                 self.close()  # the server drops idle connections after its keep-alive: a client reconnects
             time.sleep(wait)
@@ -873,6 +876,13 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
             f"  retries after waiting Retry-After: {len(again)}, refused again: {refused}"
             + (f" ({refused / len(again):.0%})" if again else "")
         )
+        for code, n in Counter(r.get("retry_of_code") for r in again).most_common():
+            then = Counter(r.get("code") for r in again if r.get("retry_of_code") == code and r["status"] in (503, 429))
+            print(
+                f"    after {code}: {n} retries, refused again {sum(then.values())} ("
+                + (", ".join(f"{c} {k}" for c, k in then.most_common()) or "none")
+                + ")"
+            )
     bad_probes = Counter(p["phase"] for p in probes if not p["ok"])
     print(
         f"/readyz (1 s timeout, once a second): {len(probes)} probes, failed: "
