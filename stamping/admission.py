@@ -401,11 +401,12 @@ _PACE = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
-local jobs = math.min(tonumber(ARGV[4]), burst)
+local jobs = tonumber(ARGV[4])
 local paid = tonumber(redis.call('GET', KEYS[1]) or '0')
 if paid < now then paid = now end
 local after = paid + interval * jobs
-local fits_at = after - interval * burst
+-- A batch larger than the burst fits once the burst is whole, and pays for all its jobs.
+local fits_at = paid + interval * (math.min(jobs, burst) - burst)
 if fits_at > now then return tostring(fits_at - now) end
 if ARGV[5] == '1' then
   redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)

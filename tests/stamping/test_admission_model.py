@@ -306,3 +306,19 @@ def test_a_fast_lane_may_take_a_burst_of_two_seconds_of_its_pace(channels, clean
     _surge_on_alpha(backlog=30, cost=0.2)
     taken = _admitted(channels["alpha"], 100)
     assert 30 <= taken < 100  # the checks take a moment: the pace refills a little meanwhile
+
+
+def test_a_batch_larger_than_the_burst_is_taken_once_the_burst_is_whole_and_pays_for_every_job(
+    channels, clean_redis, settings
+):
+    from stamping.errors import Overloaded
+
+    settings.STAMPING_MAX_WAIT_SECONDS = 3600
+    settings.STAMPING_MIN_BACKLOG = 20
+    settings.STAMPING_INTAKE_PACE = 1.5
+    _surge_on_alpha(backlog=30, cost=10.0)  # one job taken every 3.3 s, a burst of 20
+    with schema_context("alpha"):
+        admission.admit(channel=channels["alpha"], new_jobs=50)  # the whole burst was there
+        with pytest.raises(Overloaded) as refused:  # ... and it paid for 50 jobs, not 20
+            admission.admit(channel=channels["alpha"])
+    assert refused.value.extra["retry_after"] >= 30 * 10 / 2 / 1.5
