@@ -10,7 +10,12 @@
   slice, not for 50,000 jobs.
 - Tokens are counted in Redis. A token whose task was lost (broker flushed) is reclaimed by the
   sweeper, which also takes back jobs whose worker died mid-way (lease expired) and wakes any
-  lane with work but no token.
+  lane with work but no token. Starting a lane's tokens over begins a new *generation* of its
+  drainers: each drainer carries the generation it was published in, and one of an older generation
+  retires at the end of its slice (no re-publication, its token neither kept nor given back). Without
+  that, the drainers that were not lost lived on beside the new ones: every reset (each worker crash,
+  and every minute of a long surge) added up to a budget's worth, and a surging lane held ever more
+  places in the broker's queue ahead of a quiet one.
 - The stamp request does not wait for the wake: after its commit it hands the lane to this
   process's *waker* thread (:func:`wake_soon`), which folds what accumulated (a burst of requests
   on one channel is one Redis call) and wakes each lane within milliseconds - or, for a lane whose
@@ -77,6 +82,7 @@ return n
 """
 _update_slots = None
 WAITING_STALE_SECONDS = 60  # a published drainer not started after this long is presumed lost
+GENERATION_TTL_SECONDS = 86_400  # far longer than any drainer lives
 _claim_slot = None
 
 
@@ -227,16 +233,18 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
     lane's task waiting ends its slice after the job in hand (:func:`others_waiting`)."""
     now = time.time()
     ticket = f"{schema_name}|{uuid.uuid4().hex}"
+    generation = None  # unknown (no Redis): the drainer is never taken for an older generation's
     with contextlib.suppress(redis.RedisError):
         pipe = admission.client().pipeline(transaction=False)
         pipe.zadd(_waiting_key(), {ticket: now})
         pipe.zremrangebyscore(_waiting_key(), "-inf", now - 10 * WAITING_STALE_SECONDS)
-        pipe.execute()
+        pipe.get(_generation_key(schema_name))
+        generation = _generation(pipe.execute()[-1])
     try:
         current_app.send_task(
             DRAIN_LANE_TASK,
             args=[schema_name],
-            kwargs={"published_at": now, "fresh": fresh, "ticket": ticket},
+            kwargs={"published_at": now, "fresh": fresh, "ticket": ticket, "generation": generation},
             queue="stamping",
         )
         return True
@@ -247,7 +255,27 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
         return False
 
 
-def publish_later(schema_name: str, *, countdown: float, outage: int, queue: str = "stamping") -> bool:
+def _generation_key(schema: str) -> str:
+    return admission._key("lane-generation", schema)
+
+
+def _generation(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "0")
+
+
+def is_current(*, schema_name: str, generation: str | None) -> bool:
+    """Is a drainer of ``generation`` one of the lane's current drainers? (Unknown: yes.)"""
+    if generation is None:
+        return True
+    try:
+        return _generation(admission.client().get(_generation_key(schema_name))) == generation
+    except redis.RedisError:
+        return True
+
+
+def publish_later(
+    schema_name: str, *, countdown: float, outage: int, queue: str = "stamping", generation: str | None = None
+) -> bool:
     """Publish the lane's drainer again in ``countdown`` seconds, on ``queue`` (the one it came from),
     keeping its token: a drainer whose database went away (``stamping.tasks.drain_lane_task``). Not
     noted as waiting: it is not ready yet. If the broker cannot take it either, the token is given
@@ -255,7 +283,11 @@ def publish_later(schema_name: str, *, countdown: float, outage: int, queue: str
     keep_token(schema_name=schema_name)  # a long outage must not outlive the token's TTL
     try:
         current_app.send_task(
-            DRAIN_LANE_TASK, args=[schema_name], kwargs={"outage": outage}, queue=queue, countdown=countdown
+            DRAIN_LANE_TASK,
+            args=[schema_name],
+            kwargs={"outage": outage, "generation": generation},
+            queue=queue,
+            countdown=countdown,
         )
         return True
     except Exception:  # noqa: BLE001 - the jobs are safe in the table; the sweeper wakes the lane
@@ -304,11 +336,14 @@ def release_token(*, schema_name: str) -> None:
 
 
 def forget_tokens(*, schema_name: str) -> None:
-    """Start the lane's slots over (their tasks may be lost): the sweeper, before it wakes the lane."""
+    """Start the lane's slots over (their tasks may be lost): the sweeper, before it wakes the lane.
+    The drainers still alive belong to the generation this ends; they retire after their slice."""
     with contextlib.suppress(redis.RedisError):
         pipe = admission.client().pipeline(transaction=False)
         pipe.delete(_token_key(schema_name))
         pipe.hdel(admission._key("lanes"), schema_name)
+        pipe.incr(_generation_key(schema_name))
+        pipe.expire(_generation_key(schema_name), GENERATION_TTL_SECONDS)
         pipe.execute()
 
 

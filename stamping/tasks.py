@@ -34,6 +34,7 @@ def drain_lane_task(
     fresh: bool = False,
     ticket: str | None = None,
     outage: int = 0,
+    generation: str | None = None,
 ) -> int:
     """Stamp one channel's queued jobs for a time slice, then yield: re-queue at the back if work remains.
 
@@ -50,6 +51,9 @@ def drain_lane_task(
     again, token kept, after a short backoff (``outage``: how many times in a row; 0.5 s, doubling, at
     most 5 s). A job it had claimed is taken back by the sweeper (its owner lock went with the
     connection) or by the next claim after the restart (the claim was never flushed).
+
+    A drainer of an older ``generation`` than the lane's (the sweeper started its tokens over after
+    this one was published) retires after its slice: the lane's current drainers hold its tokens.
     """
     global _previous_end
     began = time.monotonic()
@@ -58,12 +62,12 @@ def drain_lane_task(
     gap = began - _previous_end if _previous_end is not None else BUSY_GAP_SECONDS
     overhead = gap if 0 <= gap < BUSY_GAP_SECONDS else 0.0
     try:
-        return _drain_slice(schema_name, published_at, fresh, ticket, began, overhead)
+        return _drain_slice(schema_name, published_at, fresh, ticket, began, overhead, generation)
     except (OperationalError, InterfaceError):
         delay = min(OUTAGE_RETRY_MAX_SECONDS, OUTAGE_RETRY_FIRST_SECONDS * 2**outage)
         logger.warning("database unavailable: lane %s drains again in %.1f s", schema_name, delay, exc_info=True)
         queue = (drain_lane_task.request.delivery_info or {}).get("routing_key") or "stamping"
-        lanes.publish_later(schema_name, countdown=delay, outage=outage + 1, queue=queue)
+        lanes.publish_later(schema_name, countdown=delay, outage=outage + 1, queue=queue, generation=generation)
         return 0
     finally:
         _previous_end = time.monotonic()
@@ -75,7 +79,7 @@ OUTAGE_RETRY_FIRST_SECONDS = 0.5  # a drainer that lost the database comes back 
 OUTAGE_RETRY_MAX_SECONDS = 5.0  # ... up to this
 
 
-def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead) -> int:
+def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead, generation) -> int:
     lanes.started(ticket)
     channel = _channel(schema_name)
     if channel is None:
@@ -89,6 +93,8 @@ def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead) -> i
         seconds = time.monotonic() - began + overhead
         first = timings["first"] - began if "first" in timings else None
         admission.record_slice(channel_schema=schema_name, jobs=done, seconds=seconds, dispatch=waited, first=first)
+        if not lanes.is_current(schema_name=schema_name, generation=generation):
+            return done  # the lane's tokens were started over: newer drainers hold them, this one retires
         if more:
             lanes.keep_token(schema_name=schema_name)  # a long surge must not outlive its token's TTL
             lanes._publish(schema_name)  # keeps the token, goes to the back of the queue

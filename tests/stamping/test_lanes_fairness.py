@@ -176,3 +176,33 @@ def test_a_note_for_a_deferred_lane_reaches_a_thread_with_nothing_else_pending(m
     waker.note(schema_name="alpha", budget=1, queued=2)  # deferred, and the thread is idle
     assert waker.flush(timeout=10)
     assert wakes.calls == [("alpha", 1), ("alpha", 2)]
+
+
+def test_after_the_tokens_are_started_over_a_drainer_of_the_old_generation_retires(published):
+    """The sweeper starts a lane's tokens over when tasks may be lost (a worker died, and once a minute
+    while the lane has work); the drainers that were not lost must not live on beside the new ones."""
+    from django_tenants.utils import schema_context
+
+    from stamping import services
+    from stamping.models import StampJob
+    from stamping.tasks import drain_lane_task
+
+    with schema_context("alpha"):  # (inside this test's transaction: rolled back after it)
+        for job in StampJob.objects.filter(status__in=[StampJob.Status.QUEUED, StampJob.Status.PROCESSING]):
+            services._fail(job, code="abandoned", detail="left open by an earlier test")
+    tokens = lanes._token_key("alpha")
+
+    assert lanes.wake(schema_name="alpha", budget=1, queued=1)
+    old = lanes._generation(admission.client().get(lanes._generation_key("alpha")))
+    lanes.forget_tokens(schema_name="alpha")  # as the sweeper does ...
+    assert lanes.wake(schema_name="alpha", budget=1)  # ... before it wakes the lane: a new drainer
+    new = lanes._generation(admission.client().get(lanes._generation_key("alpha")))
+    assert new != old and int(admission.client().get(tokens)) == 1
+
+    # The old drainer ends its slice (the lane is empty): it gives back no token, the new one's is kept.
+    drain_lane_task("alpha", generation=old)
+    assert int(admission.client().get(tokens)) == 1
+    assert published == ["alpha", "alpha"]  # and it published nothing
+
+    drain_lane_task("alpha", generation=new)  # the current drainer gives its token back
+    assert int(admission.client().get(tokens) or 0) == 0
