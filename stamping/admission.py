@@ -455,33 +455,40 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
     too_long = wait > settings.STAMPING_MAX_WAIT_SECONDS and last >= settings.STAMPING_MIN_BACKLOG
     too_many = waiting + new_jobs > settings.STAMPING_CHANNEL_BACKLOG_LIMIT
     paced = 0.0 if too_long or too_many else _pace_wait(channel=channel, state=state, new_jobs=new_jobs, take=True)
+    per_job = state.model.seconds_per_job(waiting)
     if paced > 0:
-        spacing = state.model.seconds_per_job(waiting) / settings.STAMPING_INTAKE_PACE * new_jobs
-        retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=paced)))
-        rate = settings.STAMPING_INTAKE_PACE / state.model.seconds_per_job(waiting)
-        error = Overloaded(
-            f"{channel.name} is taking new documents faster than it can stamp them: {waiting} are waiting, "
-            f"and new ones are taken at about {rate:.0f} a second, so that the waiting ones are stamped "
-            f"when promised. This request was not taken and nothing was charged for it (a request already "
-            f"accepted under the same Idempotency-Key keeps its place). Try again in {retry_after} seconds.",
-            extra={"queue_depth": waiting, "retry_after": retry_after},
+        rate = settings.STAMPING_INTAKE_PACE / per_job
+        _refuse(
+            channel,
+            waiting,
+            spacing=per_job / settings.STAMPING_INTAKE_PACE * new_jobs,
+            earliest=paced,
+            why=f"is taking new documents faster than it can stamp them: {waiting} are waiting, and new ones "
+            f"are taken at about {rate:.0f} a second, so that the waiting ones are stamped when promised",
         )
-        error.headers = {"Retry-After": str(retry_after)}
-        raise error
     if too_long or too_many:
-        spacing = state.model.seconds_per_job(waiting) * new_jobs
-        earliest = max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else spacing
-        retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=earliest)))
-        error = Overloaded(
-            f"{channel.name} has {waiting} documents waiting to be stamped, about "
-            f"{math.ceil(wait)} seconds of work: the most it queues at once. This request was not "
-            f"taken and nothing was charged for it (a request already accepted under the same "
-            f"Idempotency-Key keeps its place). Try again in {retry_after} seconds.",
-            extra={"queue_depth": waiting, "retry_after": retry_after},
+        _refuse(
+            channel,
+            waiting,
+            spacing=per_job * new_jobs,
+            earliest=max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else per_job * new_jobs,
+            why=f"has {waiting} documents waiting to be stamped, about {math.ceil(wait)} seconds of work: "
+            "the most it queues at once",
         )
-        error.headers = {"Retry-After": str(retry_after)}
-        raise error
     return state
+
+
+def _refuse(channel, waiting: int, *, spacing: float, earliest: float, why: str) -> None:
+    """Raise ``503 overloaded`` with this client's own retry slot (``earliest`` seconds from now at
+    the soonest, ``spacing`` after the previous refused client's)."""
+    retry_after = max(1, math.ceil(retry_slot(schema=channel.schema_name, spacing=spacing, earliest=earliest)))
+    error = Overloaded(
+        f"{channel.name} {why}. This request was not taken and nothing was charged for it (a request "
+        f"already accepted under the same Idempotency-Key keeps its place). Try again in {retry_after} seconds.",
+        extra={"queue_depth": waiting, "retry_after": retry_after},
+    )
+    error.headers = {"Retry-After": str(retry_after)}
+    raise error
 
 
 def class_share(kind: str) -> float:
