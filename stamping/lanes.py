@@ -240,15 +240,17 @@ def _publish(schema_name: str, *, fresh: bool = False) -> bool:
         pipe.zremrangebyscore(_waiting_key(), "-inf", now - 10 * WAITING_STALE_SECONDS)
         pipe.get(_generation_key(schema_name))
         generation = _generation(pipe.execute()[-1])
+    kwargs = {"published_at": now, "fresh": fresh, "ticket": ticket, "generation": generation}
+    return _send(schema_name, kwargs, ticket=ticket)
+
+
+def _send(schema_name: str, kwargs: dict, *, queue: str = "stamping", countdown=None, ticket=None) -> bool:
+    """Send one drainer task; if the broker cannot take it, give its token back (the jobs are safe in
+    their table; the sweeper wakes the lane)."""
     try:
-        current_app.send_task(
-            DRAIN_LANE_TASK,
-            args=[schema_name],
-            kwargs={"published_at": now, "fresh": fresh, "ticket": ticket, "generation": generation},
-            queue="stamping",
-        )
+        current_app.send_task(DRAIN_LANE_TASK, args=[schema_name], kwargs=kwargs, queue=queue, countdown=countdown)
         return True
-    except Exception:  # noqa: BLE001 - the jobs are safe in the table; the sweeper wakes the lane
+    except Exception:  # noqa: BLE001 - whatever the broker raised, the lane must not keep a dead token
         started(ticket)
         release_token(schema_name=schema_name)
         logger.warning("could not publish a lane task; the sweeper will", exc_info=True)
@@ -281,19 +283,7 @@ def publish_later(
     noted as waiting: it is not ready yet. If the broker cannot take it either, the token is given
     back and the sweeper wakes the lane."""
     keep_token(schema_name=schema_name)  # a long outage must not outlive the token's TTL
-    try:
-        current_app.send_task(
-            DRAIN_LANE_TASK,
-            args=[schema_name],
-            kwargs={"outage": outage, "generation": generation},
-            queue=queue,
-            countdown=countdown,
-        )
-        return True
-    except Exception:  # noqa: BLE001 - the jobs are safe in the table; the sweeper wakes the lane
-        release_token(schema_name=schema_name)
-        logger.warning("could not publish a lane task; the sweeper will", exc_info=True)
-        return False
+    return _send(schema_name, {"outage": outage, "generation": generation}, queue=queue, countdown=countdown)
 
 
 def started(ticket: str | None) -> None:
