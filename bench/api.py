@@ -230,10 +230,10 @@ def main() -> None:
     port = 18000 + secrets.randbelow(1000)
     redis_url = settings.REDIS_URL + ("&" if "?" in settings.REDIS_URL else "?") + "db=2"
     # All the load comes from 127.0.0.1: the public verification limits (per client address) are lifted.
-    # No worker drains the queue here, so admission is lifted too (its limit is a promised wait): the
-    # bench measures the request path, not the refusal.
+    # No worker drains the queue here, so admission is lifted too (its limit is a promised wait, and
+    # its intake pace a rate that no stamping backs): the bench measures the request path, not the refusal.
     env = dict(os.environ, GATEWAY_BENCH_ENDPOINTS="1", REDIS_URL=redis_url, STAMPING_CHANNEL_BACKLOG_LIMIT="10000000",
-               STAMPING_MAX_WAIT_SECONDS="1e12",
+               STAMPING_MAX_WAIT_SECONDS="1e12", STAMPING_INTAKE_PACE="0",
                GATEWAY_PUBLIC_RATE_LIMITS="10000000/10000000,10000000/10000000",
                LOG_LEVEL="WARNING", DJANGO_SECRET_KEY=settings.SECRET_KEY,
                PAYMENT_SIMULATOR_SECRET=settings.PAYMENT_SIMULATOR_SECRET)
