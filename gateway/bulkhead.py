@@ -18,6 +18,10 @@ are free
 channel's are not. Pages and static files are not counted (a browser loads several at once, and they
 are not where a surge lands).
 
+A channel refused here within ``SHED_MEMORY_SECONDS`` (it wants more than its share) has the requests
+it is given run at a lower CPU priority, ``WEB_BUSY_NICE`` added to the thread's nice value until the
+answer leaves (``gateway.threadpriority``): on a busy machine the other channels' threads run first.
+
 **Classes** (docs/stamping.md, "Overload priorities"). Each request is classified from its method and
 path alone (:func:`classify`), highest first:
 
@@ -56,6 +60,7 @@ import time
 
 from django.conf import settings
 
+from gateway import threadpriority
 from gateway.http.problems import problem_response
 
 ACCEPTED, STAMPING, PURCHASES, REGISTRATIONS = "accepted", "stamping", "purchases", "registrations"
@@ -169,6 +174,13 @@ def _refuses(schema: str, kind: str, held: int, now: float) -> bool:
     return sharing and shed_recently  # the next free thread goes to the class refused
 
 
+def _pressed(schema: str, now: float) -> bool:
+    """Has this process refused a request of ``schema`` (any class) within ``SHED_MEMORY_SECONDS``
+    (lock held)? Such a channel wants more than its share: the requests it is given run at a lower CPU
+    priority (``WEB_BUSY_NICE``)."""
+    return any(now - _shed.get((schema, kind), -1e9) < SHED_MEMORY_SECONDS for kind in CLASSES)
+
+
 def _may_go_one_over(schema: str, threads: int, now: float) -> bool:
     """A channel under no pressure (none of its requests refused here within ``SHED_MEMORY_SECONDS``)
     may take one thread over its share while two are free, so one stays free for the others. A quiet
@@ -177,7 +189,7 @@ def _may_go_one_over(schema: str, threads: int, now: float) -> bool:
     channel is refused all the time, so it never qualifies for more than one extra request in a row."""
     if threads - sum(_in_flight.values()) < 2:
         return False
-    return all(now - _shed.get((schema, kind), -1e9) >= SHED_MEMORY_SECONDS for kind in CLASSES)
+    return not _pressed(schema, now)
 
 
 class ChannelBulkheadMiddleware:
@@ -196,6 +208,7 @@ class ChannelBulkheadMiddleware:
         if kind is None:
             return self.get_response(request)
         now = time.monotonic()
+        busy = False
         with _lock:
             held = _in_flight.get(schema, 0)
             _last_seen[schema] = now
@@ -205,10 +218,12 @@ class ChannelBulkheadMiddleware:
             else:
                 _in_flight[schema] = held + 1
                 _class_in_flight[(schema, kind)] = _class_in_flight.get((schema, kind), 0) + 1
+                busy = _pressed(schema, now)
         if refused:
             return self._refusal(request, tenant, kind, held)
         try:
-            return self.get_response(request)
+            with threadpriority.lowered(int(settings.WEB_BUSY_NICE) if busy else 0):
+                return self.get_response(request)
         finally:
             with _lock:
                 left = _in_flight.get(schema, 1) - 1

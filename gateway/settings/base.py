@@ -328,6 +328,11 @@ STAMPING_CLASS_SHARES = {
 # gateway/gunicorn_conf.py from the same variable) and the share of them one channel may hold at once.
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "1"))
 WEB_CHANNEL_SHARE = float(os.environ.get("WEB_CHANNEL_SHARE", "0.25"))
+# The nice value added, for the length of a request, to the web thread serving a channel the bulkhead
+# is refusing (it wants more than its share): the other channels' requests get the CPU first. 0: off.
+# Giving the priority back needs RLIMIT_NICE (deploy/ sets it); without it nothing is lowered
+# (gateway/threadpriority.py).
+WEB_BUSY_NICE = int(os.environ.get("WEB_BUSY_NICE", "10"))
 # Brownout (stamping/brownout, docs/stamping.md): web processes re-read the pauses in force every
 # BROWNOUT_CACHE_SECONDS; a refusal's Retry-After is spread over BROWNOUT_RETRY_AFTER_SECONDS (low,high).
 # Automatic pauses on backlog age (seconds the oldest queued stamp has waited): "class=start/stop,..." -
