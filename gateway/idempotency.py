@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -322,6 +323,47 @@ def _take_over(record: IdempotencyRecord, *, fingerprint: str, method: str, path
     return bool(taken)
 
 
+# Every stamp request writes its claim and then its answer: as plain statements, not through the ORM's
+# save and update machinery, which cost about as much CPU as the stamp's whole intake call
+# (``stamping.intake``) did. The columns and values are the model's; its tests hold them to it.
+_INSERT_CLAIM = (
+    "INSERT INTO edge_idempotencyrecord (api_key_id, key, fingerprint, request_method, request_path, state, "
+    "status_code, response_body, response_headers, created_at, locked_at, completed_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL, '{}'::jsonb, %s, %s, NULL, %s) RETURNING id"
+)
+_COMPLETE = (
+    "UPDATE edge_idempotencyrecord SET state = %s, status_code = %s, response_body = %s, response_headers = %s::jsonb, "
+    "completed_at = %s WHERE id = %s AND state = %s AND locked_at = %s"
+)
+
+
+def _insert_claim(
+    *, api_key_id: int, key: str, fingerprint: str, method: str, path: str, now: datetime
+) -> IdempotencyRecord:
+    """The claim's row, as ``IdempotencyRecord.objects.create`` would write it, in one statement."""
+    record = IdempotencyRecord(
+        api_key_id=api_key_id,
+        key=key,
+        fingerprint=fingerprint,
+        request_method=method,
+        request_path=path[:2000],
+        state=IdempotencyRecord.State.IN_PROGRESS,
+        response_headers={},
+        created_at=now,
+        locked_at=now,
+        expires_at=now + IDEMPOTENCY_TTL,
+    )
+    values = (
+        api_key_id, key, fingerprint, method, record.request_path, IdempotencyRecord.State.IN_PROGRESS.value, now,
+        now, record.expires_at,
+    )  # fmt: skip
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_INSERT_CLAIM, values)
+        record.pk = cursor.fetchone()[0]
+    record._state.adding = False
+    return record
+
+
 def begin_idempotent_request(
     *, api_key_id: int, key: str, fingerprint: str, method: str, path: str, now: datetime | None = None
 ) -> Claimed | Replay:
@@ -373,14 +415,8 @@ def _claim(
         if may_insert:
             try:
                 with isolate():
-                    record = IdempotencyRecord.objects.create(
-                        api_key_id=api_key_id,
-                        key=key,
-                        fingerprint=fingerprint,
-                        request_method=method,
-                        request_path=path[:2000],
-                        locked_at=now,
-                        expires_at=now + IDEMPOTENCY_TTL,
+                    record = _insert_claim(
+                        api_key_id=api_key_id, key=key, fingerprint=fingerprint, method=method, path=path, now=now
                     )
                 return Claimed(record)
             except IntegrityError:
@@ -436,18 +472,13 @@ def complete_idempotent_request(
         faults.point("idempotency.before_complete")  # the work is written, not committed; the claim in flight
         # No savepoint of its own: inside the caller's transaction a failed update fails the whole of it,
         # which is what must happen (the answer and the work commit together or not at all).
-        with transaction.atomic(savepoint=False):
-            return bool(
-                IdempotencyRecord.objects.filter(
-                    pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_at=record.locked_at
-                ).update(
-                    state=IdempotencyRecord.State.COMPLETED,
-                    status_code=status_code,
-                    response_body=body,
-                    response_headers=stored,
-                    completed_at=timezone.now(),
-                )
-            )
+        values = (
+            IdempotencyRecord.State.COMPLETED.value, status_code, body, json.dumps(stored), timezone.now(),
+            record.pk, IdempotencyRecord.State.IN_PROGRESS.value, record.locked_at,
+        )  # fmt: skip
+        with transaction.atomic(savepoint=False), connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(_COMPLETE, values)
+            return cursor.rowcount == 1
     finally:
         if (lock := _record_lock(record)) is not None:
             _release_owner_lock(lock)

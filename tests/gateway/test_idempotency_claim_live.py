@@ -85,3 +85,45 @@ def _pdf(data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("a.pdf", data, content_type="application/pdf")
+
+
+def test_the_claim_and_the_answer_written_as_plain_statements_read_back_as_the_model_says(live_db):
+    """The claim and the stored answer skip the ORM's save and update (``idempotency._INSERT_CLAIM``,
+    ``_COMPLETE``): read back through the model, every column holds what the model would have written."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gateway import idempotency
+    from gateway.apikeys import issue_api_key
+    from gateway.idempotency import IDEMPOTENCY_TTL, complete_idempotent_request
+    from tenants.models import Channel
+
+    table = IdempotencyRecord._meta.db_table
+    assert f"INTO {table} " in idempotency._INSERT_CLAIM and f"UPDATE {table} " in idempotency._COMPLETE
+
+    api_key = issue_api_key(channel=Channel.objects.get(code="alpha"), name=f"columns {uuid.uuid4().hex[:6]}")
+    key = f"cols-{uuid.uuid4().hex}"
+    now = timezone.now()
+    with schema_context("alpha"):
+        claimed = begin_idempotent_request(
+            api_key_id=api_key.api_key.pk, key=key, fingerprint="a" * 64, method="POST", path="/api/v1/stamps", now=now
+        )
+        row = IdempotencyRecord.objects.get(pk=claimed.record.pk)
+        assert (row.api_key_id, row.key, row.fingerprint) == (api_key.api_key.pk, key, "a" * 64)
+        assert (row.request_method, row.request_path, row.state) == ("POST", "/api/v1/stamps", "in_progress")
+        assert row.status_code is None and row.response_body is None and row.response_headers == {}
+        assert row.created_at == row.locked_at == now and row.expires_at == now + IDEMPOTENCY_TTL
+        assert row.completed_at is None
+        assert claimed.record.pk == row.pk and claimed.record.locked_at == now
+
+        headers = {"Content-Type": "application/json", "Location": "/api/v1/stamps/x", "X-Request-Id": "not kept"}
+        assert complete_idempotent_request(record=claimed.record, status_code=202, body=b'{"id": "x"}', headers=headers)
+        row.refresh_from_db()
+        assert (row.state, row.status_code, bytes(row.response_body)) == ("completed", 202, b'{"id": "x"}')
+        assert row.response_headers == {"Content-Type": "application/json", "Location": "/api/v1/stamps/x"}
+        assert timezone.now() - timedelta(minutes=1) < row.completed_at <= timezone.now()
+        # A second completion of the same claim finds it completed: the answer stays the first one.
+        assert not complete_idempotent_request(record=claimed.record, status_code=500, body=b"", headers={})
+        IdempotencyRecord.objects.filter(key=key).delete()
+    release_owner_locks()
