@@ -62,6 +62,7 @@ from django.conf import settings
 
 from gateway import threadpriority
 from gateway.http.problems import problem_response
+from kernel import metrics
 
 ACCEPTED, STAMPING, PURCHASES, REGISTRATIONS = "accepted", "stamping", "purchases", "registrations"
 CLASSES = (ACCEPTED, STAMPING, PURCHASES, REGISTRATIONS)  # highest first
@@ -222,7 +223,9 @@ class ChannelBulkheadMiddleware:
         if refused:
             return self._refusal(request, tenant, kind, held)
         try:
-            with threadpriority.lowered(int(settings.WEB_BUSY_NICE) if busy else 0):
+            with threadpriority.lowered(int(settings.WEB_BUSY_NICE) if busy else 0) as lowered:
+                if lowered:
+                    metrics.WEB_LOWERED.labels(schema).inc()
                 return self.get_response(request)
         finally:
             with _lock:

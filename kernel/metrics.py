@@ -41,6 +41,11 @@ HTTP_LATENCY = Histogram(
 REFUSALS = Counter(
     "gateway_refusals", "Refusals (problem+json answers), by error code and channel.", ["code", "channel"]
 )
+WEB_LOWERED = Counter(
+    "gateway_web_lowered_requests",
+    "Requests served on a web thread of lower CPU priority (their channel over its share), by channel.",
+    ["channel"],
+)
 STAMPS = Counter(
     "gateway_stamps", "Stamping jobs finished, by channel and outcome (stamped, failed).", ["channel", "outcome"]
 )

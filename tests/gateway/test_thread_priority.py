@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway import bulkhead, threadpriority
+from kernel import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,9 +120,12 @@ def test_a_channel_refused_lately_is_served_at_a_lower_priority_and_the_others_a
 
     monkeypatch.setattr(stamps.DocumentTypesApi, "get", noting)
     base = _nice()
+    counted = metrics.WEB_LOWERED.labels("alpha")
+    before = counted._value.get()
     assert client_for("alpha").get("/api/v1/document-types").status_code == 200
     assert client_for("beta").get("/api/v1/document-types").status_code == 200
     assert seen == [min(19, base + 7), base]
+    assert counted._value.get() == before + 1  # the operator's figure (docs/operations.md, Metrics)
     assert _nice() == base  # the thread serves its next request at its own priority
 
     bulkhead._shed.clear()  # alpha no longer refused: served as anyone
