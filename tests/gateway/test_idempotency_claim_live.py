@@ -39,6 +39,44 @@ def test_outside_a_transaction_a_claim_is_one_statement_and_a_second_claim_still
     release_owner_locks()
 
 
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+def test_a_claim_on_its_own_does_not_wait_for_its_flush_and_inside_a_transaction_changes_nothing(live_db):
+    """On its own the claim commits without waiting for its WAL flush (the work's commit flushes it), and
+    the connection's next transaction waits again. Made inside a caller's transaction, the claim leaves
+    that transaction's commit as durable as ever: the setting would last to its end."""
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from gateway.apikeys import issue_api_key
+    from tenants.models import Channel
+
+    api_key = issue_api_key(channel=Channel.objects.get(code="alpha"), name=f"claims {uuid.uuid4().hex[:6]}")
+    claim = dict(api_key_id=api_key.api_key.pk, fingerprint="f" * 64, method="POST", path="/edge/customers")
+    alone, inside = f"alone-{uuid.uuid4().hex}", f"inside-{uuid.uuid4().hex}"
+    try:
+        with schema_context("alpha"):
+            with CaptureQueriesContext(connection) as captured:
+                assert isinstance(begin_idempotent_request(key=alone, **claim), Claimed)
+            (insert,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+            assert "set_config('synchronous_commit', 'off', true)" in insert
+            assert _synchronous_commit() == "on"  # the claim's own transaction only
+            with transaction.atomic():
+                with CaptureQueriesContext(connection) as captured:
+                    assert isinstance(begin_idempotent_request(key=inside, **claim), Claimed)
+                assert not any("synchronous_commit" in q["sql"] for q in captured.captured_queries)
+                assert _synchronous_commit() == "on"
+            assert IdempotencyRecord.objects.filter(key__in=[alone, inside]).count() == 2
+    finally:
+        with schema_context("alpha"):
+            IdempotencyRecord.objects.filter(key__in=[alone, inside]).delete()
+        release_owner_locks()
+
+
 def test_a_stamp_request_makes_no_savepoint_around_its_handler_and_a_refusal_still_leaves_nothing(
     live_db, client_for
 ):
