@@ -26,8 +26,9 @@ as "CPU per stamp" is: a wall-clock profile is mostly the worker waiting for Pos
 It cleans up after itself (and after an interrupted run, first): the workers are stopped, the bench
 channel's jobs and their uploaded documents are deleted (a job left unfinished is failed first, so
 its unit goes back), and its broker queue (a Redis database of its own, number 3) is flushed. The
-channel, its ledger and the issuer's registry of the serials it used stay, as every stamp's record
-does, so the books still reconcile.
+issuer's stamped documents go with the uploads they were stamped on. The channel, its ledger and the
+issuer's registry of the serials it used stay, as every stamp's record does, so the books still
+reconcile.
 """
 
 from __future__ import annotations
@@ -284,9 +285,11 @@ def verify(channel, job_ids: list[str]) -> tuple[float, list[str]]:
 
 def cleanup() -> int:
     """Delete the bench channel's jobs and their documents (failing any left open, so their units go
-    back) and empty this run's Redis database. Returns how many jobs were left open."""
+    back), the issuer's stamped documents built on those uploads, and empty this run's Redis database.
+    Returns how many jobs were left open."""
     from django_tenants.utils import schema_context
 
+    from issuer.models import StampedDocument
     from stamping import admission, services
     from stamping.models import JobDocument, StampJob
 
@@ -296,6 +299,7 @@ def cleanup() -> int:
             services._fail(job, code="bench", detail="left unfinished by bench/pipeline.py")
         JobDocument.objects.all().delete()
         StampJob.objects.all().delete()
+    StampedDocument.objects.filter(serial__channel__schema_name=CHANNEL).delete()
     admission.client().flushdb()  # this run's own database: its broker queue, lane tokens, counters
     return len(left)
 

@@ -8,6 +8,8 @@ it was never handed out.
 
 from __future__ import annotations
 
+import hashlib
+
 from django.db import models
 from django.db.models import Q
 
@@ -174,16 +176,37 @@ class StampedDocument(models.Model):
 
     Kept in the database, not under MEDIA_ROOT, so it commits (or rolls back) with the serial:
     there is never a used serial without its file, nor an orphan file.
+
+    A stamp is an incremental update: the stamped file is the upload, byte for byte, followed by what
+    the stamp appends (a few KB). When the caller keeps the upload for as long as this document
+    (``stamp_document(base_kept=True)``: a channel's stamp job), ``pdf`` holds only those appended
+    bytes and ``base_size`` is the upload's length; whoever reads the document passes the upload back
+    (``issuer.selectors.stamped_pdf``). An 800 KB scan then costs a few KB here, not a second copy
+    through PostgreSQL's WAL. ``base_size`` 0: ``pdf`` is the whole file (the upload was rewritten, a
+    repaired cross-reference table, or its caller does not keep it). ``sha256`` and ``size`` are
+    always the whole stamped file's.
     """
 
     serial = models.OneToOneField(Serial, on_delete=models.CASCADE, primary_key=True, related_name="stamped")
     pdf = models.BinaryField()
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
+    base_size = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"stamped {self.serial_id}"
+
+    def whole(self, base: bytes | None) -> bytes | None:
+        """The whole stamped file, ``base`` (the upload) first when only what the stamp appended is
+        stored; None when that needs a base and ``base`` is not the one it was stamped on (gone, or
+        other bytes: the result would not hash to ``sha256``)."""
+        if not self.base_size:
+            return bytes(self.pdf)
+        if base is None or len(base) != self.base_size:
+            return None
+        document = base + bytes(self.pdf)
+        return document if hashlib.sha256(document).hexdigest() == self.sha256 else None
 
 
 class IncidentNote(models.Model):

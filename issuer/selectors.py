@@ -11,6 +11,8 @@ file's own hash, which the uploader already has).
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +28,8 @@ from issuer.signing import SignatureReport
 from issuer.stamp import verification_url
 from issuer.verification import Limits, verify_in_pool
 from kernel.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidSerial(ApplicationError):
@@ -212,12 +216,17 @@ def resolved_incidents(limit: int = 30) -> list:
     return list(IncidentNote.objects.filter(resolved_at__isnull=False)[:limit])
 
 
-def stamped_document(*, serial: str) -> StampedDocument:
+def stamped_pdf(*, serial: str, upload: Callable[[], bytes | None]) -> bytes:
     """The stamped PDF recorded with ``serial``; :class:`StampedDocumentPurged` once the retention
-    sweeper deleted it (``issuer.retention``)."""
+    sweeper deleted it (``issuer.retention``). ``upload()`` gives the document as it was sent to be
+    stamped (None: no longer kept); it is called only when the registry stores what the stamp appended
+    to it (``StampedDocument.base_size``)."""
     from issuer.retention import StampedDocumentPurged
 
     document = StampedDocument.objects.filter(serial__serial=serial).first()
-    if document is None:
+    pdf = None if document is None else document.whole(upload() if document.base_size else None)
+    if pdf is None:
+        if document is not None:
+            logger.error("stamped document without its upload", extra={"serial": serial})
         raise StampedDocumentPurged(f"The stamped document of {serial} was deleted after its retention period.")
-    return document
+    return pdf

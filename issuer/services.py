@@ -185,11 +185,13 @@ def _normalised_box(box: Box) -> Box:
     return (llx, lly, urx, ury)
 
 
-def _outcome_from_row(row: Serial, *, replayed: bool) -> StampOutcome:
-    stamped = row.stamped
+def _outcome_from_row(row: Serial, *, replayed: bool, upload: bytes) -> StampOutcome:
+    pdf = row.stamped.whole(upload)  # (the upload hashes to the row's document_sha256: the caller compared)
+    if pdf is None:  # pragma: no cover - a stamp stored over another upload than the one it hashes as
+        raise RuntimeError(f"the stamped document of {row.serial} does not rebuild from its upload")
     return StampOutcome(
         serial=row.serial,
-        pdf=bytes(stamped.pdf),
+        pdf=pdf,
         sha256_in=row.document_sha256,
         sha256_out=row.stamped_sha256,
         pages=row.page_count,
@@ -208,7 +210,7 @@ def _outcome_from_row(row: Serial, *, replayed: bool) -> StampOutcome:
 
 
 def _replay(
-    *, channel: Channel, job_ref: str, sha256_in: str, page: int, box: Box, profile: str
+    *, channel: Channel, job_ref: str, sha256_in: str, page: int, box: Box, profile: str, upload: bytes
 ) -> StampOutcome | None:
     row = (
         Serial.objects.select_related("channel", "stamped")
@@ -223,7 +225,7 @@ def _replay(
             f"(serial {row.serial}). Use a new job reference for a new stamp.",
             extra={"job_ref": job_ref, "serial": row.serial},
         )
-    return _outcome_from_row(row, replayed=True)
+    return _outcome_from_row(row, replayed=True, upload=upload)
 
 
 def _record_used(
@@ -239,6 +241,7 @@ def _record_used(
     document_date: dt.date | None,
     job_ref: str | None,
     on_recorded: Callable[[Serial], object] | None,
+    base: bytes | None,
 ) -> Serial:
     """Serial (used), stamped file and the caller's ``on_recorded`` in one transaction.
 
@@ -260,7 +263,7 @@ def _record_used(
     try:
         with transaction.atomic():
             row = Serial(**fields)
-            row.pk = _insert_used(fields, result)
+            row.pk = _insert_used(fields, result, base=base)
             row._state.adding = False
             if on_recorded is not None:
                 on_recorded(row)
@@ -276,19 +279,27 @@ def _record_used(
     return row
 
 
-def _insert_used(fields: dict, result: StampResult) -> int:
+def _insert_used(fields: dict, result: StampResult, *, base: bytes | None) -> int:
     """Insert the serial row and its stamped PDF in one statement (one round trip); the PDF goes as a
     binary parameter: through Django's cursor it would travel as a hex literal in the query text
-    (twice its size), for PostgreSQL to parse and decode. Returns the serial row's id."""
+    (twice its size), for PostgreSQL to parse and decode. Returns the serial row's id.
+
+    ``base``: the upload, which the caller keeps for as long as the stamped document. When the stamped
+    file begins with it (an incremental update of the upload as sent), only the bytes after it are
+    stored (``StampedDocument.base_size``)."""
     public = connection.ops.quote_name(get_public_schema_name())
     names = list(fields)
     sql = (
         f"WITH serial AS (INSERT INTO {public}.{Serial._meta.db_table} ({', '.join(names)})"  # noqa: S608 - our names
         f" VALUES ({', '.join(['%s'] * len(names))}) RETURNING id)"
-        f" INSERT INTO {public}.{StampedDocument._meta.db_table} (serial_id, pdf, sha256, size, created_at)"
-        " SELECT id, %b, %s, %s, %s FROM serial RETURNING serial_id"
+        f" INSERT INTO {public}.{StampedDocument._meta.db_table} (serial_id, pdf, sha256, size, base_size, created_at)"
+        " SELECT id, %b, %s, %s, %s, %s FROM serial RETURNING serial_id"
     )
-    params = [*fields.values(), result.pdf, result.sha256_out, len(result.pdf), fields["created_at"]]
+    pdf, base_size = result.pdf, 0
+    if base and pdf.startswith(base):
+        base_size = len(base)
+        pdf = memoryview(pdf)[base_size:]
+    params = [*fields.values(), pdf, result.sha256_out, len(result.pdf), base_size, fields["created_at"]]
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
@@ -354,6 +365,7 @@ def stamp_document(
     on_recorded: Callable[[Serial], object] | None = None,
     check_replay: bool = True,
     serial: str | None = None,
+    base_kept: bool = False,
 ) -> StampOutcome:
     """Check, mint, stamp, sign and record one e-Meterai on ``data`` for ``channel``.
 
@@ -373,6 +385,10 @@ def stamp_document(
     ``serial``: a serial reserved for this stamp beforehand (the compat facade's ``stampv2``), used
     instead of minting one. A failure then records no void row, so the same serial can be stamped by
     a retry; a serial already in the registry is refused (``SerialTaken``), never minted anew.
+
+    ``base_kept``: the caller keeps ``data`` unchanged for as long as the stamped document is kept, and
+    passes it back to read the document (``issuer.selectors.stamped_pdf``). The registry then stores
+    only the bytes the stamp appended to it (``StampedDocument.base_size``), not a second copy.
     """
     if job_ref is not None:
         job_ref = job_ref.strip() or None
@@ -385,7 +401,9 @@ def stamp_document(
     box = _normalised_box(box)
     sha256_in = hashlib.sha256(data).hexdigest() if check_replay else ""
     if job_ref is not None and check_replay:
-        replayed = _replay(channel=channel, job_ref=job_ref, sha256_in=sha256_in, page=page, box=box, profile=profile)
+        replayed = _replay(
+            channel=channel, job_ref=job_ref, sha256_in=sha256_in, page=page, box=box, profile=profile, upload=data
+        )
         if replayed is not None:
             return replayed
 
@@ -419,7 +437,7 @@ def stamp_document(
             row = _record_used(
                 channel=channel, result=result, info_pages=info.page_count, box=box, profile=profile,
                 document_type=doc_type, document_number=document_number, document_date=document_date,
-                job_ref=job_ref, on_recorded=on_recorded, repaired=prepared.repaired,
+                job_ref=job_ref, on_recorded=on_recorded, repaired=prepared.repaired, base=data if base_kept else None,
             )  # fmt: skip
         except _SerialTaken:
             if reserved is not None:
@@ -433,8 +451,9 @@ def stamp_document(
             if reserved is None:
                 _record_void(**void, reason="superseded: a concurrent call stamped this job first")
             replayed = _replay(
-                channel=channel, job_ref=job_ref or "", sha256_in=sha256_in, page=page, box=box, profile=profile
-            )
+                channel=channel, job_ref=job_ref or "", sha256_in=sha256_in, page=page, box=box, profile=profile,
+                upload=data,
+            )  # fmt: skip
             if replayed is None:  # pragma: no cover - the row was seen under the lock
                 raise
             return replayed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import psycopg
+from django.db import connection
 from django.db.models import QuerySet
 
 from kernel.db import narrowed
@@ -81,3 +83,27 @@ def oldest_queued_at() -> datetime | None:
         .values_list("created_at", flat=True)
         .first()
     )
+
+
+def job_document(job_id: str) -> tuple[bytes, bytes | None] | None:
+    """The job's uploaded document and sealed password (None: no longer kept), read in binary: Django's
+    cursor would have PostgreSQL send the bytes as hex text (twice their size) and decode them here."""
+    table = f"{connection.ops.quote_name(connection.schema_name)}.stamping_jobdocument"
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"SELECT original, sealed_password FROM {table} WHERE job_id = %s", [job_id], binary=True)  # noqa: S608 - quoted schema name
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def stamped_document(job: StampJob) -> bytes:
+    """The stamped PDF of a stamped job (``issuer.retention.StampedDocumentPurged`` once deleted). The
+    issuer's registry keeps what the stamp appended to the job's upload; the upload is the channel's
+    (``stamping.retention`` keeps it as long as the stamped document)."""
+    from issuer.selectors import stamped_pdf
+
+    def upload() -> bytes | None:
+        document = job_document(job.pk)
+        return None if document is None else document[0]
+
+    return stamped_pdf(serial=job.serial, upload=upload)

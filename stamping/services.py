@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -35,6 +34,7 @@ from stamping.errors import InsufficientQuota, StampJobNotFound
 from stamping.intake import call_intake
 from stamping.models import Batch, JobDocument, StampJob, new_job_id
 from stamping.secrets import seal, unseal
+from stamping.selectors import job_document
 from tenants.customers.services import CustomerNotFound
 
 logger = logging.getLogger(__name__)
@@ -298,6 +298,7 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
             # exist anyway, recording finds it and replays it.)
             check_replay=claimed is None,
             serial=job.serial or None,  # a reserved serial (stamping.reservations); none: the issuer mints one
+            base_kept=True,  # the upload stays as long as the stamped document (stamping.retention)
         )
     except LedgerError as exc:
         # The hold is gone (timed out and swept): the stamp must not happen without its unit.
@@ -335,16 +336,10 @@ def _count_end(job: StampJob, *, channel_schema: str) -> None:
 
 
 def _job_document(job_id: str) -> tuple[bytes, bytes | None]:
-    """The job's uploaded document and sealed password, read in binary: Django's cursor would have
-    PostgreSQL send the bytes as hex text (twice their size) and decode them here."""
-    table = f"{connection.ops.quote_name(connection.schema_name)}.stamping_jobdocument"
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"SELECT original, sealed_password FROM {table} WHERE job_id = %s", [job_id], binary=True)  # noqa: S608 - quoted schema name
-        row = cursor.fetchone()
-    if row is None:
+    document = job_document(job_id)
+    if document is None:
         raise StampJobNotFound(f"No document for stamp job {job_id}.")
-    return row[0], row[1]
+    return document
 
 
 def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:

@@ -27,7 +27,7 @@ from faces.compat.models import CompatUpload
 from faces.compat.qr import qr_jpeg_base64
 from gateway.http.auth import HasScope
 from gateway.http.edge import EdgeMixin, base_url
-from issuer.selectors import document_types, stamped_document
+from issuer.selectors import document_types
 from issuer.services import UnknownDocumentType
 from kernel.errors import ApplicationError
 from outbox.webhooks import enqueue_callback
@@ -42,7 +42,7 @@ from stamping.reservations import (
     reserve_serials,
     stamp_reserved,
 )
-from stamping.selectors import stamp_job_get
+from stamping.selectors import stamp_job_get, stamped_document
 from stamping.services import StampRequest
 
 # --------------------------------------------------------------------------- codes
@@ -423,8 +423,7 @@ class GetFileApi(CompatView):
             from stamping.errors import DocumentNotReady
 
             raise DocumentNotReady(f"The serial {reservation.serial} is not stamped (yet).")
-        stamped = stamped_document(serial=reservation.serial)
-        response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
+        response = HttpResponse(stamped_document(reservation.job), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{reservation.serial}.pdf"'
         return response
 

@@ -497,15 +497,14 @@ def job_document(request, job_id: str):
     from django.http import HttpResponse
     from django.utils.http import content_disposition_header
 
-    from issuer.selectors import stamped_document
     from stamping.models import StampJob
+    from stamping.selectors import stamped_document
 
     job = _own_job(request, job_id)
     if job.status != StampJob.Status.STAMPED:
         return HttpResponseRedirect(reverse("shop:job", kwargs={"job_id": job.pk}))
-    stamped = stamped_document(serial=job.serial)
     name = (job.file_name.rsplit(".", 1)[0] or job.id) + f"-{job.serial}.pdf"
-    response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
+    response = HttpResponse(stamped_document(job), content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
     return response
 

@@ -18,13 +18,12 @@ from gateway.http.edge import json_response
 from gateway.http.parsers import SingleUploadParser
 from gateway.http.schema import problems
 from issuer.checks import preview_document
-from issuer.selectors import stamped_document
 from kernel import metrics
 from kernel.timestamps import utc_timestamp
 from stamping import admission
 from stamping.errors import DocumentNotReady
 from stamping.models import StampJob
-from stamping.selectors import batch_get, jobs_ahead_of, stamp_job_get, stamp_jobs_for_listing
+from stamping.selectors import batch_get, jobs_ahead_of, stamp_job_get, stamp_jobs_for_listing, stamped_document
 from stamping.services import StampRequest, request_batch, request_stamp
 from tenants.customers.services import customer_get
 
@@ -432,9 +431,8 @@ class StampDocumentApi(ChannelApiView):
         job = _job_get(job_id)
         if job.status != StampJob.Status.STAMPED:
             raise DocumentNotReady(f"The stamp is {job.status}; the document is available once it is stamped.")
-        stamped = stamped_document(serial=job.serial)
         name = (job.file_name.rsplit(".", 1)[0] or job.id) + f"-{job.serial}.pdf"
-        response = HttpResponse(bytes(stamped.pdf), content_type="application/pdf")
+        response = HttpResponse(stamped_document(job), content_type="application/pdf")
         # The name comes from the uploaded file: quoted and encoded by Django, never pasted in.
         response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
         response["ETag"] = f'"{job.sha256_out}"'

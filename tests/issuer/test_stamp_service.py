@@ -92,6 +92,34 @@ def test_stamp_records_the_serial_and_the_stamped_file(channels, text_a4) -> Non
     assert report.signatures[0].reason == f"[{outcome.serial}] e-Meterai Surat Pernyataan"
 
 
+def test_a_caller_that_keeps_the_upload_has_only_the_stamps_own_bytes_stored(channels, text_a4) -> None:
+    outcome = stamp_document(
+        channel=channels["alpha"], data=text_a4, page=1, box=BOX, job_ref="job-kept", base_kept=True
+    )
+    stored = Serial.objects.get(serial=outcome.serial).stamped
+    assert stored.base_size == len(text_a4) and stored.size == len(outcome.pdf)
+    assert bytes(stored.pdf) == outcome.pdf[len(text_a4) :]  # the incremental update only
+    assert stored.sha256 == outcome.sha256_out
+    assert stored.whole(text_a4) == outcome.pdf
+    # no base, or other bytes of the same length: never a document that is not the one stamped
+    assert stored.whole(None) is None and stored.whole(text_a4[:-1] + b"X") is None
+
+    again = stamp_document(
+        channel=channels["alpha"], data=text_a4, page=1, box=BOX, job_ref="job-kept", base_kept=True
+    )
+    assert again.replayed and (again.serial, again.pdf) == (outcome.serial, outcome.pdf)
+
+
+def test_a_rewritten_upload_is_stored_whole_even_when_the_caller_keeps_it(channels) -> None:
+    from tests.issuer.test_repair import damaged
+
+    upload = damaged("libreoffice-writer.pdf")  # the cross-reference table is rebuilt: not the upload's bytes
+    outcome = stamp_document(channel=channels["alpha"], data=upload, page=1, box=BOX, base_kept=True)
+    assert outcome.repaired and not outcome.pdf.startswith(upload)
+    stored = Serial.objects.get(serial=outcome.serial).stamped
+    assert stored.base_size == 0 and bytes(stored.pdf) == outcome.pdf and stored.whole(None) == outcome.pdf
+
+
 def test_a_stamped_default_document_takes_a_second_e_meterai(channels, text_a4) -> None:
     first = stamp_document(channel=channels["alpha"], data=text_a4, page=1, box=BOX)
     second = stamp_document(channel=channels["beta"], data=first.pdf, page=1, box=(300.0, 60.0, 400.0, 160.0))

@@ -1,9 +1,10 @@
 """The retention sweeper deletes what is due and nothing else: stamped PDFs past
-STAMPED_DOCUMENT_RETENTION_DAYS, uploads of jobs ended more than UPLOAD_RETENTION_DAYS ago; never the
+STAMPED_DOCUMENT_RETENTION_DAYS, uploads of jobs ended more than UPLOAD_RETENTION_DAYS ago (a stamped one with its stamped document); never the
 upload of a job still queued, never a serial or a job."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from io import StringIO
 
@@ -108,6 +109,38 @@ def test_the_sweeper_removes_only_what_is_due(make_job, client_for):
     assert api.get(f"/api/v1/stamps/{recent.pk}/document").status_code == 200
     verified = client_for(None).get(f"/api/v1/verify/{old.serial}")
     assert verified.status_code == 200, verified.content
+
+
+def test_a_stamped_upload_is_kept_as_long_as_the_stamped_document_built_on_it(make_job, client_for):
+    # Ended 10 days ago (past the upload's 7), its stamped document 10 days old (within its 90): the
+    # registry keeps only what the stamp appended, so the upload stays for the download.
+    kept = make_job(stamped=True, ended_days_ago=10, stamped_doc_days_ago=10)
+    stored = StampedDocument.objects.get(serial__serial=kept.serial)
+    with schema_context("alpha"):
+        upload = bytes(JobDocument.objects.get(pk=kept.pk).original)
+    assert stored.base_size == len(upload) and len(stored.pdf) < stored.size
+
+    assert retention.sweep(dry_run=True)["uploads"] == retention.sweep()["uploads"]
+    assert upload_kept(kept) and stamped_kept(kept)
+    response = client_for("alpha").get(f"/api/v1/stamps/{kept.pk}/document")
+    assert response.status_code == 200
+    body = b"".join(response) if response.streaming else response.content
+    assert body.startswith(upload) and len(body) == stored.size
+    assert hashlib.sha256(body).hexdigest() == kept.sha256_out == response["ETag"].strip('"')
+
+    # Its stamped document past retention: both go in the same sweep.
+    StampedDocument.objects.filter(pk=stored.pk).update(created_at=timezone.now() - timedelta(days=100))
+    assert retention.sweep(dry_run=True)["uploads"] >= 1
+    retention.sweep()
+    assert not upload_kept(kept) and not stamped_kept(kept)
+
+
+def test_a_stamped_document_whose_upload_is_gone_answers_purged_not_a_broken_file(make_job, client_for):
+    job = make_job(stamped=True)
+    with schema_context("alpha"):
+        JobDocument.objects.filter(pk=job.pk).delete()  # (by hand: the sweeper never does this)
+    gone = client_for("alpha").get(f"/api/v1/stamps/{job.pk}/document")
+    assert gone.status_code == 410 and gone.json()["code"] == "document_purged"
 
 
 def test_a_retention_of_zero_keeps_everything(make_job, settings):
