@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -381,16 +382,21 @@ def owner_lock_prefix(schema_name: str) -> str:
     return f"stamping.job:{schema_name}:"
 
 
+@functools.lru_cache(maxsize=256)
+def _claim_sql(schema: str, *, asynchronous: bool) -> str:
+    """The claim statement for a channel's schema (built once: a stamp's claim is on the hot path)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"j.{quote(c)}" for c in _JOB_COLUMNS)
+    return _CLAIM.format(schema=quote(schema), columns=columns, async_claim=_ASYNC_CLAIM if asynchronous else "")
+
+
 def claim_job() -> ClaimedJob | None:
     """Claim the oldest claimable queued job of the current channel; None when there is none.
 
     The owner lock stays held after the job is finished (released with all others when the drain
     ends, :func:`release_owner_locks`): only ``processing`` jobs are ever judged by it."""
     schema = connection.schema_name
-    quoted = connection.ops.quote_name(schema)
-    columns = ", ".join(f"j.{connection.ops.quote_name(c)}" for c in _JOB_COLUMNS)
-    async_claim = "" if connection.in_atomic_block else _ASYNC_CLAIM
-    sql = _CLAIM.format(schema=quoted, columns=columns, async_claim=async_claim)
+    sql = _claim_sql(schema, asynchronous=not connection.in_atomic_block)
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, [owner_lock_prefix(schema)], binary=True)
