@@ -384,18 +384,19 @@ def drain(
     waiting). ``timings``, when given, gets ``first``: the monotonic time the first job was done."""
     deadline = time.monotonic() + time_slice
     done = 0
-    try:
-        while time.monotonic() < deadline:
-            claimed = lanes.claim_job()
-            if claimed is None:
-                return done, False
-            run_stamp_job(channel=channel, job_id=claimed.job.pk, claimed=claimed)
-            done += 1
-            if timings is not None and done == 1:
-                timings["first"] = time.monotonic()
-            if should_yield is not None and should_yield():
-                break
-    finally:
-        with contextlib.suppress(DatabaseError):
-            lanes.release_owner_locks()
+    with admission.completions_batched():
+        try:
+            while time.monotonic() < deadline:
+                claimed = lanes.claim_job()
+                if claimed is None:
+                    return done, False
+                run_stamp_job(channel=channel, job_id=claimed.job.pk, claimed=claimed)
+                done += 1
+                if timings is not None and done == 1:
+                    timings["first"] = time.monotonic()
+                if should_yield is not None and should_yield():
+                    break
+        finally:
+            with contextlib.suppress(DatabaseError):
+                lanes.release_owner_locks()
     return done, lanes.has_claimable_work()

@@ -322,3 +322,48 @@ def test_a_batch_larger_than_the_burst_is_taken_once_the_burst_is_whole_and_pays
         with pytest.raises(Overloaded) as refused:  # ... and it paid for 50 jobs, not 20
             admission.admit(channel=channels["alpha"])
     assert refused.value.extra["retry_after"] >= 30 * 10 / 2 / 1.5
+
+
+# --------------------------------------------------------------------------- completions
+
+
+def _counted(schema: str) -> tuple[int, int, int]:
+    """The backlog counter, the channel's and everyone's finished stamps in this time bucket and the
+    one before (a read just after a bucket turned still sees what was counted in the last one)."""
+    bucket = int(time.time()) // admission.BUCKET_SECONDS
+    keys = [admission._key("backlog", schema)]
+    for scope in (schema, "all"):
+        keys += [admission._key("done", scope, bucket), admission._key("done", scope, bucket - 1)]
+    backlog, mine, mine_before, everyone, everyone_before = (int(v or 0) for v in admission.client().mget(keys))
+    return backlog, mine + mine_before, everyone + everyone_before
+
+
+def test_a_drainers_completions_are_counted_together_and_all_counted_on_the_way_out(monkeypatch):
+    monkeypatch.setattr(admission, "COMPLETION_FLUSH_SECONDS", 3600.0)  # nothing leaves before the end
+    first, second = unique("lane"), unique("lane")
+    admission.client().set(admission._key("backlog", first), 5)
+    admission.client().set(admission._key("backlog", second), 2)
+    backlog_first, done_first, done_all = _counted(first)
+
+    with admission.completions_batched():
+        for schema in (first, first, second, first):
+            admission.record_completion(channel_schema=schema)
+        with admission.completions_batched():  # (nested: the outer one sends)
+            admission.record_completion(channel_schema=second)
+        assert _counted(first)[:2] == (backlog_first, done_first)  # not sent yet
+    after_first, after_second = _counted(first), _counted(second)
+    assert after_first[:2] == (5 - 3, done_first + 3) and after_second[:2] == (2 - 2, 2)
+    assert after_first[2] >= done_all + 5  # (other tests may count in the same bucket)
+
+    admission.record_completion(channel_schema=first)  # outside a drainer's slice: at once
+    assert _counted(first)[:2] == (5 - 4, done_first + 4)
+
+
+def test_a_drainers_completions_leave_at_least_every_flush_interval(monkeypatch):
+    monkeypatch.setattr(admission, "COMPLETION_FLUSH_SECONDS", 0.0)
+    schema = unique("lane")
+    admission.client().set(admission._key("backlog", schema), 3)
+    with admission.completions_batched():
+        admission.record_completion(channel_schema=schema)  # the first opens the interval
+        admission.record_completion(channel_schema=schema)  # the interval is over: both leave
+        assert _counted(schema)[0] == 1
