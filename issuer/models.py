@@ -191,7 +191,9 @@ class StampedDocument(models.Model):
     pdf = models.BinaryField()
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
-    base_size = models.PositiveBigIntegerField(default=0)
+    # db_default: a process of the release before this field, still running during a deploy, inserts
+    # without it (a whole file, which 0 says).
+    base_size = models.PositiveBigIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
