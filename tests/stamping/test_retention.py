@@ -1,6 +1,6 @@
 """The retention sweeper deletes what is due and nothing else: stamped PDFs past
-STAMPED_DOCUMENT_RETENTION_DAYS, uploads of jobs ended more than UPLOAD_RETENTION_DAYS ago (a stamped one with its stamped document); never the
-upload of a job still queued, never a serial or a job."""
+STAMPED_DOCUMENT_RETENTION_DAYS, uploads of jobs ended more than UPLOAD_RETENTION_DAYS ago (a stamped
+job's with its stamped document); never the upload of a job still queued, never a serial or a job."""
 
 from __future__ import annotations
 
