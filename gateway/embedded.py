@@ -115,20 +115,33 @@ def ensure_postgres() -> PostgresLocation:
 
 
 def _tune_postgres(pgdata: Path) -> bool:
-    """Give the development server room for a worker pool, a web server and a test run.
+    """Give the development server room for a worker pool, a web server and a test run, and
+    checkpoints spaced for a surge's writes.
 
-    Returns True when the settings were written now (a restart is needed).
+    Returns True when settings were written now (a restart is needed).
     """
     conf = pgdata / "postgresql.auto.conf"
-    # ALTER SYSTEM rewrites this file with the value quoted: either spelling means it is set.
-    if _MAX_CONNECTIONS_SET.search(conf.read_text()):
+    text = conf.read_text()
+    missing = [f"{name} = {value}\n" for name, value in _SETTINGS.items() if _last_value(text, name) != value]
+    if not missing:
         return False
     with conf.open("a") as fh:
-        fh.write("max_connections = 300\n")
+        fh.writelines(missing)
     return True
 
 
-_MAX_CONNECTIONS_SET = re.compile(r"^\s*max_connections\s*=\s*'?300'?\s*$", re.MULTILINE)
+# max_wal_size / checkpoint_timeout: with PostgreSQL's 1GB / 5min, bench/surge.py's hold started a
+# checkpoint every 30-60 s ("checkpoints are occurring too frequently" in the server's log), and the
+# worst stalls of the quiet channel (both channels' requests at 0.2-0.9 s for a second or two) came
+# within a few seconds of a checkpoint's start or end. Spaced out, three runs had none (docs/stamping.md).
+_SETTINGS = {"max_connections": "300", "max_wal_size": "4GB", "checkpoint_timeout": "10min"}
+
+
+def _last_value(text: str, name: str) -> str | None:
+    """The value the server takes for ``name`` from the file: its last assignment, unquoted (ALTER
+    SYSTEM rewrites the file with values quoted: either spelling means it is set)."""
+    values = re.findall(rf"^\s*{name}\s*=\s*'?([^'\s]*)'?\s*$", text, re.MULTILINE)
+    return values[-1] if values else None
 
 
 def _remove_tree(path: Path) -> None:
@@ -155,7 +168,6 @@ def stop_postgres() -> None:
 def redis_url() -> str:
     """The ``unix://`` URL of the embedded Redis (running or not). Starts nothing."""
     return f"unix://{_redis_paths()[1]}"
-
 
 
 def _redis_paths() -> tuple[Path, Path, Path]:
