@@ -133,7 +133,7 @@ def _tune_postgres(pgdata: Path) -> bool:
 # max_wal_size / checkpoint_timeout: with PostgreSQL's 1GB / 5min, bench/surge.py's hold started a
 # checkpoint every 30-60 s ("checkpoints are occurring too frequently" in the server's log), and the
 # worst stalls of the quiet channel (both channels' requests at 0.2-0.9 s for a second or two) came
-# within a few seconds of a checkpoint's start or end. Spaced out, three runs had none (docs/stamping.md).
+# within a few seconds of a checkpoint's start or end. Spaced out, four runs had none (docs/stamping.md).
 _SETTINGS = {"max_connections": "300", "max_wal_size": "4GB", "checkpoint_timeout": "10min"}
 
 
