@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -42,6 +41,7 @@ from issuer.pdf.prepare import prepare_document
 from issuer.serials import new_serial
 from issuer.signing import StampResult
 from issuer.stamp import verification_url
+from kernel.db import raw_cursor
 from kernel.errors import ApplicationError
 from tenants.models import Channel
 
@@ -300,9 +300,8 @@ def _insert_used(fields: dict, result: StampResult, *, base: bytes | None) -> in
         base_size = len(base)
         pdf = memoryview(pdf)[base_size:]
     params = [*fields.values(), pdf, result.sha256_out, len(result.pdf), base_size, fields["created_at"]]
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
+    with raw_cursor() as cursor:  # (prepared: every stamp runs it, and its parse and plan cost more than its run)
+        cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()[0]
 
 

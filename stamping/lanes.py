@@ -36,12 +36,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psycopg
 import redis
 from celery import current_app
 from django.db import connection
 from django.utils import timezone
 
+from kernel.db import raw_cursor
 from stamping import admission
 from stamping.models import StampJob
 
@@ -397,9 +397,8 @@ def claim_job() -> ClaimedJob | None:
     ends, :func:`release_owner_locks`): only ``processing`` jobs are ever judged by it."""
     schema = connection.schema_name
     sql = _claim_sql(schema, asynchronous=not connection.in_atomic_block)
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, [owner_lock_prefix(schema)], binary=True)
+    with raw_cursor() as cursor:  # (prepared: parsing and planning it cost more than running it)
+        cursor.execute(sql, [owner_lock_prefix(schema)], binary=True, prepare=True)
         rows = cursor.fetchall()
     if not rows:
         return None

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from billing.ledger.errors import LedgerError
 from issuer.checks import check_stamp
 from issuer.services import stamp_document
 from kernel import faults, metrics
+from kernel.db import raw_cursor
 from kernel.errors import ApplicationError
 from outbox import webhooks
 from stamping import admission, lanes
@@ -272,8 +274,12 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
             "serial": serial_row.serial, "sha256_out": serial_row.stamped_sha256, "finished_at": timezone.now(),
             "error_code": "", "error_detail": "",
         }  # fmt: skip
-        with connection.cursor() as cursor:  # (the queryset's update compiled this same statement each time)
-            cursor.execute(_MARK_STAMPED, [*(stamped[name] for name in _STAMPED_FIELDS), job.pk])
+        with raw_cursor() as cursor:  # (the queryset's update compiled this same statement each time)
+            cursor.execute(
+                _mark_stamped_sql(channel.schema_name),
+                [*(stamped[name] for name in _STAMPED_FIELDS), job.pk],
+                prepare=True,
+            )
         if sealed_password is not None:
             JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
         for name, value in stamped.items():  # the row as just written, without reading it back
@@ -328,7 +334,13 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
 
 
 _STAMPED_FIELDS = ("status", "unit", "serial", "sha256_out", "finished_at", "error_code", "error_detail")
-_MARK_STAMPED = f"UPDATE stamping_stampjob SET {', '.join(f'{name} = %s' for name in _STAMPED_FIELDS)} WHERE id = %s"  # noqa: S608 - our names
+
+
+@functools.lru_cache(maxsize=256)
+def _mark_stamped_sql(schema: str) -> str:
+    """The stamped job's one UPDATE, schema-qualified (``kernel.db.raw_cursor`` sets no search_path)."""
+    assignments = ", ".join(f"{name} = %s" for name in _STAMPED_FIELDS)
+    return f"UPDATE {connection.ops.quote_name(schema)}.stamping_stampjob SET {assignments} WHERE id = %s"  # noqa: S608 - our names
 
 
 def _count_end(job: StampJob, *, channel_schema: str) -> None:

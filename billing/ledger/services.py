@@ -17,6 +17,7 @@ from django.db import DatabaseError, connection, transaction
 from billing.ledger.errors import SQLSTATE_ERRORS, AccountNotFound, LedgerError
 from billing.ledger.models import Account, Transfer
 from billing.ledger.selectors import ChannelBalance, channel_balance  # noqa: F401 - the one reading, re-exported for domain callers
+from kernel.db import raw_cursor
 
 STOCK_SHARDS = 8  # a channel's stock and used-units are spread over this many rows (hot-row relief)
 USED_SHARDS = 8
@@ -33,16 +34,23 @@ def _sqlstate(exc: BaseException) -> str | None:
     return getattr(cause, "sqlstate", None)
 
 
-def _call(sql: str, params: list, *, isolate: bool = True) -> str:
+def _call(sql: str, params: list, *, isolate: bool = True, prepared: bool = False) -> str:
     """Run one ledger function. Inside a transaction the call runs in a savepoint (``isolate``), so a
     refusal leaves the caller's transaction usable; a caller that lets every ledger error abort its
-    transaction anyway may pass ``isolate=False`` and save two round trips."""
+    transaction anyway may pass ``isolate=False`` and save two round trips.
+
+    ``prepared`` (text parameters only, the function schema-qualified): a statement every stamp
+    runs, prepared once per connection (``kernel.db.raw_cursor``) when it runs without a savepoint."""
     try:
         if isolate and connection.in_atomic_block:
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute(sql, params)
                     return cursor.fetchone()[0]
+        if prepared:
+            with raw_cursor() as cursor:
+                cursor.execute(sql, params, prepare=True)
+                return cursor.fetchone()[0]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()[0]
@@ -110,13 +118,17 @@ def hold_unit(
     return TransferResult(id=id, created=outcome == "created")
 
 
+_POST_PENDING = 'SELECT "public".ledger_resolve_pending(%s::text, %s::text, true, false, %s::text, %s::jsonb)'
+
+
 def post_pending(
     *, id: str, pending_id: str, kind: str = "post", data: dict | None = None, isolate: bool = True
 ) -> TransferResult:
     outcome = _call(
-        "SELECT ledger_resolve_pending(%s, %s, true, false, %s, %s::jsonb)",
+        _POST_PENDING,
         [id, pending_id, kind, json.dumps(data or {})],
         isolate=isolate,
+        prepared=True,  # (each stamp's commit)
     )
     return TransferResult(id=id, created=outcome != "exists")
 

@@ -169,3 +169,42 @@ def test_a_claim_takes_one_job_and_a_job_given_back_is_claimable_again(alpha, cu
         assert (again.status, again.attempts) == ("queued", 0)
         assert lanes.claim_next() == first.pk  # the oldest again
         assert lanes.claim_next() == second.pk
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql = false")
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def test_a_stamps_statements_are_prepared_once_per_connection_and_per_channel(alpha, customer, channels):
+    """The claim, the serial's insert, the hold's commit, the webhook look-up and the job's update
+    are prepared (Django turns psycopg's preparing off; ``kernel.db.raw_cursor`` turns it on for
+    them): a second stamp prepares nothing new, and another channel's stamp gets statements of its
+    own that write its own schema's rows."""
+    from tenants.customers.models import Customer
+
+    beta = channels["beta"]
+    beta_customer = funded_wallet(channel_id=beta.pk, units=1)
+    with schema_context("beta"):
+        Customer.objects.create(id=beta_customer, external_ref=f"c-{beta_customer}", name="Beta Owner")
+    with schema_context("alpha"):
+        first = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
+        assert services.drain(channel=alpha) == (1, False)
+        after_one = _prepared_statements()
+        second = services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
+        assert services.drain(channel=alpha) == (1, False)
+        assert _prepared_statements() == after_one
+    assert any('"alpha".stamping_stampjob' in s for s in after_one)
+    assert any("ledger_resolve_pending" in s for s in after_one)
+    assert any("issuer_serial" in s for s in after_one)
+    with schema_context("beta"):
+        job = services.request_stamp(channel=beta, customer_id=beta_customer, request=request())
+        assert services.drain(channel=beta) == (1, False)
+        assert StampJob.objects.get(pk=job.pk).status == "stamped"
+    with schema_context("alpha"):
+        assert {j.status for j in StampJob.objects.filter(pk__in=[first.pk, second.pk])} == {"stamped"}
+        assert not StampJob.objects.filter(pk=job.pk).exists()
+    both = _prepared_statements()
+    assert len(both) > len(after_one)
+    assert any('"beta".stamping_stampjob' in s for s in both)
