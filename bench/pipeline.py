@@ -225,16 +225,21 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK") + sum(tree_cpu_seconds(int(child)) for child in children)
 
 
-def wait_ready(procs: list[subprocess.Popen], logs: Path, timeout: float = 120.0) -> None:
-    """Until every worker has logged that it is ready (so start-up is not counted in its CPU)."""
+def wait_ready(procs: list[subprocess.Popen], logs: Path, concurrency: int, timeout: float = 120.0) -> None:
+    """Until every worker has logged that it is ready and each of its children that its stamping
+    engine is (``gateway.celery``): start-up is not counted in the workers' CPU."""
     deadline = time.monotonic() + timeout
     for i, proc in enumerate(procs):
         log = logs / f"worker-{i}.log"
-        while " ready." not in log.read_text(errors="replace"):
+        while not _ready(log.read_text(errors="replace"), concurrency):
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"worker {i} did not start (exit {proc.poll()}):\n{tail}")
             time.sleep(0.1)
+
+
+def _ready(text: str, concurrency: int) -> bool:
+    return " ready." in text and text.count("stamping engine ready") >= concurrency
 
 
 def postgres_cpu_seconds() -> float | None:
@@ -421,7 +426,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="benchpipe-") as logs:
             procs = start_workers(args.workers, args.concurrency, Path(logs), profile_dir)
             try:
-                wait_ready(procs, Path(logs))
+                wait_ready(procs, Path(logs), args.concurrency)
                 worker_cpu_before = sum(tree_cpu_seconds(p.pid) for p in procs)
                 lanes.wake(schema_name=CHANNEL, budget=budget, queued=args.docs)
                 left, polls = wait_finished(job_ids, procs, args.timeout)
