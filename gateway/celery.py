@@ -80,8 +80,8 @@ def _build_stamp_fonts_before_forking(**_kwargs) -> None:
 def _build_the_engine_before_the_first_stamp(**_kwargs) -> None:
     """A pool child of a worker that consumes the ``stamping`` queue builds its engine (loads and
     checks the key, or opens the token's session) as it starts, in a thread of its own: built on the
-    first stamp, it cost that stamp some 0.5 s of CPU on this project's machines, and the quiet
-    channel's first job after a worker (re)start waited for it. A stamp that comes sooner waits for
+    first stamp, it cost that stamp about 80 ms of CPU here (a token's session may take longer), and
+    the quiet channel's first job after a worker (re)start waited for it. A stamp that comes sooner waits for
     the same build (``get_engine`` builds once, under a lock); a build that fails is tried again by
     the first stamp, which answers ``signing_unavailable`` as before. Never in the worker's parent:
     a key or a token session must not be shared across a fork."""
