@@ -68,8 +68,13 @@ def raw_cursor() -> Iterator[psycopg.Cursor]:
     raw = connection.connection
     if raw.prepare_threshold is None:  # (None disables even ``prepare=True``; Django's cursors bind on
         raw.prepare_threshold = _ONLY_WHEN_ASKED  # the client and never prepare, whatever this says)
+        raw.prepared_max = _MOST_PREPARED
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         yield cursor
 
 
 _ONLY_WHEN_ASKED = 2**31 - 1  # psycopg prepares a statement run this many times, or when told to
+# The most a connection keeps prepared (psycopg's default is 100, the least recently used go first). A
+# drainer prepares three statements per channel it stamps for, and two shared ones: past ~33 channels
+# at 100, lanes taking turns on one worker would deallocate and prepare them over and over.
+_MOST_PREPARED = 400
