@@ -34,7 +34,10 @@ What it does:
     and each restarted: ``--kill-worker [AT]`` SIGKILLs a Celery pool process (the pool replaces it),
     ``--kill-web [AT]`` a gunicorn worker (the arbiter replaces it), ``--kill-redis [AT]`` the embedded
     Redis and ``--kill-postgres [AT]`` the PostgreSQL postmaster (each started again with
-    ``gateway.embedded`` after ``--outage`` s); ``--faults all`` (or a comma list) picks several;
+    ``gateway.embedded`` after ``--outage`` s); ``--faults all`` (or a comma list) picks several. The run
+    starts with a ``CHECKPOINT``, as a server quiet before a deadline would have had one: a PostgreSQL
+    kill then replays this run's WAL only, not that of the runs before it (two earlier runs left 1.7 GB
+    and a 15 s replay on a slow disk), so runs compare;
   - after phase 2 it waits (at most ``--drain-timeout`` s) until every accepted job has ended, stops what
     it started, and prints:
       * the quiet channel's stamp-request p50/p99 alone and in the surge (every HTTP attempt, timed from
@@ -133,6 +136,18 @@ def prepare_services(redis_db: int) -> tuple[bool, bool, str]:
     url = base + ("&" if "?" in base else "?") + f"db={redis_db}"
     os.environ["REDIS_URL"] = url
     return pg_before, redis_before, url
+
+
+def checkpoint() -> None:
+    """A checkpoint before the run (see the module docstring). It needs the right to checkpoint
+    (superuser, or ``pg_checkpoint``); without it the run goes on as before, and says so."""
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+    except DatabaseError as exc:
+        print(f"no checkpoint before the run ({exc}): a PostgreSQL kill replays whatever WAL came before it")
 
 
 def seed(clients: int, extra_stock: int = 0) -> dict:
@@ -1109,6 +1124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = seed(args.clients, extra_stock=20_000 if args.mixed else 0)
         drop_documents([QUIET, SURGE])  # an interrupted run's, if any
+        checkpoint()
         from django.conf import settings
         from django.db import connections
 
