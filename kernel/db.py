@@ -57,8 +57,9 @@ def raw_cursor() -> Iterator[psycopg.Cursor]:
     What it gives that Django's cursor does not: parameters bound on the server (bytes travel as
     binary, not as hex in the query text) and ``execute(..., prepare=True)``, a statement PostgreSQL
     parses and plans once per connection instead of on every stamp (Django leaves psycopg's
-    ``prepare_threshold`` None, which turns preparing off: this sets it so high that only
-    ``prepare=True`` prepares). Django's errors are raised as usual.
+    ``prepare_threshold`` None, which turns preparing off: inside this block it is so high that only
+    ``prepare=True`` prepares). Django's errors are raised as usual. psycopg deallocates every
+    prepared statement after a ROLLBACK on the connection, and prepares them again on their next use.
 
     It does NOT set the channel's ``search_path`` (django-tenants does that in its own cursor): every
     table a statement names here must be schema-qualified. Prepared statements live on a connection
@@ -66,11 +67,16 @@ def raw_cursor() -> Iterator[psycopg.Cursor]:
     """
     connection.ensure_connection()
     raw = connection.connection
-    if raw.prepare_threshold is None:  # (None disables even ``prepare=True``; Django's cursors bind on
-        raw.prepare_threshold = _ONLY_WHEN_ASKED  # the client and never prepare, whatever this says)
-        raw.prepared_max = _MOST_PREPARED
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-        yield cursor
+    raw.prepared_max = _MOST_PREPARED
+    # None turns even ``prepare=True`` off. The threshold is lifted for this cursor's statements only:
+    # left set, psycopg would also track every statement of Django's cursors (they bind on the client
+    # and are never prepared), each one's text kept as a key, documents sent as hex included.
+    raw.prepare_threshold = _ONLY_WHEN_ASKED
+    try:
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            yield cursor
+    finally:
+        raw.prepare_threshold = None
 
 
 _ONLY_WHEN_ASKED = 2**31 - 1  # psycopg prepares a statement run this many times, or when told to
