@@ -25,6 +25,7 @@ import psycopg
 from django.db import connection
 from psycopg import pq
 
+from kernel.db import raw_cursor
 from stamping.sql import CALL_INTAKE
 
 # stamping_intake's parameters, in order, with their PostgreSQL types.
@@ -59,7 +60,7 @@ def call_intake(schema_name: str, params: list) -> datetime.datetime:
     with connection.wrap_database_errors:
         packed = _packed(params) if conn.autocommit and conn.info.encoding == "utf-8" else None
         if packed is None:
-            return _through_cursor(conn, schema_name, params)
+            return _through_cursor(schema_name, params)
         with conn.lock:
             return _through_libpq(conn, schema_name, packed)
 
@@ -102,10 +103,10 @@ def _check(conn: psycopg.Connection, result: pq.abc.PGresult, expected: pq.ExecS
     raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
-def _through_cursor(conn: psycopg.Connection, schema_name: str, params: list) -> datetime.datetime:
+def _through_cursor(schema_name: str, params: list) -> datetime.datetime:
     """psycopg's prepared statement with server-side binding: parsed and planned once per connection,
     the document sent as binary, no ``SET search_path`` first (the function pins its own)."""
     sql = CALL_INTAKE.replace("{schema}", connection.ops.quote_name(schema_name))
-    with psycopg.Cursor(conn) as cursor:
+    with raw_cursor() as cursor:  # (a plain psycopg cursor here prepared nothing: Django's threshold is None)
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()[0]

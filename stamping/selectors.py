@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import psycopg
 from django.db import connection
 from django.db.models import QuerySet
 
-from kernel.db import narrowed
+from kernel.db import narrowed, raw_cursor
 from stamping.errors import StampJobNotFound
 from stamping.models import Batch, StampJob
 
@@ -89,8 +88,7 @@ def job_document(job_id: str) -> tuple[bytes, bytes | None] | None:
     """The job's uploaded document and sealed password (None: no longer kept), read in binary: Django's
     cursor would have PostgreSQL send the bytes as hex text (twice their size) and decode them here."""
     table = f"{connection.ops.quote_name(connection.schema_name)}.stamping_jobdocument"
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(f"SELECT original, sealed_password FROM {table} WHERE job_id = %s", [job_id], binary=True)  # noqa: S608 - quoted schema name
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1])

@@ -105,6 +105,29 @@ def test_libpq_and_cursor_write_the_same_rows(alpha, customer_id):
     assert original == twin_original == PDF and sealed == twin_sealed == b"\x00sealed\x00"
 
 
+def test_psycopgs_path_prepares_its_statement_once_per_connection(alpha, customer_id):
+    """Inside a transaction the intake takes psycopg's cursor with ``prepare=True``: PostgreSQL must
+    then hold it prepared, and a second call must reuse it. (With Django's ``prepare_threshold`` of
+    None, a plain psycopg cursor prepared nothing, whatever it asked.)"""
+
+    def intakes_prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(  # psycopg's names, not the libpq path's gateway_intake_<schema>
+                "SELECT statement FROM pg_prepared_statements WHERE name LIKE %s AND statement LIKE %s",
+                ["\\_pg3\\_%", '%"alpha".stamping_intake(%'],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    with transaction.atomic():
+        intake.call_intake("alpha", params(alpha, customer_id))
+        first = intakes_prepared()
+        second = params(alpha, customer_id)
+        intake.call_intake("alpha", second)
+        assert intakes_prepared() == first
+    assert len(first) == 1 and "$1" in first[0]  # bound on the server
+    assert stored(second[0])[0]["id"] == second[0]
+
+
 def test_nulls_and_empty_values(alpha, customer_id):
     values = params(alpha, customer_id, document_date=None, sealed=None, file_name="", reason="")
     intake.call_intake("alpha", values)
