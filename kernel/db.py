@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -84,3 +85,34 @@ _ONLY_WHEN_ASKED = 2**31 - 1  # psycopg prepares a statement run this many times
 # drainer prepares three statements per channel it stamps for, and two shared ones: past ~33 channels
 # at 100, lanes taking turns on one worker would deallocate and prepare them over and over.
 _MOST_PREPARED = 400
+
+
+# The depth (``len(connection.atomic_blocks)``) of the innermost transaction declared rolled back whole.
+_WHOLE_AT: contextvars.ContextVar[int | None] = contextvars.ContextVar("kernel_db_whole_at", default=None)
+
+
+@contextlib.contextmanager
+def atomic_rolled_back_whole() -> Iterator[None]:
+    """``transaction.atomic()`` for a caller that rolls it back whole when anything in it raises, and
+    never runs another statement in it after an error: the API's edge around a request's handler.
+
+    Directly inside it (no nested ``atomic`` block in between) a statement that may be refused needs
+    no savepoint of its own (:func:`savepoint_needed`). A savepoint exists only to keep a transaction
+    usable after an error, and costs two round trips, SAVEPOINT and RELEASE, on every success.
+    """
+    with transaction.atomic():
+        token = _WHOLE_AT.set(len(connection.atomic_blocks))
+        try:
+            yield
+        finally:
+            _WHOLE_AT.reset(token)
+
+
+def savepoint_needed() -> bool:
+    """Must a statement that may be refused run in a savepoint here, so that the transaction around it
+    stays usable? Not outside a transaction (the statement is its own), and not directly inside
+    :func:`atomic_rolled_back_whole`; in any other transaction, yes: its owner may go on after a
+    refusal (a batch checks its other documents)."""
+    if not connection.in_atomic_block:
+        return False
+    return _WHOLE_AT.get() != len(connection.atomic_blocks)

@@ -28,8 +28,8 @@ from billing.ledger.errors import LedgerError
 from issuer.checks import check_stamp
 from issuer.services import stamp_document
 from kernel import faults, metrics
-from kernel.db import raw_cursor
-from kernel.errors import ApplicationError
+from kernel.db import raw_cursor, savepoint_needed
+from kernel.errors import ApplicationError, ServiceUnavailable
 from outbox import webhooks
 from stamping import admission, lanes
 from stamping.errors import InsufficientQuota, StampJobNotFound
@@ -120,9 +120,11 @@ def request_stamp(
             seal(request.password),
         ]
         # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
-        # refusal from aborting the caller's transaction.
+        # refusal from aborting the caller's transaction - unless the caller rolls it back whole on
+        # any refusal anyway (the API's edge: ``kernel.db.atomic_rolled_back_whole``).
+        savepoint = savepoint_needed()
         try:
-            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            with transaction.atomic() if savepoint else contextlib.nullcontext():
                 created = call_intake(channel.schema_name, params)
             break
         except DatabaseError as exc:
@@ -137,6 +139,8 @@ def request_stamp(
                 # The used-units account id came from the process cache and is gone (a restored
                 # database, a rolled-back creation): look it up afresh, once.
                 ledger.forget_cached_accounts()
+                if connection.in_atomic_block and not savepoint:
+                    raise _send_it_again() from None  # the transaction is aborted: no second try in it
                 continue
             raise
     # The row as stamping_intake wrote it, built the way a query result is (a third of the cost of
@@ -182,6 +186,12 @@ def request_stamp(
     job.repaired = checked.repaired  # the issuer rebuilds the file's cross-reference table (Serial.repaired)
     transaction.on_commit(lambda: queued(schema_name=channel.schema_name, budget=channel.stamping_concurrency))
     return job
+
+
+def _send_it_again() -> ServiceUnavailable:
+    error = ServiceUnavailable("The quota books were reloaded while this request ran; nothing was done. Send it again.")
+    error.headers = {"Retry-After": "1"}
+    return error
 
 
 def request_batch(*, channel, customer_id: int, requests: list[StampRequest]) -> tuple[Batch, list[StampJob]]:

@@ -42,6 +42,7 @@ from gateway.idempotency import (
     validate_idempotency_key,
 )
 from gateway.ratelimit import RateLimited, check_rate_limit
+from kernel.db import atomic_rolled_back_whole
 from tenants.services import refuse_if_suspended
 
 
@@ -189,7 +190,7 @@ class EdgeMixin(RateLimitHeadersMixin):
         stored = lost = failed = False
         try:
             try:
-                with transaction.atomic():
+                with atomic_rolled_back_whole():  # (so the handler's statements need no savepoints)
                     try:
                         response = handler(request, *args, **kwargs)
                     except Exception:

@@ -194,3 +194,43 @@ def test_a_lost_connection_fails_the_call_and_the_next_request_gets_a_new_one(al
 def _conninfo() -> dict:
     params = connections["default"].get_connection_params()
     return {k: v for k, v in params.items() if k in {"dbname", "user", "password", "host", "port"}}
+
+
+def test_a_stale_cached_account_is_looked_up_again_or_answered_with_a_retry(alpha, customer_id):
+    """The used-units account id comes from a process cache; when it is gone (a restored database) the
+    intake refuses it (L0007). Outside a transaction, and inside one with a savepoint, the call is
+    made again with the id looked up afresh. Directly inside a transaction rolled back whole on a
+    refusal (the API's edge: no savepoint) it cannot be: the answer is 503 ``service_unavailable``
+    with ``Retry-After``, and nothing is written."""
+    from kernel.db import atomic_rolled_back_whole
+    from kernel.errors import ServiceUnavailable
+
+    real = quota.used_account(channel_id=alpha.pk, customer_id=customer_id)
+    (code,) = [code for code, value in ledger._account_ids.items() if value == real]
+
+    def stale() -> None:
+        ledger._account_ids[code] = 10**15 + 3  # no such account
+
+    def stamp() -> None:
+        request = services.StampRequest(data=text_pdf(), page=1, box=(400.0, 50.0, 500.0, 150.0))
+        services.request_stamp(channel=alpha, customer_id=customer_id, request=request)
+
+    def jobs() -> int:
+        return StampJob.objects.filter(customer_id=customer_id).count()
+
+    with schema_context("alpha"):
+        stale()
+        stamp()
+        assert jobs() == 1 and ledger._account_ids[code] == real
+
+        stale()
+        with transaction.atomic():
+            stamp()
+        assert jobs() == 2 and ledger._account_ids[code] == real
+
+        stale()
+        with pytest.raises(ServiceUnavailable) as refused, atomic_rolled_back_whole():
+            stamp()
+        assert refused.value.headers == {"Retry-After": "1"}
+        assert jobs() == 2 and code not in ledger._account_ids  # forgotten: the retry looks it up
+        assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id)["held"] == 2
