@@ -84,7 +84,7 @@ def instructions(count: int, with_key: bool) -> int:
         sys.executable, __file__, "--run", str(count), *([] if with_key else ["--no-key"]),
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    subprocess.run([sys.executable, __file__, "--cleanup"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, __file__, "--cleanup"], cwd=ROOT, check=True, capture_output=True)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"the run of {count} requests failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
