@@ -79,7 +79,7 @@ MIDDLEWARE = [
     "gateway.middleware.TenantMiddleware",
     "gateway.bulkhead.ChannelBulkheadMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "gateway.csp.CSPMiddleware",  # django-csp's, the policy built once per process
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "gateway.i18n.GatewayLocaleMiddleware",
