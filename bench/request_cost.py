@@ -4,17 +4,17 @@ move with the machine's load, where requests/s and CPU seconds on a shared machi
 Run from the repository root (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set; valgrind
 from Debian's package):
 
-    .venv/bin/python bench/request_cost.py [--few 20] [--many 120] [--no-key]
+    .venv/bin/python bench/request_cost.py [--requests 100] [--no-key]
 
-It runs this file twice under ``valgrind --tool=callgrind``: each run sets Django up on the API bench's
-database (``bench/api.py``'s channel, customers and key), sends 20 warm-up requests, then ``--few`` or
-``--many`` stamp requests (``POST /api/v1/stamps``, a 1-page text PDF, each with a new
-``Idempotency-Key`` unless ``--no-key``) through Django's test client, in the same process. The
-difference between the two runs' instruction counts, divided by the difference in requests, is what one
-request costs the web process (the test client's own share included, the same on both sides of a
-comparison); set-up and warm-up cancel out. PostgreSQL's and Redis' work is not counted. Admission
-limits are lifted for the run; the jobs it queues are failed after each run, their units released, by a
-process valgrind does not count. About two minutes a run on a 2-core machine.
+It runs this file under ``valgrind --tool=callgrind``: Django set up on the API bench's database
+(``bench/api.py``'s channel, customers and key), 20 warm-up requests, then ``--requests`` stamp
+requests (``POST /api/v1/stamps``, a 1-page text PDF, each with a new ``Idempotency-Key`` unless
+``--no-key``) through Django's test client, in the same process. The counters are zeroed right before
+those requests and dumped right after them (``callgrind_control``), so set-up, warm-up and the run's
+end are not counted; what is, divided by the requests, is what one request costs the web process, the
+test client's own share included (the same on both sides of a comparison). PostgreSQL's and Redis' work
+is not counted. Admission limits are lifted for the run; the jobs it queues are failed afterwards, their
+units released, by a process valgrind does not count. About two minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -46,10 +47,13 @@ def _django() -> None:
     django.setup()
 
 
+def _callgrind(command: str, *args: str) -> None:
+    """Tell the valgrind running this process to zero (``-z``) or dump (``-d``) its counters."""
+    subprocess.run(["callgrind_control", command, *args, str(os.getpid())], check=True, capture_output=True)
+
+
 def requests_in_process(count: int, with_key: bool) -> None:
-    """The measured run (under valgrind): ``WARM_UP`` + ``count`` stamp requests. The jobs they queue
-    are failed afterwards by another process (``--cleanup``): done here, that work would grow with
-    ``count`` and be counted as the requests' own."""
+    """The measured run (under valgrind): ``WARM_UP`` requests, then ``count`` counted ones."""
     _django()
     from django.conf import settings
     from django.test import Client
@@ -63,12 +67,16 @@ def requests_in_process(count: int, with_key: bool) -> None:
     client = Client(HTTP_HOST=api.HOST, HTTP_AUTHORIZATION=f"Bearer {context['key']}")
     placement = {"page": 1, "llx": 40, "lly": 40, "urx": 140, "ury": 140}
     bodies = [api.multipart({"customer": customer, **placement}, text_pdf()) for customer in context["customers"]]
+    keys = [uuid.uuid4().hex if with_key else None for _ in range(WARM_UP + count)]
     for number in range(WARM_UP + count):
+        if number == WARM_UP:
+            _callgrind("-z")
         body, content_type = bodies[number % len(bodies)]
-        headers = {"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex} if with_key else {}
+        headers = {"HTTP_IDEMPOTENCY_KEY": keys[number]} if with_key else {}
         response = client.generic("POST", "/api/v1/stamps", body, content_type=content_type, **headers)
         if response.status_code != 202:
             raise SystemExit(f"request {number}: {response.status_code} {response.content[:300]!r}")
+    _callgrind("-d", DUMP)
 
 
 def cleanup() -> None:
@@ -78,26 +86,34 @@ def cleanup() -> None:
     api.cleanup()
 
 
+DUMP = "requests"
+
+
 def instructions(count: int, with_key: bool) -> int:
-    command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, __file__, "--run", str(count), *([] if with_key else ["--no-key"]),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    subprocess.run([sys.executable, __file__, "--cleanup"], cwd=ROOT, check=True, capture_output=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"the run of {count} requests failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    """The instructions of ``count`` requests, from the dump the measured run made of them."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            sys.executable, __file__, "--run", str(count), *([] if with_key else ["--no-key"]),
+        ]  # fmt: skip
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        subprocess.run([sys.executable, __file__, "--cleanup"], cwd=ROOT, check=True, capture_output=True)
+        if done.returncode != 0:
+            raise SystemExit(f"the measured run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        for dump in Path(directory).glob("callgrind.out*"):
+            text = dump.read_text(errors="replace")
+            if f"Trigger: dump {DUMP}" in text:
+                return int(re.search(r"^summary: (\d+)", text, re.MULTILINE).group(1))
+    raise SystemExit("valgrind made no dump of the requests (is callgrind_control installed?)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--few", type=int, default=20)
-    parser.add_argument("--many", type=int, default=120)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--no-key", action="store_true", help="send no Idempotency-Key")
     parser.add_argument("--run", type=int, help=argparse.SUPPRESS)  # (the measured run, under valgrind)
-    parser.add_argument("--cleanup", action="store_true", help=argparse.SUPPRESS)  # (after each run)
+    parser.add_argument("--cleanup", action="store_true", help=argparse.SUPPRESS)  # (after the run)
     args = parser.parse_args()
     if args.cleanup:
         cleanup()
@@ -105,16 +121,15 @@ def main() -> None:
     if args.run is not None:
         requests_in_process(args.run, with_key=not args.no_key)
         return
-    if shutil.which("valgrind") is None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
-    if args.many <= args.few:
-        raise SystemExit("--many must be larger than --few")
-    few = instructions(args.few, with_key=not args.no_key)
-    many = instructions(args.many, with_key=not args.no_key)
-    per_request = (many - few) / (args.many - args.few)
+    if args.requests < 1:
+        raise SystemExit("--requests must be at least 1")
+    total = instructions(args.requests, with_key=not args.no_key)
     kind = "without" if args.no_key else "with"
-    print(f"{args.few} requests: {few:,} instructions; {args.many} requests: {many:,}")
-    print(f"stamp request ({kind} Idempotency-Key): {per_request / 1e6:.2f} million instructions in the web process")
+    print(f"{args.requests} requests: {total:,} instructions")
+    per_request = total / args.requests / 1e6
+    print(f"stamp request ({kind} Idempotency-Key): {per_request:.2f} million instructions in the web process")
 
 
 if __name__ == "__main__":
