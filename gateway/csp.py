@@ -29,12 +29,13 @@ _OWN_POLICY = (
 )  # fmt: skip
 _DEBUG_PAGES = (404, 500)  # django-csp leaves these alone under DEBUG
 
-_built: dict[str, str] | None = None  # header -> value, for a plain response
+_UNBUILT = object()
+_built: dict[str, str] | None | object = _UNBUILT  # header -> value for a plain response; None: no copy
 
 
 def _forget(**_kwargs) -> None:
     global _built
-    _built = None
+    _built = _UNBUILT
 
 
 setting_changed.connect(_forget)
@@ -49,21 +50,26 @@ def _excludes_paths() -> bool:
 
 class CSPMiddleware(DjangoCSPMiddleware):
     def process_response(self, request, response):
-        global _built
-        plain = (
-            getattr(request, "_csp_nonce", None) is None
-            and not any(hasattr(response, name) for name in _OWN_POLICY)
-            and not (settings.DEBUG and response.status_code in _DEBUG_PAGES)
-            and not _excludes_paths()
+        own = (
+            getattr(request, "_csp_nonce", None) is not None
+            or any(hasattr(response, name) for name in _OWN_POLICY)
+            or (settings.DEBUG and response.status_code in _DEBUG_PAGES)
         )
-        if not plain:
+        headers = None if own else self._plain_headers(request)
+        if headers is None:
             return super().process_response(request, response)
-        if _built is None:
-            blank = super().process_response(request, HttpResponse())
-            _built = {name: blank[name] for name in (HEADER, HEADER_REPORT_ONLY) if name in blank}
-        for name, value in _built.items():
+        for name, value in headers.items():
             if name not in response:
                 response[name] = value
         # As django-csp does: a nonce asked for after the header is written is an error, not a silent gap.
         request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)
         return response
+
+    def _plain_headers(self, request) -> dict[str, str] | None:
+        """The headers of a plain response, built by django-csp once (for a request that used no nonce);
+        None when the settings exclude paths, which makes them depend on the request."""
+        global _built
+        if _built is _UNBUILT:
+            blank = None if _excludes_paths() else super().process_response(request, HttpResponse())
+            _built = None if blank is None else {n: blank[n] for n in (HEADER, HEADER_REPORT_ONLY) if n in blank}
+        return _built

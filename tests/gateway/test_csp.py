@@ -102,3 +102,13 @@ def test_a_nonce_asked_for_after_the_header_is_written_is_refused(rf):
     CSPMiddleware(lambda request: HttpResponse())(request)
     with pytest.raises(CSPNonceError):
         str(request.csp_nonce)
+
+
+def test_with_excluded_paths_every_response_goes_through_django_csp(rf, settings):
+    from django.http import HttpResponse
+
+    settings.CONTENT_SECURITY_POLICY = {**settings.CONTENT_SECURITY_POLICY, "EXCLUDE_URL_PREFIXES": ["/raw/"]}
+    for path in ("/raw/file", "/login/", "/raw/other"):
+        stock, ours = _both(rf.get(path), lambda request: HttpResponse())
+        assert ours == stock
+        assert (ours["Content-Security-Policy"] is None) == path.startswith("/raw/")
