@@ -119,6 +119,45 @@ def test_a_stamp_request_makes_no_savepoint_around_its_handler_and_a_refusal_sti
     release_owner_locks()
 
 
+def test_a_stale_cached_account_answers_503_with_retry_after_and_the_same_key_then_stamps_once(live_db, client_for):
+    """Inside the edge's transaction the intake has no savepoint, so a stale cached used-units account
+    (L0007) cannot be retried in there: the answer is problem+json ``service_unavailable`` with
+    ``Retry-After``, nothing is held, the key is not kept, and a retry with the same key stamps once."""
+    from billing import quota
+    from billing.ledger import services as ledger
+    from stamping.models import StampJob
+    from tenants.customers.models import Customer
+    from tenants.models import Channel
+    from tests.billing.factories import funded_wallet, unique
+    from tests.fixtures.pdfs.factory import text_pdf
+
+    alpha = Channel.objects.get(code="alpha")
+    customer_id = funded_wallet(channel_id=alpha.pk, units=2)
+    with schema_context("alpha"):
+        Customer.objects.create(id=customer_id, external_ref=unique("c"), name="Stale account")
+    real = quota.used_account(channel_id=alpha.pk, customer_id=customer_id)
+    (code,) = [code for code, value in ledger._account_ids.items() if value == real]
+    ledger._account_ids[code] = 10**15 + 5  # no such account
+    client = client_for("alpha")
+    form = {"customer": customer_id, "page": "1", "llx": "40", "lly": "40", "urx": "140", "ury": "140"}
+    key = f"stale-{uuid.uuid4().hex}"
+
+    def post():
+        return client.post("/api/v1/stamps", {**form, "document": _pdf(text_pdf())}, HTTP_IDEMPOTENCY_KEY=key)
+
+    refused = post()
+    assert refused.status_code == 503 and refused["Content-Type"] == "application/problem+json", refused.content
+    assert refused.json()["code"] == "service_unavailable" and refused["Retry-After"] == "1"
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id)["held"] == 0
+    accepted = post()
+    assert accepted.status_code == 202, accepted.content
+    assert post().json()["id"] == accepted.json()["id"]  # the retry of the retry: its stored answer
+    with schema_context("alpha"):
+        assert StampJob.objects.filter(customer_id=customer_id).count() == 1
+    assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id)["held"] == 1
+    release_owner_locks()
+
+
 def _pdf(data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
