@@ -188,7 +188,15 @@ def hold_quota(
 def commit_hold(*, hold_id: str, isolate: bool = True) -> ledger.TransferResult:
     """``isolate=False``: no savepoint around the call, for a caller whose transaction a refusal
     aborts anyway (two round trips fewer; see ``ledger.services._call``)."""
-    return ledger.post_pending(id=f"{hold_id}:commit", pending_id=hold_id, kind="commit", isolate=isolate)
+    return ledger.post_pending(id=commit_id(hold_id), pending_id=hold_id, kind=COMMIT_KIND, isolate=isolate)
+
+
+COMMIT_KIND = "commit"
+
+
+def commit_id(hold_id: str) -> str:
+    """The id of the transfer that commits ``hold_id`` (for a caller that posts it in SQL of its own)."""
+    return f"{hold_id}:commit"
 
 
 def release_hold(*, hold_id: str) -> ledger.TransferResult:

@@ -7,7 +7,10 @@
 2. mint a serial in memory and sign (no database transaction is open while signing, so a slow
    time-stamping authority holds no locks);
 3. in ONE transaction: insert the ``Serial`` row (``used``), store the stamped PDF, run the
-   caller's ``on_recorded(serial_row)`` (billing commits its hold here), commit.
+   caller's part of the recording, commit. That part is either an SQL expression evaluated in the
+   very statement that inserts the serial (``recording``, a :class:`RecordingPart`: a channel's stamp
+   job commits its unit and marks its job there, one round trip in all) or a callback run inside the
+   transaction (``on_recorded(serial_row)``).
 
 If step 2 or 3 fails, nothing is recorded as used and the stamped bytes are thrown away; the
 minted serial is recorded ``void`` with the reason in a separate, best-effort write, so the
@@ -18,6 +21,7 @@ serial.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -51,6 +55,23 @@ MAX_SERIAL_ATTEMPTS = 3
 MAX_JOB_REF_LENGTH = 200
 
 Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class RecordingPart:
+    """A caller's part of a stamp's recording, evaluated in the same statement as the serial's insert.
+
+    ``sql`` is one SQL expression (``%s`` placeholders, its tables schema-qualified), evaluated once,
+    after the used serial and its stamped document are inserted; ``params`` are its parameters. If it
+    raises, nothing is recorded: ``translate(error)`` may turn the database error into the caller's
+    own (None: raised as it is). Once the statement has committed (or, inside a caller's transaction,
+    run), ``then(value)`` gets the expression's value.
+    """
+
+    sql: str
+    params: list
+    translate: Callable[[DatabaseError], Exception | None]
+    then: Callable[[object], None]
 
 
 class UnknownProfile(ApplicationError):
@@ -242,13 +263,18 @@ def _record_used(
     job_ref: str | None,
     on_recorded: Callable[[Serial], object] | None,
     base: bytes | None,
+    recording: Callable[[Serial], RecordingPart] | None = None,
 ) -> Serial:
-    """Serial (used), stamped file and the caller's ``on_recorded`` in one transaction.
+    """Serial (used), stamped file and the caller's part (``recording``'s statement part, or
+    ``on_recorded``) in one transaction.
 
     Two used serials for one job cannot both commit: ``serial_one_used_per_job`` is a unique index,
     and an insert that meets a concurrent one for the same job waits for its outcome. The insert is
     the transaction's first statement, so a unique violation (this job stamped meanwhile, or the
     serial taken) costs no savepoint: the transaction is rolled back and the cause looked up after.
+
+    With ``recording`` alone, outside a caller's transaction, that statement IS the transaction (the
+    connection is in autocommit): no BEGIN, no COMMIT, one round trip.
     """
     fields = {
         "serial": result.serial, "channel_id": channel.pk, "status": Serial.Status.USED.value, "profile": profile,
@@ -260,10 +286,13 @@ def _record_used(
         "document_date": document_date, "job_ref": job_ref, "created_at": timezone.now(), "used_at": result.signed_at,
         "voided_at": None, "void_reason": "",
     }  # fmt: skip
+    part = None
+    own_transaction = on_recorded is not None or recording is None or connection.in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic() if own_transaction else contextlib.nullcontext():
             row = Serial(**fields)
-            row.pk = _insert_used(fields, result, base=base)
+            part = recording(row) if recording is not None else None
+            row.pk, value = _insert_used(fields, result, base=base, part=part)
             row._state.adding = False
             if on_recorded is not None:
                 on_recorded(row)
@@ -276,13 +305,23 @@ def _record_used(
         ):
             raise _JobAlreadyStamped from None
         raise
+    except DatabaseError as exc:
+        error = part.translate(exc) if part is not None else None
+        if error is None:
+            raise
+        raise error from exc
+    if part is not None:
+        part.then(value)
     return row
 
 
-def _insert_used(fields: dict, result: StampResult, *, base: bytes | None) -> int:
+def _insert_used(
+    fields: dict, result: StampResult, *, base: bytes | None, part: RecordingPart | None = None
+) -> tuple[int, object]:
     """Insert the serial row and its stamped PDF in one statement (one round trip); the PDF goes as a
     binary parameter: through Django's cursor it would travel as a hex literal in the query text
-    (twice its size), for PostgreSQL to parse and decode. Returns the serial row's id.
+    (twice its size), for PostgreSQL to parse and decode. Returns the serial row's id and the value
+    of the caller's ``part`` (None without one), evaluated in the same statement after both inserts.
 
     ``base``: the upload, which the caller keeps for as long as the stamped document. When the stamped
     file begins with it (an incremental update of the upload as sent), only the bytes after it are
@@ -292,17 +331,22 @@ def _insert_used(fields: dict, result: StampResult, *, base: bytes | None) -> in
     sql = (
         f"WITH serial AS (INSERT INTO {public}.{Serial._meta.db_table} ({', '.join(names)})"  # noqa: S608 - our names
         f" VALUES ({', '.join(['%s'] * len(names))}) RETURNING id)"
-        f" INSERT INTO {public}.{StampedDocument._meta.db_table} (serial_id, pdf, sha256, size, base_size, created_at)"
-        " SELECT id, %b, %s, %s, %s, %s FROM serial RETURNING serial_id"
+        f", document AS (INSERT INTO {public}.{StampedDocument._meta.db_table}"
+        " (serial_id, pdf, sha256, size, base_size, created_at)"
+        " SELECT id, %b, %s, %s, %s, %s FROM serial RETURNING serial_id)"
+        f" SELECT serial_id, {part.sql if part is not None else 'NULL'} FROM document"
     )
     pdf, base_size = result.pdf, 0
     if base and pdf.startswith(base):
         base_size = len(base)
         pdf = memoryview(pdf)[base_size:]
     params = [*fields.values(), pdf, result.sha256_out, len(result.pdf), base_size, fields["created_at"]]
+    if part is not None:
+        params.extend(part.params)
     with raw_cursor() as cursor:  # (prepared: every stamp runs it, and its parse and plan cost more than its run)
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone()[0]
+        serial_id, value = cursor.fetchone()
+        return serial_id, value
 
 
 def _record_void(
@@ -362,6 +406,7 @@ def stamp_document(
     document_date: dt.date | None = None,
     job_ref: str | None = None,
     on_recorded: Callable[[Serial], object] | None = None,
+    recording: Callable[[Serial], RecordingPart] | None = None,
     check_replay: bool = True,
     serial: str | None = None,
     base_kept: bool = False,
@@ -374,6 +419,8 @@ def stamp_document(
     same bytes, ``replayed=True``); the same job_ref with another document or position raises
     ``JobRefConflict``.  ``on_recorded(serial_row)`` runs inside the recording transaction, after
     the serial row is written; if it raises, nothing is recorded as used and the error propagates.
+    ``recording(serial_row)`` (not yet inserted) returns the caller's :class:`RecordingPart`, which
+    the insert's own statement evaluates: a refusal there records nothing either.
 
     Raises the ``issuer.errors`` refusals, ``UnknownProfile``, ``UnknownDocumentType``,
     ``JobRefConflict``, ``ChannelInactive`` or ``SigningUnavailable``.
@@ -437,6 +484,7 @@ def stamp_document(
                 channel=channel, result=result, info_pages=info.page_count, box=box, profile=profile,
                 document_type=doc_type, document_number=document_number, document_date=document_date,
                 job_ref=job_ref, on_recorded=on_recorded, repaired=prepared.repaired, base=data if base_kept else None,
+                recording=recording,
             )  # fmt: skip
         except _SerialTaken:
             if reserved is not None:

@@ -258,24 +258,37 @@ def enqueue_event(*, event_type: str, payload: dict) -> list[WebhookDelivery]:  
     """Record ``event_type`` for every active endpoint that wants it, in the current transaction; the
     sending starts after commit. Returns the delivery rows (none if no endpoint subscribes)."""
     schema = _current_channel_schema()
-    if not _EVENT_TYPE.match(event_type):
-        raise InvalidWebhookEvent(f"{event_type!r} is not an event type (e.g. 'order.paid').")
-    data = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))  # dates, decimals, UUIDs as JSON sends them
+    event_id, body = new_event(event_type, payload)
     endpoint_ids = _subscribed_endpoint_ids(schema, event_type)
     if not endpoint_ids:
         return []
-    event_id = f"evt_{secrets.token_hex(12)}"
-    now = timezone.now()
+    data, now = json.loads(body), timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(
             endpoint_id=endpoint_id, event_id=event_id, event_type=event_type, payload=data, next_attempt_at=now
         )
         for endpoint_id in endpoint_ids
     )
-    for delivery in deliveries:
-        # robust: a broker outage must not fail the committed business request; the sweeper sends it later
-        transaction.on_commit(partial(_schedule, schema, delivery.pk), robust=True)
+    deliveries_recorded([delivery.pk for delivery in deliveries])
     return deliveries
+
+
+def new_event(event_type: str, payload: dict) -> tuple[str, str]:
+    """A new event's id and its payload as the JSON text stored (dates, decimals, UUIDs as JSON sends
+    them); refuses a malformed event type. For :func:`enqueue_event`, and for a caller that writes the
+    deliveries in SQL of its own (``outbox.sql``), then hands their ids to :func:`deliveries_recorded`."""
+    if not _EVENT_TYPE.match(event_type):
+        raise InvalidWebhookEvent(f"{event_type!r} is not an event type (e.g. 'order.paid').")
+    return f"evt_{secrets.token_hex(12)}", json.dumps(payload, cls=DjangoJSONEncoder)
+
+
+def deliveries_recorded(delivery_ids: list[int]) -> None:
+    """Send these deliveries of the current channel once the transaction that wrote them commits (at
+    once outside a transaction)."""
+    schema = _current_channel_schema()
+    for delivery_id in delivery_ids:
+        # robust: a broker outage must not fail the committed business request; the sweeper sends it later
+        transaction.on_commit(partial(_schedule, schema, delivery_id), robust=True)
 
 
 CALLBACK_DESCRIPTION = "callback (one-off deliveries to a URL a request named)"

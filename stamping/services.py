@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import time
@@ -26,9 +27,9 @@ from billing import quota
 from billing.ledger import services as ledger
 from billing.ledger.errors import LedgerError
 from issuer.checks import check_stamp
-from issuer.services import stamp_document
+from issuer.services import RecordingPart, stamp_document
 from kernel import faults, metrics
-from kernel.db import raw_cursor, savepoint_needed
+from kernel.db import savepoint_needed
 from kernel.errors import ApplicationError, ServiceUnavailable
 from outbox import webhooks
 from stamping import admission, lanes
@@ -37,6 +38,7 @@ from stamping.intake import call_intake
 from stamping.models import Batch, JobDocument, StampJob, new_job_id
 from stamping.secrets import seal, unseal
 from stamping.selectors import job_document
+from stamping.sql import CALL_RECORDED
 from tenants.customers.services import CustomerNotFound
 
 logger = logging.getLogger(__name__)
@@ -274,27 +276,33 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
         original, sealed_password = _job_document(job_id)
     faults.point("stamping.before_issuer")
 
-    def commit_unit(serial_row) -> None:
-        """Runs inside the issuer's recording transaction: serial, unit and job in one commit."""
-        # No savepoint: a refused commit aborts the whole recording transaction anyway (hold_lost).
-        quota.commit_hold(hold_id=job.hold_id, isolate=False)
-        faults.point("stamping.after_commit_hold")
+    def recording(serial_row) -> RecordingPart:
+        """The channel's part of the issuer's recording statement (``stamping_recorded``): the unit
+        committed, the job stamped, its event written - with the serial, in one round trip."""
+        faults.point("stamping.before_recording")
         stamped = {
             "status": StampJob.Status.STAMPED.value, "unit": StampJob.Unit.COMMITTED.value,
             "serial": serial_row.serial, "sha256_out": serial_row.stamped_sha256, "finished_at": timezone.now(),
             "error_code": "", "error_detail": "",
         }  # fmt: skip
-        with raw_cursor() as cursor:  # (the queryset's update compiled this same statement each time)
-            cursor.execute(
-                _mark_stamped_sql(channel.schema_name),
-                [*(stamped[name] for name in _STAMPED_FIELDS), job.pk],
-                prepare=True,
-            )
-        if sealed_password is not None:
-            JobDocument.objects.filter(pk=job.pk).update(sealed_password=None)
-        for name, value in stamped.items():  # the row as just written, without reading it back
-            setattr(job, name, value)
-        webhooks.enqueue_event(event_type="stamp.completed", payload=event_payload(job))
+        view = copy.copy(job)  # the job as it will read once recorded (the event's payload)
+        for name, value in stamped.items():
+            setattr(view, name, value)
+        event_id, payload = webhooks.new_event(COMPLETED, event_payload(view))
+
+        def recorded(delivery_ids) -> None:
+            for name, value in stamped.items():  # the row as just written, without reading it back
+                setattr(job, name, value)
+            webhooks.deliveries_recorded(delivery_ids)
+
+        params = [
+            job.pk, quota.commit_id(job.hold_id), job.hold_id, quota.COMMIT_KIND, serial_row.serial,
+            serial_row.stamped_sha256, stamped["finished_at"], sealed_password is not None, COMPLETED, event_id,
+            payload,
+        ]  # fmt: skip
+        return RecordingPart(
+            sql=_recorded_sql(channel.schema_name), params=params, translate=ledger.error_for, then=recorded
+        )
 
     try:
         outcome = stamp_document(
@@ -310,7 +318,7 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
             document_number=job.document_number,
             document_date=job.document_date,
             job_ref=f"{channel.schema_name}:{job.pk}",
-            on_recorded=commit_unit,
+            recording=recording,
             # A job not stamped has no used serial: both are written in one transaction. (Should one
             # exist anyway, recording finds it and replays it.)
             check_replay=claimed is None,
@@ -343,14 +351,14 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
     return job
 
 
-_STAMPED_FIELDS = ("status", "unit", "serial", "sha256_out", "finished_at", "error_code", "error_detail")
+COMPLETED = "stamp.completed"
 
 
 @functools.lru_cache(maxsize=256)
-def _mark_stamped_sql(schema: str) -> str:
-    """The stamped job's one UPDATE, schema-qualified (``kernel.db.raw_cursor`` sets no search_path)."""
-    assignments = ", ".join(f"{name} = %s" for name in _STAMPED_FIELDS)
-    return f"UPDATE {connection.ops.quote_name(schema)}.stamping_stampjob SET {assignments} WHERE id = %s"  # noqa: S608 - our names
+def _recorded_sql(schema: str) -> str:
+    """The call of the channel's ``stamping_recorded``, schema-qualified (``kernel.db.raw_cursor``, which
+    runs the issuer's statement, sets no search_path)."""
+    return CALL_RECORDED.replace("{schema}", connection.ops.quote_name(schema))
 
 
 def _count_end(job: StampJob, *, channel_schema: str) -> None:

@@ -1,4 +1,5 @@
-"""The stamp intake as one PL/pgSQL function, installed in every channel schema (migration 0003).
+"""The stamp intake and the stamped job's recording as PL/pgSQL functions, installed in every channel
+schema (migrations 0003 and 0008).
 
 ``stamping_intake`` does in ONE round trip, and one transaction, what the request path used to do in
 eight statements: check the customer, hold one unit of its wallet through the ledger (``ledger_hold_unit``, the one
@@ -15,7 +16,18 @@ A wallet account that does not exist yet is a wallet with no units: the ledger's
 Each channel schema has its own copy, with ``search_path`` pinned to that schema and public, and the
 request path calls it schema-qualified through a prepared statement (``stamping.services``):
 one round trip, parsed and planned once per connection.
+
+``stamping_recorded`` (migration 0008) is the channel's part of a stamp's recording: the issuer runs
+it in the very statement that inserts the used serial and its stamped document
+(``issuer.services.RecordingPart``), so the serial, the unit, the job and its event commit together
+in ONE round trip and one transaction, where they took six statements (BEGIN, the serial, the ledger,
+the job, the webhook look-up, COMMIT). It commits the job's hold through the ledger
+(``ledger_resolve_pending``, as ``billing.quota.commit_hold`` does), marks the job stamped, drops a
+sealed password, and writes the ``stamp.completed`` deliveries (``outbox_enqueue_event``); it
+returns their ids. A refusal (the hold timed out: the ledger's SQLSTATE) fails the whole statement,
+serial included.
 """
+
 
 def create_intake(schema: str) -> str:
     """``stamping_intake`` for one channel schema, its ``search_path`` pinned to that schema (so the call,
@@ -72,3 +84,37 @@ CALL_INTAKE = (
     " %s::text, %s::text, %s::integer, %s::integer, %s::float8, %s::float8, %s::float8, %s::float8, %s::text,"
     " %s::text, %s::text, %s::date, %s::text, %s::text, %s::bytea, %s::bytea)"
 )
+
+
+# --- The stamped job's recording ------------------------------------------------------------------
+
+CREATE_RECORDED = r"""
+CREATE OR REPLACE FUNCTION {schema}.stamping_recorded(
+    p_job_id text, p_commit_id text, p_hold_id text, p_commit_kind text, p_serial text, p_sha256_out text,
+    p_finished_at timestamptz, p_clear_password boolean, p_event_type text, p_event_id text, p_payload jsonb
+) RETURNS bigint[] LANGUAGE plpgsql SET search_path = {schema}, public AS $$
+BEGIN
+    PERFORM ledger_resolve_pending(p_commit_id, p_hold_id, true, false, p_commit_kind, '{}'::jsonb);
+    UPDATE stamping_stampjob
+    SET status = 'stamped', unit = 'committed', serial = p_serial, sha256_out = p_sha256_out,
+        finished_at = p_finished_at, error_code = '', error_detail = ''
+    WHERE id = p_job_id;
+    IF p_clear_password THEN
+        UPDATE stamping_jobdocument SET sealed_password = NULL WHERE job_id = p_job_id;
+    END IF;
+    RETURN outbox_enqueue_event(p_event_type, p_event_id, p_payload);
+END $$;
+"""
+
+DROP_RECORDED = "DROP FUNCTION IF EXISTS {schema}.stamping_recorded"
+
+# The expression the issuer's recording statement evaluates (explicit casts: server-side binding).
+CALL_RECORDED = (
+    "{schema}.stamping_recorded(%s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::timestamptz,"
+    " %s::boolean, %s::text, %s::text, %s::jsonb)"
+)
+
+
+def create_recorded(schema: str) -> str:
+    """``stamping_recorded`` for one (quoted) channel schema, its ``search_path`` pinned to it."""
+    return CREATE_RECORDED.replace("{schema}", schema)

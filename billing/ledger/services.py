@@ -55,12 +55,21 @@ def _call(sql: str, params: list, *, isolate: bool = True, prepared: bool = Fals
             cursor.execute(sql, params)
             return cursor.fetchone()[0]
     except DatabaseError as exc:
-        error = SQLSTATE_ERRORS.get(_sqlstate(exc) or "")
+        error = error_for(exc)
         if error is None:
             raise
-        if error is AccountNotFound:
-            forget_cached_accounts()  # a cached id from a rolled-back transaction: look it up afresh
-        raise error(_MESSAGES[error.code], extra={"ledger_detail": str(exc.__cause__ or exc).splitlines()[0]}) from exc
+        raise error from exc
+
+
+def error_for(exc: DatabaseError) -> LedgerError | None:
+    """The ledger's refusal ``exc`` carries (a ledger function's SQLSTATE), or None: for a caller that
+    runs a ledger function inside a statement of its own (``stamping.sql``'s ``stamping_recorded``)."""
+    error = SQLSTATE_ERRORS.get(_sqlstate(exc) or "")
+    if error is None:
+        return None
+    if error is AccountNotFound:
+        forget_cached_accounts()  # a cached id from a rolled-back transaction: look it up afresh
+    return error(_MESSAGES[error.code], extra={"ledger_detail": str(exc.__cause__ or exc).splitlines()[0]})
 
 
 _MESSAGES = {

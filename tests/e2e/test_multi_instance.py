@@ -182,18 +182,17 @@ def test_two_web_and_two_worker_instances_behave_as_one(external_services, tmp_p
             headers = {"Content-Type": content_type, **({"Idempotency-Key": key} if key else {})}
             return client.post("/api/v1/stamps", data=body, headers=headers)
 
-        # 1. A worker instance that dies mid-stamp: worker A stops inside its first job's recording
-        #    transaction (a fault point), and is killed there.
+        # 1. A worker instance that dies mid-stamp: worker A stops with its first job signed, just before
+        #    the statement that records it (a fault point), and is killed there.
         doomed = stamp(alpha_a, customers[0])
         assert doomed.status == 202, doomed.text
         doomed_id = doomed.json()["id"]
-        marker = tmp_path / "worker-a-reached-commit"
-        worker_a = worker("worker-a", GATEWAY_FAULT_POINT="stamping.after_commit_hold",
+        marker = tmp_path / "worker-a-reached-recording"
+        worker_a = worker("worker-a", GATEWAY_FAULT_POINT="stamping.before_recording",
                           GATEWAY_FAULT_MARKER=str(marker))  # fmt: skip
-        deadline.wait(marker.exists, "worker A to reach the commit of its job")
-        # Killed there (SIGKILL to its instance's whole process group): PostgreSQL ends its transaction
-        # with the connection, so the channel's intakes go on; its job stays `processing` until swept.
-        # (Stamps sent while it is stopped there would wait on the channel's `used` ledger row.)
+        deadline.wait(marker.exists, "worker A to reach the recording of its job")
+        # Killed there (SIGKILL to its instance's whole process group): PostgreSQL drops its connection
+        # and the job's owner lock with it; its job stays `processing` until swept.
         worker_a.kill()
         worker_a.stop()
 

@@ -178,10 +178,11 @@ def _prepared_statements() -> list[str]:
 
 
 def test_a_stamps_statements_are_prepared_once_per_connection_and_per_channel(alpha, channels):
-    """The claim, the serial's insert, the hold's commit, the webhook look-up and the job's update
-    are prepared (Django turns psycopg's preparing off; ``kernel.db.raw_cursor`` turns it on for
-    them): once a stamp has run, the next prepares nothing new, and another channel's stamp on the
-    same connection gets statements of its own that write its own schema's rows. (psycopg may drop
+    """The claim and the recording (one statement: the serial's insert with the channel's
+    ``stamping_recorded``, which commits the hold, marks the job and writes its event) are prepared
+    (Django turns psycopg's preparing off; ``kernel.db.raw_cursor`` turns it on for them): once a
+    stamp has run, the next prepares nothing new, and another channel's stamp on the same connection
+    gets statements of its own that write its own schema's rows. (psycopg may drop
     them all after a ROLLBACK on the connection and prepare them again: the same statements.)"""
     from tenants.customers.models import Customer
 
@@ -203,11 +204,11 @@ def test_a_stamps_statements_are_prepared_once_per_connection_and_per_channel(al
         alpha_jobs.append(stamp(alpha))
         assert _prepared_statements() == after_two
     assert any('"alpha".stamping_stampjob' in s for s in after_two)
-    assert any("ledger_resolve_pending" in s for s in after_two)
-    assert any("issuer_serial" in s for s in after_two)
+    assert any("issuer_serial" in s and '"alpha".stamping_recorded' in s for s in after_two)
     with schema_context("beta"):
         beta_job = stamp(channels["beta"])
         assert any('"beta".stamping_stampjob' in s for s in _prepared_statements())
+        assert any('"beta".stamping_recorded' in s for s in _prepared_statements())
         assert StampJob.objects.get(pk=beta_job).status == "stamped"
         assert not StampJob.objects.filter(pk__in=alpha_jobs).exists()
     with schema_context("alpha"):

@@ -1,5 +1,6 @@
-"""A stamp whose worker is killed mid-way (SIGKILL inside the recording transaction) ends stamped
-exactly once after another worker picks the redelivered task up: never both, never neither."""
+"""A stamp whose worker is killed mid-way (SIGKILL with the stamp signed, just before the one statement
+that records its serial, unit and job) ends stamped exactly once after another worker picks the
+redelivered task up: never both, never neither."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def queued_job_in_test_queue(monkeypatch, *, name: str):
     return alpha, job, f"alpha:{job.pk}"
 
 
-def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, tmp_path, monkeypatch):
+def test_worker_killed_before_the_recording_then_redelivered_stamps_once(live_db, tmp_path, monkeypatch):
     alpha, job, job_ref = queued_job_in_test_queue(monkeypatch, name="Crash")
 
     marker = tmp_path / "reached"
@@ -70,15 +71,15 @@ def test_worker_killed_inside_the_commit_then_redelivered_stamps_once(live_db, t
         queues=QUEUE,
         concurrency=1,
         env=FAST_REDELIVERY
-        | {"GATEWAY_FAULT_POINT": "stamping.after_commit_hold", "GATEWAY_FAULT_MARKER": str(marker)},
+        | {"GATEWAY_FAULT_POINT": "stamping.before_recording", "GATEWAY_FAULT_MARKER": str(marker)},
     )
     try:
-        wait_until(marker.exists, what="the worker to reach the commit")
+        wait_until(marker.exists, what="the worker to reach the recording")
     finally:
         doomed.kill()  # SIGKILL to the worker's whole process group
         doomed.stop()
 
-    # The transaction died with the worker: the unit is still held, no serial is used, the job is open.
+    # Nothing was recorded: the unit is still held, no serial is used, the job is open.
     with schema_context("alpha"):
         assert StampJob.objects.get(pk=job.pk).status == "processing"
     wallet = quota.wallet_balance(channel_id=alpha.pk, customer_id=job.customer_id)
@@ -131,11 +132,11 @@ def test_a_killed_workers_job_is_taken_back_at_once_not_after_the_lease(live_db,
         name="doomed-owner",
         queues=QUEUE,
         concurrency=1,
-        env={"GATEWAY_FAULT_POINT": "stamping.after_commit_hold", "GATEWAY_FAULT_MARKER": str(marker)},
+        env={"GATEWAY_FAULT_POINT": "stamping.before_recording", "GATEWAY_FAULT_MARKER": str(marker)},
     )
     try:
-        wait_until(marker.exists, what="the worker to reach the commit")
-        # Alive (stopped inside its recording transaction): its job is its own.
+        wait_until(marker.exists, what="the worker to reach the recording")
+        # Alive (stopped just before its recording): its job is its own.
         with schema_context("alpha"):
             assert services.resume_stale_jobs() == 0
             assert StampJob.objects.get(pk=job.pk).status == "processing"
