@@ -64,6 +64,7 @@ lazily by the threads that serve requests, and a child never uses one it inherit
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -81,6 +82,7 @@ from django_tenants.utils import get_tenant_model, schema_context
 
 from gateway.edge.models import IdempotencyRecord
 from kernel import faults
+from kernel.db import raw_cursor
 from kernel.errors import ApplicationError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -325,7 +327,9 @@ def _take_over(record: IdempotencyRecord, *, fingerprint: str, method: str, path
 
 # Every stamp request writes its claim and then its answer: as plain statements, not through the ORM's
 # save and update machinery, which cost about as much CPU as the stamp's whole intake call
-# (``stamping.intake``) did. The columns and values are the model's; its tests hold them to it.
+# (``stamping.intake``) did. The columns and values are the model's; its tests hold them to it. Both
+# are prepared (``kernel.db.raw_cursor``): parsed and planned once per connection, the answer's body
+# sent as a binary parameter, where Django's cursor sent it as a hex literal in the query text.
 _INSERT_CLAIM = (
     "INSERT INTO edge_idempotencyrecord (api_key_id, key, fingerprint, request_method, request_path, state, "
     "status_code, response_body, response_headers, created_at, locked_at, completed_at, expires_at) "
@@ -344,6 +348,18 @@ _COMPLETE = (
     "UPDATE edge_idempotencyrecord SET state = %s, status_code = %s, response_body = %s, response_headers = %s::jsonb, "
     "completed_at = %s WHERE id = %s AND state = %s AND locked_at = %s"
 )
+
+
+def _in_schema(sql: str) -> str:
+    """``sql`` with its table qualified by the current schema (``kernel.db.raw_cursor`` sets no
+    search_path)."""
+    return _qualified(sql, connections[DEFAULT_DB_ALIAS].schema_name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _qualified(sql: str, schema: str) -> str:
+    table = f"{connections[DEFAULT_DB_ALIAS].ops.quote_name(schema)}.{IdempotencyRecord._meta.db_table}"
+    return sql.replace(f" {IdempotencyRecord._meta.db_table} ", f" {table} ", 1)
 
 
 def _insert_claim(
@@ -367,9 +383,9 @@ def _insert_claim(
         now, record.expires_at,
     )  # fmt: skip
     connection = connections[DEFAULT_DB_ALIAS]
-    sql = _INSERT_CLAIM if connection.in_atomic_block else _INSERT_CLAIM + _ASYNC_CLAIM
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+    sql = _in_schema(_INSERT_CLAIM if connection.in_atomic_block else _INSERT_CLAIM + _ASYNC_CLAIM)
+    with raw_cursor() as cursor:
+        cursor.execute(sql, values, prepare=True)
         record.pk = cursor.fetchone()[0]
     record._state.adding = False
     return record
@@ -487,8 +503,8 @@ def complete_idempotent_request(
             IdempotencyRecord.State.COMPLETED.value, status_code, body, json.dumps(stored), timezone.now(),
             record.pk, IdempotencyRecord.State.IN_PROGRESS.value, record.locked_at,
         )  # fmt: skip
-        with transaction.atomic(savepoint=False), connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute(_COMPLETE, values)
+        with transaction.atomic(savepoint=False), raw_cursor() as cursor:
+            cursor.execute(_in_schema(_COMPLETE), values, prepare=True)
             return cursor.rowcount == 1
     finally:
         if (lock := _record_lock(record)) is not None:

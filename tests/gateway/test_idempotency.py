@@ -402,14 +402,14 @@ def test_purge_refuses_the_public_schema():
 
 
 def test_a_replay_writes_nothing(client_for):
-    from django.test.utils import CaptureQueriesContext
+    from tests import protocol
 
     client = client_for("alpha")
     post(client, "/edge/customers", {"external_ref": "c-1", "name": "Ani"}, key="k-1")
-    with CaptureQueriesContext(connection) as captured:
+    with protocol.sent(connection) as sent:
         replay = post(client, "/edge/customers", {"external_ref": "c-1", "name": "Ani"}, key="k-1")
     assert replay["Idempotent-Replayed"] == "true"
-    statements = [q["sql"].split()[0] for q in captured.captured_queries if not q["sql"].startswith("SET search_path")]
+    statements = sent.verbs()
     # (the API key comes from the cache the first request filled) the claim, refused by the unique
     # constraint; the read of the stored answer
     assert statements == ["SAVEPOINT", "INSERT", "ROLLBACK", "RELEASE", "SELECT"]

@@ -17,20 +17,19 @@ def test_outside_a_transaction_a_claim_is_one_statement_and_a_second_claim_still
     """A request's claim is its own transaction: one INSERT, not BEGIN, INSERT and COMMIT (each a round
     trip, each a wait for the CPU on a busy machine). The unique violation of a second claim for the
     same key leaves the connection usable, and that claim is refused as in flight."""
-    from django.test.utils import CaptureQueriesContext
-
     from gateway.apikeys import issue_api_key
     from tenants.models import Channel
+    from tests import protocol
 
     api_key = issue_api_key(channel=Channel.objects.get(code="alpha"), name=f"claims {uuid.uuid4().hex[:6]}")
     key = f"one-{uuid.uuid4().hex}"
     claim = dict(api_key_id=api_key.api_key.pk, key=key, fingerprint="f" * 64, method="POST", path="/edge/customers")
     with schema_context("alpha"):
         assert not connection.in_atomic_block
-        with CaptureQueriesContext(connection) as captured:
+        with protocol.sent(connection) as sent:
             first = begin_idempotent_request(**claim)
         assert isinstance(first, Claimed)
-        statements = [q["sql"].split()[0] for q in captured.captured_queries if not q["sql"].startswith("SET ")]
+        statements = sent.verbs(skip=("SET ",))
         assert statements == ["INSERT"]
         with pytest.raises(IdempotencyRequestInProgress):
             begin_idempotent_request(**claim)
@@ -50,25 +49,26 @@ def test_a_claim_on_its_own_does_not_wait_for_its_flush_and_inside_a_transaction
     the connection's next transaction waits again. Made inside a caller's transaction, the claim leaves
     that transaction's commit as durable as ever: the setting would last to its end."""
     from django.db import transaction
-    from django.test.utils import CaptureQueriesContext
 
     from gateway.apikeys import issue_api_key
     from tenants.models import Channel
+    from tests import protocol
 
     api_key = issue_api_key(channel=Channel.objects.get(code="alpha"), name=f"claims {uuid.uuid4().hex[:6]}")
     claim = dict(api_key_id=api_key.api_key.pk, fingerprint="f" * 64, method="POST", path="/edge/customers")
     alone, inside = f"alone-{uuid.uuid4().hex}", f"inside-{uuid.uuid4().hex}"
     try:
         with schema_context("alpha"):
-            with CaptureQueriesContext(connection) as captured:
+            with protocol.sent(connection) as sent:
                 assert isinstance(begin_idempotent_request(key=alone, **claim), Claimed)
-            (insert,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+            (insert,) = [sql for sql in sent.statements if sql.startswith("INSERT")]
             assert "set_config('synchronous_commit', 'off', true)" in insert
             assert _synchronous_commit() == "on"  # the claim's own transaction only
             with transaction.atomic():
-                with CaptureQueriesContext(connection) as captured:
+                with protocol.sent(connection) as sent:
                     assert isinstance(begin_idempotent_request(key=inside, **claim), Claimed)
-                assert not any("synchronous_commit" in q["sql"] for q in captured.captured_queries)
+                assert any(sql.startswith("INSERT") for sql in sent.statements)
+                assert not any("synchronous_commit" in sql for sql in sent.statements)
                 assert _synchronous_commit() == "on"
             assert IdempotencyRecord.objects.filter(key__in=[alone, inside]).count() == 2
     finally:
@@ -77,9 +77,7 @@ def test_a_claim_on_its_own_does_not_wait_for_its_flush_and_inside_a_transaction
         release_owner_locks()
 
 
-def test_a_stamp_request_makes_no_savepoint_around_its_handler_and_a_refusal_still_leaves_nothing(
-    live_db, client_for
-):
+def test_a_stamp_request_makes_no_savepoint_around_its_handler_and_a_refusal_still_leaves_nothing(live_db, client_for):
     """A stamp request's transaction (the intake and the stored answer) has no savepoint, neither around
     the handler nor around the intake (two round trips each). A refused request is rolled back whole
     and its answer stored on its own: replayed, with no job and no hold left."""

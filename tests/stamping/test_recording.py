@@ -8,13 +8,11 @@ of the test's own around it; every row is the test's own.)"""
 from __future__ import annotations
 
 import io
-import tempfile
 
 import pikepdf
 import pytest
 from django.db import connection
 from django_tenants.utils import schema_context
-from psycopg import pq
 
 from billing import quota
 from issuer.models import Serial
@@ -22,27 +20,11 @@ from outbox.models import WebhookDelivery, WebhookEndpoint
 from outbox.webhooks import create_webhook_endpoint
 from stamping import lanes, services
 from stamping.models import JobDocument, StampJob
+from tests import protocol
 from tests.billing.factories import funded_wallet, unique
 from tests.fixtures.pdfs.factory import text_pdf
 
 BOX = (40.0, 40.0, 140.0, 140.0)
-
-
-def round_trips(run) -> tuple[object, list[str]]:
-    """``run()``'s result and the messages this connection sent that wait for an answer (a simple
-    query, or a Sync ending an extended one), from libpq's own trace of the protocol."""
-    connection.ensure_connection()
-    pgconn = connection.connection.pgconn
-    with tempfile.TemporaryFile() as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            result = run()
-        finally:
-            pgconn.untrace()
-        trace.seek(0)
-        sent = [line.split("\t") for line in trace.read().decode(errors="replace").splitlines()]
-    return result, [" ".join(fields[2:]) for fields in sent if fields[0] == "F" and fields[2] in ("Query", "Sync")]
 
 
 def encrypted_pdf(password: str) -> bytes:
@@ -101,9 +83,12 @@ def test_the_recording_is_one_round_trip_and_one_transaction(alpha_customer, mon
 
         claimed = claimed_job(alpha, customer_id, data=encrypted_pdf("rahasia"), password="rahasia")
         assert JobDocument.objects.get(pk=claimed.job.pk).sealed_password is not None
-        done, sent = round_trips(lambda: services.run_stamp_job(channel=alpha, job_id=claimed.job.pk, claimed=claimed))
+        with protocol.sent(connection) as sent:
+            done = services.run_stamp_job(channel=alpha, job_id=claimed.job.pk, claimed=claimed)
 
-        assert sent == ["Sync"], sent  # one statement, prepared; no BEGIN, no COMMIT
+        assert sent.round_trips == 1, sent.statements  # one statement, prepared; no BEGIN, no COMMIT
+        (recording,) = sent.statements
+        assert "issuer_serial" in recording and '"alpha".stamping_recorded' in recording
         stored = StampJob.objects.get(pk=claimed.job.pk)
         assert (stored.status, stored.unit, stored.serial) == ("stamped", "committed", done.serial)
         assert (done.status, done.unit, done.sha256_out) == ("stamped", "committed", stored.sha256_out)
