@@ -11,11 +11,24 @@ connection closes, rolls back or rolls back to a savepoint (a ``SET`` in a trans
 it), and when setting it failed. Nothing else in the project sets ``search_path`` on a session (the
 stamping intake pins its own on the function). Like the prepared statements, this needs a session of
 its own per connection: a pooler in session mode, not transaction mode (docs/operations.md).
+
+Its health check (``CONN_HEALTH_CHECKS``, run before the first query of every request on a kept
+connection) costs no round trip when there is nothing to doubt: Django's sends ``SELECT 1`` and waits
+for it, one round trip on every request. An idle session that the server ended (it was terminated,
+or the server restarted or went away with a FIN) has something to read on its socket: the server's
+FATAL, or the end of the stream. Only then, or when the session is not idle and in good order, is
+``SELECT 1`` sent. A server that vanished without a word (no FIN: a cut network) passes the check,
+as it could pass ``SELECT 1`` a moment before failing; the request's first query then fails, is
+answered ``503 service_unavailable``, and Django closes the connection at the request's end.
 """
 
 from __future__ import annotations
 
+import select
+
+import psycopg
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
+from psycopg import pq
 
 
 class DatabaseWrapper(TenantDatabaseWrapper):
@@ -44,3 +57,19 @@ class DatabaseWrapper(TenantDatabaseWrapper):
             super().savepoint_rollback(sid)
         finally:
             self._session_path = None
+
+    def is_usable(self):
+        if self.connection is None:
+            return False
+        return self._quietly_idle() or super().is_usable()
+
+    def _quietly_idle(self) -> bool:
+        """Open, idle, in good order, and with nothing from the server waiting to be read."""
+        try:
+            pgconn = self.connection.pgconn
+            if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                return False
+            readable, _, _ = select.select([pgconn.socket], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        return not readable
