@@ -69,7 +69,9 @@ class DatabaseWrapper(TenantDatabaseWrapper):
             pgconn = self.connection.pgconn
             if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != pq.TransactionStatus.IDLE:
                 return False
-            readable, _, _ = select.select([pgconn.socket], [], [], 0)
+            poller = select.poll()  # (not select(): it cannot watch a descriptor past 1023)
+            poller.register(pgconn.socket, select.POLLIN)
+            waiting = poller.poll(0)
         except (OSError, ValueError, psycopg.Error):
             return False
-        return not readable
+        return not waiting
