@@ -17,7 +17,7 @@ same two documents (``inspect_document`` + ``StampEngine.stamp``, as ``bench/pip
 ``--jobs`` times, between a zero and a dump of its own. Printed: instructions per stamp in the worker,
 the engine's share, and the rest (the claim, the recording, the lanes, Django, psycopg, Redis).
 PostgreSQL's and Redis' own work is not counted. The jobs are removed afterwards as
-``bench/pipeline.py`` removes its own. About three minutes on a 2-core machine.
+``bench/pipeline.py`` removes its own. About a minute on a 2-core machine.
 """
 
 from __future__ import annotations
