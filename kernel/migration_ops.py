@@ -5,9 +5,14 @@ unique fields, foreign keys to them) a second ``varchar_pattern_ops`` index for 
 a column is only ever compared for equality, that index is pure write cost: every insert maintains it.
 This drops them (and puts them back on reverse). Django's own schema changes drop these indexes with
 ``DROP INDEX IF EXISTS``, so a later ``AlterField`` on such a column still works.
+
+``InChannelSchema``: SQL written for one channel schema (a PL/pgSQL function that pins its own
+``search_path``), run by a tenant app's migration in each schema it migrates.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.db import migrations
 
@@ -45,3 +50,23 @@ class DropLikeIndexes(migrations.RunPython):
         return "Drop the LIKE-pattern indexes of " + ", ".join(
             f"{model}.{field}" for model, fields in self.columns.items() for field in fields
         )
+
+
+class InChannelSchema(migrations.RunPython):
+    def __init__(self, create: Callable[[str], str], drop: str | None = None):
+        """``create(schema)``: the SQL for the schema being migrated (quoted); ``drop``: the SQL that undoes
+        it, with ``{schema}`` where the schema goes (None: nothing to undo, as for a new definition
+        of what an earlier migration made). Run as written: no client-side ``%`` merging."""
+        self.create_sql = create
+        self.drop_sql = drop
+        super().__init__(self._create, self._drop if drop is not None else migrations.RunPython.noop)
+
+    @staticmethod
+    def _schema(schema_editor) -> str:
+        return schema_editor.quote_name(schema_editor.connection.schema_name)
+
+    def _create(self, apps, schema_editor):
+        schema_editor.execute(self.create_sql(self._schema(schema_editor)), params=None)
+
+    def _drop(self, apps, schema_editor):
+        schema_editor.execute(self.drop_sql.replace("{schema}", self._schema(schema_editor)), params=None)

@@ -1,11 +1,7 @@
 from django.db import migrations
 
+from kernel.migration_ops import InChannelSchema
 from outbox.sql import create_enqueue_event
-
-
-def create(apps, schema_editor):
-    schema = schema_editor.quote_name(schema_editor.connection.schema_name)
-    schema_editor.execute(create_enqueue_event(schema), params=None)  # no client-side % merging
 
 
 class Migration(migrations.Migration):
@@ -13,4 +9,4 @@ class Migration(migrations.Migration):
 
     dependencies = [("outbox", "0003_enqueue_event_function")]
 
-    operations = [migrations.RunPython(create, migrations.RunPython.noop)]
+    operations = [InChannelSchema(create_enqueue_event)]

@@ -1,18 +1,7 @@
 from django.db import migrations
 
+from kernel.migration_ops import InChannelSchema
 from stamping.sql import DROP_INTAKE, create_intake
-
-
-def _schema(schema_editor) -> str:
-    return schema_editor.quote_name(schema_editor.connection.schema_name)
-
-
-def create(apps, schema_editor):
-    schema_editor.execute(create_intake(_schema(schema_editor)), params=None)  # no client-side % merging
-
-
-def drop(apps, schema_editor):
-    schema_editor.execute(DROP_INTAKE.replace("{schema}", _schema(schema_editor)), params=None)
 
 
 class Migration(migrations.Migration):
@@ -23,4 +12,4 @@ class Migration(migrations.Migration):
         ("portal", "0001_initial"),
     ]
 
-    operations = [migrations.RunPython(create, drop)]
+    operations = [InChannelSchema(create_intake, DROP_INTAKE)]

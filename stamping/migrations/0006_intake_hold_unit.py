@@ -1,11 +1,7 @@
 from django.db import migrations
 
+from kernel.migration_ops import InChannelSchema
 from stamping.sql import create_intake
-
-
-def create(apps, schema_editor):
-    schema = schema_editor.quote_name(schema_editor.connection.schema_name)
-    schema_editor.execute(create_intake(schema), params=None)  # no client-side % merging
 
 
 class Migration(migrations.Migration):
@@ -13,4 +9,4 @@ class Migration(migrations.Migration):
 
     dependencies = [("stamping", "0005_document_storage_external")]
 
-    operations = [migrations.RunPython(create, migrations.RunPython.noop)]
+    operations = [InChannelSchema(create_intake)]

@@ -1,18 +1,7 @@
 from django.db import migrations
 
+from kernel.migration_ops import InChannelSchema
 from stamping.sql import DROP_RECORDED, create_recorded
-
-
-def _schema(schema_editor) -> str:
-    return schema_editor.quote_name(schema_editor.connection.schema_name)
-
-
-def create(apps, schema_editor):
-    schema_editor.execute(create_recorded(_schema(schema_editor)), params=None)  # no client-side % merging
-
-
-def drop(apps, schema_editor):
-    schema_editor.execute(DROP_RECORDED.replace("{schema}", _schema(schema_editor)), params=None)
 
 
 class Migration(migrations.Migration):
@@ -23,4 +12,4 @@ class Migration(migrations.Migration):
         ("outbox", "0003_enqueue_event_function"),
     ]
 
-    operations = [migrations.RunPython(create, drop)]
+    operations = [InChannelSchema(create_recorded, DROP_RECORDED)]
