@@ -13,7 +13,7 @@ under ``valgrind --tool=callgrind``: Django set up as a worker has it, ``WARM_UP
 statements prepared, the engine warm), then the counters zeroed, ``--jobs`` jobs drained exactly as a
 drainer task does (``stamping.services.drain``, each job claimed, stamped, recorded, and the other
 lanes checked after it), and the counters dumped. Then, in the same process, the engine alone on the
-same two documents (``inspect_document`` + ``StampEngine.stamp``, as ``bench/pipeline.py`` times it),
+same two documents (``bench/pipeline.py``'s ``stamp_alone``, which it times),
 ``--jobs`` times, between a zero and a dump of its own. Printed: instructions per stamp in the worker,
 the engine's share, and the rest (the claim, the recording, the lanes, Django, psycopg, Redis).
 PostgreSQL's and Redis' own work is not counted. The jobs are removed afterwards as
@@ -70,12 +70,9 @@ def measured(jobs: int) -> None:
     import django
 
     django.setup()
-    from django.utils import timezone
     from django_tenants.utils import schema_context
 
     from issuer.engine import get_engine
-    from issuer.pdf import inspect_document
-    from issuer.serials import new_serial
     from stamping import lanes, services
     from tenants.models import Channel
 
@@ -103,19 +100,11 @@ def measured(jobs: int) -> None:
 
     engine = get_engine()
     pdfs = pipeline.documents()
-
-    def stamp(data: bytes) -> None:
-        info = inspect_document(data, max_bytes=20 * 1024 * 1024)
-        engine.stamp(
-            data, info=info, page=1, box=pipeline.BOX, serial=new_serial(), reason="Surat Pernyataan",
-            location="Jakarta", signed_at=timezone.now(),
-        )  # fmt: skip
-
     for data in pdfs:
-        stamp(data)  # warm up
+        pipeline.stamp_alone(engine, data)  # warm up
     _callgrind("-z")
     for number in range(jobs):
-        stamp(pdfs[number % len(pdfs)])
+        pipeline.stamp_alone(engine, pdfs[number % len(pdfs)])
     _callgrind("-d", DUMPS[1])
 
 
