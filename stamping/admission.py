@@ -203,6 +203,7 @@ class LaneModel:
     usage: dict = field(default_factory=dict)  # schema -> worker-seconds per second used of late
     cost_long: float = 0.0  # the same cost, smoothed over hundreds of jobs (0: as ``cost``)
     first: float = 0.0  # seconds from a drainer's start to its first job done (measured; 0: as ``cost``)
+    measured: bool = True  # False: no lane's cost is in Redis (a restart, a first start): ``cost`` is assumed
 
     def __post_init__(self):
         if not self.cost_long:
@@ -275,6 +276,7 @@ def _model(
         dispatch=max(0.0, _float(dispatch, settings.STAMPING_ASSUMED_DISPATCH_SECONDS)),
         first=max(0.0, _float(first, 0.0)),
         usage={name: _float(used, 0.0) / USAGE_BUCKET_SECONDS for name, used in _pairs(usage_raw or []).items()},
+        measured=_float(cost, _float(cost_all, -1.0)) > 0,
     )
 
 
@@ -430,6 +432,12 @@ return tostring(slot - now)
 """
 _next_slot = None
 MAX_RETRY_AFTER_SECONDS = 120
+# A lane refused for its wait while no cost is measured (Redis restarted, or the gateway just started)
+# is told to come back this soon at the latest, not at the wait the assumed rate gives: the first
+# drainer slice (``lanes.TIME_SLICE_SECONDS``, 2 s) measures the real cost again, and the assumed rate is
+# a floor far below what a worker stamps (``STAMPING_ASSUMED_RATE``), which told refused clients of
+# ``bench/surge.py --faults all`` to wait 31-76 s after a 4 s Redis outage.
+UNMEASURED_RETRY_SECONDS = 4.0
 
 
 def retry_slot(*, schema: str, spacing: float, earliest: float) -> float:
@@ -517,14 +525,18 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
             f"are taken at about {rate:.0f} a second, so that the waiting ones are stamped when promised",
         )
     if too_long or too_many:
-        _refuse(
-            channel,
-            waiting,
-            spacing=per_job * new_jobs,
-            earliest=max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else per_job * new_jobs,
-            why=f"has {waiting} documents waiting to be stamped, about {math.ceil(wait)} seconds of work: "
-            "the most it queues at once",
+        earliest = max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else per_job * new_jobs
+        why = (
+            f"has {waiting} documents waiting to be stamped, about {math.ceil(wait)} seconds of work: "
+            "the most it queues at once"
         )
+        if too_long and not state.model.measured:
+            earliest = min(earliest, UNMEASURED_RETRY_SECONDS)
+            why = (
+                f"has {waiting} documents waiting to be stamped, and its stamping rate is being measured again "
+                "(until it is, the gateway assumes a slow one)"
+            )
+        _refuse(channel, waiting, spacing=per_job * new_jobs, earliest=earliest, why=why)
     return state
 
 
@@ -566,6 +578,8 @@ def admit_lower(*, channel, kind: str) -> QueueState | None:
         return state
     spacing = state.model.seconds_per_job(waiting)
     earliest = max(0.0, wait - max_wait) if too_long else spacing
+    if too_long and not state.model.measured:
+        earliest = min(earliest, UNMEASURED_RETRY_SECONDS)
     retry_after = max(
         1, math.ceil(retry_slot(schema=f"{channel.schema_name}:{kind}", spacing=spacing, earliest=earliest))
     )

@@ -95,6 +95,8 @@ def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
     assert admission._model("x", 2, [], [], [None, None, b"0.5"], now=now).cost == 0.5
     assumed = admission._model("x", 2, [], [], None, now=now)
     assert assumed.cost == pytest.approx(1 / 20) and assumed.workers == 2
+    assert built.measured and not assumed.measured
+    assert admission._model("x", 2, [], [], [None, None, b"0.5"], now=now).measured  # another lane's figure
 
 
 # --------------------------------------------------------------------------- measurements
@@ -222,6 +224,30 @@ def test_refused_clients_are_given_spread_retry_times(client_for, customers, cle
     # One lane job (1 s / its 2 workers = 0.5 s) apart: not all told the same moment.
     assert waits == sorted(waits) and waits[-1] > waits[0]
     assert waits[0] >= 40  # ~100 s of work ahead, 60 s of it within the promise
+
+
+def test_a_lane_refused_before_its_cost_is_measured_again_is_told_to_come_back_soon(
+    client_for, customers, clean_redis, settings
+):
+    """After a Redis restart the costs are gone and the model assumes a slow rate: the wait it computes
+    from it is a guess, and the first drainer slice measures the real cost again within seconds."""
+    settings.STAMPING_MAX_WAIT_SECONDS = 30
+    client = admission.client()
+    client.set(admission._key("backlog", "alpha"), 5000)  # 5000 x 1/20 s on 2 workers: 125 s by the guess
+    client.hset(admission._key("lanes"), "alpha", f"2:{int(time.time()) + 600}")
+    waits = []
+    for _ in range(3):
+        response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
+        assert response.status_code == 503 and response.json()["code"] == "overloaded"
+        waits.append(int(response["Retry-After"]))
+    assert "measured again" in response.json()["detail"]
+    assert waits == sorted(waits) and waits[-1] <= admission.UNMEASURED_RETRY_SECONDS + 1
+
+    # Measured (as slow as assumed), the same backlog is the wait it says: ~95 s past the promise.
+    client.delete(admission._key("retry-slot", "alpha"))
+    client.hset(admission._key("costs"), "alpha:cost", 1 / 20)
+    response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
+    assert response.status_code == 503 and int(response["Retry-After"]) >= 90
 
 
 def test_an_overloaded_refusal_is_not_logged_as_a_server_error(client_for, customers, clean_redis, caplog):
