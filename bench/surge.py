@@ -2,7 +2,7 @@
 
 Run from the repository root (embedded PostgreSQL and Redis under ``.data/``; nothing leaves 127.0.0.1):
 
-    .venv/bin/python bench/surge.py                  # the full run: 20 s alone, 20 s ramp, 60 s hold
+    .venv/bin/python bench/surge.py                  # the full run: 60 s alone, 20 s ramp, 60 s hold
     .venv/bin/python bench/surge.py --faults all     # the same with the four faults below
     .venv/bin/python bench/surge.py --quick          # a smoke run of about a minute and a half
     .venv/bin/python bench/surge.py --quick --backlog-limit 200   # ... that also drives 503 overloaded
@@ -21,7 +21,9 @@ What it does:
     each, with rate limits lifted (so the bench measures admission and fairness; a 429 is still counted);
     backlog limits, lanes and concurrency budgets are the product's own;
   - phase 1, *alone*: the quiet channel sends 3 stamp requests/s, open loop (on schedule, whatever the
-    answers), for ``--alone`` s;
+    answers), for ``--alone`` s (60 by default: 180 requests, whose p99 is the second slowest; with
+    the 20 s this phase had before, n = 60 and the "p99" was the slowest request alone, so the ratio
+    swung with one request);
   - phase 2, *surge*: the surge channel ramps from 0 to ``--clients`` closed-loop clients over ``--ramp`` s
     and holds for ``--hold`` s; each sends its next request as soon as it has an answer, waits exactly the
     ``Retry-After`` a 503 or 429 (or ``409 idempotency_request_in_progress``) gives, and retries with the
@@ -1040,7 +1042,12 @@ def drop_documents(schemas: list[str]) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--alone", type=float, default=20.0, help="phase 1 length, s")
+    parser.add_argument(
+        "--alone",
+        type=float,
+        default=60.0,
+        help="phase 1 length, s (60: 180 quiet requests, so that their p99 is not simply the slowest one)",
+    )
     parser.add_argument("--ramp", type=float, default=20.0, help="phase 2 ramp, s")
     parser.add_argument("--hold", type=float, default=60.0, help="phase 2 hold at --clients, s")
     parser.add_argument("--clients", type=int, default=50, help="closed-loop clients of the surge channel")
