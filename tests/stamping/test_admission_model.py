@@ -148,13 +148,64 @@ def test_the_lanes_hash_follows_the_drainers(clean_redis, monkeypatch):
     assert admission.client().hgetall(admission._key("lanes")) == {}
 
 
-def test_a_drainer_yields_only_to_another_lanes_waiting_task(clean_redis):
+def _announce(ticket: str) -> None:
+    """What ``lanes._publish`` does in Redis for a drainer task it sends."""
     client = admission.client()
-    client.zadd(lanes._waiting_key(), {"alpha|t1": time.time()})
+    client.zadd(lanes._waiting_key(), {ticket: time.time()})
+    client.publish(lanes._waiting_key(), ticket.partition("|")[0])
+
+
+def _waiting_reads() -> int:
+    stats = admission.client().info("commandstats")
+    return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+def _settled(schema: str) -> None:
+    """Wait until this process has heard every announcement so far (the watch reads as it hears)."""
+    for _ in range(50):
+        before = _waiting_reads()
+        lanes.others_waiting(schema)
+        if _waiting_reads() == before:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the waiting set was read on every call")
+
+
+def test_a_drainer_yields_only_to_another_lanes_waiting_task(clean_redis):
+    _announce("alpha|t1")
     assert not lanes.others_waiting("alpha")
     assert lanes.others_waiting("beta")
     lanes.started("alpha|t1")
     assert not lanes.others_waiting("beta")
+
+
+def _eventually(check) -> bool:
+    """``check()`` turns true within two seconds (a published message takes a moment to arrive)."""
+    for _ in range(200):
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_the_waiting_set_is_read_only_when_another_lane_announced_a_drainer(clean_redis):
+    lanes.others_waiting("alpha")
+    _settled("alpha")
+    before = _waiting_reads()
+    for _ in range(5):
+        assert not lanes.others_waiting("alpha")
+    assert _waiting_reads() == before  # nothing announced: no round trip per job
+    _announce("alpha|own")  # the lane's own next drainer: no reason to yield, nor to look
+    time.sleep(0.05)
+    assert not lanes.others_waiting("alpha")
+    assert _waiting_reads() == before
+    _announce("beta|t2")
+    assert _eventually(lambda: lanes.others_waiting("alpha"))  # heard, read, and it waits
+    assert lanes.others_waiting("alpha")  # still waiting: asked again until a worker starts it
+    lanes.started("beta|t2")
+    assert not lanes.others_waiting("alpha")
+    # A drainer of another lane in this process asks its own question: alpha's drainers count for it.
+    assert lanes.others_waiting("beta")
 
 
 # --------------------------------------------------------------------------- admission over HTTP
