@@ -304,7 +304,8 @@ def others_waiting(schema_name: str) -> bool:
     one on a Redis channel this process listens to; reading what arrived costs no round trip).
     Without that the read was a round trip per stamp: 7.7 % of a worker's busy samples in
     ``bench/surge.py``'s hold. A drainer of the lane's own does not make it yield, so its
-    announcements are skipped."""
+    announcements are skipped. The set is still read every ``REREAD_SECONDS`` (0.5 s), whatever was
+    heard, so a subscription that silently stopped hearing costs a waiting lane half a second at most."""
     quiet = _watch.nothing_new_from_others(schema_name)
     if quiet is None:  # Redis cannot be reached: nothing to yield to that anyone could see
         return False
@@ -336,6 +337,7 @@ class _WaitingWatch:
         self._pid = None
         self._fresh = False  # the set was read since the subscription began and nothing failed since
         self._for = None  # ... for this lane's question (another lane's drainers count for it)
+        self._read_at = 0.0  # when (monotonic) the set was last read for it
 
     def forget(self) -> None:
         self._fresh = False
@@ -358,9 +360,12 @@ class _WaitingWatch:
         """True when no other lane's drainer was announced since the set was last read; False when one
         was, or when that cannot be known (then the set is to be read, and the watch trusts the read);
         None when Redis cannot be reached."""
-        was_fresh = self._fresh and self._for == schema_name
+        now = time.monotonic()
         try:
             pubsub = self._subscribed()
+            # Read at least every REREAD_SECONDS whatever was heard: a subscription that went quiet
+            # without an error (a connection cut without a word) must not keep a lane from yielding.
+            was_fresh = self._fresh and self._for == schema_name and now - self._read_at < REREAD_SECONDS
             news = False
             while (message := pubsub.get_message(timeout=0.0)) is not None:
                 if message.get("type") == "message" and message.get("data") != schema_name.encode():
@@ -368,8 +373,10 @@ class _WaitingWatch:
         except (redis.RedisError, OSError, ValueError):
             self._drop()
             return None
-        self._fresh, self._for = True, schema_name  # the read the caller now makes covers all before this
-        return was_fresh and not news
+        quiet = was_fresh and not news
+        if not quiet:  # the caller reads the set now: that read covers everything heard before it
+            self._fresh, self._for, self._read_at = True, schema_name, now
+        return quiet
 
     def _drop(self) -> None:
         pubsub, self._pubsub, self._fresh = self._pubsub, None, False
@@ -378,6 +385,7 @@ class _WaitingWatch:
                 pubsub.close()
 
 
+REREAD_SECONDS = 0.5  # the waiting set is read at least this often by a drainer asking after each job
 _watch = _WaitingWatch()
 
 

@@ -188,7 +188,8 @@ def _eventually(check) -> bool:
     return False
 
 
-def test_the_waiting_set_is_read_only_when_another_lane_announced_a_drainer(clean_redis):
+def test_the_waiting_set_is_read_only_when_another_lane_announced_a_drainer(clean_redis, monkeypatch):
+    monkeypatch.setattr(lanes, "REREAD_SECONDS", 3600.0)  # (the periodic read is the next test's)
     lanes.others_waiting("alpha")
     _settled("alpha")
     before = _waiting_reads()
@@ -299,6 +300,16 @@ def test_a_lane_refused_before_its_cost_is_measured_again_is_told_to_come_back_s
     client.hset(admission._key("costs"), "alpha:cost", 1 / 20)
     response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
     assert response.status_code == 503 and int(response["Retry-After"]) >= 90
+
+
+def test_a_waiting_lane_is_seen_by_the_periodic_read_even_if_its_announcement_was_missed(clean_redis, monkeypatch):
+    monkeypatch.setattr(lanes, "REREAD_SECONDS", 3600.0)
+    lanes.others_waiting("alpha")
+    _settled("alpha")
+    admission.client().zadd(lanes._waiting_key(), {"beta|unheard": time.time()})  # no announcement
+    assert not lanes.others_waiting("alpha")  # nothing heard, and the last read is recent
+    monkeypatch.setattr(lanes, "REREAD_SECONDS", 0.0)
+    assert lanes.others_waiting("alpha")
 
 
 def test_an_overloaded_refusal_is_not_logged_as_a_server_error(client_for, customers, clean_redis, caplog):
