@@ -23,6 +23,18 @@ _PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \S+)*$', re.DOTALL)
 _BIND = re.compile(r'^ "[^"]*" "([^"]*)"')
 
 
+def _messages(trace: str) -> list[str]:
+    """The trace's messages, one each: a statement's text may span lines (a new message starts with
+    its direction, ``F`` or ``B``, and a tab)."""
+    messages: list[str] = []
+    for line in trace.split("\n"):
+        if line.startswith(("F\t", "B\t")) or not messages:
+            messages.append(line)
+        else:
+            messages[-1] += "\n" + line
+    return [message for message in messages if message]
+
+
 @dataclass
 class Sent:
     statements: list[str] = field(default_factory=list)  # each statement run, in order, as its SQL text
@@ -47,7 +59,7 @@ def sent(conn=connection) -> Iterator[Sent]:
         finally:
             pgconn.untrace()
         trace.seek(0)
-        lines = trace.read().decode(errors="replace").splitlines()
+        lines = _messages(trace.read().decode(errors="replace"))
     named = _prepared(conn)
     parsed: dict[str, str] = {}
     for line in lines:
