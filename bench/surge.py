@@ -545,8 +545,9 @@ class Servers:
             web += ["--threads", str(self.args.threads)]
         commands = {
             "web": web,
-            "worker": [sys.executable, "-m", "celery", "-A", "gateway", "worker", "--loglevel", "WARNING",
-                       "--concurrency", "2", "-Q", "stamping,credit,default", "-n", f"surgebench{self.port}@%h"],
+            "worker": [sys.executable, "-m", "celery", "-A", "gateway", "worker",
+                       "--loglevel", self.args.worker_log_level, "--concurrency", "2",
+                       "-Q", "stamping,credit,default", "-n", f"surgebench{self.port}@%h"],
             "beat": [sys.executable, "-m", "celery", "-A", "gateway", "beat", "--loglevel", "WARNING",
                      "-s", str(LOG_DIR / "celerybeat-schedule")],
         }  # fmt: skip
@@ -1052,6 +1053,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=60.0, help="phase 2 hold at --clients, s")
     parser.add_argument("--clients", type=int, default=50, help="closed-loop clients of the surge channel")
     parser.add_argument("--scan-share", type=float, default=0.1, help="share of requests with the 800 KB scan")
+    parser.add_argument(
+        "--worker-log-level",
+        default="WARNING",
+        help="the Celery worker's log level: INFO logs every drainer slice (its time and jobs) in "
+        ".data/bench-surge/worker.log, and costs the workers enough to lower the figures: for diagnosis only",
+    )
     parser.add_argument("--quick", action="store_true", help="short phases (10/10/25 s, 30 clients): a smoke run")
     for fault in FAULTS:
         parser.add_argument(
@@ -1061,7 +1068,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             const=-1.0,
             default=None,
             metavar="AT",
-            help=f"SIGKILL the {fault} AT s into phase 2 (default: {FAULT_AT[fault]:.0%} into the hold) and restart it",
+            help=f"SIGKILL the {fault} AT s into phase 2 (default: {FAULT_AT[fault] * 100:.0f}%% into the hold) "
+            "and restart it",
         )
     parser.add_argument("--faults", default="", help="'all' or a comma list of " + ",".join(FAULTS))
     parser.add_argument("--outage", type=float, default=3.0, help="seconds Redis/PostgreSQL stay down")
