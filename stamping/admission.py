@@ -525,19 +525,28 @@ def admit(*, channel, new_jobs: int = 1, answers: list | None = None) -> QueueSt
             f"are taken at about {rate:.0f} a second, so that the waiting ones are stamped when promised",
         )
     if too_long or too_many:
-        earliest = max(0.0, wait - settings.STAMPING_MAX_WAIT_SECONDS) if too_long else per_job * new_jobs
+        earliest = (
+            _past_the_promise(state, wait, settings.STAMPING_MAX_WAIT_SECONDS) if too_long else per_job * new_jobs
+        )
         why = (
             f"has {waiting} documents waiting to be stamped, about {math.ceil(wait)} seconds of work: "
             "the most it queues at once"
         )
         if too_long and not state.model.measured:
-            earliest = min(earliest, UNMEASURED_RETRY_SECONDS)
             why = (
                 f"has {waiting} documents waiting to be stamped, and its stamping rate is being measured again "
                 "(until it is, the gateway assumes a slow one)"
             )
         _refuse(channel, waiting, spacing=per_job * new_jobs, earliest=earliest, why=why)
     return state
+
+
+def _past_the_promise(state: QueueState, wait: float, promise: float) -> float:
+    """Seconds until a lane refused for its wait has room: the wait past the promise. While no cost is
+    measured that wait is a guess from the assumed rate, and the real figure comes with the next
+    slice: at most ``UNMEASURED_RETRY_SECONDS`` then."""
+    past = max(0.0, wait - promise)
+    return past if state.model.measured else min(past, UNMEASURED_RETRY_SECONDS)
 
 
 def _refuse(channel, waiting: int, *, spacing: float, earliest: float, why: str) -> None:
@@ -577,9 +586,7 @@ def admit_lower(*, channel, kind: str) -> QueueState | None:
     if fits and not _pace_wait(channel=channel, state=state, new_jobs=1, take=False):
         return state
     spacing = state.model.seconds_per_job(waiting)
-    earliest = max(0.0, wait - max_wait) if too_long else spacing
-    if too_long and not state.model.measured:
-        earliest = min(earliest, UNMEASURED_RETRY_SECONDS)
+    earliest = _past_the_promise(state, wait, max_wait) if too_long else spacing
     retry_after = max(
         1, math.ceil(retry_slot(schema=f"{channel.schema_name}:{kind}", spacing=spacing, earliest=earliest))
     )
