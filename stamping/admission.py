@@ -201,7 +201,7 @@ class LaneModel:
     cost: float  # seconds of worker time per stamp in this lane (measured, smoothed)
     dispatch: float  # seconds from a lane's wake to its first job starting (measured, smoothed)
     usage: dict = field(default_factory=dict)  # schema -> worker-seconds per second used of late
-    cost_long: float = 0.0  # the same cost, smoothed over hundreds of jobs (0: as ``cost``)
+    cost_long: float = 0.0  # the same cost over the last seconds, weighted by jobs (0: as ``cost``)
     first: float = 0.0  # seconds from a drainer's start to its first job done (measured; 0: as ``cost``)
     measured: bool = True  # False: no lane's cost is in Redis (a restart, a first start): ``cost`` is assumed
 
@@ -354,10 +354,27 @@ end
 return 1
 """
 _smooth = None
+# KEYS[1] the costs hash; ARGV field, seconds, jobs, memory (s). The lane's long-run cost: worker seconds
+# over jobs, both summed with every slice and both fading by exp(-age / memory), on the server's clock
+# (``field:sec``, ``field:jobs``, ``field:at``); ``field`` gets their ratio.
+_FADING_RATIO = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local at = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':at') or '0')
+local fade = math.exp(-math.max(0, now - at) / tonumber(ARGV[4]))
+local seconds = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':sec') or '0') * fade + tonumber(ARGV[2])
+local jobs = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':jobs') or '0') * fade + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1] .. ':sec', tostring(seconds), ARGV[1] .. ':jobs', tostring(jobs),
+           ARGV[1] .. ':at', tostring(now))
+if jobs > 0 then redis.call('HSET', KEYS[1], ARGV[1], tostring(seconds / jobs)) end
+return 1
+"""
+_fading_ratio = None
 COST_WEIGHT = 0.05  # of each job in the smoothed per-stamp cost (a slice of n jobs: 1 - 0.95**n)
 DISPATCH_WEIGHT = 0.3  # of each fresh wake in the smoothed dispatch wait
 WORKER_TTL_SECONDS = 60
-LONG_RUN_JOBS = 200  # the long-run cost weighs each job 1/200; a promise past 200 jobs ahead uses it
+LONG_RUN_JOBS = 200  # a promise with this many jobs ahead, or more, uses the long-run cost alone
+COST_MEMORY_SECONDS = 10.0  # the long-run cost forgets a slice's seconds and jobs by exp(-age / this)
 USAGE_BUCKET_SECONDS = 5  # each lane's worker time is summed per 5 s; the model reads the last whole one
 
 
@@ -386,7 +403,7 @@ def record_slice(
     """A drainer of ``channel_schema`` ran ``jobs`` jobs in ``seconds`` of its worker's time, after
     waiting ``dispatch`` seconds for a worker (None: it was a continuation, not a fresh wake); its first
     job was done ``first`` seconds after it started (None: no job)."""
-    global _smooth
+    global _smooth, _fading_ratio
     args: list = []
     if first is not None:
         # A lane's next job is done this long after a drainer starts: a slice's average per job also
@@ -395,9 +412,7 @@ def record_slice(
     if jobs > 0:
         per_job = seconds / jobs
         weight = f"{1 - (1 - COST_WEIGHT) ** jobs:.6f}"
-        long_weight = f"{1 - (1 - 1 / LONG_RUN_JOBS) ** jobs:.6f}"
         args += [f"{channel_schema}:cost", f"{per_job:.6f}", weight, "all:cost", f"{per_job:.6f}", weight]
-        args += [f"{channel_schema}:cost-long", f"{per_job:.6f}", long_weight]
     if dispatch is not None:
         args += [f"{channel_schema}:dispatch", f"{max(0.0, dispatch):.6f}", DISPATCH_WEIGHT]
     try:
@@ -410,6 +425,14 @@ def record_slice(
         pipe.expire(usage, USAGE_BUCKET_SECONDS * 4)
         if args:
             _smooth(keys=[_key("costs")], args=args, client=pipe)
+        if _fading_ratio is None:
+            _fading_ratio = client().register_script(_FADING_RATIO)
+        # Every slice counts here, an empty one too: its seconds are the lane's worker time as well.
+        _fading_ratio(
+            keys=[_key("costs")],
+            args=[f"{channel_schema}:cost-long", f"{seconds:.6f}", jobs, COST_MEMORY_SECONDS],
+            client=pipe,
+        )
         pipe.execute()
     except redis.RedisError:
         logger.warning("could not record a stamping slice", exc_info=True)

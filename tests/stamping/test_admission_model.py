@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -123,7 +124,8 @@ def test_each_slice_moves_the_lane_cost_toward_what_it_measured(clean_redis):
     admission.record_slice(channel_schema="alpha", jobs=1, seconds=1.5)
     costs = admission.client().hgetall(admission._key("costs"))
     assert float(costs[b"alpha:cost"]) == pytest.approx(0.5 + admission.COST_WEIGHT * (1.5 - 0.5))
-    assert float(costs[b"alpha:cost-long"]) == pytest.approx(0.5 + (1.5 - 0.5) / admission.LONG_RUN_JOBS)
+    # The long-run cost is worker time over jobs, both summed (a moment apart, nothing has faded yet).
+    assert float(costs[b"alpha:cost-long"]) == pytest.approx((2.0 + 1.5) / (4 + 1), rel=1e-3)
     assert float(costs[b"alpha:dispatch"]) == pytest.approx(0.3)  # a continuation does not count
     assert b"alpha:first" not in costs  # not reported: not measured
     assert admission.worker_id().encode() in admission.client().hgetall(admission._key("workers"))
@@ -136,6 +138,27 @@ def test_each_slice_moves_the_lane_cost_toward_what_it_measured(clean_redis):
     admission.record_slice(channel_schema="alpha", jobs=1, seconds=0.2, first=0.15)
     first = float(admission.client().hget(admission._key("costs"), "alpha:first"))
     assert first == pytest.approx(0.05 + admission.DISPATCH_WEIGHT * (0.15 - 0.05))
+
+
+def test_the_long_run_cost_forgets_old_slices_by_their_age(clean_redis):
+    """The long-run cost is what a lane's jobs cost of late, weighted by jobs (a slice cut short after
+    one job, which carries the slice's end, does not weigh as much as a slice of fifty) and fading with
+    time (a lane that stamps three documents a second forgets as fast as one that stamps three hundred)."""
+    costs = admission._key("costs")
+    admission.record_slice(channel_schema="alpha", jobs=50, seconds=0.5)  # 10 ms a job
+    admission.record_slice(channel_schema="alpha", jobs=1, seconds=0.06)  # a slice cut short
+    assert float(admission.client().hget(costs, "alpha:cost-long")) == pytest.approx(0.56 / 51, rel=1e-3)
+    # Three memories ago: what was measured then weighs e**-3 (5 %) against a slice measured now.
+    at = float(admission.client().hget(costs, "alpha:cost-long:at"))
+    admission.client().hset(costs, "alpha:cost-long:at", str(at - 3 * admission.COST_MEMORY_SECONDS))
+    admission.record_slice(channel_schema="alpha", jobs=51, seconds=1.53)  # 30 ms a job now
+    faded = math.exp(-3)
+    expected = (0.56 * faded + 1.53) / (51 * faded + 51)
+    assert float(admission.client().hget(costs, "alpha:cost-long")) == pytest.approx(expected, rel=1e-2)
+    # A slice that found nothing to claim still used the lane's worker time.
+    before = float(admission.client().hget(costs, "alpha:cost-long"))
+    admission.record_slice(channel_schema="alpha", jobs=0, seconds=0.2)
+    assert float(admission.client().hget(costs, "alpha:cost-long")) > before
 
 
 def test_the_lanes_hash_follows_the_drainers(clean_redis, monkeypatch):
