@@ -305,7 +305,7 @@ ISSUER_HOST = os.environ.get("ISSUER_HOST", "localhost")
 # cost), once it has STAMPING_MIN_BACKLOG jobs; or past STAMPING_CHANNEL_BACKLOG_LIMIT jobs in any case.
 # The assumed figures stand in until the workers have measured real ones.
 STAMPING_CHANNEL_BACKLOG_LIMIT = int(os.environ.get("STAMPING_CHANNEL_BACKLOG_LIMIT", "5000"))
-STAMPING_MAX_WAIT_SECONDS = float(os.environ.get("STAMPING_MAX_WAIT_SECONDS", "30"))
+STAMPING_MAX_WAIT_SECONDS = float(os.environ.get("STAMPING_MAX_WAIT_SECONDS", "15"))
 STAMPING_MIN_BACKLOG = int(os.environ.get("STAMPING_MIN_BACKLOG", "20"))
 # Intake pace (docs/stamping.md): once a lane holds STAMPING_MIN_BACKLOG jobs, it takes new ones at most
 # this many times as fast as the lane model says it stamps them (0: no pace).
