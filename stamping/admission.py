@@ -372,7 +372,11 @@ return 1
 _fading_ratio = None
 COST_WEIGHT = 0.05  # of each job in the smoothed per-stamp cost (a slice of n jobs: 1 - 0.95**n)
 DISPATCH_WEIGHT = 0.3  # of each fresh wake in the smoothed dispatch wait
-WORKER_TTL_SECONDS = 60
+# A worker process counts as alive this long after its last slice (three slices' time): one that is
+# killed drops out of the lane model within seconds, not after a minute of promises made for a worker
+# that no longer stamps (and of intake admitted for it). An idle one drops out too, and counts again
+# with its first slice; with none counted, the model assumes ``STAMPING_WORKER_SLOTS``.
+WORKER_TTL_SECONDS = 6.0
 LONG_RUN_JOBS = 200  # a promise with this many jobs ahead, or more, uses the long-run cost alone
 COST_MEMORY_SECONDS = 10.0  # the long-run cost forgets a slice's seconds and jobs by exp(-age / this)
 USAGE_BUCKET_SECONDS = 5  # each lane's worker time is summed per 5 s; the model reads the last whole one
@@ -386,15 +390,27 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def note_worker_alive() -> None:
-    """A stamping worker process is alive (called when it starts and with every slice it runs)."""
-    with contextlib.suppress(redis.RedisError):
-        client().hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.0f}")
+# KEYS[1] the workers hash; ARGV now. Removes the entries of workers past their time (each worker
+# process adds one; over restarts they would pile up in a hash every stamp request reads).
+_PRUNE_WORKERS = """
+local fields = redis.call('HGETALL', KEYS[1])
+local removed = 0
+for i = 1, #fields, 2 do
+  if tonumber(fields[i + 1]) == nil or tonumber(fields[i + 1]) < tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], fields[i])
+    removed = removed + 1
+  end
+end
+return removed
+"""
 
 
-def forget_worker() -> None:
-    with contextlib.suppress(redis.RedisError):
-        client().hdel(_key("workers"), worker_id())
+def prune_workers() -> int:
+    """Sweeper: forget the worker processes past their time. Returns how many."""
+    try:
+        return int(client().eval(_PRUNE_WORKERS, 1, _key("workers"), f"{time.time():.3f}"))
+    except redis.RedisError:
+        return 0
 
 
 def record_slice(
@@ -419,7 +435,7 @@ def record_slice(
         if _smooth is None:
             _smooth = client().register_script(_SMOOTH)
         pipe = client().pipeline(transaction=False)
-        pipe.hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.0f}")
+        pipe.hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.3f}")
         usage = _usage_key(int(time.time()) // USAGE_BUCKET_SECONDS)
         pipe.hincrbyfloat(usage, channel_schema, round(seconds, 6))
         pipe.expire(usage, USAGE_BUCKET_SECONDS * 4)

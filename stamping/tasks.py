@@ -111,6 +111,7 @@ def resume_stale_jobs_task() -> int:
     for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
         with schema_context(channel.schema_name):
             resumed += services.resume_stale_jobs()
+    admission.prune_workers()
     return resumed
 
 

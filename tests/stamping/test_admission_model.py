@@ -161,6 +161,27 @@ def test_the_long_run_cost_forgets_old_slices_by_their_age(clean_redis):
     assert float(admission.client().hget(costs, "alpha:cost-long")) > before
 
 
+def test_a_worker_that_stopped_running_slices_drops_out_of_the_model_within_seconds(clean_redis, monkeypatch):
+    """A killed worker process cannot say it is gone. It stops counting a few slices after its last
+    one, so the lanes are not promised (and admitted for) a worker that no longer stamps; the sweeper
+    removes its entry."""
+    now = time.time()
+    monkeypatch.setattr(admission, "worker_id", lambda: "host:101")
+    monkeypatch.setattr(admission.time, "time", lambda: now - 10)  # its last slice, ten seconds ago
+    admission.record_slice(channel_schema="alpha", jobs=20, seconds=2.0)
+    monkeypatch.setattr(admission, "worker_id", lambda: "host:102")
+    monkeypatch.setattr(admission.time, "time", lambda: now)
+    admission.record_slice(channel_schema="alpha", jobs=20, seconds=2.0)
+    workers = admission.client().hgetall(admission._key("workers"))
+    assert set(workers) == {b"host:101", b"host:102"}
+    lane = admission._model("alpha", 4, [], workers, None, now=now)
+    assert lane.workers == 1
+    # Ten seconds earlier, both counted.
+    assert admission._model("alpha", 4, [], workers, None, now=now - 10).workers == 2
+    assert admission.prune_workers() == 1
+    assert set(admission.client().hgetall(admission._key("workers"))) == {b"host:102"}
+
+
 def test_the_lanes_hash_follows_the_drainers(clean_redis, monkeypatch):
     monkeypatch.setattr(lanes, "_publish", lambda schema, **_: True)
     lanes.wake(schema_name="alpha", budget=3, queued=2)
