@@ -888,6 +888,16 @@ def report(records: list[dict], probes: list[dict], rows: dict, plan: dict, ledg
     if retried:
         waits = Counter(r.get("retry_after") for r in retried)
         print("  Retry-After values given: " + ", ".join(f"{k}s x{n}" for k, n in waits.most_common(6)))
+        longest: dict = {}  # code -> (the longest Retry-After it gave, when: seconds into phase 2)
+        for r in retried:
+            with contextlib.suppress(TypeError, ValueError):
+                wait, code = int(r.get("retry_after")), r.get("code")
+                if wait > longest.get(code, (0, 0))[0]:
+                    longest[code] = (wait, r["sent"] - plan["t1"])
+        print(
+            "  longest Retry-After by code: "
+            + ", ".join(f"{code} {wait}s (at +{at:.0f}s)" for code, (wait, at) in sorted(longest.items()))
+        )
         again = [r for r in records if r.get("retry_of") in (503, 429)]
         refused = sum(1 for r in again if r["status"] in (503, 429))
         print(
