@@ -203,7 +203,7 @@ class LaneModel:
     usage: dict = field(default_factory=dict)  # schema -> worker-seconds per second used of late
     cost_long: float = 0.0  # the same cost over the last seconds, weighted by jobs (0: as ``cost``)
     first: float = 0.0  # seconds from a drainer's start to its first job done (measured; 0: as ``cost``)
-    measured: bool = True  # False: no lane's cost is in Redis (a restart, a first start): ``cost`` is assumed
+    measured: bool = True  # False: this lane's own cost is not in Redis (a restart, a new lane)
 
     def __post_init__(self):
         if not self.cost_long:
@@ -276,7 +276,7 @@ def _model(
         dispatch=max(0.0, _float(dispatch, settings.STAMPING_ASSUMED_DISPATCH_SECONDS)),
         first=max(0.0, _float(first, 0.0)),
         usage={name: _float(used, 0.0) / USAGE_BUCKET_SECONDS for name, used in _pairs(usage_raw or []).items()},
-        measured=_float(cost, _float(cost_all, -1.0)) > 0,
+        measured=_float(cost, -1.0) > 0,
     )
 
 
@@ -471,8 +471,8 @@ return tostring(slot - now)
 """
 _next_slot = None
 MAX_RETRY_AFTER_SECONDS = 120
-# A lane refused for its wait while no cost is measured (Redis restarted, or the gateway just started)
-# is told to come back this soon at the latest, not at the wait the assumed rate gives: the first
+# A lane refused for its wait while its own cost is not measured (Redis restarted, a new lane) is told
+# to come back this soon at the latest, not at the wait the assumed rate gives: the first
 # drainer slice (``lanes.TIME_SLICE_SECONDS``, 2 s) measures the real cost again, and the assumed rate is
 # a floor far below what a worker stamps (``STAMPING_ASSUMED_RATE``), which told refused clients of
 # ``bench/surge.py --faults all`` to wait 31-76 s after a 4 s Redis outage.

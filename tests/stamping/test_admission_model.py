@@ -97,7 +97,8 @@ def test_the_model_reads_what_redis_holds_and_drops_stale_entries():
     assumed = admission._model("x", 2, [], [], None, now=now)
     assert assumed.cost == pytest.approx(1 / 20) and assumed.workers == 2
     assert built.measured and not assumed.measured
-    assert admission._model("x", 2, [], [], [None, None, b"0.5"], now=now).measured  # another lane's figure
+    # Another lane's figure stands in for the cost, but it is not this lane's measurement.
+    assert not admission._model("x", 2, [], [], [None, None, b"0.5"], now=now).measured
 
 
 # --------------------------------------------------------------------------- measurements
@@ -338,6 +339,14 @@ def test_a_lane_refused_before_its_cost_is_measured_again_is_told_to_come_back_s
         waits.append(int(response["Retry-After"]))
     assert "measured again" in response.json()["detail"]
     assert waits == sorted(waits) and waits[-1] <= admission.UNMEASURED_RETRY_SECONDS + 1
+
+    # Another lane's slice came first: its cost (a quiet lane's, a job a slice) stands in for this
+    # lane's, which is still not measured, and the wait computed from it is as much a guess.
+    client.delete(admission._key("retry-slot", "alpha"))
+    client.hset(admission._key("costs"), mapping={"beta:cost": 0.08, "all:cost": 0.08})
+    response = client_for("alpha").generic("POST", "/api/v1/stamps", b"", content_type="text/plain")
+    assert response.status_code == 503 and "measured again" in response.json()["detail"]
+    assert int(response["Retry-After"]) <= admission.UNMEASURED_RETRY_SECONDS + 1
 
     # Measured (as slow as assumed), the same backlog is the wait it says: ~95 s past the promise.
     client.delete(admission._key("retry-slot", "alpha"))
