@@ -390,6 +390,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def note_worker(pipe) -> None:
+    """This worker process is stamping: counted for ``WORKER_TTL_SECONDS`` from now (``pipe``: the
+    caller's Redis pipeline). Noted when a slice starts and when it ends."""
+    pipe.hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.3f}")
+
+
 # KEYS[1] the workers hash; ARGV now. Removes the entries of workers past their time (each worker
 # process adds one; over restarts they would pile up in a hash every stamp request reads).
 _PRUNE_WORKERS = """
@@ -435,7 +441,7 @@ def record_slice(
         if _smooth is None:
             _smooth = client().register_script(_SMOOTH)
         pipe = client().pipeline(transaction=False)
-        pipe.hset(_key("workers"), worker_id(), f"{time.time() + WORKER_TTL_SECONDS:.3f}")
+        note_worker(pipe)
         usage = _usage_key(int(time.time()) // USAGE_BUCKET_SECONDS)
         pipe.hincrbyfloat(usage, channel_schema, round(seconds, 6))
         pipe.expire(usage, USAGE_BUCKET_SECONDS * 4)

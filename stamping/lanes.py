@@ -253,7 +253,9 @@ def _send(schema_name: str, kwargs: dict, *, queue: str = "stamping", countdown=
         current_app.send_task(DRAIN_LANE_TASK, args=[schema_name], kwargs=kwargs, queue=queue, countdown=countdown)
         return True
     except Exception:  # noqa: BLE001 - whatever the broker raised, the lane must not keep a dead token
-        started(ticket)
+        if ticket:  # it will not wait for a worker: it was never sent
+            with contextlib.suppress(redis.RedisError):
+                admission.client().zrem(_waiting_key(), ticket)
         release_token(schema_name=schema_name)
         logger.warning("could not publish a lane task; the sweeper will", exc_info=True)
         return False
@@ -289,10 +291,16 @@ def publish_later(
 
 
 def started(ticket: str | None) -> None:
-    """A drainer task was taken by a worker: it no longer waits."""
-    if ticket:
-        with contextlib.suppress(redis.RedisError):
-            admission.client().zrem(_waiting_key(), ticket)
+    """In the worker: a drainer task was taken: it no longer waits, and this worker counts as stamping
+    from now on. (Counted only when its slices ended, right after a Redis restart, which empties the count,
+    the model saw one worker of two until the other's slice ended, and told the surge's clients to
+    wait twice as long as they had to.)"""
+    with contextlib.suppress(redis.RedisError):
+        pipe = admission.client().pipeline(transaction=False)
+        if ticket:
+            pipe.zrem(_waiting_key(), ticket)
+        admission.note_worker(pipe)
+        pipe.execute()
 
 
 def others_waiting(schema_name: str) -> bool:
