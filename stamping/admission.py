@@ -462,14 +462,17 @@ def record_slice(
 
 # --------------------------------------------------------------------------- admission
 
-# KEYS[1] the channel's next retry slot (epoch seconds); ARGV now, spacing, earliest, latest.
+# KEYS[1] the channel's next retry slot (epoch seconds); ARGV now, spacing, earliest, latest, horizon.
 # Hands out retry times one ``spacing`` apart (the time the lane takes to free one place), so refused
-# clients come back spread over time instead of all at once.
+# clients come back spread over time instead of all at once. A slot more than ``horizon`` past this
+# refusal's earliest time was handed out from an estimate the lane model has since dropped (a rate
+# just after a restart): the queue starts over from the earliest time instead of sending every later
+# client behind it.
 _NEXT_SLOT = """
 local now = tonumber(ARGV[1])
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 local earliest = now + tonumber(ARGV[3])
-if slot < earliest then slot = earliest end
+if slot < earliest or slot > earliest + tonumber(ARGV[5]) then slot = earliest end
 slot = slot + tonumber(ARGV[2])
 if slot > now + tonumber(ARGV[4]) then slot = now + tonumber(ARGV[4]) end
 redis.call('SET', KEYS[1], tostring(slot), 'EX', math.ceil(tonumber(ARGV[4])) + 1)
@@ -477,6 +480,10 @@ return tostring(slot - now)
 """
 _next_slot = None
 MAX_RETRY_AFTER_SECONDS = 120
+# How far past its earliest time a refused client may be queued behind others: this, or 64 clients'
+# spacing on a slow lane, whichever is longer.
+RETRY_HORIZON_SECONDS = 5.0
+RETRY_HORIZON_CLIENTS = 64
 # A lane refused for its wait while its own cost is not measured (Redis restarted, a new lane) is told
 # to come back this soon at the latest, not at the wait the assumed rate gives: the first
 # drainer slice (``lanes.TIME_SLICE_SECONDS``, 2 s) measures the real cost again, and the assumed rate is
@@ -491,7 +498,8 @@ def retry_slot(*, schema: str, spacing: float, earliest: float) -> float:
     try:
         if _next_slot is None:
             _next_slot = client().register_script(_NEXT_SLOT)
-        args = [f"{time.time():.6f}", f"{spacing:.6f}", f"{earliest:.6f}", MAX_RETRY_AFTER_SECONDS]
+        horizon = max(RETRY_HORIZON_SECONDS, RETRY_HORIZON_CLIENTS * spacing)
+        args = [f"{time.time():.6f}", f"{spacing:.6f}", f"{earliest:.6f}", MAX_RETRY_AFTER_SECONDS, f"{horizon:.6f}"]
         return float(_next_slot(keys=[_key("retry-slot", schema)], args=args))
     except redis.RedisError:
         return earliest + random.uniform(0, 1) * max(1.0, spacing * 10)

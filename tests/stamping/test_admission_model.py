@@ -366,6 +366,21 @@ def test_a_lane_refused_before_its_cost_is_measured_again_is_told_to_come_back_s
     assert response.status_code == 503 and int(response["Retry-After"]) >= 90
 
 
+def test_retry_slots_spread_clients_but_do_not_queue_them_behind_a_dropped_estimate(clean_redis):
+    """Refused clients get slots a lane-job apart. A slot handed out from an estimate the model has
+    since dropped (15 s, from the rate measured just after a Redis restart) does not send every later
+    client behind it: bench/surge.py --faults redis told clients refused for the pace, whose earliest
+    time was now, to come back in 12-15 s."""
+    slots = [admission.retry_slot(schema="alpha", spacing=0.1, earliest=1.0) for _ in range(5)]
+    assert slots == sorted(slots) and slots[-1] - slots[0] == pytest.approx(0.4, abs=0.05)
+    admission.retry_slot(schema="alpha", spacing=0.015, earliest=15.0)  # the estimate, since dropped
+    later = admission.retry_slot(schema="alpha", spacing=0.015, earliest=0.0)
+    assert later <= admission.RETRY_HORIZON_SECONDS
+    # On a slow lane (a second a job) sixty-four clients still queue one after another.
+    slow = [admission.retry_slot(schema="beta", spacing=1.0, earliest=0.0) for _ in range(20)]
+    assert slow == sorted(slow) and slow[-1] == pytest.approx(20.0, abs=0.1)
+
+
 def test_a_waiting_lane_is_seen_by_the_periodic_read_even_if_its_announcement_was_missed(clean_redis, monkeypatch):
     monkeypatch.setattr(lanes, "REREAD_SECONDS", 3600.0)
     lanes.others_waiting("alpha")
