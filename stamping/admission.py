@@ -411,10 +411,16 @@ return removed
 """
 
 
+_prune_workers = None
+
+
 def prune_workers() -> int:
     """Sweeper: forget the worker processes past their time. Returns how many."""
+    global _prune_workers
     try:
-        return int(client().eval(_PRUNE_WORKERS, 1, _key("workers"), f"{time.time():.3f}"))
+        if _prune_workers is None:
+            _prune_workers = client().register_script(_PRUNE_WORKERS)
+        return int(_prune_workers(keys=[_key("workers")], args=[f"{time.time():.3f}"]))
     except redis.RedisError:
         return 0
 
