@@ -131,3 +131,35 @@ def test_a_channel_refused_lately_is_served_at_a_lower_priority_and_the_others_a
     bulkhead._shed.clear()  # alpha no longer refused: served as anyone
     assert client_for("alpha").get("/api/v1/document-types").status_code == 200
     assert seen[-1] == base
+
+
+def test_a_thread_is_lowered_through_libc_with_the_gil_let_go_and_a_failure_is_an_oserror():
+    """The lowering call goes through libc by ``ctypes`` (which lets the GIL go for the call: a thread
+    the kernel preempts as it lowers itself does not hold every other thread of its process), sets the
+    thread's nice value, and reports a refusal as ``os.setpriority`` would."""
+    import errno
+
+    assert threadpriority._setpriority is not None  # Linux: the GIL-free path is the one taken
+    parked = threading.Event()
+    release = threading.Event()
+    tids: list[int] = []
+
+    def park():
+        tids.append(threading.get_native_id())
+        parked.set()
+        release.wait(30)
+
+    thread = threading.Thread(target=park, daemon=True)
+    thread.start()
+    try:
+        assert parked.wait(30)
+        base = os.getpriority(os.PRIO_PROCESS, tids[0])
+        threadpriority._set_without_the_gil(tids[0], min(19, base + 3))  # lowering is always allowed
+        assert os.getpriority(os.PRIO_PROCESS, tids[0]) == min(19, base + 3)
+        assert _nice() != os.getpriority(os.PRIO_PROCESS, tids[0]) or base + 3 > 19  # only that thread
+    finally:
+        release.set()
+        thread.join(30)
+    with pytest.raises(OSError) as refused:
+        threadpriority._set_without_the_gil(2**22 + 12345, 5)  # above the kernel's largest pid: no such thread
+    assert refused.value.errno == errno.ESRCH
