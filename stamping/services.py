@@ -399,9 +399,10 @@ def _fail(job: StampJob, *, code: str, detail: str) -> StampJob:
     return locked
 
 
-def resume_stale_jobs(*, older_than: timedelta = lanes.LEASE) -> int:
-    """Sweeper: take back jobs of vanished workers, wake lanes with waiting work, resync the backlog."""
-    taken_back = lanes.recover(lease=older_than)
+def resume_stale_jobs(*, older_than: timedelta = lanes.LEASE, redis_restarted: bool = False) -> int:
+    """Sweeper: take back jobs of vanished workers, wake lanes with waiting work (their tokens started
+    over when ``redis_restarted``: :func:`lanes.redis_restarted`), resync the backlog."""
+    taken_back = lanes.recover(lease=older_than, redis_restarted=redis_restarted)
     admission.resync_backlog()
     return taken_back
 

@@ -108,9 +108,12 @@ def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead, gene
 @shared_task(name="gateway.stamping.resume_stale", ignore_result=True)
 def resume_stale_jobs_task() -> int:
     resumed = 0
+    restarted = lanes.redis_restarted()
+    if restarted:
+        logger.warning("Redis started again: every lane with work starts its drainers over")
     for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
         with schema_context(channel.schema_name):
-            resumed += services.resume_stale_jobs()
+            resumed += services.resume_stale_jobs(redis_restarted=restarted)
     admission.prune_workers()
     return resumed
 

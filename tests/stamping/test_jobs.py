@@ -214,3 +214,35 @@ def test_a_stamps_statements_are_prepared_once_per_connection_and_per_channel(al
     with schema_context("alpha"):
         assert {job.status for job in StampJob.objects.filter(pk__in=alpha_jobs)} == {"stamped"}
         assert not StampJob.objects.filter(pk=beta_job).exists()
+
+
+def test_after_redis_restarts_the_sweeper_starts_the_lanes_with_work_over_at_once(alpha, customer, monkeypatch):
+    """Drainers whose slice ended while Redis was down could not publish their next one; Redis, back
+    from its append-only file, still counts their tokens. The sweeper sees Redis's new run id and
+    starts the tokens of every lane with work over on that sweep, not when the once-a-minute reset
+    comes round (its key came back from the file too)."""
+    from stamping import admission, lanes
+
+    published: list[str] = []
+    monkeypatch.setattr(lanes, "_publish", lambda schema, **_: published.append(schema) or True)
+    client = admission.client()
+    noted = admission._key("redis-run-id")
+    client.delete(noted)
+    assert not lanes.redis_restarted()  # nothing noted yet (a first start, or a Redis that lost it all)
+    assert not lanes.redis_restarted()  # the same server as last time
+    client.set(noted, "the-run-before-the-restart")
+    assert lanes.redis_restarted()
+    assert not lanes.redis_restarted()  # told once: the next sweep sees the same server
+
+    with schema_context("alpha"):
+        services.request_stamp(channel=alpha, customer_id=customer.pk, request=request())
+        tokens, generation = lanes._token_key("alpha"), lanes._generation_key("alpha")
+        client.set(tokens, alpha.stamping_concurrency)  # every token held, by tasks lost with the outage
+        client.set(admission._key("lane-reset", "alpha"), 1, ex=60)  # the regular reset is not due
+        before = client.get(generation)
+        services.resume_stale_jobs()
+        assert client.get(generation) == before and published == []  # asleep: no free token
+        services.resume_stale_jobs(redis_restarted=True)
+        assert client.get(generation) != before
+        assert published == ["alpha"]  # a drainer for the one job
+    client.delete(tokens, admission._key("lane-reset", "alpha"))
