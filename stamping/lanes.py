@@ -569,15 +569,14 @@ def redis_restarted() -> bool:
     """Has Redis started again since the last sweep that asked? (Its ``run_id``, which every start of the
     server draws anew, against the one noted in Redis by that sweep.)
 
-    A drainer that ends its slice while Redis is down cannot publish its next slice, and its task is
-    gone; Redis, back from its append-only file, still counts its token. The lane then ran on the
-    drainers that happened to survive, with its other tokens held by tasks that no longer exist, until
-    the once-a-minute reset (``TOKEN_RESET_SECONDS``; its own key came back from the file too). In
-    ``bench/surge.py --faults redis`` one worker of two stamped for seconds after the restart, and the
-    lane model, which counts the workers that run slices, priced the surge lane's wait at one worker's
-    rate: refused clients were told to come back 15-17 s later. The sweeper (every 5 s) now starts
-    every lane with work over as soon as it sees the new ``run_id``. A Redis that lost its data entirely
-    has no tokens to start over and no noted ``run_id``: nothing to do, False."""
+    A drainer that ends its slice while Redis is down can neither publish its next slice nor give its
+    token back, and its task is gone (``bench/surge.py --faults redis``: both pool processes logged
+    "could not publish a lane task" within 20 ms of the kill). Redis, back from its append-only file,
+    still counts the token, so the lane ran on the drainers that happened to survive, its other places
+    held by tasks that no longer exist, until the once-a-minute reset (``TOKEN_RESET_SECONDS``; its own
+    key came back from the file too). The sweeper (every 5 s) now starts every lane with work over as
+    soon as it sees the new ``run_id``. A Redis that lost its data entirely has no tokens to start over
+    and no noted ``run_id``: nothing to do, False."""
     try:
         client = admission.client()
         run_id = client.info("server").get("run_id")
