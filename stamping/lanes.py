@@ -292,9 +292,8 @@ def publish_later(
 
 def started(ticket: str | None) -> None:
     """In the worker: a drainer task was taken: it no longer waits, and this worker counts as stamping
-    from now on. (Counted only when its slices ended, right after a Redis restart, which empties the count,
-    the model saw one worker of two until the other's slice ended, and told the surge's clients to
-    wait twice as long as they had to.)"""
+    from now on, not only once its slice has ended (a worker whose entry has run out, after an idle
+    spell or an outage, would otherwise be missing from the lane model for a whole slice)."""
     with contextlib.suppress(redis.RedisError):
         pipe = admission.client().pipeline(transaction=False)
         if ticket:
