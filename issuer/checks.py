@@ -1,7 +1,9 @@
 """The checks a storefront runs before it holds a unit: the same ones ``stamp_document`` runs.
 
 Refusing a bad document at the door (422 with its code) means no unit is ever held for a stamp
-that could not succeed; the worker runs the checks again, on the same bytes, before it signs.
+that could not succeed. What the inspection found goes with the job, sealed (``StampCheck.facts``,
+``issuer.facts``), and the worker checks the profile and the placement again on it before it
+signs, without parsing the document a second time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from issuer.errors import PageOutOfRange
+from issuer.facts import seal as seal_facts
 from issuer.pdf import DocumentInfo, ProfileRules, check_placement, check_profile
 from issuer.pdf.prepare import PreparedDocument, prepare_document
 from issuer.services import _profile
@@ -48,6 +51,7 @@ class StampCheck:
     box: Box
     covers_content: bool | None  # known when the box was chosen here (``box=None``: auto)
     repaired: bool
+    facts: str | None = None  # ``info`` sealed for the stamp (None: the document is rewritten before it is stamped)
 
 
 def check_document(
@@ -91,7 +95,8 @@ def check_stamp(
         rendering = render_page(prepared.data, page=page, password=password, dpi=AUTO_DPI, grey=True)
         box, covers = suggest_box(rendering, stamp_size(rules))
     check_placement(info, page, box, rules)
-    return StampCheck(info=info, box=box, covers_content=covers, repaired=prepared.repaired)
+    facts = None if prepared.rewritten else seal_facts(info)
+    return StampCheck(info=info, box=box, covers_content=covers, repaired=prepared.repaired, facts=facts)
 
 
 def preview_document(

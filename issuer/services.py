@@ -39,6 +39,7 @@ from django_tenants.utils import get_public_schema_name
 
 from issuer.engine import get_engine
 from issuer.errors import SigningUnavailable
+from issuer.facts import unseal as unseal_facts
 from issuer.models import DocumentType, Serial, StampedDocument, StampProfile
 from issuer.pdf import ProfileRules, check_placement, check_profile
 from issuer.pdf.prepare import prepare_document
@@ -410,6 +411,7 @@ def stamp_document(
     check_replay: bool = True,
     serial: str | None = None,
     base_kept: bool = False,
+    facts: str | None = None,
 ) -> StampOutcome:
     """Check, mint, stamp, sign and record one e-Meterai on ``data`` for ``channel``.
 
@@ -435,6 +437,11 @@ def stamp_document(
     ``base_kept``: the caller keeps ``data`` unchanged for as long as the stamped document is kept, and
     passes it back to read the document (``issuer.selectors.stamped_pdf``). The registry then stores
     only the bytes the stamp appended to it (``StampedDocument.base_size``), not a second copy.
+
+    ``facts``: ``data``'s inspection as ``issuer.checks.check_stamp`` sealed it at intake
+    (``StampCheck.facts``); the document is then not inspected again (``issuer.facts``). The profile
+    and the placement are checked again all the same, and the engine refuses bytes the facts do not
+    describe.
     """
     if job_ref is not None:
         job_ref = job_ref.strip() or None
@@ -454,7 +461,9 @@ def stamp_document(
             return replayed
 
     rules = dataclasses.replace(rules, max_bytes=min(rules.max_bytes, settings.STAMP_DEFAULT_MAX_BYTES))
-    prepared = prepare_document(data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages)
+    prepared = prepare_document(
+        data, password=password, max_bytes=rules.max_bytes, max_pages=rules.max_pages, known=unseal_facts(facts)
+    )
     info = prepared.info
     check_profile(info, rules)
     check_placement(info, page, box, rules)

@@ -31,7 +31,7 @@ from stamping.sql import CALL_INTAKE
 # stamping_intake's parameters, in order, with their PostgreSQL types.
 PARAM_TYPES = (
     "text", "int8", "text", "text", "int8", "int4", "text", "text", "text", "int4", "int4",
-    "float8", "float8", "float8", "float8", "text", "text", "text", "date", "text", "text", "bytea", "bytea",
+    "float8", "float8", "float8", "float8", "text", "text", "text", "date", "text", "text", "bytea", "bytea", "text",
 )  # fmt: skip
 _OIDS = {"text": 25, "int8": 20, "int4": 23, "float8": 701, "date": 1082, "bytea": 17}
 _PG_EPOCH_DATE = datetime.date(2000, 1, 1)

@@ -438,6 +438,7 @@ class ClaimedJob:
     job: StampJob
     original: bytes
     sealed_password: bytes | None
+    facts: str | None = None  # the intake's inspection of ``original``, sealed (``issuer.facts``)
 
 
 _JOB_COLUMNS = tuple(field.column for field in StampJob._meta.concrete_fields)
@@ -463,7 +464,7 @@ WHERE j.id = (
     WHERE status = 'queued' AND available_at <= clock_timestamp()
     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
 ) AND d.job_id = j.id
-RETURNING {columns}, d.original, d.sealed_password,
+RETURNING {columns}, d.original, d.sealed_password, d.facts,
     pg_try_advisory_lock(hashtextextended(%s::text || j.id, 0)) AS owned{async_claim}
 """
 _ASYNC_CLAIM = ", set_config('synchronous_commit', 'off', true) AS async_claim"
@@ -499,7 +500,7 @@ def claim_job() -> ClaimedJob | None:
     if len(rows) > 1:  # never, by the statement's shape; were it to happen, no job is left claimed unrun
         _give_back([extra[_JOB_ATTNAMES.index("id")] for extra in rows[1:]])
     job = StampJob.from_db(connection.alias, _JOB_ATTNAMES, row[:count])
-    return ClaimedJob(job=job, original=row[count], sealed_password=row[count + 1])
+    return ClaimedJob(job=job, original=row[count], sealed_password=row[count + 1], facts=row[count + 2])
 
 
 def _give_back(job_ids: list[str]) -> None:

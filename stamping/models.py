@@ -112,6 +112,9 @@ class JobDocument(models.Model):
     job = models.OneToOneField(StampJob, primary_key=True, on_delete=models.CASCADE, related_name="document")
     original = models.BinaryField()
     sealed_password = models.BinaryField(null=True)  # encrypted at rest; wiped when the job ends
+    # The intake's inspection of ``original``, sealed (``issuer.facts``): the stamp does not parse
+    # the document again. None: the issuer rewrites the document before stamping it (or an older intake).
+    facts = models.TextField(null=True)
 
     def __str__(self) -> str:
         return f"document of {self.job_id}"

@@ -120,6 +120,7 @@ def request_stamp(
             request.location,
             request.data,
             seal(request.password),
+            checked.facts,
         ]
         # Outside a transaction the call is its own (one round trip); inside one, a savepoint keeps a
         # refusal from aborting the caller's transaction - unless the caller rolls it back whole on
@@ -259,8 +260,9 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
 
     ``claimed`` is the job as :func:`lanes.claim_job` claimed it (processing, attempt counted, with
     its document): then nothing needs reading or marking first."""
+    facts = None  # (a job run without a claim, as recovery does, is inspected again)
     if claimed is not None:
-        job, original, sealed_password = claimed.job, claimed.original, claimed.sealed_password
+        job, original, sealed_password, facts = claimed.job, claimed.original, claimed.sealed_password, claimed.facts
     else:
         with transaction.atomic():
             job = StampJob.objects.select_for_update().filter(pk=job_id).first()
@@ -324,6 +326,7 @@ def run_stamp_job(*, channel, job_id: str, claimed: lanes.ClaimedJob | None = No
             check_replay=claimed is None,
             serial=job.serial or None,  # a reserved serial (stamping.reservations); none: the issuer mints one
             base_kept=True,  # the upload stays as long as the stamped document (stamping.retention)
+            facts=facts,  # the intake's inspection: not parsed and hashed a second time
         )
     except LedgerError as exc:
         # The hold is gone (timed out and swept): the stamp must not happen without its unit.

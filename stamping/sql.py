@@ -42,7 +42,7 @@ CREATE OR REPLACE FUNCTION {schema}.stamping_intake(
     p_batch_id text, p_file_name text, p_sha256 text, p_pages integer, p_page integer,
     p_llx double precision, p_lly double precision, p_urx double precision, p_ury double precision,
     p_profile text, p_document_type text, p_document_number text, p_document_date date,
-    p_reason text, p_location text, p_original bytea, p_sealed_password bytea
+    p_reason text, p_location text, p_original bytea, p_sealed_password bytea, p_facts text DEFAULT NULL
 ) RETURNS timestamptz LANGUAGE plpgsql SET search_path = {schema}, public AS $$
 DECLARE
     wallet bigint;
@@ -69,20 +69,28 @@ BEGIN
         p_llx, p_lly, p_urx, p_ury, p_profile, p_document_type, p_document_number, p_document_date, p_reason,
         p_location, '', '', '', '', 0, created, NULL, NULL, created, created, NULL
     );
-    INSERT INTO stamping_jobdocument (job_id, original, sealed_password)
-    VALUES (p_job_id, p_original, p_sealed_password);
+    INSERT INTO stamping_jobdocument (job_id, original, sealed_password, facts)
+    VALUES (p_job_id, p_original, p_sealed_password, p_facts);
     RETURN created;
 END $$;
 """
 
 DROP_INTAKE = "DROP FUNCTION IF EXISTS {schema}.stamping_intake"
 
+# The intake's arguments before ``p_facts`` (stamping 0009). The function now takes one more, with a
+# default, so a call of the earlier code (a web process not yet restarted after the migration) still
+# finds it and writes no facts.
+INTAKE_ARGS_BEFORE_FACTS = (
+    "text, bigint, text, text, bigint, integer, text, text, text, integer, integer, double precision,"
+    " double precision, double precision, double precision, text, text, text, date, text, text, bytea, bytea"
+)
+
 # Explicit casts: the call is prepared with server-side binding, where a Python int may arrive as any
 # integer type and a None as unknown.
 CALL_INTAKE = (
     "SELECT {schema}.stamping_intake(%s::text, %s::bigint, %s::text, %s::text, %s::bigint, %s::integer, %s::text,"
     " %s::text, %s::text, %s::integer, %s::integer, %s::float8, %s::float8, %s::float8, %s::float8, %s::text,"
-    " %s::text, %s::text, %s::date, %s::text, %s::text, %s::bytea, %s::bytea)"
+    " %s::text, %s::text, %s::date, %s::text, %s::text, %s::bytea, %s::bytea, %s::text)"
 )
 
 

@@ -45,12 +45,24 @@ class PreparedDocument:
 
 
 def prepare_document(
-    data: bytes, *, password: str | None = None, max_bytes: int, max_pages: int = 2000
+    data: bytes,
+    *,
+    password: str | None = None,
+    max_bytes: int,
+    max_pages: int = 2000,
+    known: DocumentInfo | None = None,
 ) -> PreparedDocument:
     """Inspect ``data``; repair it or generate its field appearances when it is unsigned and needs it.
 
+    ``known``: ``data``'s inspection made earlier (at intake: ``issuer.facts``), used instead of
+    inspecting again when it is of this many bytes and within the limits; a document that needed
+    rewriting has none. Whether it describes these very bytes the engine checks by its own hash
+    before it signs (``DocumentChanged``).
+
     Raises what ``inspect_document`` raises for a document that cannot be made stampable.
     """
+    if known is not None and known.size == len(data) and known.size <= max_bytes and known.page_count <= max_pages:
+        return PreparedDocument(data, known, known.sha256)
     try:
         info = inspect_document(data, password=password, max_bytes=max_bytes, max_pages=max_pages)
     except DocumentUnreadable as refusal:

@@ -65,6 +65,7 @@ def params(alpha, customer_id, **changes) -> list:
         "llx": 0.1, "lly": -12.5, "urx": 595.2760000000001, "ury": 1e-300, "profile": "default",
         "document_type": "", "document_number": "SP/2026/Ω", "document_date": datetime.date(1999, 12, 31),
         "reason": "Kontrak kerja 💼", "location": "", "original": PDF, "sealed": b"\x00sealed\x00",
+        "facts": "{\"v\":1} ✓:signature",
     } | changes  # fmt: skip
     return list(values.values())
 
@@ -73,6 +74,7 @@ def stored(job_id: str) -> tuple[dict, bytes, bytes | None]:
     with schema_context("alpha"):
         job = StampJob.objects.values().get(pk=job_id)
         document = JobDocument.objects.get(pk=job_id)
+    job["document_facts"] = document.facts  # (not a job column: compared with the rest)
     return job, bytes(document.original), None if document.sealed_password is None else bytes(document.sealed_password)
 
 
@@ -102,6 +104,7 @@ def test_libpq_and_cursor_write_the_same_rows(alpha, customer_id):
         "Surat – perjanjian ✓.pdf", "Kontrak kerja 💼", "SP/2026/Ω"
     )  # fmt: skip
     assert job["document_date"] == datetime.date(1999, 12, 31) and job["batch_id"] is None
+    assert job["document_facts"] == '{"v":1} ✓:signature'
     assert original == twin_original == PDF and sealed == twin_sealed == b"\x00sealed\x00"
 
 
@@ -234,3 +237,18 @@ def test_a_stale_cached_account_is_looked_up_again_or_answered_with_a_retry(alph
         assert refused.value.headers == {"Retry-After": "1"}
         assert jobs() == 2 and code not in ledger._account_ids  # forgotten: the retry looks it up
         assert quota.wallet_balance(channel_id=alpha.pk, customer_id=customer_id)["held"] == 2
+
+
+def test_the_earlier_releases_call_without_facts_still_writes_the_job(alpha, customer_id):
+    """After ``stamping.0009`` a web process of the release before it, not yet restarted, still calls
+    ``stamping_intake`` with 23 arguments: the function takes the facts as a last argument with a
+    default, so that call finds it, and the job is written with no facts (the worker inspects it)."""
+    from stamping.sql import CALL_INTAKE
+
+    earlier = CALL_INTAKE.replace(", %s::text)", ")").replace("{schema}", '"alpha"')
+    assert earlier.count("%s") == 23
+    values = params(alpha, customer_id)[:-1]
+    with connection.cursor() as cursor:
+        cursor.execute(earlier, values)
+    job, original, _sealed = stored(values[0])
+    assert (job["status"], job["unit"], job["document_facts"], original) == ("queued", "held", None, PDF)

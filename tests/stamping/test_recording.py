@@ -113,6 +113,40 @@ def test_the_recording_is_one_round_trip_and_one_transaction(alpha_customer, mon
     }
 
 
+def test_a_claimed_job_is_stamped_on_its_intakes_inspection_and_a_repaired_one_is_inspected_again(
+    alpha_customer, monkeypatch
+):
+    """The intake seals what it found in the document (``issuer.facts``) next to the upload; the
+    claim returns it and the worker stamps without parsing the document again. A document the issuer
+    rewrites before stamping (a repaired cross-reference table) has none, and is inspected again."""
+    from issuer import facts
+    from issuer.pdf import prepare
+    from tests.issuer.test_repair import damaged
+
+    alpha, customer_id, _endpoint = alpha_customer
+    monkeypatch.setattr(services, "queued", lambda **_: None)  # no drainer elsewhere takes our jobs
+    inspected: list[bytes] = []
+    real = prepare.inspect_document
+    monkeypatch.setattr(prepare, "inspect_document", lambda data, **kw: inspected.append(data) or real(data, **kw))
+    with schema_context("alpha"):
+        encrypted = encrypted_pdf("rahasia")
+        claimed = claimed_job(alpha, customer_id, data=encrypted, password="rahasia")
+        info = facts.unseal(claimed.facts)
+        assert claimed.facts == JobDocument.objects.get(pk=claimed.job.pk).facts
+        assert info is not None and info.encrypted and info.sha256 == claimed.job.sha256_in
+        inspected.clear()  # (the intake's own inspection)
+        done = services.run_stamp_job(channel=alpha, job_id=claimed.job.pk, claimed=claimed)
+        assert (done.status, inspected) == ("stamped", [])
+
+        upload = damaged("libreoffice-writer.pdf")
+        repaired = claimed_job(alpha, customer_id, data=upload)
+        assert repaired.facts is None and JobDocument.objects.get(pk=repaired.job.pk).facts is None
+        inspected.clear()
+        done = services.run_stamp_job(channel=alpha, job_id=repaired.job.pk, claimed=repaired)
+        assert done.status == "stamped" and inspected[0] == upload
+        assert Serial.objects.get(serial=done.serial).repaired
+
+
 def test_a_refused_recording_writes_nothing_of_it(alpha_customer, monkeypatch):
     """The hold timed out and was swept while the job was signed: the ledger refuses inside the
     statement, so neither the serial nor the job's mark nor its event is written; the job fails
