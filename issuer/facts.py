@@ -29,7 +29,11 @@ from django.core import signing
 from issuer.pdf import DocumentInfo, EncryptionInfo, PageGeom, Rect, SignatureFieldInfo
 
 VERSION = 1
-_SIGNER = signing.Signer(salt="issuer.facts")
+SALT = "issuer.facts"
+
+
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=SALT)  # (built per call: it reads SECRET_KEY and its fallbacks then)
 
 
 def _rect(rect: Rect | None) -> list[float] | None:
@@ -75,7 +79,7 @@ def seal(info: DocumentInfo) -> str:
         "linearized": info.linearized,
         "need_appearances": info.need_appearances,
     }
-    return _SIGNER.sign(json.dumps(body, separators=(",", ":"), allow_nan=False))
+    return _signer().sign(json.dumps(body, separators=(",", ":"), allow_nan=False))
 
 
 def unseal(text: str | None) -> DocumentInfo | None:
@@ -84,7 +88,7 @@ def unseal(text: str | None) -> DocumentInfo | None:
     if not text:
         return None
     try:
-        body = json.loads(_SIGNER.unsign(text))
+        body = json.loads(_signer().unsign(text))
         if body.get("v") != VERSION:
             return None
         encryption = body["encryption"]
@@ -113,5 +117,5 @@ def unseal(text: str | None) -> DocumentInfo | None:
             linearized=bool(body["linearized"]),
             need_appearances=bool(body["need_appearances"]),
         )
-    except (signing.BadSignature, ValueError, KeyError, TypeError):
+    except (signing.BadSignature, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -14,6 +14,9 @@ import io
 import json
 
 import pikepdf
+from django.conf import settings
+from django.core import signing
+from django.test import override_settings
 
 from issuer import errors, facts
 from issuer.checks import check_stamp
@@ -74,11 +77,14 @@ def test_altered_foreign_or_older_facts_do_not_open() -> None:
     body, _, signature = sealed.rpartition(":")
     assert facts.unseal(body.replace('"count":1', '"count":9') + ":" + signature) is None
     older = json.loads(body) | {"v": facts.VERSION - 1}
-    assert facts.unseal(facts._SIGNER.sign(json.dumps(older))) is None
-    from django.core import signing
-
+    assert facts.unseal(signing.Signer(salt=facts.SALT).sign(json.dumps(older))) is None
     assert facts.unseal(signing.Signer(salt="another.purpose").sign(body)) is None
+    assert facts.unseal(signing.Signer(salt=facts.SALT).sign("[1, 2]")) is None  # sealed, not facts
     assert facts.unseal("") is None and facts.unseal(None) is None and facts.unseal("not sealed") is None
+    with override_settings(SECRET_KEY="another-secret-" + "x" * 40):
+        assert facts.unseal(sealed) is None  # another project's key
+    with override_settings(SECRET_KEY="rotated-secret-" + "x" * 40, SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]):
+        assert facts.unseal(sealed) == info  # sealed before a key rotation: still opens
 
 
 def test_the_intake_seals_facts_only_for_a_document_stamped_as_uploaded() -> None:
