@@ -73,7 +73,7 @@ def seal(info: DocumentInfo) -> str:
                 sig.sub_filter,
             ]
             for sig in info.signatures
-        ],  # fmt: skip
+        ],
         "xref_stream": info.uses_xref_stream,
         "startxref": info.startxref,
         "linearized": info.linearized,

@@ -18,6 +18,9 @@ _EARLIER = (
     .replace("sealed_password, facts)", "sealed_password)")
     .replace("p_sealed_password, p_facts)", "p_sealed_password)")
 )
+# The earlier definition is this one without the facts; should the current one change so that these
+# replacements miss, this migration must not put back a definition that is not the earlier one.
+assert "facts" not in _EARLIER, "stamping 0009: rebuild the earlier stamping_intake by hand"
 
 
 def _with_facts(schema: str) -> str:
