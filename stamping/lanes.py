@@ -590,6 +590,13 @@ def redis_restarted() -> bool:
     return (seen.decode() if isinstance(seen, bytes) else seen) != run_id
 
 
+def restart_unfinished() -> None:
+    """A sweep told of a restart (:func:`redis_restarted`) did not sweep every lane: the next sweep is
+    told of it again (the noted run id becomes one no server has)."""
+    with contextlib.suppress(redis.RedisError):
+        admission.client().set(admission._key("redis-run-id"), "unfinished-sweep")
+
+
 def _token_reset_due(schema_name: str) -> bool:
     """True at most once per ``TOKEN_RESET_SECONDS`` per lane (and whenever Redis cannot say)."""
     try:

@@ -107,13 +107,30 @@ def _drain_slice(schema_name, published_at, fresh, ticket, began, overhead, gene
 
 @shared_task(name="gateway.stamping.resume_stale", ignore_result=True)
 def resume_stale_jobs_task() -> int:
-    resumed = 0
+    """Sweeps every channel's lane (``services.resume_stale_jobs``). A channel that cannot be swept
+    (its schema broken, a statement of its own failing) is logged and skipped, and the channels after
+    it are still swept; the database gone ends the sweep (every channel would fail alike). When Redis
+    has started again and some lane was not swept, the next sweep is told of the restart again
+    (``lanes.restart_unfinished``), so the lanes this one missed have their tokens started over then,
+    not at the once-a-minute reset."""
+    resumed, skipped, finished = 0, [], False
     restarted = lanes.redis_restarted()
     if restarted:
         logger.warning("Redis started again: every lane with work starts its drainers over")
-    for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
-        with schema_context(channel.schema_name):
-            resumed += services.resume_stale_jobs(redis_restarted=restarted)
+    try:
+        for channel in Channel.objects.filter(kind=Channel.Kind.CHANNEL).exclude(schema_name="public"):
+            try:
+                with schema_context(channel.schema_name):
+                    resumed += services.resume_stale_jobs(redis_restarted=restarted)
+            except (OperationalError, InterfaceError):
+                raise  # the database is gone: every channel would fail alike
+            except Exception:
+                skipped.append(channel.schema_name)
+                logger.exception("the sweep of lane %s failed; the other lanes are swept", channel.schema_name)
+        finished = not skipped
+    finally:
+        if restarted and not finished:
+            lanes.restart_unfinished()
     admission.prune_workers()
     return resumed
 

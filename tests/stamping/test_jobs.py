@@ -246,3 +246,36 @@ def test_after_redis_restarts_the_sweeper_starts_the_lanes_with_work_over_at_onc
         assert client.get(generation) != before
         assert published == ["alpha"]  # a drainer for the one job
     client.delete(tokens, admission._key("lane-reset", "alpha"))
+
+
+def test_a_lane_that_cannot_be_swept_leaves_the_others_swept_and_the_restart_told_again(channels, monkeypatch):
+    """One channel whose sweep fails (its schema broken, say) is skipped, not the end of the sweep:
+    the channels after it are still swept. Redis had started again, and a lane missed that start
+    over, so the next sweep is told of the restart again; once every lane is swept, it is not."""
+    from stamping import admission, tasks
+
+    swept: list[tuple[str, bool]] = []
+    broken = {"alpha"}
+
+    def resume(*, redis_restarted=False, **_):
+        if connection.schema_name in broken:
+            raise RuntimeError("relation does not exist")
+        swept.append((connection.schema_name, redis_restarted))
+        return 0
+
+    monkeypatch.setattr(services, "resume_stale_jobs", resume)
+    noted = admission._key("redis-run-id")
+    admission.client().set(noted, "the-run-before-the-restart")
+    tasks.resume_stale_jobs_task()
+    others = {code for code in channels if code != "alpha"}
+    assert others and {schema for schema, _ in swept} >= others
+    assert all(restarted for _, restarted in swept)
+    assert "alpha" not in {schema for schema, _ in swept}
+
+    swept.clear()
+    broken.clear()
+    tasks.resume_stale_jobs_task()  # told again: alpha's tokens start over now
+    assert ("alpha", True) in swept and all(restarted for _, restarted in swept)
+    swept.clear()
+    tasks.resume_stale_jobs_task()  # every lane swept last time: no restart to tell
+    assert swept and not any(restarted for _, restarted in swept)
