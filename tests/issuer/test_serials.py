@@ -41,3 +41,13 @@ def test_normalize_and_shape_checks() -> None:
     assert not is_valid_serial(serial + "0")
     assert not is_valid_serial(serial.lower())
     assert not is_valid_serial(serial[:-1] + "*")
+
+
+def test_every_symbol_turns_up_in_every_random_position() -> None:
+    """The 21 random symbols are drawn over the whole alphabet in every position (a number drawn
+    from too small a range, or digits written out of order, would leave a position short)."""
+    seen = [set() for _ in range(SERIAL_LENGTH - 1)]
+    for _ in range(3000):  # a given symbol missing from a given position: about e**-83
+        for position, char in enumerate(new_serial()[:-1]):
+            seen[position].add(char)
+    assert all(symbols == set(ALPHABET) for symbols in seen)
