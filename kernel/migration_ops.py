@@ -8,6 +8,11 @@ This drops them (and puts them back on reverse). Django's own schema changes dro
 
 ``InChannelSchema``: SQL written for one channel schema (a PL/pgSQL function that pins its own
 ``search_path``), run by a tenant app's migration in each schema it migrates.
+
+``StoreWithoutCompression``: a ``bytea`` column that holds documents (PDFs, images: compressed
+already) stored EXTERNAL, out of line without compression. With PostgreSQL's default EXTENDED
+storage every insert first runs pglz over the value and gives up (about 10 ms of the server's CPU
+for an 800 KB scan). ``tests/architecture/test_document_storage.py`` holds every such column to it.
 """
 
 from __future__ import annotations
@@ -70,3 +75,10 @@ class InChannelSchema(migrations.RunPython):
 
     def _drop(self, apps, schema_editor):
         schema_editor.execute(self.drop_sql.replace("{schema}", self._schema(schema_editor)), params=None)
+
+
+class StoreWithoutCompression(migrations.RunSQL):
+    def __init__(self, table: str, column: str):
+        """``table``/``column`` as in the database (a tenant app's table: its schema's, by search_path)."""
+        alter = f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET STORAGE'
+        super().__init__(f"{alter} EXTERNAL", f"{alter} EXTENDED")
