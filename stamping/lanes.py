@@ -565,6 +565,11 @@ def recover(*, lease: timedelta = LEASE, redis_restarted: bool = False) -> int:
     return taken_back
 
 
+def _run_id_key() -> str:
+    """Where the sweep notes the ``run_id`` of the Redis it last saw."""
+    return admission._key("redis-run-id")
+
+
 def redis_restarted() -> bool:
     """Has Redis started again since the last sweep that asked? (Its ``run_id``, which every start of the
     server draws anew, against the one noted in Redis by that sweep.)
@@ -582,7 +587,7 @@ def redis_restarted() -> bool:
         run_id = client.info("server").get("run_id")
         if not run_id:
             return False
-        seen = client.getset(admission._key("redis-run-id"), run_id)
+        seen = client.getset(_run_id_key(), run_id)
     except redis.RedisError:
         return False
     if seen is None:
@@ -594,7 +599,7 @@ def restart_unfinished() -> None:
     """A sweep told of a restart (:func:`redis_restarted`) did not sweep every lane: the next sweep is
     told of it again (the noted run id becomes one no server has)."""
     with contextlib.suppress(redis.RedisError):
-        admission.client().set(admission._key("redis-run-id"), "unfinished-sweep")
+        admission.client().set(_run_id_key(), "unfinished-sweep")
 
 
 def _token_reset_due(schema_name: str) -> bool:

@@ -226,7 +226,7 @@ def test_after_redis_restarts_the_sweeper_starts_the_lanes_with_work_over_at_onc
     published: list[str] = []
     monkeypatch.setattr(lanes, "_publish", lambda schema, **_: published.append(schema) or True)
     client = admission.client()
-    noted = admission._key("redis-run-id")
+    noted = lanes._run_id_key()
     client.delete(noted)
     assert not lanes.redis_restarted()  # nothing noted yet (a first start, or a Redis that lost it all)
     assert not lanes.redis_restarted()  # the same server as last time
@@ -252,7 +252,7 @@ def test_a_lane_that_cannot_be_swept_leaves_the_others_swept_and_the_restart_tol
     """One channel whose sweep fails (its schema broken, say) is skipped, not the end of the sweep:
     the channels after it are still swept. Redis had started again, and a lane missed that start
     over, so the next sweep is told of the restart again; once every lane is swept, it is not."""
-    from stamping import admission, tasks
+    from stamping import admission, lanes, tasks
 
     swept: list[tuple[str, bool]] = []
     broken = {"alpha"}
@@ -264,7 +264,7 @@ def test_a_lane_that_cannot_be_swept_leaves_the_others_swept_and_the_restart_tol
         return 0
 
     monkeypatch.setattr(services, "resume_stale_jobs", resume)
-    noted = admission._key("redis-run-id")
+    noted = lanes._run_id_key()
     admission.client().set(noted, "the-run-before-the-restart")
     tasks.resume_stale_jobs_task()
     others = {code for code in channels if code != "alpha"}
